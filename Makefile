@@ -1,0 +1,35 @@
+# tinderbox: `make help` lists the targets.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+GO          ?= go
+BIN         ?= bin/tinderbox
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -s -w -X github.com/tinderbox-boot/tinderbox/pkg/version.Version=$(VERSION) \
+               -X github.com/tinderbox-boot/tinderbox/pkg/version.Commit=$(COMMIT)
+# staticcheck is pinned: a new release may add checks that fail the build.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/tinderbox with version and commit stamped in
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tinderbox
+
+.PHONY: run
+run: build ## serve the example profiles in profiles/ (installs iPXE if missing; asks for sudo for ports 67/69)
+	scripts/run.sh $(BIN) $(RUN_CONFIG)
+
+.PHONY: test
+test: ## unit and integration tests with the race detector, then go vet and staticcheck
+	$(GO) test -race -count=1 ./...
+	$(MAKE) lint
+
+.PHONY: lint
+lint: ## go vet and staticcheck (pinned)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...

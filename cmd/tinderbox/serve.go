@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/bind"
+	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
+	"github.com/tinderbox-boot/tinderbox/pkg/metrics"
+	"github.com/tinderbox-boot/tinderbox/pkg/version"
+)
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: proxyDHCP, TFTP, boot HTTP and admin HTTP",
+		Long: `serve runs tinderbox until SIGINT or SIGTERM, then shuts down gracefully.
+Every socket is bound before any server starts: a port that is taken or
+privileged fails at start, naming the port.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				printProblems(cmd, err)
+				return errReported
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			return run(cmd.Context(), cfg, log)
+		},
+	}
+}
+
+// run binds every socket, then serves until ctx is cancelled.
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	d, err := newDaemon(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// daemon is tinderbox with every socket bound and every server built.
+type daemon struct {
+	log      *slog.Logger
+	registry *prometheus.Registry
+	servers  []server
+	// httpAddr is the boot HTTP listener's address (a test binding :0 reads the port here).
+	httpAddr net.Addr
+}
+
+// server is one of the daemon's servers, ready to run.
+type server struct {
+	name  string
+	serve func(ctx context.Context) error
+}
+
+// newDaemon binds every socket first, so that a busy port fails before any
+// server starts, and builds the servers on them.
+func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{log: log, registry: metrics.NewRegistry()}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				_ = c()
+			}
+		}
+	}()
+
+	httpLn, err := bind.TCP(ctx, "boot HTTP", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, httpLn.Close)
+	d.httpAddr = httpLn.Addr()
+
+	httpMetrics := httpserver.NewMetrics(d.registry)
+	boot := httpserver.New(httpserver.Options{Name: "boot", Logger: log, Metrics: httpMetrics})
+	boot.Router().Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	boot.Router().Method(http.MethodGet, "/metrics", metrics.Handler(d.registry))
+	d.servers = append(d.servers, server{"boot HTTP", func(ctx context.Context) error { return boot.Serve(ctx, httpLn) }})
+
+	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
+		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
+	return d, nil
+}
+
+// Run runs every server until ctx is cancelled or one of them fails; it
+// returns the first failure, or nil after a clean shutdown.
+func (d *daemon) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, s := range d.servers {
+		g.Go(func() error {
+			if err := s.serve(ctx); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	d.log.Info("tinderbox stopped")
+	return err
+}

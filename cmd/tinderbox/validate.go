@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Check the config and every profile; print every problem found",
+		Long: `validate loads the config file and every profile, renders every known
+machine, and prints every problem found, with file and line where possible.
+It exits 1 if there is any problem.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				printProblems(cmd, err)
+				return errReported
+			}
+			src := "built-in defaults"
+			if cfg.File != "" {
+				src = cfg.File
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "config %s: ok\n", src)
+			return nil
+		},
+	}
+}
+
+// printProblems writes each joined error on its own line to stderr.
+func printProblems(cmd *cobra.Command, err error) {
+	w := cmd.ErrOrStderr()
+	n := 0
+	for _, e := range flatten(err) {
+		fmt.Fprintln(w, e)
+		n++
+	}
+	fmt.Fprintf(w, "%d problem(s) found\n", n)
+}
+
+// flatten unpacks errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}

@@ -1,0 +1,234 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix prefixes every environment variable that sets a config key:
+// TINDERBOX_ + the key path in upper case with "_" for "." (TINDERBOX_HTTP_LISTEN).
+const EnvPrefix = "TINDERBOX"
+
+// DefaultSearchPath lists the files tried, in order, when no --config is given.
+var DefaultSearchPath = []string{"tinderbox.yaml", "/etc/tinderbox/tinderbox.yaml"}
+
+// flagKeys maps the command-line flags for the common keys to their config keys.
+var flagKeys = []struct{ flag, key, usage string }{
+	{"advertise", "advertise", "address nodes use to reach tinderbox"},
+	{"http-listen", "http.listen", "boot HTTP listen address"},
+	{"admin-listen", "admin.listen", "admin UI and API listen address"},
+	{"dhcp-interface", "dhcp.interface", "network interface the proxyDHCP responder binds to"},
+	{"ipxe-dir", "ipxe.dir", "directory holding the iPXE binaries"},
+	{"factory-url", "factory.url", "Talos Image Factory URL"},
+	{"cache-dir", "cache.dir", "asset cache directory"},
+	{"state-dir", "state.dir", "machine-state directory"},
+	{"profiles-dir", "profiles.dir", "profiles directory"},
+	{"log-level", "log.level", "log level: debug, info, warn or error"},
+	{"log-format", "log.format", "log format: text or json"},
+}
+
+// AddFlags defines --config and the flags for the common config keys on fs.
+func AddFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "config file (default ./tinderbox.yaml, then /etc/tinderbox/tinderbox.yaml)")
+	for _, f := range flagKeys {
+		fs.String(f.flag, "", f.usage+" ("+f.key+")")
+	}
+}
+
+// Options says where Load finds its inputs.
+type Options struct {
+	// Path is the config file named by --config; "" searches SearchPath.
+	Path string
+	// SearchPath overrides DefaultSearchPath when non-nil.
+	SearchPath []string
+	// Flags, when non-nil, holds flags defined by AddFlags; those the user
+	// set override the file and the environment.
+	Flags *pflag.FlagSet
+}
+
+// Load reads the config file, environment and flags, and validates the
+// result. It returns the config even when there are problems, so a caller
+// can show them all; the error joins every problem found.
+func Load(opts Options) (*Config, error) {
+	path := opts.Path
+	if path == "" && opts.Flags != nil {
+		if f := opts.Flags.Lookup("config"); f != nil {
+			path = f.Value.String()
+		}
+	}
+	search := opts.SearchPath
+	if search == nil {
+		search = DefaultSearchPath
+	}
+	if path == "" {
+		for _, p := range search {
+			if _, err := os.Stat(p); err == nil {
+				path = p
+				break
+			}
+		}
+	}
+
+	v := viper.New()
+	for k, val := range defaults() {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if opts.Flags != nil {
+		for _, f := range flagKeys {
+			if fl := opts.Flags.Lookup(f.flag); fl != nil {
+				if err := v.BindPFlag(f.key, fl); err != nil {
+					return nil, fmt.Errorf("config: bind flag --%s: %w", f.flag, err)
+				}
+			}
+		}
+	}
+
+	var problems []error
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("config: %s: file does not exist", path)
+			}
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if errs := checkKeys(path, data); len(errs) > 0 {
+			// A file that does not parse or names unknown keys is not
+			// decoded: its values cannot be trusted.
+			return nil, errors.Join(errs...)
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+
+	cfg := &Config{File: path}
+	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.TextUnmarshallerHookFunc(),
+	))
+	if err := v.UnmarshalExact(cfg, hook); err != nil {
+		problems = append(problems, fmt.Errorf("config%s: %w", inFile(path), err))
+	}
+	if cfg.Advertise == "" {
+		addr, err := DefaultAdvertise(cfg.DHCP.Interface)
+		if err != nil {
+			problems = append(problems, err)
+		} else {
+			cfg.Advertise = addr.String()
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, err)
+	}
+	return cfg, errors.Join(problems...)
+}
+
+func inFile(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " " + path
+}
+
+// checkKeys parses the YAML and reports, with file and line, every key that
+// tinderbox does not know and every value of the wrong shape (a scalar
+// where a section belongs, or the reverse).
+func checkKeys(path string, data []byte) []error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return []error{fmt.Errorf("config: %s: %w", path, err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file: built-in defaults
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return []error{fmt.Errorf("config: %s:%d: want a mapping of keys at the top level", path, root.Line)}
+	}
+	leaves := map[string]bool{}
+	sections := map[string]bool{}
+	for k := range defaults() {
+		leaves[strings.ToLower(k)] = true
+		for i := strings.Index(k, "."); i >= 0; i = indexFrom(k, ".", i+1) {
+			sections[strings.ToLower(k[:i])] = true
+		}
+	}
+	var errs []error
+	var walk func(prefix string, n *yaml.Node)
+	walk = func(prefix string, n *yaml.Node) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			kn, vn := n.Content[i], n.Content[i+1]
+			key := kn.Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			lk := strings.ToLower(key)
+			switch {
+			case sections[lk]:
+				if vn.Kind == yaml.MappingNode {
+					walk(key, vn)
+				} else if !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null") {
+					errs = append(errs, fmt.Errorf("config: %s:%d: %s is a section: want a mapping of keys", path, kn.Line, key))
+				}
+			case leaves[lk]:
+				if vn.Kind != yaml.ScalarNode {
+					errs = append(errs, fmt.Errorf("config: %s:%d: %s wants a single value", path, kn.Line, key))
+				}
+			default:
+				errs = append(errs, fmt.Errorf("config: %s:%d: unknown key %q%s", path, kn.Line, key, suggest(lk, leaves)))
+			}
+		}
+	}
+	walk("", root)
+	return errs
+}
+
+func indexFrom(s, sub string, from int) int {
+	i := strings.Index(s[from:], sub)
+	if i < 0 {
+		return -1
+	}
+	return from + i
+}
+
+// suggest names a known key that shares the unknown key's last segment, the
+// usual mistake being a key placed in the wrong section.
+func suggest(key string, known map[string]bool) string {
+	last := key[strings.LastIndex(key, ".")+1:]
+	var hits []string
+	for k := range known {
+		if k[strings.LastIndex(k, ".")+1:] == last {
+			hits = append(hits, k)
+		}
+	}
+	if len(hits) == 0 {
+		return ""
+	}
+	slices.Sort(hits)
+	return fmt.Sprintf(" (did you mean %s?)", strings.Join(hits, " or "))
+}
+
+// Keys returns every config key tinderbox knows, sorted, in the spelling of
+// CONTRACT §2.
+func Keys() []string {
+	var keys []string
+	for k := range defaults() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,256 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Validate checks every key and returns every problem found, joined; nil
+// when the config is usable.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+
+	if c.Advertise != "" {
+		a, err := netip.ParseAddr(c.Advertise)
+		switch {
+		case err != nil:
+			add("advertise: %q is not an IP address", c.Advertise)
+		case !a.Is4():
+			add("advertise: %s is not an IPv4 address (PXE firmware and iPXE boot over IPv4)", a)
+		case a.IsUnspecified():
+			add("advertise: %s cannot be reached by nodes; set the address of this host on the boot LAN", a)
+		}
+	}
+
+	if err := checkListen(c.HTTP.Listen); err != nil {
+		add("http.listen: %v", err)
+	}
+	if err := checkListen(c.Admin.Listen); err != nil {
+		add("admin.listen: %v", err)
+	} else if c.Admin.TokenFile == "" && !IsLoopback(c.Admin.Listen) {
+		add("admin.listen: %s is reachable from the network: set admin.tokenFile, or listen on 127.0.0.1", c.Admin.Listen)
+	}
+	if c.Admin.TokenFile != "" {
+		if _, err := ReadToken(c.Admin.TokenFile); err != nil {
+			add("admin.tokenFile: %v", err)
+		}
+	}
+
+	if c.DHCP.Enabled {
+		if c.DHCP.Port < 1 || c.DHCP.Port > 65535 {
+			add("dhcp.port: %d is not a port (1-65535)", c.DHCP.Port)
+		}
+		if c.DHCP.PXEPort < 0 || c.DHCP.PXEPort > 65535 {
+			add("dhcp.pxePort: %d is not a port (1-65535, or 0 to disable)", c.DHCP.PXEPort)
+		}
+		if c.DHCP.PXEPort != 0 && c.DHCP.PXEPort == c.DHCP.Port {
+			add("dhcp.pxePort: %d is the same as dhcp.port", c.DHCP.PXEPort)
+		}
+		if c.DHCP.Interface != "" {
+			if _, err := net.InterfaceByName(c.DHCP.Interface); err != nil {
+				add("dhcp.interface: no network interface %q on this host", c.DHCP.Interface)
+			}
+		}
+	}
+	if c.TFTP.Enabled {
+		if err := checkListen(c.TFTP.Listen); err != nil {
+			add("tftp.listen: %v", err)
+		}
+	}
+
+	switch c.IPXE.LocalBoot {
+	case LocalBootExit, LocalBootSanboot, LocalBootNotFound:
+	default:
+		add("ipxe.localBoot: %q is not one of exit, sanboot, notfound", c.IPXE.LocalBoot)
+	}
+	if c.IPXE.Dir == "" {
+		add("ipxe.dir: empty; set the directory holding undionly.kpxe and ipxe.efi")
+	}
+
+	if u, err := url.Parse(c.Factory.URL); err != nil {
+		add("factory.url: %v", err)
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("factory.url: %q: want an http:// or https:// URL with a host", c.Factory.URL)
+	}
+
+	if c.Cache.MaxSize <= 0 {
+		add("cache.maxSize: %d bytes: want a size above zero, such as 20GiB", c.Cache.MaxSize)
+	}
+	if err := checkCreatableDir(c.Cache.Dir); err != nil {
+		add("cache.dir: %v", err)
+	}
+	if err := checkCreatableDir(c.State.Dir); err != nil {
+		add("state.dir: %v", err)
+	}
+	if c.Profiles.Dir == "" {
+		add("profiles.dir: empty")
+	} else if fi, err := os.Stat(c.Profiles.Dir); err != nil {
+		add("profiles.dir: %s: no such directory (create it, or point profiles.dir at one)", c.Profiles.Dir)
+	} else if !fi.IsDir() {
+		add("profiles.dir: %s is not a directory", c.Profiles.Dir)
+	}
+
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format: %q is not one of text, json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// checkListen checks a host:port listen address without binding it.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port or :port", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q: %q is not a host name or IP address", addr, host)
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address only accepts connections from
+// this host.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// ReadToken reads a bearer token file: its first line, trimmed, must not be empty.
+func ReadToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok, _, _ := strings.Cut(string(data), "\n")
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", fmt.Errorf("%s holds no token", path)
+	}
+	return tok, nil
+}
+
+// checkCreatableDir accepts an existing writable directory, or a missing one
+// whose nearest existing ancestor is a writable directory. It creates nothing.
+func checkCreatableDir(dir string) error {
+	if dir == "" {
+		return errors.New("empty")
+	}
+	p := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if !fi.IsDir() {
+				if p == filepath.Clean(dir) {
+					return fmt.Errorf("%s is not a directory", dir)
+				}
+				return fmt.Errorf("%s cannot be created: %s is not a directory", dir, p)
+			}
+			if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+				if p == filepath.Clean(dir) {
+					return fmt.Errorf("%s is not writable by this user", dir)
+				}
+				return fmt.Errorf("%s cannot be created: %s is not writable by this user", dir, p)
+			}
+			return nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return fmt.Errorf("%s cannot be created", dir)
+		}
+		p = parent
+	}
+}
+
+// DefaultAdvertise finds the address nodes should use to reach this host:
+// the first IPv4 address of iface when named, else of the interface holding
+// the default route, else of the first interface that is up.
+func DefaultAdvertise(iface string) (netip.Addr, error) {
+	if iface != "" {
+		a, err := firstIPv4(iface)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("config: advertise: not set, and %w; set advertise", err)
+		}
+		return a, nil
+	}
+	if name := defaultRouteInterface(); name != "" {
+		if a, err := firstIPv4(name); err == nil {
+			return a, nil
+		}
+	}
+	ifs, err := net.Interfaces()
+	if err == nil {
+		for _, i := range ifs {
+			if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			if a, err := firstIPv4(i.Name); err == nil {
+				return a, nil
+			}
+		}
+	}
+	return netip.Addr{}, errors.New("config: advertise: not set, and this host has no IPv4 address on an interface that is up; set advertise")
+}
+
+func firstIPv4(name string) (netip.Addr, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no network interface %q", name)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address", name)
+}
+
+// defaultRouteInterface reads /proc/net/route for the interface of the IPv4
+// default route; "" when there is none or the file cannot be read.
+func defaultRouteInterface() string {
+	data, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		// Columns: Iface Destination Gateway Flags …; destination 00000000 is the default route.
+		if len(f) > 2 && f[1] == "00000000" {
+			return f[0]
+		}
+	}
+	return ""
+}
