@@ -49,9 +49,15 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 // daemon is tinderbox with every socket bound and every server built.
 type daemon struct {
+	cfg      *config.Config
 	log      *slog.Logger
 	registry *prometheus.Registry
-	servers  []server
+	// boot is the boot HTTP server; subsystems mount their routes on its
+	// router while the daemon is being built.
+	boot    *httpserver.Server
+	servers []server
+	// closers release what newDaemon opened, should a later step fail.
+	closers []func() error
 	// httpAddr is the boot HTTP listener's address (a test binding :0 reads the port here).
 	httpAddr net.Addr
 }
@@ -63,37 +69,43 @@ type server struct {
 }
 
 // newDaemon binds every socket first, so that a busy port fails before any
-// server starts, and builds the servers on them.
+// server starts, and builds the servers on them. Each subsystem is wired by
+// an add… method in its own file.
 func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
-	d := &daemon{log: log, registry: metrics.NewRegistry()}
-	var closers []func() error
+	d := &daemon{cfg: cfg, log: log, registry: metrics.NewRegistry()}
 	defer func() {
 		if err != nil {
-			for _, c := range closers {
+			for _, c := range d.closers {
 				_ = c()
 			}
 		}
 	}()
-
-	httpLn, err := bind.TCP(ctx, "boot HTTP", cfg.HTTP.Listen)
-	if err != nil {
+	if err := d.addBootHTTP(ctx); err != nil {
 		return nil, err
 	}
-	closers = append(closers, httpLn.Close)
-	d.httpAddr = httpLn.Addr()
-
-	httpMetrics := httpserver.NewMetrics(d.registry)
-	boot := httpserver.New(httpserver.Options{Name: "boot", Logger: log, Metrics: httpMetrics})
-	boot.Router().Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	boot.Router().Method(http.MethodGet, "/metrics", metrics.Handler(d.registry))
-	d.servers = append(d.servers, server{"boot HTTP", func(ctx context.Context) error { return boot.Serve(ctx, httpLn) }})
-
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
 		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
 	return d, nil
+}
+
+// addBootHTTP binds http.listen and builds the boot HTTP server with
+// /healthz and /metrics.
+func (d *daemon) addBootHTTP(ctx context.Context) error {
+	ln, err := bind.TCP(ctx, "boot HTTP", d.cfg.HTTP.Listen)
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, ln.Close)
+	d.httpAddr = ln.Addr()
+
+	d.boot = httpserver.New(httpserver.Options{Name: "boot", Logger: d.log, Metrics: httpserver.NewMetrics(d.registry)})
+	d.boot.Router().Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	d.boot.Router().Method(http.MethodGet, "/metrics", metrics.Handler(d.registry))
+	d.servers = append(d.servers, server{"boot HTTP", func(ctx context.Context) error { return d.boot.Serve(ctx, ln) }})
+	return nil
 }
 
 // Run runs every server until ctx is cancelled or one of them fails; it
