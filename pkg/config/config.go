@@ -7,6 +7,11 @@
 // section.
 package config
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Config is the whole tinderbox configuration.
 type Config struct {
 	// Advertise is the IPv4 address nodes use to reach tinderbox. When empty,
@@ -125,4 +130,32 @@ func defaults() map[string]any {
 		"log.level":        "info",
 		"log.format":       "text",
 	}
+}
+
+// Problem is one thing wrong with the configuration. Load and Validate
+// return every Problem found, joined.
+type Problem struct {
+	// File and Line locate the problem in the config file, when known.
+	File string
+	Line int
+	// Key is the config key at fault ("dhcp.port"), when known.
+	Key string
+	Msg string
+}
+
+func (p *Problem) Error() string {
+	var b strings.Builder
+	b.WriteString("config: ")
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(p.Line))
+		}
+		b.WriteString(": ")
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
 }

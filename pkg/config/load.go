@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"reflect"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -120,8 +121,14 @@ func Load(opts Options) (*Config, error) {
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.TextUnmarshallerHookFunc(),
 	))
+	// Keys whose value did not decode are reported once, by the decoder;
+	// Validate would only repeat them as zero values.
+	badKeys := map[string]bool{}
 	if err := v.UnmarshalExact(cfg, hook); err != nil {
-		problems = append(problems, fmt.Errorf("config%s: %w", inFile(path), err))
+		for _, p := range decodeProblems(path, err) {
+			problems = append(problems, p)
+			badKeys[strings.ToLower(p.Key)] = true
+		}
 	}
 	if cfg.Advertise == "" {
 		addr, err := DefaultAdvertise(cfg.DHCP.Interface)
@@ -132,16 +139,47 @@ func Load(opts Options) (*Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		problems = append(problems, err)
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			if p, ok := e.(*Problem); !ok || !badKeys[strings.ToLower(p.Key)] {
+				problems = append(problems, e)
+			}
+		}
 	}
 	return cfg, errors.Join(problems...)
 }
 
-func inFile(path string) string {
-	if path == "" {
-		return ""
+// decodeProblems turns the decoder's one multi-line error into one Problem
+// per key.
+func decodeProblems(path string, err error) []*Problem {
+	var leaves []*Problem
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, c := range j.Unwrap() {
+				walk(c)
+			}
+			return
+		}
+		if de, ok := e.(*mapstructure.DecodeError); ok {
+			msg := de.Unwrap().Error()
+			var pe *mapstructure.ParseError
+			if errors.As(de, &pe) {
+				msg = fmt.Sprintf("%q is not a valid %s", fmt.Sprint(pe.Value), pe.Expected.Type())
+				if pe.Expected.Type() == reflect.TypeFor[ByteSize]() && pe.Err != nil {
+					msg = pe.Err.Error()
+				}
+			}
+			leaves = append(leaves, &Problem{File: path, Key: de.Name(), Msg: msg})
+			return
+		}
+		if u := errors.Unwrap(e); u != nil {
+			walk(u)
+			return
+		}
+		leaves = append(leaves, &Problem{File: path, Msg: e.Error()})
 	}
-	return " " + path
+	walk(err)
+	return leaves
 }
 
 // checkKeys parses the YAML and reports, with file and line, every key that
@@ -157,7 +195,7 @@ func checkKeys(path string, data []byte) []error {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return []error{fmt.Errorf("config: %s:%d: want a mapping of keys at the top level", path, root.Line)}
+		return []error{&Problem{File: path, Line: root.Line, Msg: "want a mapping of keys at the top level"}}
 	}
 	leaves := map[string]bool{}
 	sections := map[string]bool{}
@@ -182,14 +220,14 @@ func checkKeys(path string, data []byte) []error {
 				if vn.Kind == yaml.MappingNode {
 					walk(key, vn)
 				} else if !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null") {
-					errs = append(errs, fmt.Errorf("config: %s:%d: %s is a section: want a mapping of keys", path, kn.Line, key))
+					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " is a section: want a mapping of keys"})
 				}
 			case leaves[lk]:
 				if vn.Kind != yaml.ScalarNode {
-					errs = append(errs, fmt.Errorf("config: %s:%d: %s wants a single value", path, kn.Line, key))
+					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " wants a single value"})
 				}
 			default:
-				errs = append(errs, fmt.Errorf("config: %s:%d: unknown key %q%s", path, kn.Line, key, suggest(lk, leaves)))
+				errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: fmt.Sprintf("unknown key %q%s", key, suggest(lk, leaves))})
 			}
 		}
 	}

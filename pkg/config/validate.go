@@ -19,7 +19,8 @@ import (
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("config: "+format, args...))
+		key, msg, _ := strings.Cut(fmt.Sprintf(format, args...), ": ")
+		errs = append(errs, &Problem{Key: key, Msg: msg})
 	}
 
 	if c.Advertise != "" {

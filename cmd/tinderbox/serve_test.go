@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/config"
+)
+
+// testConfig returns a valid config whose sockets bind 127.0.0.1:0 and
+// whose directories are temporary, with DHCP and TFTP off (they need
+// privileged ports; their own packages test them on loopback).
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	profiles := filepath.Join(dir, "profiles")
+	if err := os.Mkdir(profiles, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Advertise: "127.0.0.1",
+		HTTP:      config.HTTP{Listen: "127.0.0.1:0"},
+		Admin:     config.Admin{Listen: "127.0.0.1:0"},
+		DHCP:      config.DHCP{Enabled: false, Port: 67, PXEPort: 4011},
+		TFTP:      config.TFTP{Enabled: false, Listen: "127.0.0.1:0"},
+		IPXE:      config.IPXE{Dir: filepath.Join(dir, "ipxe"), LocalBoot: config.LocalBootExit},
+		Factory:   config.Factory{URL: "http://127.0.0.1:1"},
+		Cache:     config.Cache{Dir: filepath.Join(dir, "cache"), MaxSize: 1 << 30},
+		State:     config.State{Dir: filepath.Join(dir, "state")},
+		Profiles:  config.Profiles{Dir: profiles},
+		Log:       config.Log{Level: "debug", Format: "text"},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config does not validate: %v", err)
+	}
+	return cfg
+}
+
+// testLogger writes the daemon's log into the test's log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startDaemon builds and runs a daemon; it returns the daemon and a stop
+// function that cancels it and returns Run's error.
+func startDaemon(t *testing.T, cfg *config.Config) (*daemon, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	d, err := newDaemon(ctx, cfg, testLogger(t))
+	if err != nil {
+		cancel()
+		t.Fatalf("newDaemon: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var stopped bool
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("daemon did not stop within 10s of cancel")
+			}
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return d, stop
+}
+
+func get(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestServeLifecycle(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d, stop := startDaemon(t, testConfig(t))
+	transport := &http.Transport{}
+	client := &http.Client{Transport: transport, Timeout: 5 * time.Second}
+	base := "http://" + d.httpAddr.String()
+
+	code, body := get(t, client, base+"/healthz")
+	if code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Errorf("GET /healthz: got %d %q, want 200 \"ok\"", code, body)
+	}
+	if code, _ := get(t, client, base+"/no-such-path"); code != http.StatusNotFound {
+		t.Errorf("GET /no-such-path: got %d, want 404", code)
+	}
+	code, body = get(t, client, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: got %d", code)
+	}
+	for _, want := range []string{
+		`tinderbox_http_requests_total{code="2xx",route="/healthz",server="boot"} 1`,
+		`tinderbox_http_requests_total{code="4xx",route="unmatched",server="boot"} 1`,
+		`tinderbox_http_request_duration_seconds_bucket{route="/healthz",server="boot",le="0.001"}`,
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	problems, err := testutil.GatherAndLint(d.registry)
+	if err != nil {
+		t.Fatalf("GatherAndLint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s: %s", p.Metric, p.Text)
+	}
+
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("Run after cancel: got %v, want nil", err)
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("shutdown took %v, want well under the %v grace", took, 6*time.Second)
+	}
+	transport.CloseIdleConnections()
+	if _, err := client.Get(base + "/healthz"); err == nil {
+		t.Error("GET /healthz after shutdown: got an answer, want the listener closed")
+	}
+}
+
+// TestShutdownWithOpenRequest checks a request in flight at shutdown does
+// not hold the daemon past the grace period.
+func TestShutdownWithOpenRequest(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d, stop := startDaemon(t, testConfig(t))
+	conn, err := net.Dial("tcp", d.httpAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half a request: the server waits for the rest of the headers.
+	if _, err := fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("Run after cancel: got %v, want nil", err)
+	}
+	if took := time.Since(start); took > 7*time.Second {
+		t.Errorf("shutdown with an open request took %v", took)
+	}
+}
+
+func TestBusyPortFailsAtStart(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, port, _ := net.SplitHostPort(taken.Addr().String())
+	cfg := testConfig(t)
+	cfg.HTTP.Listen = taken.Addr().String()
+	_, err = newDaemon(t.Context(), cfg, testLogger(t))
+	if err == nil {
+		t.Fatal("newDaemon on a taken port: got nil error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"boot HTTP", "port " + port, "address already in use"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error %q is not one line", msg)
+	}
+}
+
+// TestCLI runs the command line as a user would, through execute.
+func TestCLI(t *testing.T) {
+	root := filepath.Join("..", "..")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	writeFile(t, good, fmt.Sprintf(`advertise: 127.0.0.1
+http: {listen: "127.0.0.1:0"}
+dhcp: {enabled: false}
+tftp: {enabled: false}
+cache: {dir: %[1]s/cache}
+state: {dir: %[1]s/state}
+profiles: {dir: %[1]s}
+`, dir))
+	busy := filepath.Join(dir, "busy.yaml")
+	writeFile(t, busy, fmt.Sprintf(`advertise: 127.0.0.1
+http: {listen: %q}
+dhcp: {enabled: false}
+tftp: {enabled: false}
+cache: {dir: %[2]s/cache}
+state: {dir: %[2]s/state}
+profiles: {dir: %[2]s}
+`, taken.Addr().String(), dir))
+	_, busyPort, _ := net.SplitHostPort(taken.Addr().String())
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+	}{
+		{name: "version", args: []string{"version"}, wantStdout: []string{"tinderbox dev", "go1."}},
+		{name: "help lists commands", args: []string{"--help"}, wantStdout: []string{"serve", "validate", "version"}},
+		{name: "validate good config", args: []string{"validate", "--config", good}, wantStdout: []string{"config " + good + ": ok"}},
+		{
+			name: "validate broken config prints every problem", args: []string{"validate", "--config", filepath.Join(root, "testdata/config/many-problems.yaml")},
+			wantCode: 1, wantStderr: []string{"advertise:", "http.listen:", "log.format:", "cache.maxSize:", "profiles.dir:", "problem(s) found"},
+		},
+		{
+			name: "validate unknown key", args: []string{"validate", "--config", filepath.Join(root, "testdata/config/unknown-key.yaml")},
+			wantCode: 1, wantStderr: []string{`unknown-key.yaml:6: unknown key "dhcp.pxeport2"`},
+		},
+		{
+			name: "serve on a taken port", args: []string{"serve", "--config", busy},
+			wantCode: 1, wantStderr: []string{"tinderbox: boot HTTP: bind tcp port " + busyPort, "address already in use"},
+		},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 1, wantStderr: []string{`unknown command "frobnicate"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := execute(t.Context(), tt.args, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code: got %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			for _, w := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestServeCommandStopsOnCancel(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "tinderbox.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`advertise: 127.0.0.1
+http: {listen: "127.0.0.1:0"}
+dhcp: {enabled: false}
+tftp: {enabled: false}
+cache: {dir: %[1]s/cache}
+state: {dir: %[1]s/state}
+profiles: {dir: %[1]s}
+log: {format: json}
+`, dir))
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- execute(ctx, []string{"serve", "--config", cfgPath}, &stdout, &stderr) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(stderr.String(), "tinderbox starting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after cancel: got %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10s of cancel")
+	}
+	if !strings.Contains(stderr.String(), `"msg":"tinderbox stopped"`) {
+		t.Errorf("log lacks a JSON \"tinderbox stopped\" line:\n%s", stderr.String())
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
