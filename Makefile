@@ -21,11 +21,14 @@ build: ## build bin/tinderbox with version and commit stamped in
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tinderbox
 
 .PHONY: run
-run: build ## serve the example profiles in profiles/ (installs iPXE if missing; asks for sudo for ports 67/69)
+run: ## serve the example profiles in profiles/ (installs iPXE if missing; asks for sudo for ports 67/69)
+	scripts/deps.sh run
+	$(MAKE) build
 	scripts/run.sh $(BIN) $(RUN_CONFIG)
 
 .PHONY: test
 test: ## unit and integration tests with the race detector, then go vet and staticcheck
+	scripts/deps.sh test
 	$(GO) test -race -count=1 ./...
 	$(MAKE) lint
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what a tinderbox task needs on Debian/Ubuntu: `scripts/deps.sh run`
+# (serve the example profiles), `test` (unit tests), `ci` (everything .ci/run
+# uses). Debian packages come through apt-get (with sudo when not root); Go
+# modules come through the Go module proxy when the build asks for them.
+set -euo pipefail
+
+task=${1:-test}
+case "$task" in
+run) pkgs=(ipxe ca-certificates) ;;
+test) pkgs=(ca-certificates curl tftp-hpa) ;;
+ci) pkgs=(ca-certificates curl tftp-hpa ipxe git make) ;;
+*) echo "usage: $0 run|test|ci" >&2; exit 2 ;;
+esac
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+# Go: any toolchain from 1.21 on fetches the version go.mod asks for by itself.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH=$PATH:/usr/local/go/bin
+fi
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps: missing ${missing[*]}, and this is not a Debian/Ubuntu system: install them by hand" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}" >&2
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+goversion=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
+minor=$(echo "$goversion" | sed -E 's/^go1\.([0-9]+).*/\1/')
+if [ "${minor:-0}" -lt 21 ] 2>/dev/null; then
+	echo "deps: $goversion is too old: tinderbox needs Go 1.26 (any Go from 1.21 fetches it by itself)." >&2
+	echo "deps: install a newer Go, e.g. from your distribution's backports." >&2
+	exit 1
+fi
