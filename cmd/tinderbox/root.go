@@ -38,6 +38,8 @@ machine, by MAC address, its own rendered machine config.`,
 	config.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newServeCmd(),
+		newMachinesCmd(),
+		newScriptCmd(),
 		newValidateCmd(),
 		newVersionCmd(),
 	)

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/admin"
+	"github.com/tinderbox-boot/tinderbox/pkg/config"
+)
+
+// clientFlags are the flags of the commands that talk to a running daemon.
+type clientFlags struct {
+	server, token, output string
+}
+
+func (f *clientFlags) add(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.server, "server", "", "admin API URL (default: from admin.listen in the config)")
+	cmd.PersistentFlags().StringVar(&f.token, "token", "", "bearer token (default: $TINDERBOX_TOKEN, then admin.tokenFile)")
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+}
+
+// client builds the admin client from the flags, falling back on the
+// config file for the address and token. Config problems unrelated to
+// reaching the daemon (a missing profiles dir, say) do not stop it.
+func (f *clientFlags) client(cmd *cobra.Command) (*admin.Client, error) {
+	if f.output != "table" && f.output != "json" {
+		return nil, fmt.Errorf("--output %q: want table or json", f.output)
+	}
+	server, token := f.server, f.token
+	if token == "" {
+		token = os.Getenv("TINDERBOX_TOKEN")
+	}
+	if server == "" || token == "" {
+		cfg, err := loadConfig(cmd)
+		if cfg == nil {
+			return nil, err
+		}
+		if server == "" {
+			server = adminURL(cfg.Admin.Listen)
+		}
+		if token == "" && cfg.Admin.TokenFile != "" {
+			if token, err = config.ReadToken(cfg.Admin.TokenFile); err != nil {
+				return nil, fmt.Errorf("admin.tokenFile: %w (or pass --token)", err)
+			}
+		}
+	}
+	return admin.NewClient(server, token), nil
+}
+
+// adminURL turns a listen address into a URL a local client can reach.
+func adminURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func newMachinesCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "machines",
+		Short: "List and manage machines through a running daemon's admin API",
+		Long: `machines talks to a running tinderbox's admin API (admin.listen).
+
+  tinderbox machines list             every machine, booted or with a profile
+  tinderbox machines show MAC         one machine with its boot events
+  tinderbox machines reinstall MAC    re-arm: netboot and install again on the next boot
+  tinderbox machines forget MAC       delete what tinderbox recorded of the machine`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, &f) },
+	}
+	f.add(cmd)
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "list", Short: "List every machine", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, &f) },
+		},
+		&cobra.Command{
+			Use: "show MAC", Short: "Show one machine with its boot events", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				m, err := c.Machine(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printMachine(cmd.OutOrStdout(), f.output, m)
+			},
+		},
+		&cobra.Command{
+			Use: "reinstall MAC", Short: "Re-arm a machine: it netboots and installs again on its next boot", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				m, err := c.Reinstall(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if f.output == "json" {
+					return printJSON(cmd.OutOrStdout(), m)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s is %s: it will netboot and install on its next boot\n", m.MAC, m.State)
+				return err
+			},
+		},
+		&cobra.Command{
+			Use: "forget MAC", Short: "Delete what tinderbox recorded of a machine (its profile stays)", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				if err := c.Forget(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s forgotten\n", args[0])
+				return err
+			},
+		},
+	)
+	return cmd
+}
+
+func runList(cmd *cobra.Command, f *clientFlags) error {
+	c, err := f.client(cmd)
+	if err != nil {
+		return err
+	}
+	list, err := c.Machines(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return printJSON(cmd.OutOrStdout(), list)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tARCH\tIP\tLAST SEEN\tLAST STEP")
+	for _, m := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.Hostname), m.State, dash(m.Arch), dash(m.IP), ago(m.LastSeen), dash(m.LastStep))
+	}
+	return tw.Flush()
+}
+
+func printMachine(w io.Writer, output string, m admin.Machine) error {
+	if output == "json" {
+		return printJSON(w, m)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, kv := range [][2]string{
+		{"MAC", m.MAC}, {"Hostname", dash(m.Hostname)}, {"State", m.State}, {"Profile", fmt.Sprint(m.Profile)},
+		{"Arch", dash(m.Arch)}, {"UUID", dash(m.UUID)}, {"IP", dash(m.IP)},
+		{"First seen", stamp(m.FirstSeen)}, {"Last seen", stamp(m.LastSeen)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(m.Events) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nEvents:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, e := range m.Events {
+		size := ""
+		if e.Bytes > 0 {
+			size = fmt.Sprintf("%d bytes", e.Bytes)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Kind, e.Detail, size)
+	}
+	return tw.Flush()
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+func stamp(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format(time.DateTime)
+}
+
+func ago(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "never"
+	}
+	return time.Since(*t).Round(time.Second).String() + " ago"
+}
