@@ -363,8 +363,12 @@ type Asset struct {
 	f     *os.File // complete
 	fl    *flight  // streaming
 	off   int64
+	hit   bool
 	close sync.Once
 }
+
+// Hit reports whether the asset was cached before it was asked for.
+func (a *Asset) Hit() bool { return a.hit }
 
 // Key returns the asset's key.
 func (a *Asset) Key() Key { return a.key }
@@ -432,8 +436,9 @@ func (a *Asset) Close() error {
 // passed the content check) or failed. ctx bounds this wait and the reads
 // from the returned Asset, not the download.
 func (c *Cache) Open(ctx context.Context, k Key) (*Asset, error) {
+	joined := false
 	for {
-		a, fl, err := c.lookup(ctx, k)
+		a, fl, err := c.lookup(ctx, k, joined)
 		if a != nil || err != nil {
 			return a, err
 		}
@@ -446,13 +451,16 @@ func (c *Cache) Open(ctx context.Context, k Key) (*Asset, error) {
 			return &Asset{c: c, ctx: ctx, key: k, fl: fl}, nil
 		}
 		fl.release()
-		// Done and committed before it was seen streaming: now a hit.
+		// Done and committed before it was seen streaming: serve it from
+		// disk, still counted as the miss it was.
+		joined = true
 	}
 }
 
 // lookup returns the cached asset, or the flight to wait on (with a
-// reference the caller releases or hands to an Asset).
-func (c *Cache) lookup(ctx context.Context, k Key) (*Asset, *flight, error) {
+// reference the caller releases or hands to an Asset). joined says the
+// caller waited on a fetch for it: a miss, even if served from disk.
+func (c *Cache) lookup(ctx context.Context, k Key, joined bool) (*Asset, *flight, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -481,8 +489,12 @@ func (c *Cache) lookup(ctx context.Context, k Key) (*Asset, *flight, error) {
 					c.log.Debug("cache: record last use", "asset", k.String(), "err", err)
 				}
 			}
-			c.m.lookups.WithLabelValues("hit").Inc()
-			return &Asset{c: c, ctx: ctx, key: k, e: e, f: f}, nil, nil
+			result := "hit"
+			if joined {
+				result = "miss"
+			}
+			c.m.lookups.WithLabelValues(result).Inc()
+			return &Asset{c: c, ctx: ctx, key: k, e: e, f: f, hit: !joined}, nil, nil
 		}
 		// Removed behind our back (tinderbox cache prune): fetch it again.
 		delete(c.entries, k)

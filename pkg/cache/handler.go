@@ -92,7 +92,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", contentType(k.File))
 	if e, f, ok := a.Complete(); ok {
 		w.Header().Set("ETag", `"`+e.SHA256+`"`)
-		w.Header().Set("X-Tinderbox-Cache", "hit")
+		state := "miss"
+		if a.Hit() {
+			state = "hit"
+		}
+		w.Header().Set("X-Tinderbox-Cache", state)
 		http.ServeContent(cw, r, "", e.Fetched, f)
 		h.sent(r, k, cw, e.Size)
 		return
