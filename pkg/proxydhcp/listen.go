@@ -20,8 +20,9 @@ import (
 
 // Listen binds the responder's UDP socket on 0.0.0.0:port (a socket bound
 // to one address receives no broadcasts), tied to iface with SO_BINDTODEVICE
-// when iface is not empty. It sets the options the DHCP library's own
-// server socket sets (SO_BROADCAST, SO_REUSEADDR, SO_REUSEPORT) but keeps
+// when iface is not empty, with IP_PKTINFO on. It sets the options the DHCP
+// library's own server socket sets (SO_BROADCAST, SO_REUSEADDR,
+// SO_REUSEPORT) but keeps
 // the operating system's error, so that a bind failure is reported by
 // bind.Error with the port named and a hint. what names the listener in
 // errors ("proxyDHCP", "proxyDHCP PXE").
@@ -34,6 +35,11 @@ func Listen(ctx context.Context, what, iface string, port int) (*net.UDPConn, er
 				if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o, 1); serr != nil {
 					return
 				}
+			}
+			// Packets queued before Serve starts must carry their
+			// interface too, so IP_PKTINFO is on from the bind.
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); serr != nil {
+				return
 			}
 			if iface != "" {
 				if serr = unix.BindToDevice(int(fd), iface); serr != nil {

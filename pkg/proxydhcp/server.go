@@ -178,7 +178,9 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	}
 	s.count(typ, arch, result, "")
 	log.Info(what, "mac", d.Client.MAC.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
-	log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(), "request", p.Summary(), "reply", d.Reply.Summary())
+	log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
+		"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.Arch), "ciaddr", p.ClientIPAddr.String(),
+		"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
 	if s.o.Recorder != nil {
 		c := d.Client
 		if up, ok := peer.(*net.UDPAddr); ok && c.IP == nil && p.GatewayIPAddr.IsUnspecified() && !up.IP.IsUnspecified() {
