@@ -83,6 +83,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	if err := d.addBootHTTP(ctx); err != nil {
 		return nil, err
 	}
+	if err := d.addTFTP(ctx); err != nil {
+		return nil, err
+	}
 	if err := d.addDHCP(ctx); err != nil {
 		return nil, err
 	}
