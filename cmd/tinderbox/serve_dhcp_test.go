@@ -1,0 +1,116 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// freeUDPPort returns a port nothing holds right now.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestDHCPDisabledAddsNothing(t *testing.T) {
+	d, err := newDaemon(t.Context(), testConfig(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, c := range d.closers {
+			_ = c()
+		}
+	}()
+	for _, s := range d.servers {
+		if strings.HasPrefix(s.name, "proxyDHCP") {
+			t.Errorf("got server %q with dhcp.enabled false", s.name)
+		}
+	}
+}
+
+// TestDHCPServesBothPorts runs the daemon with the responder on two
+// ephemeral ports and asks both with nclient4 over loopback, as iPXE would:
+// the boot script URL must name the boot HTTP server's bound port.
+func TestDHCPServesBothPorts(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DHCP.Enabled = true
+	cfg.DHCP.Port = freeUDPPort(t)
+	cfg.DHCP.PXEPort = freeUDPPort(t)
+	d, stop := startDaemon(t, cfg)
+	wantFile := "http://127.0.0.1:" + strconv.Itoa(d.httpAddr.(*net.TCPAddr).Port) + "/boot.ipxe"
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0xab, 0xcd, 0xef}
+	ipxe := []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003010")),
+		dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 7}),
+		dhcpv4.WithGeneric(dhcpv4.OptionUserClassInformation, []byte("iPXE")),
+	}
+	for _, port := range []int{cfg.DHCP.Port, cfg.DHCP.PXEPort} {
+		server := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		c, err := nclient4.New("", nclient4.WithUnicast(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}),
+			nclient4.WithHWAddr(mac), nclient4.WithServerAddr(server), nclient4.WithTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offer, err := c.DiscoverOffer(t.Context(), ipxe...)
+		if err != nil {
+			c.Close()
+			t.Fatalf("port %d: DiscoverOffer: %v", port, err)
+		}
+		req, err := dhcpv4.NewRequestFromOffer(offer, append(ipxe, dhcpv4.WithClientIP(net.IPv4(127, 0, 0, 1)))...)
+		if err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+		ack, err := c.SendAndRead(t.Context(), server, req, nclient4.IsMessageType(dhcpv4.MessageTypeAck))
+		c.Close()
+		if err != nil {
+			t.Fatalf("port %d: REQUEST naming tinderbox: %v", port, err)
+		}
+		for _, r := range []*dhcpv4.DHCPv4{offer, ack} {
+			if r.BootFileName != wantFile || !r.ServerIdentifier().Equal(net.IPv4(127, 0, 0, 1)) {
+				t.Errorf("port %d %s: got file %q server %v, want %q from 127.0.0.1", port, r.MessageType(), r.BootFileName, r.ServerIdentifier(), wantFile)
+			}
+		}
+	}
+	if n, err := testutil.GatherAndCount(d.registry, "tinderbox_dhcp_packets_total"); err != nil || n != 2 {
+		t.Errorf("got %d tinderbox_dhcp_packets_total series (%v), want 2 (offered, acked)", n, err)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run after cancel: got %v, want nil", err)
+	}
+}
+
+func TestDHCPBusyPortFailsAtStart(t *testing.T) {
+	// Held without SO_REUSEADDR/SO_REUSEPORT, so nobody may share it.
+	held, err := net.ListenUDP("udp4", &net.UDPAddr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := held.LocalAddr().(*net.UDPAddr).Port
+	cfg := testConfig(t)
+	cfg.DHCP.Enabled = true
+	cfg.DHCP.Port = port
+	cfg.DHCP.PXEPort = 0
+	_, err = newDaemon(t.Context(), cfg, testLogger(t))
+	if err == nil {
+		t.Fatal("newDaemon with dhcp.port taken: got nil error")
+	}
+	for _, want := range []string{"proxyDHCP", "port " + strconv.Itoa(port), "address already in use"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
