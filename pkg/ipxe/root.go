@@ -115,7 +115,7 @@ func CheckName(name string) error {
 		reason = ErrAbsolute
 	case slices.Contains(strings.Split(name, "/"), ".."):
 		reason = ErrTraversal
-	case !fs.ValidPath(name):
+	case !fs.ValidPath(name) || name == ".": // "." is valid in fs.FS: the root itself
 		reason = ErrBadName
 	}
 	if reason != nil {

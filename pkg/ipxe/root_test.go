@@ -1,0 +1,188 @@
+package ipxe
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// tree builds base/{secret, srv/...}: srv is the served directory, secret a
+// file outside it that must never be served.
+func tree(t *testing.T) (srv, secret string) {
+	t.Helper()
+	base := t.TempDir()
+	srv = filepath.Join(base, "srv")
+	secret = filepath.Join(base, "secret")
+	mustWrite(t, secret, "secret")
+	mustWrite(t, filepath.Join(srv, BIOS), "bios")
+	mustWrite(t, filepath.Join(srv, "sub", "f.efi"), "sub")
+	mustWrite(t, filepath.Join(base, "boot", "ipxe.efi"), "efi outside")
+	for link, target := range map[string]string{
+		"up":        "../secret",
+		"abs":       secret,
+		"in":        "sub/f.efi",
+		"sub/up":    "../../secret",
+		"dangling":  "nothing-here",
+		EFIx64:      filepath.Join(base, "boot", "ipxe.efi"), // as Debian ships it
+		SNPOnly:     "../secret-dir/none",                    // a boot name whose target is missing
+		"subdir-up": "..",
+	} {
+		if err := os.Symlink(target, filepath.Join(srv, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(srv, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv, secret
+}
+
+func mustWrite(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want error
+	}{
+		{"plain", "undionly.kpxe", nil},
+		{"subdirectory", "arm64/ipxe.efi", nil},
+		{"dots inside a name", "a..b.efi", nil},
+		{"longest", strings.Repeat("a", MaxNameLen), nil},
+		{"empty", "", ErrEmptyName},
+		{"too long", strings.Repeat("a", MaxNameLen+1), ErrNameTooLong},
+		{"NUL", "ipxe.efi\x00.txt", ErrNUL},
+		{"absolute", "/etc/passwd", ErrAbsolute},
+		{"parent", "../etc/passwd", ErrTraversal},
+		{"parent inside", "sub/../../etc/passwd", ErrTraversal},
+		{"parent only", "..", ErrTraversal},
+		{"parent that stays inside", "sub/../ipxe.efi", ErrTraversal},
+		{"backslash", `..\secret`, ErrBadName},
+		{"control character", "ipxe\n.efi", ErrBadName},
+		{"DEL", "ipxe\x7f.efi", ErrBadName},
+		{"invalid UTF-8", "ipxe\xff.efi", ErrBadName},
+		{"dot element", "./ipxe.efi", ErrBadName},
+		{"dot", ".", ErrBadName},
+		{"empty element", "sub//f.efi", ErrBadName},
+		{"trailing slash", "sub/", ErrBadName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckName(tt.file)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("CheckName(%q): got %v, want nil", tt.file, err)
+				}
+				return
+			}
+			var ne *NameError
+			if !errors.As(err, &ne) || !errors.Is(err, tt.want) || !errors.Is(err, fs.ErrInvalid) {
+				t.Fatalf("CheckName(%q): got %v, want a *NameError matching %v and fs.ErrInvalid", tt.file, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRootOpen(t *testing.T) {
+	srv, _ := tree(t)
+	r := NewRoot(srv)
+	t.Cleanup(func() { _ = r.Close() })
+	tests := []struct {
+		name     string
+		file     string
+		content  string // on success
+		wantErr  error  // nil for success
+		notExist bool
+	}{
+		{name: "regular file", file: BIOS, content: "bios"},
+		{name: "file in a subdirectory", file: "sub/f.efi", content: "sub"},
+		{name: "symlink inside", file: "in", content: "sub"},
+		{name: "boot file symlinked out, as Debian ships ipxe.efi", file: EFIx64, content: "efi outside"},
+		{name: "symlink out with ..", file: "up", wantErr: ErrEscapes},
+		{name: "absolute symlink out", file: "abs", wantErr: ErrEscapes},
+		{name: "symlink out from a subdirectory", file: "sub/up", wantErr: ErrEscapes},
+		{name: "through a symlink to the parent", file: "subdir-up/secret", wantErr: ErrEscapes},
+		{name: "traversal", file: "../secret", wantErr: ErrTraversal},
+		{name: "absolute", file: "/etc/passwd", wantErr: ErrAbsolute},
+		{name: "directory", file: "sub", wantErr: ErrNotRegular},
+		{name: "FIFO does not block and is refused", file: "fifo", wantErr: ErrNotRegular},
+		{name: "missing", file: "nothing.efi", notExist: true},
+		{name: "dangling symlink", file: "dangling", notExist: true},
+		{name: "boot file symlink to nothing", file: SNPOnly, notExist: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := r.Open(tt.file)
+			switch {
+			case tt.notExist:
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("Open(%q): got %v, want fs.ErrNotExist", tt.file, err)
+				}
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Open(%q): got %v, want %v", tt.file, err, tt.wantErr)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("Open(%q): %v", tt.file, err)
+				}
+				defer func() { _ = f.Close() }()
+				got, err := io.ReadAll(f)
+				if err != nil || string(got) != tt.content {
+					t.Fatalf("Open(%q) read: got %q, %v; want %q", tt.file, got, err, tt.content)
+				}
+			}
+		})
+	}
+}
+
+func TestRootMissingDirThenInstalled(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ipxe")
+	r := NewRoot(dir)
+	t.Cleanup(func() { _ = r.Close() })
+	if _, err := r.Open(BIOS); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("before install: got %v, want fs.ErrNotExist", err)
+	}
+	mustWrite(t, filepath.Join(dir, BIOS), "bios")
+	f, err := r.Open(BIOS)
+	if err != nil {
+		t.Fatalf("after install: got %v, want the file", err)
+	}
+	_ = f.Close()
+}
+
+func TestRootClosed(t *testing.T) {
+	srv, _ := tree(t)
+	r := NewRoot(srv)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open(BIOS); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("after Close: got %v, want fs.ErrClosed", err)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	srv, _ := tree(t)
+	got := Missing(srv, Required...)
+	if len(got) != 0 {
+		t.Errorf("Missing(%v): got %v, want none (ipxe.efi is a symlink to a regular file)", Required, got)
+	}
+	got = Missing(srv, EFIArm64, BIOS, "sub")
+	if len(got) != 2 || got[0] != EFIArm64 || got[1] != "sub" {
+		t.Errorf("Missing: got %v, want [%s sub]", got, EFIArm64)
+	}
+}
