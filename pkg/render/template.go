@@ -1,0 +1,149 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"math/big"
+	"net/netip"
+	"strings"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+// Funcs returns the functions templates can call: sprig's hermetic set
+// (default, quote, indent, nindent, list and string helpers…, but nothing
+// that reads the environment, the clock or a random source, so that a
+// config renders to the same bytes every time) plus:
+//
+//	toYaml V             V as YAML, without a trailing newline
+//	required MSG V       V, or fails the render with MSG when V is empty
+//	cidrhost PREFIX N    the Nth address of PREFIX ("192.168.1.0/24" 10 → 192.168.1.10); negative N counts from the end (-1 is the broadcast address)
+//	cidrnetmask PREFIX   the IPv4 netmask of PREFIX ("…/24" → 255.255.255.0)
+//	cidrprefix ADDR      the network of ADDR/BITS ("192.168.1.11/24" → 192.168.1.0/24)
+//	cidrip ADDR          the address of ADDR/BITS without its length ("192.168.1.11/24" → 192.168.1.11)
+//	cidrbits ADDR        the prefix length of ADDR/BITS ("192.168.1.11/24" → 24)
+func Funcs() template.FuncMap {
+	f := sprig.HermeticTxtFuncMap()
+	maps.Copy(f, template.FuncMap{
+		"toYaml":      toYAML,
+		"required":    required,
+		"cidrhost":    cidrHost,
+		"cidrnetmask": cidrNetmask,
+		"cidrprefix":  cidrPrefix,
+		"cidrip":      cidrIP,
+		"cidrbits":    cidrBits,
+	})
+	return f
+}
+
+// execute runs a template file over data, failing on a missing key.
+func execute(name string, text []byte, data Data) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(string(text))
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data.templateData()); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func toYAML(v any) (string, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+func required(msg string, v any) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, errors.New(msg)
+	case string:
+		if x == "" {
+			return nil, errors.New(msg)
+		}
+	}
+	return v, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address/bits prefix: %w", s, err)
+	}
+	return p, nil
+}
+
+// cidrHost returns the nth address of prefix, counting from its network
+// address; a negative n counts back from its last address.
+func cidrHost(prefix string, n int) (string, error) {
+	p, err := parsePrefix(prefix)
+	if err != nil {
+		return "", fmt.Errorf("cidrhost: %w", err)
+	}
+	p = p.Masked()
+	bits := p.Addr().BitLen()
+	size := new(big.Int).Lsh(big.NewInt(1), uint(bits-p.Bits()))
+	off := big.NewInt(int64(n))
+	if n < 0 {
+		off.Add(off, size)
+	}
+	if off.Sign() < 0 || off.Cmp(size) >= 0 {
+		return "", fmt.Errorf("cidrhost: %s has no host number %d", p, n)
+	}
+	base := new(big.Int).SetBytes(p.Addr().AsSlice())
+	buf := base.Add(base, off).FillBytes(make([]byte, bits/8))
+	a, _ := netip.AddrFromSlice(buf)
+	return a.String(), nil
+}
+
+func cidrNetmask(prefix string) (string, error) {
+	p, err := parsePrefix(prefix)
+	if err != nil {
+		return "", fmt.Errorf("cidrnetmask: %w", err)
+	}
+	if !p.Addr().Is4() {
+		return "", fmt.Errorf("cidrnetmask: %s is not IPv4", p)
+	}
+	m := uint32(0xffffffff) << (32 - p.Bits())
+	if p.Bits() == 0 {
+		m = 0
+	}
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String(), nil
+}
+
+func cidrPrefix(addr string) (string, error) {
+	p, err := parsePrefix(addr)
+	if err != nil {
+		return "", fmt.Errorf("cidrprefix: %w", err)
+	}
+	return p.Masked().String(), nil
+}
+
+func cidrIP(addr string) (string, error) {
+	p, err := parsePrefix(addr)
+	if err != nil {
+		return "", fmt.Errorf("cidrip: %w", err)
+	}
+	return p.Addr().String(), nil
+}
+
+func cidrBits(addr string) (int, error) {
+	p, err := parsePrefix(addr)
+	if err != nil {
+		return 0, fmt.Errorf("cidrbits: %w", err)
+	}
+	return p.Bits(), nil
+}
