@@ -38,6 +38,7 @@ machine, by MAC address, its own rendered machine config.`,
 	config.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newServeCmd(),
+		newCacheCmd(),
 		newMachinesCmd(),
 		newScriptCmd(),
 		newValidateCmd(),

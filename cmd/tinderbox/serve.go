@@ -89,6 +89,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	if err := d.addDHCP(ctx); err != nil {
 		return nil, err
 	}
+	if err := d.addAssets(ctx); err != nil {
+		return nil, err
+	}
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
 		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
 	return d, nil

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/cache"
+	"github.com/tinderbox-boot/tinderbox/pkg/config"
+)
+
+func newCacheCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "List, prefetch and prune the cached Image Factory assets",
+		Long: `cache works on the asset cache in cache.dir directly; a running daemon may
+share the directory (each download holds a lock on its temporary file).`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newCacheListCmd(), newCachePrefetchCmd(), newCachePruneCmd())
+	return cmd
+}
+
+// withCache loads the config and opens the cache for one command.
+func withCache(cmd *cobra.Command, fn func(cfg *config.Config, c *cache.Cache) error) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		printProblems(cmd, err)
+		return errReported
+	}
+	// The command's output is its result: log only warnings and errors,
+	// unless debugging.
+	lc := cfg.Log
+	if lc.Level != "debug" {
+		lc.Level = "warn"
+	}
+	log := newLogger(lc, cmd.ErrOrStderr())
+	_, c, err := openCache(cfg.Factory.URL, cfg.State.Dir, cfg.Cache.Dir, int64(cfg.Cache.MaxSize), log, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(cfg, c)
+}
+
+func newCacheListCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List cached assets with size, sha256 and last use",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("cache list: -o %q: want table or json", output)
+			}
+			return withCache(cmd, func(_ *config.Config, c *cache.Cache) error {
+				return printEntries(cmd.OutOrStdout(), c.List(), output)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func printEntries(w io.Writer, entries []cache.Entry, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if entries == nil {
+			entries = []cache.Entry{}
+		}
+		return enc.Encode(entries)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCHEMATIC\tVERSION\tFILE\tSIZE\tSHA256\tLAST USED")
+	var total int64
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s…\t%s\t%s\t%s\t%s…\t%s\n", e.Schematic[:12], e.Version, e.File, humanBytes(e.Size),
+			e.SHA256[:16], e.LastUsed.Local().Format(time.DateTime))
+		total += e.Size
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d assets, %s\n", len(entries), humanBytes(total))
+	return err
+}
+
+func newCachePrefetchCmd() *cobra.Command {
+	var schematics, versions, arches []string
+	cmd := &cobra.Command{
+		Use:   "prefetch",
+		Short: "Fetch the kernel, initramfs and kernel command line of schematics and versions",
+		Long: `prefetch fetches the PXE files (kernel, initramfs, kernel command line) of
+each --schematic/--version/--arch set into the cache, with a progress bar on a
+terminal. Repeat the flags for several sets; a flag given once applies to
+every set.`,
+		Example: `  tinderbox cache prefetch --schematic 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba --version v1.12.7 --arch amd64`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			targets, err := prefetchTargets(schematics, versions, arches)
+			if err != nil {
+				return err
+			}
+			return withCache(cmd, func(_ *config.Config, c *cache.Cache) error {
+				return prefetch(cmd.Context(), c, targets, cmd.OutOrStdout())
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&schematics, "schematic", nil, "schematic ID (64 hex); repeatable")
+	cmd.Flags().StringArrayVar(&versions, "version", nil, "Talos version, e.g. v1.12.7; repeatable")
+	cmd.Flags().StringArrayVar(&arches, "arch", []string{"amd64"}, "architecture: amd64 or arm64; repeatable")
+	return cmd
+}
+
+// prefetchTargets pairs the flags' values by position; a flag given once
+// applies to every set.
+func prefetchTargets(schematics, versions, arches []string) ([]cache.Target, error) {
+	n := max(len(schematics), len(versions), len(arches))
+	if len(schematics) == 0 || len(versions) == 0 {
+		return nil, errors.New("cache prefetch: give --schematic and --version (and --arch, default amd64)")
+	}
+	pick := func(name string, vals []string, i int) (string, error) {
+		switch len(vals) {
+		case 1:
+			return vals[0], nil
+		case n:
+			return vals[i], nil
+		}
+		return "", fmt.Errorf("cache prefetch: --%s given %d times; give it once or %d times", name, len(vals), n)
+	}
+	var out []cache.Target
+	for i := range n {
+		var t cache.Target
+		var err error
+		if t.Schematic, err = pick("schematic", schematics, i); err != nil {
+			return nil, err
+		}
+		if t.Version, err = pick("version", versions, i); err != nil {
+			return nil, err
+		}
+		if t.Arch, err = pick("arch", arches, i); err != nil {
+			return nil, err
+		}
+		if _, err := t.Keys(); err != nil {
+			return nil, fmt.Errorf("cache prefetch: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// prefetch fetches every target's PXE files into c, drawing a progress bar
+// when out is a terminal and printing one line per asset otherwise.
+func prefetch(ctx context.Context, c *cache.Cache, targets []cache.Target, out io.Writer) error {
+	bar := &progressBar{w: out, tty: isTerminal(out)}
+	entries, err := c.Prefetch(ctx, targets, bar.update)
+	bar.finish()
+	for _, e := range entries {
+		fmt.Fprintf(out, "cached %s  %s  sha256 %s\n", e.Key, humanBytes(e.Size), e.SHA256)
+	}
+	return err
+}
+
+// progressBar draws one line per asset, redrawn in place at most every
+// 100 ms.
+type progressBar struct {
+	w    io.Writer
+	tty  bool
+	key  cache.Key
+	last time.Time
+}
+
+func (p *progressBar) update(k cache.Key, done, total int64) {
+	if !p.tty {
+		return
+	}
+	if k != p.key {
+		p.finish()
+		p.key = k
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && done != total {
+		return
+	}
+	p.last = now
+	const width = 30
+	line := fmt.Sprintf("%s %s", k.File, humanBytes(done))
+	if total > 0 {
+		fill := int(done * width / total)
+		line = fmt.Sprintf("%-22s [%s%s] %3d%% %s / %s", k.File, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+			done*100/total, humanBytes(done), humanBytes(total))
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+}
+
+// finish ends the bar's line.
+func (p *progressBar) finish() {
+	if p.tty && p.key != (cache.Key{}) {
+		fmt.Fprintln(p.w)
+		p.key = cache.Key{}
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func newCachePruneCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Evict least recently used assets down to cache.maxSize (or all of them)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withCache(cmd, func(cfg *config.Config, c *cache.Cache) error {
+				limit := int64(cfg.Cache.MaxSize)
+				if all {
+					limit = 0
+				} else if limit == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "cache.maxSize is 0 (no bound): nothing to prune; use --all to empty the cache")
+					return nil
+				}
+				gone := c.Prune(limit)
+				var freed int64
+				for _, e := range gone {
+					freed += e.Size
+					fmt.Fprintf(cmd.OutOrStdout(), "evicted %s  %s\n", e.Key, humanBytes(e.Size))
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "evicted %d assets, %s; %s left\n", len(gone), humanBytes(freed), humanBytes(c.Size()))
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "evict every asset not being served")
+	return cmd
+}
+
+// humanBytes formats n with a binary unit and one decimal.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
