@@ -53,8 +53,9 @@ func (d *daemon) addDHCP(ctx context.Context) error {
 		if others, err := proxydhcp.Sharers(conn); err != nil {
 			d.log.Warn("proxyDHCP: cannot tell whether another process shares the port", "port", l.port, "err", err)
 		} else if len(others) > 0 {
-			d.log.Warn("proxyDHCP: another socket on this host is bound to the same UDP port with SO_REUSEPORT; "+
-				"the kernel splits unicast packets between it and tinderbox, so some PXE clients may go unanswered",
+			d.log.Warn("proxyDHCP: another socket on this host listens on the same UDP port and interface; "+
+				"the kernel gives each unicast packet (port-4011 REQUESTs, relayed requests) to one socket only, "+
+				"so some PXE clients may go unanswered: stop the other server or bind each to its own interface (dhcp.interface)",
 				"port", l.port, "sharers", strings.Join(others, "; "))
 		}
 		srv := proxydhcp.New(proxydhcp.Options{

@@ -1,10 +1,8 @@
 package proxydhcp
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -59,31 +57,42 @@ func Listen(ctx context.Context, what, iface string, port int) (*net.UDPConn, er
 	return pc.(*net.UDPConn), nil
 }
 
-// Sharers describes the other sockets in this network namespace bound to
-// conn's UDP port. With SO_REUSEPORT on both sides (Listen sets it, as the
-// DHCP library and dnsmasq do) the kernel splits unicast packets between
-// them and tinderbox: a REQUEST to port 4011 or a relayed packet may then
-// never reach tinderbox. It reads /proc/net/udp{,6}; the owning process is
-// named when /proc shows it.
+// Sharers describes the other sockets in this network namespace that can
+// receive what is sent to conn's UDP port on conn's interface: bound to the
+// same port, and to the same interface or to none (or conn is bound to
+// none). Broadcasts reach every such socket, but a unicast packet (a
+// REQUEST to port 4011, a relayed request) goes to one of them only: a
+// socket tied to the interface wins over an unbound one, and sockets that
+// share the port through SO_REUSEPORT (Listen sets it, as the DHCP library
+// and dnsmasq do) get a share each. The sockets come from the kernel's
+// sock_diag interface; the owning process is named when /proc shows it.
 func Sharers(conn *net.UDPConn) ([]string, error) {
 	port := conn.LocalAddr().(*net.UDPAddr).Port
 	own, err := socketInode(conn)
 	if err != nil {
 		return nil, err
 	}
-	var found []procSocket
-	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		socks, err := readProcUDP(f)
+	var socks []diagSocket
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		s, err := udpSockets(family)
 		if err != nil {
-			if os.IsNotExist(err) {
-				continue
-			}
 			return nil, err
 		}
-		for _, s := range socks {
-			if s.port == port && s.inode != own {
-				found = append(found, s)
-			}
+		socks = append(socks, s...)
+	}
+	ownIf := -1
+	for _, s := range socks {
+		if s.inode == own {
+			ownIf = s.ifIndex
+		}
+	}
+	if ownIf < 0 {
+		return nil, fmt.Errorf("proxydhcp: socket diagnostics do not list tinderbox's own socket on port %d", port)
+	}
+	var found []diagSocket
+	for _, s := range socks {
+		if s.port == port && s.inode != own && (s.ifIndex == 0 || ownIf == 0 || s.ifIndex == ownIf) {
+			found = append(found, s)
 		}
 	}
 	if len(found) == 0 {
@@ -93,65 +102,106 @@ func Sharers(conn *net.UDPConn) ([]string, error) {
 	out := make([]string, 0, len(found))
 	for _, s := range found {
 		who := fmt.Sprintf("a process of uid %d", s.uid)
-		if o, ok := owners[s.inode]; ok {
+		if o, ok := owners[uint64(s.inode)]; ok {
 			who = o
 		}
-		out = append(out, fmt.Sprintf("%s on %s", who, net.JoinHostPort(s.ip.String(), strconv.Itoa(s.port))))
+		where := "any interface"
+		if s.ifIndex != 0 {
+			where = "interface " + strconv.Itoa(s.ifIndex)
+			if ifi, err := net.InterfaceByIndex(s.ifIndex); err == nil {
+				where = "interface " + ifi.Name
+			}
+		}
+		out = append(out, fmt.Sprintf("%s on %s (%s)", who, net.JoinHostPort(s.ip.String(), strconv.Itoa(s.port)), where))
 	}
 	return out, nil
 }
 
-type procSocket struct {
-	ip    net.IP
-	port  int
-	uid   int
-	inode uint64
+// diagSocket is one UDP socket as sock_diag reports it.
+type diagSocket struct {
+	ip      net.IP
+	port    int
+	ifIndex int // SO_BINDTODEVICE interface, 0 for none
+	uid     uint32
+	inode   uint32
 }
 
-// readProcUDP parses /proc/net/udp or udp6: "sl local_address rem_address
-// st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …", addresses
-// as hex words in host byte order.
-func readProcUDP(name string) ([]procSocket, error) {
-	f, err := os.Open(name)
+// Sizes and offsets of struct inet_diag_req_v2 and struct inet_diag_msg
+// (linux/inet_diag.h).
+const (
+	sizeofInetDiagReqV2 = 56
+	sizeofInetDiagMsg   = 72
+	diagMsgIDOffset     = 4  // id: sport, dport (big-endian), src[16], dst[16], if, cookie[2]
+	diagMsgUIDOffset    = 64 // after id (48 bytes), expires, rqueue, wqueue
+)
+
+// udpSockets dumps the UDP sockets of one address family over
+// NETLINK_SOCK_DIAG (the interface `ss` uses), which, unlike
+// /proc/net/udp, tells the interface a socket is bound to.
+func udpSockets(family uint8) ([]diagSocket, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("proxydhcp: sock_diag socket: %w", err)
 	}
-	defer f.Close()
-	var out []procSocket
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
-			continue
-		}
-		hexIP, hexPort, ok := strings.Cut(fields[1], ":")
-		if !ok {
-			continue
-		}
-		raw, err := hex.DecodeString(hexIP)
-		if err != nil || len(raw)%4 != 0 {
-			continue
-		}
-		ip := make(net.IP, len(raw))
-		for i := 0; i < len(raw); i += 4 {
-			binary.BigEndian.PutUint32(ip[i:], binary.NativeEndian.Uint32(raw[i:]))
-		}
-		port, err1 := strconv.ParseUint(hexPort, 16, 16)
-		uid, err2 := strconv.Atoi(fields[7])
-		inode, err3 := strconv.ParseUint(fields[9], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		out = append(out, procSocket{ip: ip, port: int(port), uid: uid, inode: inode})
+	defer unix.Close(fd)
+
+	req := make([]byte, unix.SizeofNlMsghdr+sizeofInetDiagReqV2)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(req[8:], 1) // sequence number
+	body := req[unix.SizeofNlMsghdr:]
+	body[0] = family
+	body[1] = unix.IPPROTO_UDP
+	binary.NativeEndian.PutUint32(body[4:], 0xffffffff) // every state
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("proxydhcp: sock_diag request: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("proxydhcp: read %s: %w", name, err)
+
+	var out []diagSocket
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			return nil, fmt.Errorf("proxydhcp: sock_diag reply: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("proxydhcp: sock_diag reply: %w", err)
+		}
+		for _, m := range msgs {
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return out, nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+						return nil, fmt.Errorf("proxydhcp: sock_diag: %w", unix.Errno(-errno))
+					}
+				}
+				return out, nil
+			}
+			if len(m.Data) < sizeofInetDiagMsg {
+				continue
+			}
+			d := m.Data
+			id := d[diagMsgIDOffset:]
+			ipLen := net.IPv4len
+			if d[0] == unix.AF_INET6 {
+				ipLen = net.IPv6len
+			}
+			out = append(out, diagSocket{
+				ip:      net.IP(append([]byte(nil), id[4:4+ipLen]...)),
+				port:    int(binary.BigEndian.Uint16(id[0:])),
+				ifIndex: int(binary.NativeEndian.Uint32(id[36:])),
+				uid:     binary.NativeEndian.Uint32(d[diagMsgUIDOffset:]),
+				inode:   binary.NativeEndian.Uint32(d[diagMsgUIDOffset+4:]),
+			})
+		}
 	}
-	return out, nil
 }
 
-func socketInode(conn *net.UDPConn) (uint64, error) {
+func socketInode(conn *net.UDPConn) (uint32, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return 0, fmt.Errorf("proxydhcp: socket of %s: %w", conn.LocalAddr(), err)
@@ -164,7 +214,7 @@ func socketInode(conn *net.UDPConn) (uint64, error) {
 	if serr != nil {
 		return 0, fmt.Errorf("proxydhcp: stat socket of %s: %w", conn.LocalAddr(), serr)
 	}
-	return st.Ino, nil
+	return uint32(st.Ino), nil
 }
 
 // socketOwners maps socket inodes to "name (pid N)" for the processes whose

@@ -325,30 +325,67 @@ func TestListenNoSuchInterface(t *testing.T) {
 }
 
 func TestSharers(t *testing.T) {
-	a, err := Listen(t.Context(), "proxyDHCP", "", 0)
-	if err != nil {
-		t.Fatal(err)
+	listen := func(t *testing.T, iface string, port int) *net.UDPConn {
+		t.Helper()
+		c, err := Listen(t.Context(), "proxyDHCP", iface, port)
+		if err != nil {
+			t.Fatalf("Listen(%q, %d): %v", iface, port, err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
 	}
-	defer a.Close()
-	got, err := Sharers(a)
-	if err != nil || len(got) != 0 {
-		t.Fatalf("alone: got %q, %v; want none", got, err)
+	sharers := func(t *testing.T, c *net.UDPConn) []string {
+		t.Helper()
+		got, err := Sharers(c)
+		if err != nil {
+			t.Fatalf("Sharers: %v", err)
+		}
+		return got
+	}
+
+	a := listen(t, "", 0)
+	if got := sharers(t, a); len(got) != 0 {
+		t.Fatalf("alone: got %q, want none", got)
 	}
 	port := a.LocalAddr().(*net.UDPAddr).Port
-	b, err := Listen(t.Context(), "proxyDHCP", "", port)
-	if err != nil {
-		t.Fatalf("second socket with SO_REUSEPORT: %v", err)
+	listen(t, "", port)
+	got := sharers(t, a)
+	want := "on 0.0.0.0:" + strconv.Itoa(port) + " (any interface)"
+	if len(got) != 1 || !strings.HasSuffix(got[0], want) || !strings.Contains(got[0], "(pid ") {
+		t.Fatalf("got %q, want one sharer named by process, %q", got, want)
 	}
-	defer b.Close()
-	got, err = Sharers(a)
+
+	t.Run("bound to different interfaces", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("SO_BINDTODEVICE needs root")
+		}
+		other := otherInterface(t)
+		lo := listen(t, "lo", 0)
+		port := lo.LocalAddr().(*net.UDPAddr).Port
+		listen(t, other, port)
+		if got := sharers(t, lo); len(got) != 0 {
+			t.Errorf("got %q, want none: a socket bound to %s never sees lo's packets", got, other)
+		}
+		listen(t, "", port)
+		if got := sharers(t, lo); len(got) != 1 || !strings.HasSuffix(got[0], "(any interface)") {
+			t.Errorf("got %q, want the unbound socket", got)
+		}
+	})
+}
+
+// otherInterface names an interface that is not loopback; the test only
+// binds sockets to it and sends nothing.
+func otherInterface(t *testing.T) string {
+	t.Helper()
+	ifs, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "on 0.0.0.0:" + strconv.Itoa(port)
-	if len(got) != 1 || !strings.HasSuffix(got[0], want) {
-		t.Fatalf("got %q, want one sharer %q", got, want)
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return i.Name
+		}
 	}
-	if os.Geteuid() == 0 && !strings.Contains(got[0], "(pid ") {
-		t.Errorf("got %q, want the owning process named", got[0])
-	}
+	t.Skip("no interface besides loopback")
+	return ""
 }
