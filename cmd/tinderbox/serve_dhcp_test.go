@@ -87,6 +87,13 @@ func TestDHCPServesBothPorts(t *testing.T) {
 	if n, err := testutil.GatherAndCount(d.registry, "tinderbox_dhcp_packets_total"); err != nil || n != 2 {
 		t.Errorf("got %d tinderbox_dhcp_packets_total series (%v), want 2 (offered, acked)", n, err)
 	}
+	problems, err := testutil.GatherAndLint(d.registry, "tinderbox_dhcp_packets_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s: %s", p.Metric, p.Text)
+	}
 	if err := stop(); err != nil {
 		t.Errorf("Run after cancel: got %v, want nil", err)
 	}
