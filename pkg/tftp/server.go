@@ -182,9 +182,10 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, conn net.Packet
 		}
 		s.m.inFlight.Inc()
 		wg.Go(func() {
-			defer s.m.inFlight.Dec()
-			defer s.inFlight.Add(-1)
-			s.done(s.serveRead(ctx, conn, local, remote, rp, req))
+			o := s.serveRead(ctx, conn, local, remote, rp, req)
+			s.inFlight.Add(-1)
+			s.m.inFlight.Dec()
+			s.done(o)
 		})
 	case opWRQ:
 		req, _ := parseRequest(p[2:])
@@ -225,28 +226,11 @@ func (s *Server) serveRead(ctx context.Context, conn net.PacketConn, local net.I
 		o.result, o.err, o.duration = res, err, time.Since(start)
 		return o
 	}
-	f, err := s.files.Open(req.name)
-	if err != nil {
-		var ne *ipxe.NameError
-		switch {
-		case errors.As(err, &ne):
-			return fail(ResultRefused, errAccessViolation, ne.Err.Error(), err)
-		case errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrPermission):
-			return fail(ResultRefused, errAccessViolation, "access violation", err)
-		case errors.Is(err, fs.ErrNotExist):
-			return fail(ResultNotFound, errFileNotFound, "file not found", err)
-		}
-		return fail(ResultError, errNotDefined, "cannot open file", err)
+	f, ra, size, ref := openFile(s.files, req.name)
+	if ref != nil {
+		return fail(ref.result, ref.code, ref.msg, ref.err)
 	}
 	defer func() { _ = f.Close() }()
-	fi, err := f.Stat()
-	if err != nil {
-		return fail(ResultError, errNotDefined, "cannot open file", err)
-	}
-	ra, ok := f.(io.ReaderAt)
-	if !ok {
-		return fail(ResultError, errNotDefined, "cannot open file", fmt.Errorf("%T has no ReadAt", f))
-	}
 	c, err := net.DialUDP("udp", &net.UDPAddr{IP: local}, remote)
 	if err != nil {
 		return fail(ResultError, errNotDefined, "server error", fmt.Errorf("open transfer socket: %w", err))
@@ -258,14 +242,51 @@ func (s *Server) serveRead(ctx context.Context, conn net.PacketConn, local net.I
 		timeout = time.Duration(req.timeout) * time.Second
 	}
 	snd := &sender{
-		conn: c, file: ra, size: fi.Size(), req: req, timeout: timeout, retries: s.retries, m: s.m,
+		conn: c, file: ra, size: size, req: req, timeout: timeout, retries: s.retries, m: s.m,
 		buf: make([]byte, 4+req.blksize), rbuf: make([]byte, 1024),
 	}
 	o.result, o.err = snd.run(ctx)
 	o.duration = time.Since(start)
-	o.bytes = fi.Size()
+	o.bytes = size
 	o.retransmits = snd.retransmits
 	return o
+}
+
+// refusal is why a request gets an error packet instead of a file.
+type refusal struct {
+	result Result
+	code   uint16
+	msg    string
+	err    error
+}
+
+// openFile opens name in files for sending. This is the only place a
+// client's name reaches the file system.
+func openFile(files fs.FS, name string) (fs.File, io.ReaderAt, int64, *refusal) {
+	f, err := files.Open(name)
+	if err != nil {
+		var ne *ipxe.NameError
+		switch {
+		case errors.As(err, &ne):
+			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, ne.Err.Error(), err}
+		case errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrPermission):
+			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, "access violation", err}
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil, 0, &refusal{ResultNotFound, errFileNotFound, "file not found", err}
+		}
+		return nil, nil, 0, &refusal{ResultError, errNotDefined, "cannot open file", err}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, 0, &refusal{ResultError, errNotDefined, "cannot open file", err}
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		_ = f.Close()
+		return nil, nil, 0, &refusal{ResultError, errNotDefined, "cannot open file", fmt.Errorf("%T has no ReadAt", f)}
+	}
+	return f, ra, fi.Size(), nil
 }
 
 // done counts, logs and records the end of a request.
