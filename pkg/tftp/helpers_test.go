@@ -58,7 +58,7 @@ type fixture struct {
 
 // start serves testFiles from a fresh ipxe.dir, with a secret file and a
 // symlink out of it beside them.
-func start(t *testing.T, configure func(*Options)) *fixture {
+func start(t testing.TB, configure func(*Options)) *fixture {
 	t.Helper()
 	base := t.TempDir()
 	dir := filepath.Join(base, "ipxe")
