@@ -192,5 +192,6 @@ func escapes(err error) bool {
 	var pe *fs.PathError
 	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "path escapes from parent")
 }
+
 // Root is an fs.FS: the TFTP server reads ipxe.dir through that interface.
 var _ fs.FS = (*Root)(nil)

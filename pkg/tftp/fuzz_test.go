@@ -96,4 +96,3 @@ func FuzzRequest(f *testing.F) {
 		t.Fatalf("open %q opened %v, which is not a file served from %s", req.name, fi.Name(), srv)
 	})
 }
-
