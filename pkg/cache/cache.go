@@ -659,6 +659,13 @@ func (c *Cache) download(fl *flight) (Entry, error) {
 		os.Remove(f.Name())
 		return Entry{}, &fetchError{"disk", fmt.Errorf("lock %s: %w", f.Name(), err)}
 	}
+	// The assets are public; let another server (or nginx in the bench)
+	// read them.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return Entry{}, &fetchError{"disk", err}
+	}
 	fl.setFile(f)
 	committed := false
 	defer func() {
