@@ -196,6 +196,9 @@ type layers struct {
 	groups   map[string]*layer
 	machines map[string]*layer
 	files    map[string]map[string]string // subdir → name → path
+	// broken says defaults.yaml or a group did not parse: machines are
+	// then not checked, as their problems would be that one's echoes.
+	broken bool
 }
 
 // Load reads, checks and renders the whole directory. The error joins
@@ -207,7 +210,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		return nil, err
 	}
 	ls, errs := readLayers(opts.Dir)
-	if ls == nil {
+	if ls == nil || ls.broken {
 		return nil, errors.Join(errs...)
 	}
 	set := &Set{dir: opts.Dir, unknown: boot.UnknownMaintenance, machines: map[string]*machine{}, stamp: stamp}
@@ -255,6 +258,7 @@ func readLayers(dir string) (*layers, []error) {
 		l, err := readLayer(defaults, defaultsLayer)
 		if err != nil {
 			errs = append(errs, err)
+			ls.broken = true
 		}
 		ls.defaults = l
 	}
@@ -266,15 +270,17 @@ func readLayers(dir string) (*layers, []error) {
 		}
 		ls.files[sub] = files
 	}
-	for name, path := range ls.files["groups"] {
-		l, err := readLayer(path, groupLayer)
+	for _, name := range slices.Sorted(maps.Keys(ls.files["groups"])) {
+		l, err := readLayer(ls.files["groups"][name], groupLayer)
 		if err != nil {
 			errs = append(errs, err)
+			ls.broken = true
 			continue
 		}
 		ls.groups[name] = l
 	}
-	for name, path := range ls.files["machines"] {
+	for _, name := range slices.Sorted(maps.Keys(ls.files["machines"])) {
+		path := ls.files["machines"][name]
 		mac, err := NormalizeMAC(name)
 		if err != nil {
 			errs = append(errs, &Problem{File: path, Msg: fmt.Sprintf("the file name %q is not a MAC address: machines/ holds one file per machine, named by its MAC (52-54-00-12-34-56.yaml)", name)})
@@ -375,7 +381,8 @@ func (ls *layers) effective(mac string) (Profile, []error) {
 	}
 	for _, name := range p.Patches {
 		if _, ok := ls.files["patches"][name]; !ok {
-			errs = append(errs, &Problem{Machine: mac, File: ls.setter(p, "patches"), Line: ls.line(p, "patches"), Msg: fmt.Sprintf("patches: no file patches/%s.yaml", name)})
+			l := ls.patchLayer(p, name)
+			errs = append(errs, &Problem{Machine: mac, File: l.file, Line: l.lines["patches"], Msg: fmt.Sprintf("patches: no file patches/%s.yaml", name)})
 		}
 	}
 	if s := p.Talos.Schematic; s != "" && !hexIDRE.MatchString(s) {
@@ -399,6 +406,17 @@ func (ls *layers) stack(p Profile) []*layer {
 		}
 	}
 	return append(out, ml)
+}
+
+// patchLayer returns the layer of p that lists the patch name.
+func (ls *layers) patchLayer(p Profile, name string) *layer {
+	st := ls.stack(p)
+	for i := len(st) - 1; i > 0; i-- {
+		if slices.Contains(st[i].patches, name) {
+			return st[i]
+		}
+	}
+	return st[0]
 }
 
 // setter returns the last layer file of p that sets key.

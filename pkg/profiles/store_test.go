@@ -1,0 +1,170 @@
+package profiles
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// copyDir copies a profiles directory into a temporary one.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// eventually polls cond until it holds or five seconds pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHotReload: a broken file leaves the last good set serving, with the
+// error visible in Status and the metrics; fixing it serves the new set;
+// a machine added in a new file appears.
+func TestHotReload(t *testing.T) {
+	dir := copyDir(t, "testdata/golden/layers/profiles")
+	reg := prometheus.NewRegistry()
+	s, err := NewStore(t.Context(), testOptions(dir), StoreOptions{Registerer: reg, Debounce: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+
+	const mac = "52-54-00-00-00-01"
+	old, err := s.Render(t.Context(), mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	machineFile := filepath.Join(dir, "machines", mac+".yaml")
+	writeFile(t, machineFile, "hostname: [broken\n")
+	eventually(t, "the broken file to be reported", func() bool { return s.Status().Err != nil })
+	st := s.Status()
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], machineFile+":1: YAML") {
+		t.Errorf("got problems %q, want one naming %s:1", st.Problems, machineFile)
+	}
+	if got, _ := s.Render(t.Context(), mac); !bytes.Equal(got, old) {
+		t.Errorf("a broken directory changed the config served:\n%s", got)
+	}
+	if got := testutil.ToFloat64(s.reloads.WithLabelValues("error")); got != 1 {
+		t.Errorf("got %v error reloads, want 1", got)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tinderbox_profiles_last_load_ok 1 when the last load of the directory succeeded, 0 when the files on disk have problems and an older set is served.
+# TYPE tinderbox_profiles_last_load_ok gauge
+tinderbox_profiles_last_load_ok 0
+# HELP tinderbox_profiles_machines Machines with a profile in the set being served.
+# TYPE tinderbox_profiles_machines gauge
+tinderbox_profiles_machines 2
+`), "tinderbox_profiles_last_load_ok", "tinderbox_profiles_machines"); err != nil {
+		t.Error(err)
+	}
+
+	writeFile(t, machineFile, "hostname: renamed\ngroups: [fast, arm]\nvalues: {host: 11}\n")
+	eventually(t, "the fixed file to be served", func() bool {
+		got, _ := s.Render(t.Context(), mac)
+		return bytes.Contains(got, []byte("hostname: renamed"))
+	})
+	if st := s.Status(); st.Err != nil || st.Problems != nil {
+		t.Errorf("after the fix: got %v %q, want no error", st.Err, st.Problems)
+	}
+
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-03.yaml"), "hostname: third\nvalues: {host: 13}\n")
+	eventually(t, "the new machine", func() bool { _, ok := s.Machine("52:54:00:00:00:03"); return ok })
+	if got := testutil.ToFloat64(s.reloads.WithLabelValues("ok")); got != 2 {
+		t.Errorf("got %v good reloads, want 2", got)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tinderbox_profiles_last_load_ok 1 when the last load of the directory succeeded, 0 when the files on disk have problems and an older set is served.
+# TYPE tinderbox_profiles_last_load_ok gauge
+tinderbox_profiles_last_load_ok 1
+# HELP tinderbox_profiles_machines Machines with a profile in the set being served.
+# TYPE tinderbox_profiles_machines gauge
+tinderbox_profiles_machines 3
+`), "tinderbox_profiles_last_load_ok", "tinderbox_profiles_machines"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestWatchSeesEarlyChange: a change made after NewStore loaded but before
+// Watch began watching is loaded when Watch starts.
+func TestWatchSeesEarlyChange(t *testing.T) {
+	dir := copyDir(t, "testdata/golden/layers/profiles")
+	s, err := NewStore(t.Context(), testOptions(dir), StoreOptions{Debounce: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-03.yaml"), "values: {host: 13}\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx) }()
+	eventually(t, "the new machine", func() bool { _, ok := s.Machine("52-54-00-00-00-03"); return ok })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch: %v", err)
+	}
+}
+
+func TestNewStoreFailsOnBadDirectory(t *testing.T) {
+	tests := []struct{ name, dir, want string }{
+		{"missing", "testdata/does-not-exist", "profiles directory"},
+		{"broken", "testdata/golden/err-files/profiles", "unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewStore(t.Context(), testOptions(tt.dir), StoreOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
