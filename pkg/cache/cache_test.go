@@ -48,6 +48,7 @@ type envOpts struct {
 	dir     string
 	url     string // factory URL; default the fake's
 	timeout time.Duration
+	logTo   io.Writer // handler log; default the test log
 }
 
 func newEnv(t *testing.T, o envOpts) *env { return newEnvTB(t, o) }
@@ -82,7 +83,11 @@ func newEnvTB(t testing.TB, o envOpts) *env {
 	t.Cleanup(func() { c.Close() })
 	e.cache = c
 	r := chi.NewRouter()
-	cache.NewHandler(c, testLogger(t), e.rec).Mount(r)
+	log := testLogger(t)
+	if o.logTo != nil {
+		log = slog.New(slog.NewTextHandler(o.logTo, nil))
+	}
+	cache.NewHandler(c, log, e.rec).Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
@@ -98,6 +103,24 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 type recorder struct {
