@@ -15,6 +15,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/config"
 	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
 	"github.com/tinderbox-boot/tinderbox/pkg/metrics"
+	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
 	"github.com/tinderbox-boot/tinderbox/pkg/version"
 )
 
@@ -54,8 +55,9 @@ type daemon struct {
 	registry *prometheus.Registry
 	// boot is the boot HTTP server; subsystems mount their routes on its
 	// router while the daemon is being built.
-	boot    *httpserver.Server
-	servers []server
+	boot     *httpserver.Server
+	profiles *profiles.Store
+	servers  []server
 	// closers release what newDaemon opened, should a later step fail.
 	closers []func() error
 	// httpAddr is the boot HTTP listener's address (a test binding :0 reads the port here).
@@ -90,6 +92,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		return nil, err
 	}
 	if err := d.addAssets(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.addProfiles(ctx); err != nil {
 		return nil, err
 	}
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -25,6 +27,17 @@ It exits 1 if there is any problem.`,
 				src = cfg.File
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "config %s: ok\n", src)
+			fc, err := schematicResolver(cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+			if err != nil {
+				printProblems(cmd, err)
+				return errReported
+			}
+			set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
+			if err != nil {
+				printProblems(cmd, err)
+				return errReported
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "profiles %s: ok, %d machine(s) rendered, unknown machines: %s\n", cfg.Profiles.Dir, set.Len(), set.Unknown())
 			return nil
 		},
 	}

@@ -71,7 +71,8 @@ type Talos struct {
 	Schematic string
 	// SchematicID is the resolved 64-hex schematic ID.
 	SchematicID string
-	// Arch is amd64 or arm64.
+	// Arch is amd64 or arm64, or empty when no layer sets it: the booting
+	// machine's own architecture is used then (and templates see "").
 	Arch string
 }
 
@@ -118,8 +119,9 @@ type Options struct {
 // Set is one loaded profiles directory in which every machine rendered
 // without a problem. It is immutable and safe for concurrent use.
 type Set struct {
-	dir      string
-	unknown  boot.Unknown
+	dir         string
+	unknown     boot.Unknown
+	maintenance Talos
 	machines map[string]*machine
 	loadedAt time.Time
 	stamp    string
@@ -143,6 +145,11 @@ func NormalizeMAC(mac string) (string, error) {
 // Unknown is the policy for machines without a profile (defaults.yaml
 // `unknown`; maintenance when unset).
 func (s *Set) Unknown() boot.Unknown { return s.unknown }
+
+// Maintenance is the Talos image an unknown machine boots under
+// `unknown: maintenance`: the version, schematic and arch defaults.yaml
+// sets (any of them may be empty).
+func (s *Set) Maintenance() Talos { return s.maintenance }
 
 // LoadedAt is when the set was loaded.
 func (s *Set) LoadedAt() time.Time { return s.loadedAt }
@@ -218,6 +225,18 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		set.unknown = *ls.defaults.unknown
 	}
 	ids := map[string]string{}
+	if d := ls.defaults; d != nil {
+		setIf(&set.maintenance.Version, d.version)
+		setIf(&set.maintenance.Schematic, d.schematic)
+		setIf(&set.maintenance.Arch, d.arch)
+		if d.schematic != nil {
+			id, err := ls.resolve(ctx, opts.Schematics, *d.schematic, ids)
+			if err != nil {
+				errs = append(errs, &Problem{File: d.file, Line: d.lines["talos.schematic"], Msg: err.Error()})
+			}
+			set.maintenance.SchematicID = id
+		}
+	}
 	host := factoryHost(opts.FactoryURL)
 	for _, mac := range slices.Sorted(maps.Keys(ls.machines)) {
 		p, perrs := ls.effective(mac)
@@ -333,7 +352,7 @@ func yamlFiles(dir string) (map[string]string, error) {
 // append, values deep-merge.
 func (ls *layers) effective(mac string) (Profile, []error) {
 	ml := ls.machines[mac]
-	p := Profile{MAC: mac, File: ml.file, Install: state.InstallOnce, Talos: Talos{Arch: "amd64"}, Values: map[string]any{}}
+	p := Profile{MAC: mac, File: ml.file, Install: state.InstallOnce, Values: map[string]any{}}
 	var errs []error
 	stack := []*layer{}
 	if ls.defaults != nil {

@@ -42,6 +42,11 @@ func dump(t *testing.T, set *Set) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "unknown: %s\n", set.Unknown())
+	m, err := yaml.Marshal(set.Maintenance())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "=== maintenance\n%s", m)
 	for _, p := range set.Machines() {
 		cfg, err := set.Render(t.Context(), p.MAC)
 		if err != nil {

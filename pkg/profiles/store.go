@@ -138,6 +138,10 @@ func (s *Store) Machines() []Profile { return s.Set().Machines() }
 // Unknown is the policy for machines without a profile.
 func (s *Store) Unknown() boot.Unknown { return s.Set().Unknown() }
 
+// Maintenance is the Talos image of a maintenance boot; see
+// Set.Maintenance.
+func (s *Store) Maintenance() Talos { return s.Set().Maintenance() }
+
 // Render returns mac's machine config as it is served; see Set.Render.
 func (s *Store) Render(ctx context.Context, mac string) ([]byte, error) {
 	return s.Set().Render(ctx, mac)

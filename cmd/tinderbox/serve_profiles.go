@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/factory"
+	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+)
+
+// addProfiles loads profiles.dir, refusing to start when it has a
+// problem (there is no earlier set to fall back on), and watches it: a
+// change that loads is served, one that does not is logged and the last
+// good set keeps serving.
+func (d *daemon) addProfiles(ctx context.Context) error {
+	fc, err := schematicResolver(d.cfg, d.log)
+	if err != nil {
+		return err
+	}
+	store, err := profiles.NewStore(ctx, profileOptions(d.cfg, fc), profiles.StoreOptions{Logger: d.log, Registerer: d.registry})
+	if err != nil {
+		return fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", d.cfg.Profiles.Dir, err)
+	}
+	d.profiles = store
+	d.log.Info("profiles loaded", "dir", d.cfg.Profiles.Dir, "machines", store.Set().Len(), "unknown", store.Unknown())
+	d.servers = append(d.servers, server{"profiles watcher", store.Watch})
+	return nil
+}
+
+// schematicResolver returns the Image Factory client that turns schematic
+// names into IDs, remembering them under state.dir so that rendering works
+// without the factory. It registers no metrics: the asset cache's client
+// does.
+func schematicResolver(cfg *config.Config, log *slog.Logger) (*factory.Client, error) {
+	return factory.New(factory.Options{URL: cfg.Factory.URL, StateDir: cfg.State.Dir, Logger: log})
+}
+
+// profileOptions are the options profiles are loaded with, the same for
+// the daemon, `render` and `validate`, so that all three give the same
+// bytes.
+func profileOptions(cfg *config.Config, r profiles.SchematicResolver) profiles.Options {
+	return profiles.Options{Dir: cfg.Profiles.Dir, Schematics: r, FactoryURL: cfg.Factory.URL, BaseURL: advertisedBootURL(cfg)}
+}
+
+// advertisedBootURL is the boot HTTP server as nodes reach it,
+// http://ADVERTISE:PORT, or "" when the address is unknown.
+func advertisedBootURL(cfg *config.Config) string {
+	_, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if cfg.Advertise == "" || err != nil || port == "" {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(cfg.Advertise, port)
+}
