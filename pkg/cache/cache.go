@@ -206,6 +206,10 @@ func (c *Cache) scan() error {
 		name := strings.TrimSuffix(parts[2], sidecarSuffix)
 		k, kerr := NewKey(parts[0], parts[1], name)
 		if kerr != nil || k.Version != parts[1] {
+			if strings.HasPrefix(parts[2], ".") && strings.Contains(parts[2], sidecarSuffix+".tmp-") {
+				// A record being written when the process died.
+				os.Remove(p)
+			}
 			return nil
 		}
 		if name == parts[2] {

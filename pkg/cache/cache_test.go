@@ -731,6 +731,7 @@ func TestCrashMidFetch(t *testing.T) {
 	os.WriteFile(orphan, []byte("partial"), 0o644)
 	short := filepath.Join(dir, testID, "v1.12.7", "kernel-arm64")
 	os.WriteFile(short, []byte("short"), 0o644)
+	os.WriteFile(filepath.Join(dir, testID, "v1.12.7", ".kernel-arm64.json.tmp-123"), []byte("{"), 0o644)
 	os.WriteFile(short+".json", []byte(`{"schematic":"`+testID+`","version":"v1.12.7","file":"kernel-arm64","size":99,"sha256":"`+strings.Repeat("0", 64)+`"}`), 0o644)
 
 	release()
