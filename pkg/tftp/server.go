@@ -292,7 +292,7 @@ func openFile(files fs.FS, name string) (fs.File, io.ReaderAt, int64, *refusal) 
 // done counts, logs and records the end of a request.
 func (s *Server) done(o outcome) {
 	s.m.transfers.WithLabelValues(string(o.result)).Inc()
-	if o.result != ResultBadRequest && o.result != ResultBusy {
+	if o.duration > 0 { // requests refused on sight are not transfers: no time to record
 		s.m.duration.WithLabelValues(string(o.result)).Observe(o.duration.Seconds())
 	}
 	attrs := []slog.Attr{slog.String("remote", o.remote.String()), slog.String("file", o.file)}
@@ -317,6 +317,10 @@ func (s *Server) done(o outcome) {
 			slog.Int64("size", o.bytes), slog.Duration("duration", o.duration), slog.Any("err", o.err))...)
 	case ResultError:
 		s.log.LogAttrs(context.Background(), slog.LevelError, "tftp: transfer failed", append(attrs, slog.Any("err", o.err))...)
+	case ResultTimeout:
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: client stopped acknowledging", append(attrs,
+			slog.Int64("size", o.bytes), slog.Duration("duration", o.duration),
+			slog.Int("blksize", o.blksize), slog.Int("windowsize", o.windowsize))...)
 	default:
 		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: request "+string(o.result), append(attrs, slog.Any("err", o.err))...)
 	}
