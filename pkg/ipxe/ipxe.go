@@ -1,6 +1,10 @@
 // Package ipxe knows the iPXE binaries tinderbox hands to PXE firmware and
 // serves from ipxe.dir (Debian/Ubuntu package "ipxe" installs them in
 // /usr/lib/ipxe).
+//
+// Root is the one place a client's file name meets the disk: it opens only
+// regular files inside ipxe.dir, for the TFTP server and for Handler, which
+// serves them over HTTP at /boot/{file} to UEFI HTTP boot clients.
 package ipxe
 
 import (
