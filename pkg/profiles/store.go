@@ -151,6 +151,9 @@ func (s *Store) Render(ctx context.Context, mac string) ([]byte, error) {
 // on failure the old one stays and the error is kept in Status.
 func (s *Store) Reload(ctx context.Context) error {
 	set, err := Load(ctx, s.opts)
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: not a verdict on the files
+	}
 	now := time.Now()
 	s.mu.Lock()
 	s.status.LastAttempt = now

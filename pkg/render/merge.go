@@ -24,7 +24,33 @@ const directive = "$patch"
 //     cluster.network.podSubnets and serviceSubnets, and
 //     cluster.apiServer.auditPolicy, are replaced whole.
 func Merge(dst, patch any) (any, error) {
+	if err := checkDirectives(patch, nil); err != nil {
+		return nil, err
+	}
 	return merge(deepCopy(dst), patch, nil)
+}
+
+// checkDirectives checks every directive in a patch before any of it
+// applies, so that a bad one fails whatever the patch meets.
+func checkDirectives(v any, path []string) error {
+	switch v := v.(type) {
+	case Map:
+		if err := checkDirective(v, path); err != nil {
+			return err
+		}
+		for _, kv := range v {
+			if err := checkDirectives(kv.Value, append(path[:len(path):len(path)], kv.Key)); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := checkDirectives(e, append(path[:len(path):len(path)], "[]")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // merge applies patch to dst, which it may modify; path is dst's place in
@@ -34,9 +60,6 @@ func merge(dst, patch any, path []string) (any, error) {
 	case nil:
 		return dst, nil
 	case Map:
-		if err := checkDirective(p, path); err != nil {
-			return nil, err
-		}
 		if replaced(path) {
 			return clean(p), nil
 		}
@@ -52,9 +75,6 @@ func merge(dst, patch any, path []string) (any, error) {
 			if isDelete(kv.Value) {
 				d = d.Delete(kv.Key)
 				continue
-			}
-			if err := checkDirective(kv.Value, sub); err != nil {
-				return nil, err
 			}
 			old, _ := d.Get(kv.Key)
 			v, err := merge(old, kv.Value, sub)
@@ -76,9 +96,6 @@ func merge(dst, patch any, path []string) (any, error) {
 		match := listKey(path)
 		item := append(path[:len(path):len(path)], "[]")
 		for _, pv := range p {
-			if err := checkDirective(pv, item); err != nil {
-				return nil, err
-			}
 			i := -1
 			if match != nil {
 				i = indexFunc(d, pv, match)

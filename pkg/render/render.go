@@ -213,7 +213,7 @@ func applyStrategic(docs []any, patch Map) ([]any, error) {
 	if isDelete(patch) {
 		return docs, nil
 	}
-	if err := checkDirective(patch, nil); err != nil {
+	if err := checkDirectives(patch, nil); err != nil {
 		return nil, err
 	}
 	return append(docs, clean(patch)), nil
