@@ -1,0 +1,22 @@
+package bootflow
+
+import (
+	"github.com/tinderbox-boot/tinderbox/pkg/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/tftp"
+)
+
+// RecordTransfer implements tftp.Recorder: the transfer lands in the log of
+// the machine last seen at its address (from a DHCP ack or a script
+// request). A transfer from an address not yet tied to a MAC, as with BIOS
+// ROMs that skip the port-4011 request, is counted but not recorded.
+func (f *Flow) RecordTransfer(t tftp.Transfer) {
+	ip := t.Remote.Addr().Unmap().String()
+	mac, ok := f.MACOf(ip)
+	if !ok {
+		f.steps.WithLabelValues("tftp", "unattributed").Inc()
+		f.log.Debug("tftp transfer from an address with no known MAC", "remote", ip, "file", t.File)
+		return
+	}
+	f.steps.WithLabelValues("tftp", "ok").Inc()
+	f.event(mac, state.EventTFTP, t.File, t.Bytes)
+}
