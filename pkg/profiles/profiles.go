@@ -283,8 +283,13 @@ func readLayers(dir string) (*layers, []error) {
 	}
 	for _, sub := range []string{"groups", "machines", "schematics", "configs", "patches"} {
 		files, err := yamlFiles(filepath.Join(dir, sub))
+		var p *Problem
+		if err != nil && !errors.As(err, &p) {
+			err = &Problem{File: filepath.Join(dir, sub), Msg: err.Error()}
+		}
 		if err != nil {
-			errs = append(errs, &Problem{File: filepath.Join(dir, sub), Msg: err.Error()})
+			errs = append(errs, err)
+			ls.broken = true
 			continue
 		}
 		ls.files[sub] = files
@@ -339,7 +344,13 @@ func yamlFiles(dir string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, e := range entries {
 		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".yaml") {
+		if e.IsDir() || strings.HasPrefix(n, ".") {
+			continue
+		}
+		if strings.HasSuffix(n, ".yml") {
+			return nil, &Problem{File: filepath.Join(dir, n), Msg: "only *.yaml files are read: rename it to " + strings.TrimSuffix(n, ".yml") + ".yaml"}
+		}
+		if !strings.HasSuffix(n, ".yaml") {
 			continue
 		}
 		out[strings.TrimSuffix(n, ".yaml")] = filepath.Join(dir, n)

@@ -251,6 +251,13 @@ func fingerprint(dir string) (string, error) {
 		if err != nil {
 			return err
 		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			// .git, editor swap files: not profiles.
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		if d.IsDir() {
 			return nil
 		}
