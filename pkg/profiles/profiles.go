@@ -224,7 +224,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	if ls.defaults != nil && ls.defaults.unknown != nil {
 		set.unknown = *ls.defaults.unknown
 	}
-	ids := map[string]string{}
+	ids := map[string]result{}
 	if d := ls.defaults; d != nil {
 		setIf(&set.maintenance.Version, d.version)
 		setIf(&set.maintenance.Schematic, d.schematic)
@@ -245,8 +245,11 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			continue
 		}
 		id, err := ls.resolve(ctx, opts.Schematics, p.Talos.Schematic, ids)
+		if errors.Is(err, errReported) {
+			continue
+		}
 		if err != nil {
-			errs = append(errs, &Problem{Machine: mac, File: p.File, Line: ls.line(p, "talos.schematic"), Msg: err.Error()})
+			errs = append(errs, &Problem{Machine: mac, File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: err.Error()})
 			continue
 		}
 		p.Talos.SchematicID = id
@@ -509,15 +512,34 @@ func deepMerge(dst, src map[string]any) map[string]any {
 	return out
 }
 
-// resolve returns the schematic ID for a name or ID, once per name and
-// load.
-func (ls *layers) resolve(ctx context.Context, r SchematicResolver, schematic string, cache map[string]string) (string, error) {
+// result is a schematic name's resolution, kept for the rest of a load.
+type result struct {
+	id  string
+	err error
+}
+
+// errReported stands for a resolution that failed earlier in the same
+// load: its problem is reported once, not for every machine.
+var errReported = errors.New("reported")
+
+// resolve returns the schematic ID for a name or ID, asking the resolver
+// once per name and load.
+func (ls *layers) resolve(ctx context.Context, r SchematicResolver, schematic string, cache map[string]result) (string, error) {
 	if hexIDRE.MatchString(schematic) {
 		return schematic, nil
 	}
-	if id, ok := cache[schematic]; ok {
-		return id, nil
+	if res, ok := cache[schematic]; ok {
+		if res.err != nil {
+			return "", errReported
+		}
+		return res.id, nil
 	}
+	id, err := ls.ask(ctx, r, schematic)
+	cache[schematic] = result{id, err}
+	return id, err
+}
+
+func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string) (string, error) {
 	path := ls.files["schematics"][schematic]
 	if r == nil {
 		return "", fmt.Errorf("talos.schematic %q: names need the Image Factory client to resolve; give the 64-hex ID instead", schematic)
@@ -533,7 +555,6 @@ func (ls *layers) resolve(ctx context.Context, r SchematicResolver, schematic st
 	if !hexIDRE.MatchString(id) {
 		return "", fmt.Errorf("talos.schematic %q: resolver answered %q, not a 64-hex ID", schematic, id)
 	}
-	cache[schematic] = id
 	return id, nil
 }
 
