@@ -181,7 +181,8 @@ func (s *Set) Machines() []Profile {
 }
 
 // Render returns mac's machine config, exactly as it is served. Configs
-// are rendered and checked when the set loads, so this only looks one up.
+// are rendered and checked when the set loads, so this only looks one up
+// (and copies it: the caller may keep or change the bytes).
 func (s *Set) Render(ctx context.Context, mac string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -194,7 +195,7 @@ func (s *Set) Render(ctx context.Context, mac string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("profiles: render %s: %w", key, ErrUnknownMachine)
 	}
-	return m.config, nil
+	return slices.Clone(m.config), nil
 }
 
 // layers is a directory's parsed layer files.
