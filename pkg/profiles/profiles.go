@@ -122,9 +122,9 @@ type Set struct {
 	dir         string
 	unknown     boot.Unknown
 	maintenance Talos
-	machines map[string]*machine
-	loadedAt time.Time
-	stamp    string
+	machines    map[string]*machine
+	loadedAt    time.Time
+	stamp       string
 }
 
 type machine struct {
