@@ -119,7 +119,6 @@ type Options struct {
 // Set is one loaded profiles directory in which every machine rendered
 // without a problem. It is immutable and safe for concurrent use.
 type Set struct {
-	dir         string
 	unknown     boot.Unknown
 	maintenance Talos
 	machines    map[string]*machine
@@ -221,7 +220,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	if ls == nil || ls.broken {
 		return nil, errors.Join(errs...)
 	}
-	set := &Set{dir: opts.Dir, unknown: boot.UnknownMaintenance, machines: map[string]*machine{}, stamp: stamp}
+	set := &Set{unknown: boot.UnknownMaintenance, machines: map[string]*machine{}, stamp: stamp}
 	if ls.defaults != nil && ls.defaults.unknown != nil {
 		set.unknown = *ls.defaults.unknown
 	}
