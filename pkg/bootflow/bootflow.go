@@ -210,6 +210,9 @@ func (f *Flow) Script(ctx context.Context, mac, uuid, buildarch, remoteIP string
 		if p.Arch == "" {
 			return ScriptResult{Status: http.StatusBadRequest}, fmt.Errorf("machine %s: arch %q is not amd64 or arm64, and its profile names none", mac, buildarch)
 		}
+		if p.Version == "" || p.SchematicID == "" {
+			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
+		}
 		cmdline, err := f.opts.Cmdlines.Cmdline(ctx, p.SchematicID, p.Version, p.Arch)
 		if err != nil {
 			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, p.Version, short(p.SchematicID), err)

@@ -1,6 +1,9 @@
 package bootflow
 
 import (
+	"context"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/cache"
 	"github.com/tinderbox-boot/tinderbox/pkg/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/tftp"
 )
@@ -19,4 +22,20 @@ func (f *Flow) RecordTransfer(t tftp.Transfer) {
 	}
 	f.steps.WithLabelValues("tftp", "ok").Inc()
 	f.event(mac, state.EventTFTP, t.File, t.Bytes)
+}
+
+// AssetSent implements cache.Recorder: a whole kernel or initramfs sent
+// lands in the log of the machine last seen at the address. Ranges and cut
+// transfers are left out: they are retries, not boot steps.
+func (f *Flow) AssetSent(_ context.Context, s cache.Sent) {
+	if !s.Complete {
+		return
+	}
+	mac, ok := f.MACOf(s.Remote.Unmap().String())
+	if !ok {
+		f.steps.WithLabelValues("asset", "unattributed").Inc()
+		return
+	}
+	f.steps.WithLabelValues("asset", "ok").Inc()
+	f.event(mac, state.EventAsset, s.Key.File, s.Bytes)
 }

@@ -139,7 +139,7 @@ func (m *Machine) Reinstall() {
 }
 
 // LastEvent returns the newest event of kind k, if any.
-func (m *Machine) LastEvent(k EventKind) (Event, bool) {
+func (m Machine) LastEvent(k EventKind) (Event, bool) {
 	for _, e := range slices.Backward(m.Events) {
 		if e.Kind == k {
 			return e, true
