@@ -6,16 +6,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/bind"
+	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
+	"github.com/tinderbox-boot/tinderbox/pkg/cache"
 	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/factory"
 	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
 	"github.com/tinderbox-boot/tinderbox/pkg/metrics"
 	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/version"
 )
 
@@ -56,12 +61,20 @@ type daemon struct {
 	// boot is the boot HTTP server; subsystems mount their routes on its
 	// router while the daemon is being built.
 	boot     *httpserver.Server
+	state    *state.Store
+	factory  *factory.Client
+	cache    *cache.Cache
 	profiles *profiles.Store
+	flow     *bootflow.Flow
 	servers  []server
-	// closers release what newDaemon opened, should a later step fail.
+	// closers release what newDaemon opened: after Run's servers have
+	// stopped, or at once should a later step of newDaemon fail.
 	closers []func() error
-	// httpAddr is the boot HTTP listener's address (a test binding :0 reads the port here).
-	httpAddr net.Addr
+	// httpAddr and adminAddr are the listeners' addresses (a test binding
+	// :0 reads the ports here).
+	httpAddr, adminAddr net.Addr
+	// httpMetrics are the request metrics both HTTP servers share.
+	httpMetrics *httpserver.Metrics
 }
 
 // server is one of the daemon's servers, ready to run.
@@ -77,25 +90,17 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	d := &daemon{cfg: cfg, log: log, registry: metrics.NewRegistry()}
 	defer func() {
 		if err != nil {
-			for _, c := range d.closers {
-				_ = c()
-			}
+			d.close()
 		}
 	}()
-	if err := d.addBootHTTP(ctx); err != nil {
-		return nil, err
-	}
-	if err := d.addTFTP(ctx); err != nil {
-		return nil, err
-	}
-	if err := d.addDHCP(ctx); err != nil {
-		return nil, err
-	}
-	if err := d.addAssets(ctx); err != nil {
-		return nil, err
-	}
-	if err := d.addProfiles(ctx); err != nil {
-		return nil, err
+	// Servers are built in dependency order: the boot flow needs the
+	// state, the cache and the profiles; DHCP and TFTP report to the flow.
+	for _, add := range []func(context.Context) error{
+		d.addBootHTTP, d.addState, d.addAssets, d.addProfiles, d.addFlow, d.addTFTP, d.addDHCP, d.addAdmin,
+	} {
+		if err := add(ctx); err != nil {
+			return nil, err
+		}
 	}
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
 		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
@@ -112,7 +117,8 @@ func (d *daemon) addBootHTTP(ctx context.Context) error {
 	d.closers = append(d.closers, ln.Close)
 	d.httpAddr = ln.Addr()
 
-	d.boot = httpserver.New(httpserver.Options{Name: "boot", Logger: d.log, Metrics: httpserver.NewMetrics(d.registry)})
+	d.httpMetrics = httpserver.NewMetrics(d.registry)
+	d.boot = httpserver.New(httpserver.Options{Name: "boot", Logger: d.log, Metrics: d.httpMetrics})
 	d.boot.Router().Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -135,6 +141,16 @@ func (d *daemon) Run(ctx context.Context) error {
 		})
 	}
 	err := g.Wait()
+	d.close()
 	d.log.Info("tinderbox stopped")
 	return err
+}
+
+// close releases what newDaemon opened, newest first (the state store
+// after the servers that write to it). Listeners the servers already
+// closed report an error here, which is of no interest.
+func (d *daemon) close() {
+	for _, c := range slices.Backward(d.closers) {
+		_ = c()
+	}
 }

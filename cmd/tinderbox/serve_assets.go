@@ -13,23 +13,18 @@ import (
 
 // addAssets opens the asset cache under cache.dir, fetching from the Image
 // Factory at factory.url, and serves it at /assets/{schematic}/{version}/{file}
-// on the boot HTTP server. The cache is closed (fetches in flight
-// cancelled, their partial files removed) when the daemon stops.
+// on the boot HTTP server (mounted by addFlow, which records what it sends).
+// The cache is closed (fetches in flight cancelled, their partial files
+// removed) when the daemon stops.
 func (d *daemon) addAssets(_ context.Context) error {
 	fc, c, err := openCache(d.cfg.Factory.URL, d.cfg.State.Dir, d.cfg.Cache.Dir, int64(d.cfg.Cache.MaxSize), d.log, d.registry)
 	if err != nil {
 		return err
 	}
 	d.closers = append(d.closers, c.Close)
-	// The machine-state layer (issue 8) will record "assets sent" events;
-	// until then nothing does.
-	cache.NewHandler(c, d.log, cache.NopRecorder{}).Mount(d.boot.Router())
+	d.factory, d.cache = fc, c
 	d.log.Info("asset cache ready", "dir", c.Dir(), "entries", len(c.List()), "size", c.Size(),
 		"max_size", d.cfg.Cache.MaxSize.String(), "factory", fc.URL())
-	d.servers = append(d.servers, server{"asset cache", func(ctx context.Context) error {
-		<-ctx.Done()
-		return c.Close()
-	}})
 	return nil
 }
 

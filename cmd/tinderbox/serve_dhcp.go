@@ -15,9 +15,8 @@ import (
 // dhcp.pxePort) and adds one server per listener. It adds nothing when
 // dhcp.enabled is false.
 //
-// Until the machine-state layer exists (issue 8), every PXE client is
-// answered and nothing is recorded: Options.Policy and Options.Recorder are
-// left nil.
+// The boot flow decides who is answered (an unknown machine under
+// `unknown: ignore` is not) and records every reply in the machine's state.
 func (d *daemon) addDHCP(ctx context.Context) error {
 	c := d.cfg.DHCP
 	if !c.Enabled {
@@ -59,10 +58,12 @@ func (d *daemon) addDHCP(ctx context.Context) error {
 				"port", l.port, "sharers", strings.Join(others, "; "))
 		}
 		srv := proxydhcp.New(proxydhcp.Options{
-			Config:  cfg,
-			Logger:  d.log,
-			Metrics: m,
-			PXEPort: l.pxe,
+			Config:   cfg,
+			Logger:   d.log,
+			Metrics:  m,
+			PXEPort:  l.pxe,
+			Policy:   d.flow,
+			Recorder: d.flow,
 		})
 		d.servers = append(d.servers, server{l.what, func(ctx context.Context) error { return srv.Serve(ctx, conn) }})
 	}

@@ -16,11 +16,7 @@ import (
 // change that loads is served, one that does not is logged and the last
 // good set keeps serving.
 func (d *daemon) addProfiles(ctx context.Context) error {
-	fc, err := schematicResolver(d.cfg, d.log)
-	if err != nil {
-		return err
-	}
-	store, err := profiles.NewStore(ctx, profileOptions(d.cfg, fc), profiles.StoreOptions{Logger: d.log, Registerer: d.registry})
+	store, err := profiles.NewStore(ctx, profileOptions(d.cfg, d.factory), profiles.StoreOptions{Logger: d.log, Registerer: d.registry})
 	if err != nil {
 		return fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", d.cfg.Profiles.Dir, err)
 	}

@@ -34,13 +34,11 @@ func (d *daemon) addTFTP(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, pc.Close)
-	// The machine-state layer (issue 8) will record transfers; until then
-	// nothing does.
 	srv := tftp.New(tftp.Options{
 		Files:    root,
 		Logger:   d.log,
 		Metrics:  tftp.NewMetrics(d.registry),
-		Recorder: tftp.NopRecorder{},
+		Recorder: d.flow,
 	})
 	d.log.Info("tftp listening", "addr", pc.LocalAddr().String(), "dir", root.Dir())
 	d.servers = append(d.servers, server{"TFTP", func(ctx context.Context) error { return srv.Serve(ctx, pc) }})

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/admin"
+	"github.com/tinderbox-boot/tinderbox/pkg/bind"
+	"github.com/tinderbox-boot/tinderbox/pkg/boot"
+	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
+	"github.com/tinderbox-boot/tinderbox/pkg/cache"
+	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
+	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/state"
+)
+
+// addState opens the machine-state database under state.dir.
+func (d *daemon) addState(context.Context) error {
+	st, err := state.Open(d.cfg.State.Dir, state.Options{Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.state = st
+	d.closers = append(d.closers, st.Close)
+	return nil
+}
+
+// addFlow builds the boot flow over the state, the profiles and the cache,
+// mounts /boot.ipxe, /ipxe and /config/{mac}, and has the asset handler
+// report to it.
+func (d *daemon) addFlow(context.Context) error {
+	d.flow = bootflow.New(bootflow.Options{
+		BaseURL:    "http://" + advertisedHostPort(d.cfg.Advertise, d.httpAddr.String()),
+		LocalBoot:  d.cfg.IPXE.LocalBoot,
+		Store:      d.state,
+		Profiles:   profilesAdapter{d.profiles},
+		Cmdlines:   d.cache,
+		Logger:     d.log,
+		Registerer: d.registry,
+	})
+	d.flow.Mount(d.boot.Router())
+	cache.NewHandler(d.cache, d.log, d.flow).Mount(d.boot.Router())
+	return nil
+}
+
+// addAdmin binds admin.listen and serves the admin API there.
+func (d *daemon) addAdmin(ctx context.Context) error {
+	var token string
+	if d.cfg.Admin.TokenFile != "" {
+		var err error
+		if token, err = config.ReadToken(d.cfg.Admin.TokenFile); err != nil {
+			return err
+		}
+	}
+	ln, err := bind.TCP(ctx, "admin", d.cfg.Admin.Listen)
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, ln.Close)
+	d.adminAddr = ln.Addr()
+	srv := httpserver.New(httpserver.Options{Name: "admin", Logger: d.log, Metrics: d.httpMetrics})
+	admin.New(admin.Options{Token: token, Store: d.state, Profiles: profilesAdapter{d.profiles}, Scripts: d.flow, Logger: d.log}).Mount(srv.Router())
+	d.log.Info("admin API listening", "addr", ln.Addr().String(), "auth", token != "")
+	d.servers = append(d.servers, server{"admin HTTP", func(ctx context.Context) error { return srv.Serve(ctx, ln) }})
+	return nil
+}
+
+// advertisedHostPort joins the advertised address with the port a
+// listener actually got (which differs from the config's for ":0").
+func advertisedHostPort(advertise, bound string) string {
+	port := bound[strings.LastIndex(bound, ":")+1:]
+	return advertise + ":" + port
+}
+
+// profilesAdapter presents the profiles store as the boot flow and the
+// admin API consume it.
+type profilesAdapter struct{ s *profiles.Store }
+
+func toFlowProfile(p profiles.Profile) bootflow.Profile {
+	return bootflow.Profile{
+		Hostname:    p.Hostname,
+		Install:     p.Install,
+		Version:     p.Talos.Version,
+		SchematicID: p.Talos.SchematicID,
+		Arch:        p.Talos.Arch,
+		KernelArgs:  p.KernelArgs,
+	}
+}
+
+func (a profilesAdapter) Lookup(mac string) (bootflow.Profile, bool, error) {
+	p, ok := a.s.Machine(mac)
+	if !ok {
+		return bootflow.Profile{}, false, nil
+	}
+	return toFlowProfile(p), true, nil
+}
+
+func (a profilesAdapter) Unknown() (boot.Unknown, bootflow.Profile) {
+	m := a.s.Maintenance()
+	return a.s.Unknown(), bootflow.Profile{Version: m.Version, SchematicID: m.SchematicID, Arch: m.Arch}
+}
+
+func (a profilesAdapter) Render(ctx context.Context, mac string) ([]byte, error) {
+	return a.s.Render(ctx, mac)
+}
+
+func (a profilesAdapter) MACs() []string {
+	ps := a.s.Machines()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = strings.ReplaceAll(p.MAC, "-", ":")
+	}
+	return out
+}
