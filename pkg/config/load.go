@@ -2,11 +2,11 @@ package config
 
 import (
 	"bytes"
-	"reflect"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
