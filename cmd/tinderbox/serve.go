@@ -72,7 +72,7 @@ type daemon struct {
 	closers []func() error
 	// httpAddr and adminAddr are the listeners' addresses (a test binding
 	// :0 reads the ports here).
-	httpAddr, adminAddr net.Addr
+	httpAddr, adminAddr, tftpAddr net.Addr
 	// httpMetrics are the request metrics both HTTP servers share.
 	httpMetrics *httpserver.Metrics
 }

@@ -31,7 +31,7 @@ func (d *daemon) addState(context.Context) error {
 // report to it.
 func (d *daemon) addFlow(context.Context) error {
 	d.flow = bootflow.New(bootflow.Options{
-		BaseURL:    "http://" + advertisedHostPort(d.cfg.Advertise, d.httpAddr.String()),
+		BaseURL:    bootURL(d.cfg.Advertise, d.httpAddr.String()),
 		LocalBoot:  d.cfg.IPXE.LocalBoot,
 		Store:      d.state,
 		Profiles:   profilesAdapter{d.profiles},
@@ -64,13 +64,6 @@ func (d *daemon) addAdmin(ctx context.Context) error {
 	d.log.Info("admin API listening", "addr", ln.Addr().String(), "auth", token != "")
 	d.servers = append(d.servers, server{"admin HTTP", func(ctx context.Context) error { return srv.Serve(ctx, ln) }})
 	return nil
-}
-
-// advertisedHostPort joins the advertised address with the port a
-// listener actually got (which differs from the config's for ":0").
-func advertisedHostPort(advertise, bound string) string {
-	port := bound[strings.LastIndex(bound, ":")+1:]
-	return advertise + ":" + port
 }
 
 // profilesAdapter presents the profiles store as the boot flow and the

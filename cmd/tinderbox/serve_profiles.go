@@ -16,7 +16,10 @@ import (
 // change that loads is served, one that does not is logged and the last
 // good set keeps serving.
 func (d *daemon) addProfiles(ctx context.Context) error {
-	store, err := profiles.NewStore(ctx, profileOptions(d.cfg, d.factory), profiles.StoreOptions{Logger: d.log, Registerer: d.registry})
+	opts := profileOptions(d.cfg, d.factory)
+	// The port actually bound, which differs from the config's for ":0".
+	opts.BaseURL = bootURL(d.cfg.Advertise, d.httpAddr.String())
+	store, err := profiles.NewStore(ctx, opts, profiles.StoreOptions{Logger: d.log, Registerer: d.registry})
 	if err != nil {
 		return fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", d.cfg.Profiles.Dir, err)
 	}
@@ -38,15 +41,16 @@ func schematicResolver(cfg *config.Config, log *slog.Logger) (*factory.Client, e
 // the daemon, `render` and `validate`, so that all three give the same
 // bytes.
 func profileOptions(cfg *config.Config, r profiles.SchematicResolver) profiles.Options {
-	return profiles.Options{Dir: cfg.Profiles.Dir, Schematics: r, FactoryURL: cfg.Factory.URL, BaseURL: advertisedBootURL(cfg)}
+	return profiles.Options{Dir: cfg.Profiles.Dir, Schematics: r, FactoryURL: cfg.Factory.URL, BaseURL: bootURL(cfg.Advertise, cfg.HTTP.Listen)}
 }
 
-// advertisedBootURL is the boot HTTP server as nodes reach it,
-// http://ADVERTISE:PORT, or "" when the address is unknown.
-func advertisedBootURL(cfg *config.Config) string {
-	_, port, err := net.SplitHostPort(cfg.HTTP.Listen)
-	if cfg.Advertise == "" || err != nil || port == "" {
+// bootURL is the boot HTTP server as nodes reach it,
+// http://ADVERTISE:PORT, with the port of listen (a configured or a bound
+// address), or "" when either is unknown.
+func bootURL(advertise, listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if advertise == "" || err != nil || port == "" {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(cfg.Advertise, port)
+	return "http://" + net.JoinHostPort(advertise, port)
 }

@@ -34,6 +34,7 @@ func (d *daemon) addTFTP(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, pc.Close)
+	d.tftpAddr = pc.LocalAddr()
 	srv := tftp.New(tftp.Options{
 		Files:    root,
 		Logger:   d.log,
