@@ -11,6 +11,10 @@ LDFLAGS     := -s -w -X github.com/tinderbox-boot/tinderbox/pkg/version.Version=
 # staticcheck is pinned: a new release may add checks that fail the build.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
+FUZZTIME    ?= 20s
+# Every native fuzz test, as package:Target.
+FUZZ        := pkg/proxydhcp:FuzzDecide pkg/tftp:FuzzRequest pkg/render:FuzzMerge \
+               pkg/cache:FuzzNewKey pkg/factory:FuzzNormalizeVersion pkg/config:FuzzParseByteSize
 
 .PHONY: help
 help: ## list the targets
@@ -36,3 +40,25 @@ test: ## unit and integration tests with the race detector, then go vet and stat
 lint: ## go vet and staticcheck (pinned)
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: e2e
+e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots through tinderbox in network namespaces (root)
+	scripts/deps.sh e2e
+	scripts/e2e-dhcp.sh
+
+.PHONY: fuzz
+fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
+	@set -e; for f in $(FUZZ); do \
+		echo "fuzz: $${f%%:*} $${f##*:}"; \
+		$(GO) test -run '^$$' -fuzz "^$${f##*:}$$" -fuzztime $(FUZZTIME) ./$${f%%:*}; \
+	done
+
+.PHONY: bench
+bench: ## Go benchmarks with allocations, then the TFTP (vs dnsmasq) and cache (vs nginx) bench scripts
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	scripts/bench-tftp.sh
+	scripts/bench-cache.sh
+
+.PHONY: capture-dhcp
+capture-dhcp: ## re-record the DHCP packets of real firmware for the golden tests (root)
+	scripts/capture-dhcp.sh

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs what a tinderbox task needs on Debian/Ubuntu: `scripts/deps.sh run`
-# (serve the example profiles), `test` (unit tests), `ci` (everything .ci/run
-# uses). Debian packages come through apt-get (with sudo when not root); Go
-# modules come through the Go module proxy when the build asks for them.
+# (serve the example profiles), `test` (unit tests), `e2e` (real firmware in
+# QEMU), `ci` (everything .ci/run uses). Debian packages come through apt-get
+# (with sudo when not root); Go modules come through the Go module proxy when
+# the build asks for them.
 set -euo pipefail
 
 task=${1:-test}
 case "$task" in
 run) pkgs=(ipxe ca-certificates) ;;
 test) pkgs=(ca-certificates curl tftp-hpa) ;;
-ci) pkgs=(ca-certificates curl tftp-hpa ipxe git make) ;;
-*) echo "usage: $0 run|test|ci" >&2; exit 2 ;;
+e2e) pkgs=(ca-certificates ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
+ci) pkgs=(ca-certificates curl tftp-hpa git make ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
+*) echo "usage: $0 run|test|e2e|ci" >&2; exit 2 ;;
 esac
 
 sudo=()
