@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/pkg/cache"
 	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
 )
 
 func newCacheCmd() *cobra.Command {
@@ -99,19 +101,32 @@ func newCachePrefetchCmd() *cobra.Command {
 	var schematics, versions, arches []string
 	cmd := &cobra.Command{
 		Use:   "prefetch",
-		Short: "Fetch the kernel, initramfs and kernel command line of schematics and versions",
-		Long: `prefetch fetches the PXE files (kernel, initramfs, kernel command line) of
-each --schematic/--version/--arch set into the cache, with a progress bar on a
-terminal. Repeat the flags for several sets; a flag given once applies to
-every set.`,
+		Short: "Fetch the kernel, initramfs and kernel command line the profiles need, or of given schematics and versions",
+		Long: `prefetch fetches the PXE files (kernel, initramfs, kernel command line) into
+the cache, with a progress bar on a terminal. Without --schematic and
+--version it fetches everything the profiles reference: each machine's Talos
+version, schematic and arch (amd64 when its profile names none), and the
+maintenance image of defaults.yaml. With them, it fetches each
+--schematic/--version/--arch set; repeat the flags for several sets, and a
+flag given once applies to every set.`,
 		Example: `  tinderbox cache prefetch --schematic 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba --version v1.12.7 --arch amd64`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			targets, err := prefetchTargets(schematics, versions, arches)
-			if err != nil {
-				return err
+			fromProfiles := len(schematics) == 0 && len(versions) == 0
+			var targets []cache.Target
+			if !fromProfiles {
+				var err error
+				if targets, err = prefetchTargets(schematics, versions, arches); err != nil {
+					return err
+				}
 			}
-			return withCache(cmd, func(_ *config.Config, c *cache.Cache) error {
+			return withCache(cmd, func(cfg *config.Config, c *cache.Cache) error {
+				if fromProfiles {
+					var err error
+					if targets, err = profileTargets(cmd, cfg); err != nil {
+						return err
+					}
+				}
 				return prefetch(cmd.Context(), c, targets, cmd.OutOrStdout())
 			})
 		},
@@ -120,6 +135,40 @@ every set.`,
 	cmd.Flags().StringArrayVar(&versions, "version", nil, "Talos version, e.g. v1.12.7; repeatable")
 	cmd.Flags().StringArrayVar(&arches, "arch", []string{"amd64"}, "architecture: amd64 or arm64; repeatable")
 	return cmd
+}
+
+// profileTargets lists the assets the profiles reference, each once.
+func profileTargets(cmd *cobra.Command, cfg *config.Config) ([]cache.Target, error) {
+	fc, err := schematicResolver(cfg, newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, cmd.ErrOrStderr()))
+	if err != nil {
+		return nil, err
+	}
+	set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
+	if err != nil {
+		return nil, fmt.Errorf("cache prefetch: the profiles do not load (`tinderbox validate` lists every problem): %w", err)
+	}
+	var targets []cache.Target
+	add := func(t profiles.Talos) {
+		if t.Version == "" || t.SchematicID == "" {
+			return
+		}
+		arch := t.Arch
+		if arch == "" {
+			arch = "amd64"
+		}
+		tg := cache.Target{Schematic: t.SchematicID, Version: t.Version, Arch: arch}
+		if !slices.Contains(targets, tg) {
+			targets = append(targets, tg)
+		}
+	}
+	for _, p := range set.Machines() {
+		add(p.Talos)
+	}
+	add(set.Maintenance())
+	if len(targets) == 0 {
+		return nil, errors.New("cache prefetch: the profiles name no Talos version and schematic; give --schematic and --version")
+	}
+	return targets, nil
 }
 
 // prefetchTargets pairs the flags' values by position; a flag given once

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,31 @@ func TestPrefetchTargets(t *testing.T) {
 				t.Errorf("got %v, %v; want %s", s, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrefetchFromProfiles runs `cache prefetch` with no flags on the
+// repository's example profiles: it fetches what they reference, once.
+func TestPrefetchFromProfiles(t *testing.T) {
+	ff := startFakeFactory(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "tinderbox.yaml")
+	writeFile(t, cfgPath, "advertise: 127.0.0.1\n"+
+		"factory: {url: \""+ff.URL+"\"}\n"+
+		"cache: {dir: "+dir+"/cache}\nstate: {dir: "+dir+"/state}\n"+
+		"profiles: {dir: ../../profiles}\n")
+	for range 2 {
+		var out bytes.Buffer
+		if err := execute(t.Context(), []string{"cache", "prefetch", "--config", cfgPath}, &out, io.Discard); err != nil {
+			t.Fatalf("cache prefetch: %v", err)
+		}
+		if got := strings.Count(out.String(), "cached "); got != 3 {
+			t.Errorf("cache prefetch: %d assets reported, want kernel, initramfs and cmdline of the one image:\n%s", got, out.String())
+		}
+	}
+	for path, n := range ff.Counts() {
+		if strings.HasPrefix(path, "/image/") && n != 1 {
+			t.Errorf("factory fetches of %s: got %d, want 1 (the second prefetch must hit the cache)", path, n)
+		}
 	}
 }
