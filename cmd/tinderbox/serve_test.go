@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 	"github.com/tinderbox-boot/tinderbox/pkg/config"
 )
 
@@ -293,7 +294,7 @@ profiles: {dir: %[1]s}
 log: {format: json}
 `, dir))
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	done := make(chan error, 1)
 	go func() { done <- execute(ctx, []string{"serve", "--config", cfgPath}, &stdout, &stderr) }()
 	deadline := time.Now().Add(5 * time.Second)

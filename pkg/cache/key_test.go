@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 	"github.com/tinderbox-boot/tinderbox/pkg/cache"
 )
 
@@ -38,7 +39,7 @@ func FuzzNewKey(f *testing.F) {
 // TestFailureLoggedOncePerMinute: a rack retrying a missing asset logs one
 // line, not one per request.
 func TestFailureLoggedOncePerMinute(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	e := newEnv(t, envOpts{url: deadURL(t), logTo: &logs})
 	for range 5 {
 		resp, _, err := get(t, e.url+assetPath("kernel-amd64"))

@@ -7,10 +7,7 @@
 // section.
 package config
 
-import (
-	"strconv"
-	"strings"
-)
+import "github.com/tinderbox-boot/tinderbox/pkg/problem"
 
 // Config is the whole tinderbox configuration.
 type Config struct {
@@ -144,18 +141,5 @@ type Problem struct {
 }
 
 func (p *Problem) Error() string {
-	var b strings.Builder
-	b.WriteString("config: ")
-	if p.File != "" {
-		b.WriteString(p.File)
-		if p.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(p.Line))
-		}
-		b.WriteString(": ")
-	}
-	if p.Key != "" {
-		b.WriteString(p.Key + ": ")
-	}
-	b.WriteString(p.Msg)
-	return b.String()
+	return "config: " + problem.Format(p.File, p.Line, p.Key, p.Msg)
 }

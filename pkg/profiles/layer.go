@@ -6,12 +6,12 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/boot"
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 	"github.com/tinderbox-boot/tinderbox/pkg/state"
 )
 
@@ -276,12 +276,6 @@ func typeMessage(err error) string {
 
 // yamlProblem turns a YAML syntax error into a Problem with its line.
 func yamlProblem(file string, err error) *Problem {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		n, tail, _ := strings.Cut(rest, ":")
-		if line, err := strconv.Atoi(n); err == nil {
-			return &Problem{File: file, Line: line, Msg: "YAML: " + strings.TrimSpace(tail)}
-		}
-	}
-	return &Problem{File: file, Msg: "YAML: " + msg}
+	line, msg := problem.YAML(err)
+	return &Problem{File: file, Line: line, Msg: "YAML: " + msg}
 }

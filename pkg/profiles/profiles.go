@@ -17,11 +17,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/boot"
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 	"github.com/tinderbox-boot/tinderbox/pkg/render"
 	"github.com/tinderbox-boot/tinderbox/pkg/state"
 )
@@ -44,19 +44,11 @@ type Problem struct {
 }
 
 func (p *Problem) Error() string {
-	var b strings.Builder
-	if p.File != "" {
-		b.WriteString(p.File)
-		if p.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(p.Line))
-		}
-		b.WriteString(": ")
-	}
+	subject := ""
 	if p.Machine != "" {
-		b.WriteString("machine " + p.Machine + ": ")
+		subject = "machine " + p.Machine
 	}
-	b.WriteString(p.Msg)
-	return b.String()
+	return problem.Format(p.File, p.Line, subject, p.Msg)
 }
 
 // ErrUnknownMachine is returned by Render for a MAC without a profile.

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 	"github.com/tinderbox-boot/tinderbox/pkg/bind"
 )
 
@@ -28,24 +29,6 @@ func TestMain(m *testing.M) {
 }
 
 var loopback = net.IPv4(127, 0, 0, 1).To4()
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recorder keeps what it is told.
 type recorder struct {
@@ -68,7 +51,7 @@ func (r *recorder) all() []Sent {
 type testServerRig struct {
 	addr    *net.UDPAddr
 	metrics *Metrics
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	rec     *recorder
 }
 
@@ -83,7 +66,7 @@ func startServer(t *testing.T, pxePort bool, policy Policy) *testServerRig {
 	rig := &testServerRig{
 		addr:    &net.UDPAddr{IP: loopback, Port: conn.LocalAddr().(*net.UDPAddr).Port},
 		metrics: NewMetrics(prometheus.NewRegistry()),
-		logs:    &syncBuffer{},
+		logs:    &testlog.Buffer{},
 		rec:     &recorder{},
 	}
 	srv := New(Options{

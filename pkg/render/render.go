@@ -15,6 +15,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 )
 
 // Data is what base configs and patches see as template data
@@ -84,19 +86,7 @@ type Problem struct {
 }
 
 func (p *Problem) Error() string {
-	var b strings.Builder
-	if p.File != "" {
-		b.WriteString(p.File)
-		if p.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(p.Line))
-		}
-		b.WriteString(": ")
-	}
-	if p.Path != "" {
-		b.WriteString(p.Path + ": ")
-	}
-	b.WriteString(p.Msg)
-	return b.String()
+	return problem.Format(p.File, p.Line, p.Path, p.Msg)
 }
 
 // source is one parsed document and the file it came from.
@@ -339,12 +329,6 @@ func templateProblem(file string, err error) *Problem {
 // rendered template, which match the file's unless a template function
 // added lines.
 func yamlProblem(file string, err error) *Problem {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		n, tail, _ := strings.Cut(rest, ":")
-		if line, err := strconv.Atoi(n); err == nil {
-			return &Problem{File: file, Line: line, Msg: "YAML: " + strings.TrimSpace(tail)}
-		}
-	}
-	return &Problem{File: file, Msg: "YAML: " + msg}
+	line, msg := problem.YAML(err)
+	return &Problem{File: file, Line: line, Msg: "YAML: " + msg}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"pack.ag/tftp"
 
+	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 	"github.com/tinderbox-boot/tinderbox/pkg/ipxe"
 )
 
@@ -51,7 +52,7 @@ type fixture struct {
 	reg    *prometheus.Registry
 	m      *Metrics
 	rec    *recorder
-	log    *syncBuffer
+	log    *testlog.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -80,7 +81,7 @@ func start(t testing.TB, configure func(*Options)) *fixture {
 	root := ipxe.NewRoot(dir)
 	t.Cleanup(func() { _ = root.Close() })
 
-	f := &fixture{dir: dir, reg: prometheus.NewRegistry(), rec: &recorder{}, log: &syncBuffer{}, done: make(chan error, 1)}
+	f := &fixture{dir: dir, reg: prometheus.NewRegistry(), rec: &recorder{}, log: &testlog.Buffer{}, done: make(chan error, 1)}
 	f.m = NewMetrics(f.reg)
 	opts := Options{
 		Files:    root,
@@ -173,23 +174,6 @@ func (r *recorder) transfers() []Transfer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Transfer(nil), r.ts...)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // rawClient speaks TFTP packet by packet, to play firmware quirks and
