@@ -1,0 +1,210 @@
+# shellcheck shell=bash
+# The plumbing of tinderbox's end-to-end scripts, sourced by them (PROTOCOL.md
+# §7 explains the topology and its timings):
+#
+#   namespace $E2E-lan:  bridge ${E2E}br0 $NET.1/24 + a ULA /64, dnsmasq as the
+#                        router's plain DHCP (addresses, router, RA; no PXE),
+#                        one tap per VM
+#   namespace $E2E-boot: tinderbox (and the fake Image Factory on the
+#                        namespace's own loopback) on ${E2E}boot0 $NET.2, a
+#                        veth whose peer is on the bridge: a spare box on the LAN
+#   VMs (QEMU):          SeaBIOS with QEMU's iPXE ROM, or OVMF with its native
+#                        PXE client (romfile= empty)
+#
+# A script sets E2E (a short prefix, unique per script), NET (the /24's first
+# three octets) and TAPS (how many taps), then calls e2e_init. Everything it
+# creates (namespaces, devices, processes) is removed on exit, even when
+# killed; logs stay in $work.
+
+e2e_log() { echo "$E2E: $*" >&2; }
+
+e2e_skip() {
+	e2e_log "SKIP: $*"
+	exit 0
+}
+
+# e2e_require checks root and the tools every firmware run needs; a
+# missing one skips the script (CI installs them, so CI never skips).
+e2e_require() {
+	[ "$(id -u)" -eq 0 ] || e2e_skip "needs root (network namespaces, taps, port 67)"
+	local tool f
+	for tool in ip qemu-system-x86_64 dnsmasq go "$@"; do
+		command -v "$tool" >/dev/null || e2e_skip "$tool is not installed (scripts/deps.sh e2e)"
+	done
+	for f in /usr/share/OVMF/OVMF_CODE.fd /usr/share/OVMF/OVMF_VARS.fd /usr/lib/ipxe/ipxe.efi /usr/lib/ipxe/undionly.kpxe; do
+		[ -e "$f" ] || e2e_skip "$f is missing (apt-get install ovmf ipxe)"
+	done
+}
+
+# e2e_accel picks the QEMU accelerator: TCG unless E2E_ACCEL=kvm. KVM is
+# opt-in because /dev/kvm on some hosts opens fine but cannot run firmware
+# (QEMU aborts or the guest faults, PROTOCOL.md §7), which no quick probe
+# reveals.
+e2e_accel() {
+	if [ "${E2E_ACCEL:-tcg}" = kvm ] && [ -w /dev/kvm ]; then
+		echo "-accel kvm -cpu host"
+	else
+		echo "-accel tcg -cpu qemu64"
+	fi
+}
+
+e2e_init() {
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	work=$(mktemp -d "/tmp/$E2E.XXXXXX")
+	lan=$E2E-lan
+	boot=$E2E-boot
+	br=${E2E}br0
+	pids=()
+	fails=0
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+e2e_cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	ip netns del "$lan" 2>/dev/null || true
+	ip netns del "$boot" 2>/dev/null || true
+	e2e_log "logs kept in $work"
+}
+
+# e2e_forget drops PIDs that were waited for, so cleanup never signals a
+# recycled PID.
+e2e_forget() {
+	local keep=() pid gone
+	for pid in "${pids[@]}"; do
+		for gone in "$@"; do
+			[ "$pid" = "$gone" ] && continue 2
+		done
+		keep+=("$pid")
+	done
+	pids=("${keep[@]}")
+}
+
+# Background commands are started with `ip netns exec` itself, never through
+# these functions: ip execs the command, so $! is the command's own PID.
+inlan() { ip netns exec "$lan" "$@"; }
+inboot() { ip netns exec "$boot" "$@"; }
+
+e2e_build() {
+	e2e_log "building tinderbox"
+	(cd "$repo" && go build -o "$work/tinderbox" ./cmd/tinderbox)
+}
+
+# e2e_topology makes the two namespaces, the bridge, the veth and TAPS taps
+# (${E2E}tap0 …).
+e2e_topology() {
+	ip netns del "$lan" 2>/dev/null || true
+	ip netns del "$boot" 2>/dev/null || true
+	ip netns add "$lan"
+	ip netns add "$boot"
+	inlan ip link set lo up
+	inboot ip link set lo up
+	inlan ip link add "$br" type bridge forward_delay 0 stp_state 0
+	inlan ip addr add "$NET.1/24" dev "$br"
+	inlan ip -6 addr add "fd${NET##*.}::1/64" dev "$br" nodad
+	inlan ip link set "$br" up
+	inlan ip link add "${E2E}veth0" type veth peer name "${E2E}boot0"
+	inlan ip link set "${E2E}boot0" netns "$boot"
+	inlan ip link set "${E2E}veth0" master "$br" up
+	inboot ip addr add "$NET.2/24" dev "${E2E}boot0"
+	inboot ip link set "${E2E}boot0" up
+	local i
+	for ((i = 0; i < TAPS; i++)); do
+		inlan ip tuntap add dev "${E2E}tap$i" mode tap
+		inlan ip link set "${E2E}tap$i" master "$br" up
+	done
+}
+
+# e2e_router starts dnsmasq as the home router: addresses and a default
+# route only, no PXE options. no-ping avoids dnsmasq's ~3 s ICMP check; RA
+# spares iPXE its ~16 s IPv6 wait.
+e2e_router() {
+	ip netns exec "$lan" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$br" --bind-interfaces \
+		--dhcp-range="$NET.100,$NET.150,255.255.255.0,1h" --dhcp-option=option:router,"$NET.1" \
+		--dhcp-range="fd${NET##*.}::,ra-only" --enable-ra --no-ping --log-dhcp --log-facility=- \
+		--dhcp-leasefile="$work/leases" --pid-file="$work/dnsmasq.pid" >"$work/dnsmasq.log" 2>&1 &
+	pids+=($!)
+}
+
+# e2e_tinderbox ARGS…: starts `tinderbox serve ARGS…` in the boot namespace
+# with its log in $work/tinderbox.log, and waits until it listens.
+e2e_tinderbox() {
+	(cd "$work" && exec ip netns exec "$boot" ./tinderbox serve "$@") >"$work/tinderbox.log" 2>&1 &
+	tinderbox_pid=$!
+	pids+=("$tinderbox_pid")
+	local i
+	for i in $(seq 100); do
+		grep -q "tinderbox starting" "$work/tinderbox.log" 2>/dev/null && return 0
+		kill -0 "$tinderbox_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$work/tinderbox.log" >&2
+	e2e_log "FAIL: tinderbox did not start"
+	exit 1
+}
+
+# vm_start NAME TAP MAC UUID FIRMWARE: boots a VM, serial console to
+# $work/NAME.serial (appended across boots). FIRMWARE is seabios (QEMU's
+# iPXE ROM) or ovmf (EDK2's own PXE client). Sets vm_pid.
+vm_start() {
+	local name=$1 tap=$2 mac=$3 uuid=$4 fw=$5
+	local fwargs=()
+	case "$fw" in
+	seabios) fwargs=(-device "virtio-net-pci,netdev=n0,mac=$mac") ;;
+	ovmf)
+		[ -e "$work/$name.vars.fd" ] || cp /usr/share/OVMF/OVMF_VARS.fd "$work/$name.vars.fd"
+		fwargs=(-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd
+			-drive "if=pflash,format=raw,unit=1,file=$work/$name.vars.fd"
+			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
+		;;
+	esac
+	e2e_log "booting $name ($fw, $mac)"
+	# shellcheck disable=SC2046 # the accelerator is two words on purpose
+	ip netns exec "$lan" qemu-system-x86_64 $(e2e_accel) -m 512 -display none -monitor none -no-reboot \
+		-chardev "file,id=ser0,path=$work/$name.serial,append=on" -serial chardev:ser0 -uuid "$uuid" \
+		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" "${fwargs[@]}" -boot n &
+	vm_pid=$!
+	pids+=("$vm_pid")
+}
+
+# vm_wait PID TIMEOUT CMD…: waits until CMD succeeds or the VM exits (it
+# powers itself off) or TIMEOUT seconds pass; then stops the VM. Returns
+# CMD's last verdict.
+vm_wait() {
+	local pid=$1 timeout=$2
+	shift 2
+	local deadline=$((SECONDS + timeout)) ok=1
+	while [ $SECONDS -lt $deadline ]; do
+		if "$@" >/dev/null 2>&1; then
+			ok=0
+			break
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if [ $ok -ne 0 ] && "$@" >/dev/null 2>&1; then
+		ok=0
+	fi
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	e2e_forget "$pid"
+	return $ok
+}
+
+# check WHAT CMD…: one named assertion; failures are counted, not fatal.
+check() {
+	local what=$1
+	shift
+	if "$@" >/dev/null 2>&1; then
+		e2e_log "ok   $what"
+	else
+		e2e_log "FAIL $what"
+		fails=$((fails + 1))
+	fi
+}
