@@ -50,12 +50,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// writeFile replaces path atomically (a hidden temporary file renamed
+// over it), as editors save: the watcher must never see half a file, or a
+// test could read the problems of a load that raced the write.
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
