@@ -42,9 +42,10 @@ lint: ## go vet and staticcheck (pinned)
 	$(GO) run $(STATICCHECK) ./...
 
 .PHONY: e2e
-e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots through tinderbox in network namespaces (root)
+e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through tinderbox in network namespaces (root)
 	scripts/deps.sh e2e
 	scripts/e2e-dhcp.sh
+	scripts/e2e/boot.sh
 
 .PHONY: fuzz
 fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
