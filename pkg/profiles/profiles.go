@@ -106,6 +106,12 @@ type Options struct {
 	// When set, each rendered config starts with a comment naming its
 	// token-free URL, BaseURL/config/<mac>.
 	BaseURL string
+	// Overlay, when set, makes Load read the directory as if each layer
+	// file named here (by its path under Dir: "defaults.yaml",
+	// "groups/<name>.yaml", "machines/<mac>.yaml") held the given bytes,
+	// or did not exist when they are nil. The files on disk are not
+	// touched: the admin API checks an edit this way before writing it.
+	Overlay map[string][]byte
 }
 
 // Set is one loaded profiles directory in which every machine rendered
@@ -208,7 +214,10 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls, errs := readLayers(opts.Dir)
+	if err := checkOverlay(opts.Overlay); err != nil {
+		return nil, err
+	}
+	ls, errs := readLayers(opts.Dir, opts.Overlay)
 	if ls == nil || ls.broken {
 		return nil, errors.Join(errs...)
 	}
@@ -259,17 +268,42 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	return set, nil
 }
 
-// readLayers reads every layer file and lists the other files. It returns
-// nil layers when the directory itself cannot be read.
-func readLayers(dir string) (*layers, []error) {
+// checkOverlay refuses an overlay path that is not a layer file's.
+func checkOverlay(overlay map[string][]byte) error {
+	for rel := range overlay {
+		sub, name, nested := strings.Cut(rel, "/")
+		ok := rel == "defaults.yaml" ||
+			(nested && (sub == "groups" || sub == "machines") && strings.HasSuffix(name, ".yaml") &&
+				!strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, "."))
+		if !ok {
+			return fmt.Errorf("profiles: overlay %q: only defaults.yaml, groups/<name>.yaml and machines/<mac>.yaml can be overlaid", rel)
+		}
+	}
+	return nil
+}
+
+// readLayers reads every layer file, as overlay changes them, and lists
+// the other files. It returns nil layers when the directory itself cannot
+// be read.
+func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, []error{&Problem{File: dir, Msg: "profiles directory: " + err.Error()}}
 	}
 	var errs []error
 	ls := &layers{groups: map[string]*layer{}, machines: map[string]*layer{}, files: map[string]map[string]string{}}
+	read := func(path string, k kind) (*layer, error) {
+		rel, err := filepath.Rel(dir, path)
+		if err == nil {
+			if data, ok := overlay[filepath.ToSlash(rel)]; ok {
+				return parseLayer(path, data, k)
+			}
+		}
+		return readLayer(path, k)
+	}
 	defaults := filepath.Join(dir, "defaults.yaml")
-	if _, err := os.Stat(defaults); err == nil {
-		l, err := readLayer(defaults, defaultsLayer)
+	data, over := overlay["defaults.yaml"]
+	if _, err := os.Stat(defaults); (err == nil && !over) || data != nil {
+		l, err := read(defaults, defaultsLayer)
 		if err != nil {
 			errs = append(errs, err)
 			ls.broken = true
@@ -287,10 +321,22 @@ func readLayers(dir string) (*layers, []error) {
 			ls.broken = true
 			continue
 		}
+		for rel, data := range overlay {
+			name, ok := strings.CutPrefix(rel, sub+"/")
+			if !ok {
+				continue
+			}
+			name = strings.TrimSuffix(name, ".yaml")
+			if data == nil {
+				delete(files, name)
+			} else {
+				files[name] = filepath.Join(dir, sub, name+".yaml")
+			}
+		}
 		ls.files[sub] = files
 	}
 	for _, name := range slices.Sorted(maps.Keys(ls.files["groups"])) {
-		l, err := readLayer(ls.files["groups"][name], groupLayer)
+		l, err := read(ls.files["groups"][name], groupLayer)
 		if err != nil {
 			errs = append(errs, err)
 			ls.broken = true
@@ -309,7 +355,7 @@ func readLayers(dir string) (*layers, []error) {
 			errs = append(errs, &Problem{File: path, Msg: fmt.Sprintf("same MAC as %s", other.file)})
 			continue
 		}
-		l, err := readLayer(path, machineLayer)
+		l, err := read(path, machineLayer)
 		if err != nil {
 			errs = append(errs, err)
 			ls.machines[mac] = nil

@@ -147,6 +147,21 @@ func (s *Store) Render(ctx context.Context, mac string) ([]byte, error) {
 	return s.Set().Render(ctx, mac)
 }
 
+// Dir is the profiles directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// Check loads the directory as if the layer file rel (its path under Dir,
+// as Options.Overlay names it) held data, or were gone when data is nil,
+// and returns every problem, joined (each a *Problem). Nothing is written
+// and the set being served does not change. It blocks while schematic
+// names are resolved.
+func (s *Store) Check(ctx context.Context, rel string, data []byte) error {
+	opts := s.opts
+	opts.Overlay = map[string][]byte{rel: data}
+	_, err := Load(ctx, opts)
+	return err
+}
+
 // Reload loads the directory again. On success the new set is served;
 // on failure the old one stays and the error is kept in Status.
 func (s *Store) Reload(ctx context.Context) error {
