@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the tinderbox .deb into bin/ with nfpm (run as a Go module, so no
+# Docker and nothing installed): the binary from `make build`, the systemd
+# unit, the commented default config and the example profiles
+# (deploy/package/nfpm.yaml). Prints the package's path.
+#
+#   scripts/package.sh [BIN]    BIN defaults to bin/tinderbox
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# nfpm is pinned: a new release may change the package it writes.
+NFPM=${NFPM:-github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.41.3}
+bin=${1:-bin/tinderbox}
+[ -x "$bin" ] || { echo "package: $bin missing: run make build first" >&2; exit 1; }
+
+# A Debian version must start with a digit: v1.2.3 → 1.2.3, and an untagged
+# checkout → 0.0.0~git<commit> (sorts before any release).
+desc=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
+if [[ $desc =~ ^v([0-9].*)$ ]]; then
+	version=${BASH_REMATCH[1]//-/+}
+else
+	version="0.0.0~git${desc//-/.}"
+fi
+export TINDERBOX_DEB_VERSION=$version
+export GOARCH=${GOARCH:-$(go env GOARCH)}
+
+# nfpm copies the file it is given; make sure it is the one just built, not a
+# stale one from another architecture.
+file -b "$bin" 2>/dev/null | grep -q "statically linked" || [ ! -x /usr/bin/file ] ||
+	{ echo "package: $bin is not a static binary: build it with make build" >&2; exit 1; }
+
+mkdir -p bin
+out=bin/tinderbox_${version}_${GOARCH}.deb
+rm -f "$out"
+go run "$NFPM" package --config deploy/package/nfpm.yaml --packager deb --target "$out" >&2
+echo "$out"
