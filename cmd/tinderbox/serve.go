@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tinderbox-boot/tinderbox/pkg/admin"
 	"github.com/tinderbox-boot/tinderbox/pkg/bind"
 	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
 	"github.com/tinderbox-boot/tinderbox/pkg/cache"
@@ -66,7 +67,9 @@ type daemon struct {
 	cache    *cache.Cache
 	profiles *profiles.Store
 	flow     *bootflow.Flow
-	servers  []server
+	// events carries state changes to the admin API's event streams.
+	events  *admin.Hub
+	servers []server
 	// closers release what newDaemon opened: after Run's servers have
 	// stopped, or at once should a later step of newDaemon fail.
 	closers []func() error

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/admin"
@@ -15,9 +16,11 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/state"
 )
 
-// addState opens the machine-state database under state.dir.
+// addState opens the machine-state database under state.dir; every change
+// goes to the admin API's event streams.
 func (d *daemon) addState(context.Context) error {
-	st, err := state.Open(d.cfg.State.Dir, state.Options{Logger: d.log})
+	d.events = admin.NewHub()
+	st, err := state.Open(d.cfg.State.Dir, state.Options{Logger: d.log, OnChange: d.events.Publish})
 	if err != nil {
 		return err
 	}
@@ -60,9 +63,33 @@ func (d *daemon) addAdmin(ctx context.Context) error {
 	d.closers = append(d.closers, ln.Close)
 	d.adminAddr = ln.Addr()
 	srv := httpserver.New(httpserver.Options{Name: "admin", Logger: d.log, Metrics: d.httpMetrics})
-	admin.New(admin.Options{Token: token, Store: d.state, Profiles: profilesAdapter{d.profiles}, Scripts: d.flow, Logger: d.log}).Mount(srv.Router())
-	d.log.Info("admin API listening", "addr", ln.Addr().String(), "auth", token != "")
-	d.servers = append(d.servers, server{"admin HTTP", func(ctx context.Context) error { return srv.Serve(ctx, ln) }})
+	listeners := []admin.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: ln.Addr().String()}}
+	if d.tftpAddr != nil {
+		listeners = append(listeners, admin.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
+	}
+	if d.cfg.DHCP.Enabled {
+		listeners = append(listeners, admin.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", d.cfg.DHCP.Port)})
+		if d.cfg.DHCP.PXEPort != 0 {
+			listeners = append(listeners, admin.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", d.cfg.DHCP.PXEPort)})
+		}
+	}
+	opts := admin.Options{
+		Token: token, Store: d.state, Profiles: profilesAdapter{d.profiles}, Scripts: d.flow, Logger: d.log,
+		Files: d.profiles, Hub: d.events, Cache: d.cache, IPXEDir: d.cfg.IPXE.Dir,
+		Listeners: listeners, Gatherer: d.registry,
+	}
+	if d.factory != nil {
+		opts.Factory = d.factory
+	}
+	admin.New(opts).Mount(srv.Router())
+	d.log.Info("admin API and UI listening", "addr", ln.Addr().String(), "auth", token != "")
+	d.servers = append(d.servers, server{"admin HTTP", func(ctx context.Context) error {
+		// Event streams never end on their own: close them when the
+		// daemon stops, so the graceful shutdown does not wait for them.
+		stop := context.AfterFunc(ctx, d.events.Close)
+		defer stop()
+		return srv.Serve(ctx, ln)
+	}})
 	return nil
 }
 

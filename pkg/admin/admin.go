@@ -1,7 +1,10 @@
-// Package admin is tinderbox's JSON admin API (CONTRACT §6) under /api/v1:
-// the machines tinderbox knows, their rendered configs and boot scripts,
-// and re-arming a machine for a reinstall. Every call needs the bearer
-// token, except on a loopback listener configured without one.
+// Package admin is tinderbox's admin listener (CONTRACT §6): the JSON API
+// under /api/v1 (the machines tinderbox knows, their profile files,
+// rendered configs and boot scripts, re-arming a machine for a reinstall,
+// live events as server-sent events, the asset cache, the daemon's status)
+// and the web UI at / built on it. Every call needs the bearer token,
+// except on a loopback listener configured without one; the UI keeps the
+// token in a cookie after its login page.
 package admin
 
 import (
@@ -11,11 +14,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
 	"github.com/tinderbox-boot/tinderbox/pkg/state"
@@ -42,22 +48,56 @@ type Options struct {
 	Profiles Profiles
 	Scripts  Scripts
 	Logger   *slog.Logger
+	// Files is the profiles directory the profile calls edit; nil makes
+	// them answer 501.
+	Files ProfileFiles
+	// Hub carries state changes to GET /api/v1/events; nil makes the call
+	// answer 501.
+	Hub *Hub
+	// Heartbeat is how often an idle event stream gets a comment;
+	// 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
+	// Cache is the asset cache GET /api/v1/cache lists; nil makes the
+	// cache calls answer 501.
+	Cache Cache
+	// Factory is asked for its version list to tell whether it answers;
+	// nil reports it as not configured.
+	Factory Factory
+	// IPXEDir is ipxe.dir, whose boot binaries the status lists.
+	IPXEDir string
+	// Listeners are the daemon's sockets, for the status.
+	Listeners []Listener
+	// Gatherer supplies the counters the status shows; nil shows none.
+	Gatherer prometheus.Gatherer
 }
 
 // API serves /api/v1. It is safe for concurrent use.
 type API struct {
 	opts Options
 	log  *slog.Logger
+	// writeMu serialises profile writes: check, write and reload happen
+	// as one step, so If-Match compares against the file being replaced.
+	writeMu  sync.Mutex
+	prefetch prefetchState
+	pages    *pages
 }
 
 // New returns the API.
-func New(opts Options) *API { return &API{opts: opts, log: opts.Logger} }
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	return &API{opts: opts, log: opts.Logger, pages: loadPages()}
+}
 
 // maxBody bounds request bodies; the machine calls take none, and a
 // profile is a few kilobytes.
 const maxBody = 1 << 20
 
-// Mount adds /api/v1 to r.
+// Mount adds /api/v1 and the web UI to r.
 func (a *API) Mount(r chi.Router) {
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(a.auth, limitBody)
@@ -67,10 +107,21 @@ func (a *API) Mount(r chi.Router) {
 		r.Get("/machines/{mac}/config", a.config)
 		r.Get("/machines/{mac}/script", a.script)
 		r.Post("/machines/{mac}/reinstall", a.reinstall)
+		r.Get("/machines/{mac}/profile", a.getProfile)
+		r.Put("/machines/{mac}/profile", a.putProfile)
+		r.Delete("/machines/{mac}/profile", a.deleteProfile)
+		r.Get("/events", a.events)
+		r.Get("/cache", a.cacheList)
+		r.Post("/cache/prefetch", a.cachePrefetch)
+		r.Get("/status", a.status)
 		r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "no such API call")
 		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed for this API call")
+		})
 	})
+	a.mountUI(r)
 }
 
 func limitBody(next http.Handler) http.Handler {
@@ -80,20 +131,77 @@ func limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// CookieName is the cookie the UI's login sets: the token itself,
+// HttpOnly and SameSite=Strict.
+const CookieName = "tinderbox_token"
+
+// auth admits a request with the right bearer token, or with the UI's
+// cookie holding it. A state-changing request authenticated by the cookie
+// must also come from the UI's own origin (sameOrigin): SameSite=Strict
+// keeps the cookie off other sites' requests in current browsers, and the
+// origin check covers browsers and proxies that do not honour it. A
+// bearer header is never sent by a browser on its own, so it needs no
+// such check.
 func (a *API) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.opts.Token == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.opts.Token)) != 1 {
+		switch a.authenticate(r) {
+		case authBearer, authOpen:
+		case authCookie:
+			if !safeMethod(r.Method) && !sameOrigin(r) {
+				writeError(w, http.StatusForbidden, "cross-site request refused: the UI's calls must come from its own origin")
+				return
+			}
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tinderbox"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+type authKind int
+
+const (
+	authNone authKind = iota
+	authOpen
+	authBearer
+	authCookie
+)
+
+func (a *API) authenticate(r *http.Request) authKind {
+	if a.opts.Token == "" {
+		return authOpen
+	}
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if a.tokenOK(got) {
+			return authBearer
+		}
+		return authNone
+	}
+	if c, err := r.Cookie(CookieName); err == nil && a.tokenOK(c.Value) {
+		return authCookie
+	}
+	return authNone
+}
+
+func (a *API) tokenOK(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.opts.Token)) == 1
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin says the request comes from a page of this listener: its
+// Origin names this host, or, without an Origin, the browser's
+// Sec-Fetch-Site says same-origin.
+func sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err == nil && u.Host == r.Host && (u.Scheme == "http" || u.Scheme == "https")
+	}
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
 
 // Machine is one row of GET /api/v1/machines.
@@ -135,35 +243,16 @@ func (a *API) view(mac string, rec state.Machine, recorded bool) (Machine, error
 }
 
 func (a *API) list(w http.ResponseWriter, _ *http.Request) {
-	recs, err := a.opts.Store.List()
+	out, err := a.machines()
 	if err != nil {
 		a.internal(w, "list machines", err)
 		return
 	}
-	out := make([]Machine, 0, len(recs))
-	seen := map[string]bool{}
-	for _, r := range recs {
-		m, err := a.view(r.MAC, r, true)
-		if err != nil {
-			a.internal(w, "list machines", err)
-			return
-		}
-		out = append(out, m)
-		seen[r.MAC] = true
-	}
-	for _, mac := range a.opts.Profiles.MACs() {
-		if seen[mac] {
-			continue
-		}
-		m, err := a.view(mac, state.Machine{}, false)
-		if err != nil {
-			a.internal(w, "list machines", err)
-			return
-		}
-		out = append(out, m)
-	}
-	slices.SortFunc(out, func(x, y Machine) int { return strings.Compare(x.MAC, y.MAC) })
 	writeJSON(w, http.StatusOK, out)
+}
+
+func sortMachines(ms []Machine) {
+	slices.SortFunc(ms, func(x, y Machine) int { return strings.Compare(x.MAC, y.MAC) })
 }
 
 // machineParam normalises {mac}; it answers 400 itself when it is not a MAC.
@@ -296,8 +385,20 @@ func (a *API) script(w http.ResponseWriter, r *http.Request) {
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
-	// Problems lists every problem, for validation failures.
+	// Problems lists every problem, for validation failures, each as
+	// "file:line: message".
 	Problems []string `json:"problems,omitempty"`
+	// At gives each of Problems apart, for the UI to show by its line.
+	At []ProblemAt `json:"at,omitempty"`
+}
+
+// ProblemAt is one validation problem: the file (under the profiles
+// directory) and line at fault where known.
+type ProblemAt struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Machine string `json:"machine,omitempty"`
+	Message string `json:"message"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
