@@ -63,3 +63,16 @@ bench: ## Go benchmarks with allocations, then the TFTP (vs dnsmasq) and cache (
 .PHONY: capture-dhcp
 capture-dhcp: ## re-record the DHCP packets of real firmware for the golden tests (root)
 	scripts/capture-dhcp.sh
+
+.PHONY: package
+package: build ## build the .deb (nfpm, pinned) into bin/: binary, systemd unit, default config, example profiles
+	scripts/package.sh $(BIN)
+
+.PHONY: image
+image: build ## build the OCI image tinderbox:VERSION with buildah (no daemon) and bin/tinderbox-image.tar
+	scripts/image.sh $(BIN)
+
+.PHONY: deploy-check
+deploy-check: build ## install the .deb in a scratch Debian root and run the image, then the manifest and dashboard tests (root)
+	scripts/deploy-check.sh all
+	$(GO) test -count=1 ./deploy/...

@@ -4,7 +4,11 @@
 # inside containers and CI) assembles FROM scratch the static binary, the
 # iPXE binaries of Debian's "ipxe" package (symlinks resolved), the CA
 # certificates, a passwd entry for the non-root user 65532, and
-# /var/lib/tinderbox as a volume. The image runs on tinderbox's built-in
+# /var/lib/tinderbox as a volume. The binary carries the file capability
+# cap_net_bind_service, so that user can bind ports 67, 69 and 4011:
+# Kubernetes cannot give a non-root container a capability any other way
+# (it sets no ambient capabilities), and a runtime whose bounding set lacks
+# NET_BIND_SERVICE refuses to start the binary rather than failing later. The image runs on tinderbox's built-in
 # defaults, which match its layout: mount a config at
 # /etc/tinderbox/tinderbox.yaml and profiles at /etc/tinderbox/profiles.
 # Containerfile at the repository root is the same image for docker users.
@@ -19,6 +23,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-bin/tinderbox}
 [ -x "$bin" ] || { echo "image: $bin missing: run make build first" >&2; exit 1; }
 command -v buildah >/dev/null || { echo "image: buildah missing: apt-get install buildah" >&2; exit 1; }
+command -v setcap >/dev/null || { echo "image: setcap missing: apt-get install libcap2-bin" >&2; exit 1; }
 ipxe_dir=${IPXE_DIR:-/usr/lib/ipxe}
 certs=${CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
 for f in "$ipxe_dir"/undionly.kpxe "$ipxe_dir"/ipxe.efi "$ipxe_dir"/snponly.efi "$certs"; do
@@ -43,6 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 install -D -m 0755 "$bin" "$stage/usr/bin/tinderbox"
+setcap cap_net_bind_service=+ep "$stage/usr/bin/tinderbox" # buildah copy keeps it (an xattr in the layer)
 # ipxe.efi is a symlink to /boot/ipxe.efi in Debian's package: copy the file.
 install -d "$stage/usr/lib/ipxe"
 for f in undionly.kpxe ipxe.efi snponly.efi; do
