@@ -212,8 +212,7 @@ check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinder
 	echo
 } >&2
 if [ "$fails" -ne 0 ]; then
-	e2e_log "$fails check(s) failed; tinderbox's Info and Warn lines:"
+	e2e_log "tinderbox's Info, Warn and Error lines:"
 	grep "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox.log" >&2 || true
-	exit 1
 fi
-e2e_log "all checks passed"
+e2e_summary

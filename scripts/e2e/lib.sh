@@ -55,6 +55,7 @@ e2e_init() {
 	boot=$E2E-boot
 	br=${E2E}br0
 	pids=()
+	passes=0
 	fails=0
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -203,8 +204,16 @@ check() {
 	shift
 	if "$@" >/dev/null 2>&1; then
 		e2e_log "ok   $what"
+		passes=$((passes + 1))
 	else
 		e2e_log "FAIL $what"
 		fails=$((fails + 1))
 	fi
+}
+
+# e2e_summary prints the closing count, "PREFIX: N passed, M failed", and
+# fails the script when any check failed.
+e2e_summary() {
+	echo "$E2E: $passes passed, $fails failed"
+	[ "$fails" -eq 0 ]
 }
