@@ -67,6 +67,13 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 	f.steps.WithLabelValues("dhcp", kind).Inc()
 }
 
+// Observed implements proxydhcp.Observer: a PXE client confirming the
+// router's lease names the address it will use, so TFTP and asset
+// transfers from it are attributed to the right machine.
+func (f *Flow) Observed(_ context.Context, c proxydhcp.Client) {
+	f.learnIP(c.RequestedIP.String(), c.MAC.String())
+}
+
 // archOfClass maps proxydhcp's client class to a Talos arch; "" for
 // classes Talos has no image for.
 func archOfClass(class string) string {

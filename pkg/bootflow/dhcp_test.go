@@ -78,3 +78,12 @@ func TestArchOfClass(t *testing.T) {
 		}
 	}
 }
+
+func TestObservedLeaseTiesIPToMAC(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	hw, _ := net.ParseMAC(macOnce)
+	e.flow.Observed(t.Context(), proxydhcp.Client{MAC: hw, RequestedIP: net.IPv4(192, 0, 2, 90)})
+	if mac, ok := e.flow.MACOf("192.0.2.90"); !ok || mac != macOnce {
+		t.Errorf("MACOf(192.0.2.90) = %q %v, want %s", mac, ok, macOnce)
+	}
+}

@@ -61,6 +61,9 @@ type Client struct {
 	UUID string
 	// IP is the client's address when the request carries one (ciaddr).
 	IP net.IP
+	// RequestedIP is option 50: the address a REQUEST asks the router to
+	// confirm, which the client will use; nil when absent.
+	RequestedIP net.IP
 	// IPXE is true for iPXE's own DHCP (user class "iPXE" or option 175).
 	IPXE bool
 	// HTTPBoot is true for UEFI HTTP-boot firmware.
@@ -240,6 +243,9 @@ func parseClient(p *dhcpv4.DHCPv4, vendor string, ipxeClient, httpBoot bool) Cli
 	c.Class = archClass(arch, c.HTTPBoot)
 	if ip := p.ClientIPAddr.To4(); ip != nil && !ip.IsUnspecified() {
 		c.IP = ip
+	}
+	if ip := p.RequestedIPAddress().To4(); ip != nil && !ip.IsUnspecified() {
+		c.RequestedIP = ip
 	}
 	return c
 }

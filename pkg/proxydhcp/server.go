@@ -34,6 +34,15 @@ type Recorder interface {
 	Sent(ctx context.Context, s Sent)
 }
 
+// Observer, when a Recorder also implements it, is told of a PXE client's
+// REQUEST that selects another server's lease (and so gets no reply): its
+// RequestedIP ties the MAC to the address the router gave, so transfers
+// from that address later (TFTP from BIOS ROMs that never ask port 4011)
+// can be attributed. Same concurrency rules as Recorder.
+type Observer interface {
+	Observed(ctx context.Context, c Client)
+}
+
 // Metrics are the responder's Prometheus collectors, shared by its listeners.
 type Metrics struct {
 	packets *prometheus.CounterVec
@@ -163,6 +172,9 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 			level = slog.LevelWarn
 		}
 		log.Log(ctx, level, "proxydhcp: no reply", append(attrs, "arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
+		if o, ok := s.o.Recorder.(Observer); ok && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
+			o.Observed(ctx, d.Client)
+		}
 		return
 	}
 

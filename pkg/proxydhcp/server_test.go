@@ -32,8 +32,21 @@ var loopback = net.IPv4(127, 0, 0, 1).To4()
 
 // recorder keeps what it is told.
 type recorder struct {
-	mu   sync.Mutex
-	sent []Sent
+	mu       sync.Mutex
+	sent     []Sent
+	observed []Client
+}
+
+func (r *recorder) Observed(_ context.Context, c Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observed = append(r.observed, c)
+}
+
+func (r *recorder) seen() []Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Client(nil), r.observed...)
 }
 
 func (r *recorder) Sent(_ context.Context, s Sent) {
@@ -371,4 +384,26 @@ func otherInterface(t *testing.T) string {
 	}
 	t.Skip("no interface besides loopback")
 	return ""
+}
+
+// TestServerObservesLeaseRequests: firmware's REQUEST for the router's
+// lease gets no reply, but the Observer learns the address it will use.
+func TestServerObservesLeaseRequests(t *testing.T) {
+	rig := startServer(t, false, nil)
+	leased := net.IPv4(192, 0, 2, 55)
+	req := packet(t, dhcpv4.MessageTypeRequest, append(firmware(0),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(192, 0, 2, 1))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(leased)))...)
+	sendRaw(t, rig.addr, req.ToBytes())
+	deadline := time.Now().Add(3 * time.Second)
+	for len(rig.rec.seen()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen := rig.rec.seen()
+	if len(seen) != 1 || !seen[0].RequestedIP.Equal(leased) || seen[0].MAC.String() != testMAC.String() {
+		t.Fatalf("observed %+v, want one client %s at %s", seen, testMAC, leased)
+	}
+	if got := rig.rec.all(); len(got) != 0 {
+		t.Errorf("a REQUEST for another server got a reply: %+v", got)
+	}
 }
