@@ -1,0 +1,9 @@
+// Package deploy holds tinderbox's deployment files and no code: the
+// systemd unit (systemd/), the .deb's config and scripts (package/), the
+// kustomize base and example overlay for k3s (kubernetes/) and the Grafana
+// dashboard (grafana/). Its tests decode every Kubernetes manifest strictly
+// into the API types, render the example overlay with kustomize, check the
+// invariants the daemon depends on (host network, one replica, Recreate,
+// capabilities, probes, mounts matching the config), and check that every
+// metric the dashboard queries is one tinderbox registers.
+package deploy
