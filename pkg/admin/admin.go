@@ -257,7 +257,11 @@ func sortMachines(ms []Machine) {
 
 // machineParam normalises {mac}; it answers 400 itself when it is not a MAC.
 func machineParam(w http.ResponseWriter, r *http.Request) (string, bool) {
-	mac, err := state.NormalizeMAC(chi.URLParam(r, "mac"))
+	raw := chi.URLParam(r, "mac")
+	if u, err := url.PathUnescape(raw); err == nil {
+		raw = u // 52%3A54%3A…: a client that escaped the colons
+	}
+	mac, err := state.NormalizeMAC(raw)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false

@@ -274,6 +274,7 @@ func timeline(events []state.Event) []Step {
 }
 
 type machineData struct {
+	Error     string
 	Machine   Machine
 	Steps     []Step
 	Events    []state.Event
@@ -290,17 +291,17 @@ type machineData struct {
 func (a *API) machinePage(w http.ResponseWriter, r *http.Request) {
 	mac, err := state.NormalizeMAC(chi.URLParam(r, "mac"))
 	if err != nil {
-		a.render(w, http.StatusBadRequest, "machine", "Machine", map[string]any{"Error": err.Error()})
+		a.render(w, http.StatusBadRequest, "machine", "Machine", machineData{Error: err.Error()})
 		return
 	}
 	rec, recorded, err := a.opts.Store.Get(mac)
 	if err != nil {
-		a.render(w, http.StatusInternalServerError, "machine", "Machine", map[string]any{"Error": err.Error()})
+		a.render(w, http.StatusInternalServerError, "machine", "Machine", machineData{Error: err.Error()})
 		return
 	}
 	m, err := a.view(mac, rec, recorded)
 	if err != nil {
-		a.render(w, http.StatusInternalServerError, "machine", "Machine", map[string]any{"Error": err.Error()})
+		a.render(w, http.StatusInternalServerError, "machine", "Machine", machineData{Error: err.Error()})
 		return
 	}
 	d := machineData{Machine: m, Steps: timeline(rec.Events), Events: rec.Events}
@@ -310,7 +311,7 @@ func (a *API) machinePage(w http.ResponseWriter, r *http.Request) {
 		d.File = rel
 		b, err := readProfile(path)
 		if err != nil {
-			a.render(w, http.StatusInternalServerError, "machine", "Machine", map[string]any{"Error": err.Error()})
+			a.render(w, http.StatusInternalServerError, "machine", "Machine", machineData{Error: err.Error()})
 			return
 		}
 		if b != nil {

@@ -30,7 +30,7 @@ function rowHTML(m) {
     `<td data-label="Hostname">${host}</td>` +
     `<td data-label="State"><span class="badge s-${esc(m.state)}">${esc(m.state)}</span></td>` +
     `<td data-label="Arch">${esc(m.arch || "—")}</td>` +
-    `<td data-label="IP" class="mono">${esc(m.ip || "—")}</td>` +
+    `<td data-label="IP"><span class="mono">${esc(m.ip || "—")}</span></td>` +
     `<td data-label="Last seen">${when(m.lastSeen)}</td>` +
     `<td data-label="Last step">${esc(m.lastStep || "—")}</td>` +
     `<td class="actions">${action}</td>`;
@@ -86,7 +86,7 @@ function machinesPage() {
 function machinePage() {
   const mac = $("#machine")?.dataset.mac;
   if (!mac) return;
-  const base = "/api/v1/machines/" + encodeURIComponent(mac);
+  const base = "/api/v1/machines/" + mac; // a MAC needs no escaping in a path
   live(async (m) => { if (m.mac === mac) await refreshFacts(); });
 
   $("#reinstall")?.addEventListener("click", async () => {
@@ -164,6 +164,7 @@ function editor(base) {
     if (my !== seq) return;
     if (r.status === 422) { valid = false; show((await r.json()).at || []); }
     else if (r.ok) { valid = true; show([]); }
+    else { valid = false; show([{ message: await errorText(r) }]); }
     save.disabled = !valid;
   };
   form.dataset.file = document.querySelector("#profile h2 .mono")?.textContent || "";
