@@ -76,3 +76,7 @@ image: build ## build the OCI image tinderbox:VERSION with buildah (no daemon) a
 deploy-check: build ## install the .deb in a scratch Debian root and run the image, then the manifest and dashboard tests (root)
 	scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
+
+.PHONY: ui-screenshots
+ui-screenshots: ## screenshots of every web UI page, desktop and phone, into results/ui/ (needs chromium)
+	scripts/ui-screenshots.sh results/ui
