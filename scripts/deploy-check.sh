@@ -9,7 +9,8 @@
 #            installed unit, serve as the tinderbox user with only
 #            CAP_NET_BIND_SERVICE in a private network namespace (ports 67,
 #            69, 4011 bound, /healthz answers), then purge.
-#   image    builds the OCI image with buildah and checks: tinderbox version,
+#   image    builds the OCI image with buildah and checks, on a container
+#            made from the exported archive: tinderbox version,
 #            validate on the example profiles, serve as user 65532 in a
 #            private network namespace (ports bound, /healthz answers).
 #   all      both (the default).
@@ -150,8 +151,10 @@ check_image() {
 	local b=(buildah --storage-driver "${STORAGE_DRIVER:-vfs}")
 	echo "$archive: $(du -h "$archive" | cut -f1); $("${b[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' tinderbox:latest)"
 
+	# From the archive users import (k3s ctr images import), not from
+	# buildah's storage: the file capability must survive the export.
 	local ctr
-	ctr=$("${b[@]}" from --quiet tinderbox:latest)
+	ctr=$("${b[@]}" from --quiet "docker-archive:$archive")
 	cleanups+=("${b[*]} rm $ctr >/dev/null")
 	local run=("${b[@]}" run --isolation chroot --env TINDERBOX_PROFILES_DIR=/usr/share/doc/tinderbox/examples/profiles "$ctr" --)
 

@@ -14,9 +14,10 @@
 # Containerfile at the repository root is the same image for docker users.
 #
 #   scripts/image.sh [BIN]    BIN defaults to bin/tinderbox
-# Writes the image to local storage as tinderbox:VERSION and tinderbox:latest,
-# and as an OCI archive bin/tinderbox-image.tar (buildah pull oci-archive:…,
-# skopeo copy, k3s ctr images import); prints the archive's path.
+# Writes the image to buildah's local storage as tinderbox:VERSION and
+# tinderbox:latest, and to bin/tinderbox-image.tar as a docker archive named
+# localhost/tinderbox:latest, the format every loader takes (k3s ctr images
+# import, docker load, podman load); prints the archive's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,5 +87,5 @@ ctr=
 "${buildah[@]}" tag "tinderbox:$version" tinderbox:latest
 out=bin/tinderbox-image.tar
 rm -f "$out"
-"${buildah[@]}" push --quiet "tinderbox:$version" "oci-archive:$out:tinderbox:$version" >&2
+"${buildah[@]}" push --quiet "tinderbox:$version" "docker-archive:$out:localhost/tinderbox:latest" >&2
 echo "$out"
