@@ -61,7 +61,7 @@ type full struct {
 
 const (
 	// macCP is cp-01 in the example profiles.
-	macCP = "1c:69:7a:00:00:11"
+	macCP  = "1c:69:7a:00:00:11"
 	fileCP = "machines/1c-69-7a-00-00-11.yaml"
 )
 
