@@ -30,7 +30,9 @@ certs=${CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
 for f in "$ipxe_dir"/undionly.kpxe "$ipxe_dir"/ipxe.efi "$ipxe_dir"/snponly.efi "$certs"; do
 	[ -r "$f" ] || { echo "image: $f missing: apt-get install ipxe ca-certificates" >&2; exit 1; }
 done
-version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The binary's own version (make build stamps it), so the tag says what it holds.
+version=$("$bin" version 2>/dev/null | awk '{print $2}')
+version=${version:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 uid=65532 # the "nonroot" user of distroless images, a convention Kubernetes policies expect
 
 buildah=(buildah --storage-driver "${STORAGE_DRIVER:-vfs}")

@@ -13,9 +13,12 @@ NFPM=${NFPM:-github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.41.3}
 bin=${1:-bin/tinderbox}
 [ -x "$bin" ] || { echo "package: $bin missing: run make build first" >&2; exit 1; }
 
-# A Debian version must start with a digit: v1.2.3 → 1.2.3, and an untagged
-# checkout → 0.0.0~git<commit> (sorts before any release).
-desc=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
+# The version is the binary's own (make build stamps it), so the package
+# says what it holds. A Debian version must start with a digit: v1.2.3 →
+# 1.2.3, and an untagged build → 0.0.0~git<commit> (sorts before any
+# release).
+desc=$("$bin" version 2>/dev/null | awk '{print $2}')
+desc=${desc:-$(git describe --tags --always --dirty 2>/dev/null || echo unknown)}
 if [[ $desc =~ ^v([0-9].*)$ ]]; then
 	version=${BASH_REMATCH[1]//-/+}
 else
