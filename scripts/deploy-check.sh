@@ -111,6 +111,8 @@ check_package() {
 
 	step "package: validate the example profiles as the tinderbox user"
 	cp -r "$root/usr/share/doc/tinderbox/examples/profiles/." "$root/etc/tinderbox/profiles/"
+	# As the unit runs it: the user, CAP_NET_BIND_SERVICE alone, no_new_privs.
+	# shellcheck disable=SC2054 # the commas are setpriv's capability lists
 	local as_user=(setpriv --reuid=tinderbox --regid=tinderbox --init-groups --no-new-privs
 		--inh-caps=-all,+net_bind_service --ambient-caps=+net_bind_service --bounding-set=-all,+net_bind_service)
 	"${in[@]}" "${as_user[@]}" tinderbox validate
