@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/state"
+)
+
+// TestEventsThroughDaemon: a state change in the daemon reaches an open
+// event stream, and an open stream does not hold up shutdown.
+func TestEventsThroughDaemon(t *testing.T) {
+	d, stop := startDaemon(t, testConfig(t))
+	resp, err := http.Get("http://" + d.adminAddr.String() + "/api/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	readUntil := func(want string) {
+		t.Helper()
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended before %q: %v", want, err)
+			}
+			if strings.Contains(line, want) {
+				return
+			}
+		}
+	}
+	readUntil("event: hello")
+	const mac = "52:54:00:00:00:42"
+	if _, err := d.state.Update(mac, func(m *state.Machine, _ bool) error { m.State = state.Discovered; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(`"mac":"` + mac + `"`)
+
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	// httpserver.ShutdownTimeout is 5s: a stream kept open would take it all.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %v with an event stream open", took)
+	}
+	if _, err := io.ReadAll(rd); err != nil {
+		t.Errorf("stream did not end cleanly: %v", err)
+	}
+}
