@@ -303,6 +303,8 @@ func TestUIBrowser(t *testing.T) {
 		t.Errorf("config preview lacks the hostname or masks nothing:\n%s", got)
 	}
 	shots(t, ctx, "machine")
+	step(t, ctx, "reveal secrets", chromedp.Click(chromedp.CSS("#reveal")))
+	waitJS(t, ctx, "the unmasked config", `!document.querySelector("#config").textContent.includes("••••") && !document.querySelector("#reveal")`)
 
 	// Reinstall, confirmed: the machine goes back to pending.
 	step(t, ctx, "reinstall", chromedp.Click(chromedp.CSS("#reinstall")))
