@@ -46,6 +46,7 @@ e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through ti
 	scripts/deps.sh e2e
 	scripts/e2e-dhcp.sh
 	scripts/e2e/boot.sh
+	$(MAKE) ui-screenshots
 
 .PHONY: fuzz
 fuzz: ## run every fuzz test for FUZZTIME (default 20s) each

@@ -9,9 +9,9 @@ set -euo pipefail
 task=${1:-test}
 case "$task" in
 run) pkgs=(ipxe ca-certificates) ;;
-test) pkgs=(ca-certificates curl tftp-hpa) ;;
-e2e) pkgs=(ca-certificates curl xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
-ci) pkgs=(ca-certificates curl tftp-hpa git make xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
+test) pkgs=(ca-certificates curl tftp-hpa chromium) ;;
+e2e) pkgs=(ca-certificates curl chromium xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
+ci) pkgs=(ca-certificates curl tftp-hpa chromium git make xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
 *) echo "usage: $0 run|test|e2e|ci" >&2; exit 2 ;;
 esac
 
