@@ -8,7 +8,10 @@
 #            example profiles, systemd-analyze verify and security on the
 #            installed unit, serve as the tinderbox user with only
 #            CAP_NET_BIND_SERVICE in a private network namespace (ports 67,
-#            69, 4011 bound, /healthz answers), then purge.
+#            69, 4011 bound, /healthz answers); then boots the root with
+#            systemd-nspawn (private network) and runs the unit itself:
+#            ports bound by the service's user, /healthz, a TFTP download,
+#            the exposure of the running unit, a clean stop; then purge.
 #   image    builds the OCI image with buildah and checks, on a container
 #            made from the exported archive: tinderbox version,
 #            validate on the example profiles, serve as user 65532 in a
@@ -16,16 +19,17 @@
 #   all      both (the default).
 #
 # Needs: root, debootstrap, buildah, libcap2-bin, systemd (for
-# systemd-analyze), curl, iproute2, and Debian's archive for apt-get. Servers
+# systemd-analyze), systemd-container (systemd-nspawn), curl, iproute2, and
+# Debian's archive for apt-get. Servers
 # only ever listen in network namespaces this script creates and removes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-all}
 [ "$(id -u)" -eq 0 ] || { echo "deploy-check: needs root (chroot, network namespaces, buildah)" >&2; exit 1; }
-for t in debootstrap buildah setcap systemd-analyze curl ip ss; do
+for t in debootstrap buildah setcap systemd-analyze systemd-nspawn curl ip ss; do
 	command -v "$t" >/dev/null || {
-		echo "deploy-check: $t missing: apt-get install debootstrap buildah libcap2-bin systemd curl iproute2" >&2
+		echo "deploy-check: $t missing: apt-get install debootstrap buildah libcap2-bin systemd systemd-container curl iproute2" >&2
 		exit 1
 	}
 done
@@ -137,6 +141,50 @@ check_package() {
 	kill -TERM "$pid"
 	wait "$pid" || fail "serve did not stop cleanly on SIGTERM: $(tail -3 "$root/tmp/serve.log")"
 	grep -q "tinderbox stopped" "$root/tmp/serve.log" || fail "no clean shutdown in the log"
+
+	step "package: the unit under systemd (systemd-nspawn boots the scratch root)"
+	# What an admin sets for a host with one LAN; here the container's lo.
+	printf 'TINDERBOX_ADVERTISE=127.0.0.1\nTINDERBOX_DHCP_INTERFACE=lo\n' >"$root/etc/default/tinderbox"
+	systemd-nspawn -q -D "$root" --private-network --register=no --keep-unit --boot >"$root/tmp/boot.log" 2>&1 &
+	local nspawn=$! init=
+	cleanups+=("kill $nspawn 2>/dev/null; wait $nspawn 2>/dev/null")
+	for _ in $(seq 50); do
+		init=$(pgrep -P "$nspawn" -x systemd || true)
+		[ -n "$init" ] && break
+		sleep 0.2
+	done
+	[ -n "$init" ] || fail "the scratch root did not boot: $(tail -5 "$root/tmp/boot.log")"
+	local sys=(nsenter -t "$init" -a) net=(nsenter -t "$init" -n)
+	timeout 60 "${sys[@]}" systemctl is-system-running --wait >/dev/null || true
+	"${net[@]}" ip link set lo up
+	"${sys[@]}" systemctl start tinderbox
+	ns_healthz() {
+		local i
+		for i in $(seq 50); do
+			"${net[@]}" curl -fsS --max-time 1 http://127.0.0.1:8080/healthz >/dev/null 2>&1 && return 0
+			sleep 0.2
+		done
+		return 1
+	}
+	ns_healthz || fail "the service does not answer /healthz: $("${sys[@]}" journalctl -u tinderbox --no-pager | tail -5)"
+	local p uid
+	uid=$("${in[@]}" id -u tinderbox)
+	for p in 67 69 4011; do
+		"${net[@]}" ss -Hlunpe "sport = :$p" 2>/dev/null | grep -q "uid:$uid .*tinderbox.service" ||
+			fail "port $p not bound by the service as uid $uid: $("${net[@]}" ss -Hlunpe 2>/dev/null)"
+	done
+	"${net[@]}" curl -fsS --max-time 5 -o "$root/tmp/undionly.kpxe" tftp://127.0.0.1/undionly.kpxe ||
+		fail "TFTP from the service"
+	cmp -s "$root/tmp/undionly.kpxe" "$root/usr/lib/ipxe/undionly.kpxe" || fail "TFTP sent a different undionly.kpxe"
+	echo "service running as uid $uid: ports 67, 69, 4011 bound, /healthz ok, undionly.kpxe over TFTP"
+	"${sys[@]}" systemd-analyze security tinderbox.service --no-pager | tail -1
+	"${sys[@]}" systemctl stop tinderbox
+	local result
+	result=$("${sys[@]}" systemctl show -p Result -p ExecMainStatus tinderbox | tr '\n' ' ')
+	[ "$result" = "Result=success ExecMainStatus=0 " ] || fail "stop: $result"
+	echo "stopped cleanly on SIGTERM"
+	"${sys[@]}" systemctl poweroff >/dev/null 2>&1 || true
+	wait "$nspawn" 2>/dev/null || true
 
 	step "package: purge"
 	"${in[@]}" dpkg --purge tinderbox >/dev/null
