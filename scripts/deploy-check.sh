@@ -16,7 +16,11 @@
 #            made from the exported archive: tinderbox version,
 #            validate on the example profiles, serve as user 65532 in a
 #            private network namespace (ports bound, /healthz answers).
-#   all      both (the default).
+#   containerfile
+#            builds Containerfile with buildah bud (on locally made stand-ins
+#            for its two base images: no registry is reachable here) and
+#            serves the result as user 65532 in a private network namespace.
+#   all      all three (the default).
 #
 # Needs: root, debootstrap, buildah, libcap2-bin, systemd (for
 # systemd-analyze), systemd-container (systemd-nspawn), curl, iproute2, and
@@ -225,14 +229,62 @@ check_image() {
 	check_ports "$ns" 65532
 }
 
+# check_containerfile builds Containerfile with buildah as docker users
+# would, and runs the result. No registry is reachable here, so the two base
+# images are stand-ins made locally: debian:bookworm-slim from the scratch
+# Debian root, golang:1.26-bookworm from it plus this host's Go toolchain
+# and CA certificates (Go modules come through the module proxy as usual).
+check_containerfile() {
+	local b=(buildah --storage-driver "${STORAGE_DRIVER:-vfs}") c
+	step "containerfile: stand-in base images"
+	[ -x "$DEB_ROOT_CACHE/usr/bin/apt-get" ] || fail "no Debian root in $DEB_ROOT_CACHE: run $0 package first"
+	if ! "${b[@]}" inspect --type image docker.io/library/debian:bookworm-slim >/dev/null 2>&1; then
+		c=$("${b[@]}" from scratch)
+		"${b[@]}" copy --quiet "$c" "$DEB_ROOT_CACHE" / >/dev/null
+		"${b[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
+		"${b[@]}" commit --quiet --rm "$c" docker.io/library/debian:bookworm-slim >/dev/null
+	fi
+	if ! "${b[@]}" inspect --type image docker.io/library/golang:1.26-bookworm >/dev/null 2>&1; then
+		c=$("${b[@]}" from docker.io/library/debian:bookworm-slim)
+		"${b[@]}" copy --quiet "$c" "$(go env GOROOT)" /usr/local/go >/dev/null
+		"${b[@]}" copy --quiet "$c" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt >/dev/null
+		"${b[@]}" config --env PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			--env GOTOOLCHAIN=local "$c"
+		"${b[@]}" commit --quiet --rm "$c" docker.io/library/golang:1.26-bookworm >/dev/null
+	fi
+
+	step "containerfile: buildah bud -f Containerfile"
+	local log
+	log=$(mktemp)
+	cleanups+=("rm -f $log")
+	"${b[@]}" bud --pull=false --isolation chroot --layers=false -f Containerfile \
+		--build-arg VERSION=containerfile --build-arg COMMIT="$(git rev-parse --short HEAD)" \
+		-t localhost/tinderbox-containerfile . >"$log" 2>&1 || fail "buildah bud: $(tail -5 "$log")"
+	c=$("${b[@]}" from --quiet localhost/tinderbox-containerfile)
+	cleanups+=("${b[*]} rm $c >/dev/null")
+	"${b[@]}" run --isolation chroot "$c" -- /usr/bin/tinderbox version
+
+	step "containerfile: serve as user 65532"
+	local ns=tbx-cf-$$
+	netns "$ns"
+	ip netns exec "$ns" "${b[@]}" run --isolation chroot --env TINDERBOX_PROFILES_DIR=/usr/share/doc/tinderbox/examples/profiles \
+		--env TINDERBOX_DHCP_INTERFACE=lo "$c" -- /usr/bin/tinderbox serve >"$log" 2>&1 &
+	local pid=$!
+	cleanups+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null")
+	wait_healthz "$ns" || fail "no /healthz: $(cat "$log")"
+	check_ports "$ns" 65532
+}
+
 start=$SECONDS
 case "$what" in
 package) check_package ;;
 image) check_image ;;
+containerfile) check_containerfile ;;
 all)
 	check_package
 	check_image
+	check_containerfile
 	;;
-*) echo "usage: $0 [package|image|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [package|image|containerfile|all]" >&2; exit 2 ;;
 esac
 printf '\ndeploy-check: %s ok in %ds\n' "$what" $((SECONDS - start))
