@@ -74,7 +74,7 @@ image: build ## build the OCI image tinderbox:VERSION with buildah (no daemon) a
 	scripts/image.sh $(BIN)
 
 .PHONY: deploy-check
-deploy-check: build ## install the .deb in a scratch Debian root and run the image, then the manifest and dashboard tests (root)
+deploy-check: build ## .deb in a scratch Debian booted with systemd-nspawn, the image, the Containerfile; manifest and dashboard tests (root)
 	scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
 
