@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -259,30 +260,50 @@ func isSubdir(path string) bool {
 }
 
 // fingerprint sums the names, sizes and modification times of the
-// directory's files, to tell a change from a touch.
+// directory's files, to tell a change from a touch. Symbolic links are
+// followed, directories too, so that a swap of the link they point through
+// counts as a change: that is how kubelet updates a ConfigMap or Secret
+// volume (files are links through "..data", itself a link swapped to a new
+// timestamped directory), and how many deploy tools switch releases.
 func fingerprint(dir string) (string, error) {
 	h := sha256.New()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
-			// .git, editor swap files: not profiles.
-			if d.IsDir() {
-				return filepath.SkipDir
+	seen := map[string]bool{}
+	var walk func(path, name string) error
+	walk = func(path, name string) error {
+		return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
 			}
+			rel := filepath.Join(name, strings.TrimPrefix(p, path))
+			if p != path && strings.HasPrefix(d.Name(), ".") {
+				// .git, editor swap files, kubelet's ..data: not profiles
+				// themselves (what links through ..data is followed below).
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			info, err := os.Stat(p) // follows links
+			if err != nil {
+				return err
+			}
+			if info.IsDir() {
+				if d.Type()&fs.ModeSymlink == 0 {
+					return nil // WalkDir goes on into it
+				}
+				real, err := filepath.EvalSymlinks(p)
+				if err != nil || seen[real] {
+					return err // a link back up the tree: once is enough
+				}
+				seen[real] = true
+				fmt.Fprintf(h, "%s\x00->%s\n", rel, real)
+				return walk(p+string(filepath.Separator), rel)
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00%d\n", rel, info.Size(), info.ModTime().UnixNano())
 			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00%d\n", path, info.Size(), info.ModTime().UnixNano())
-		return nil
-	})
+		})
+	}
+	err := walk(dir, "")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", &Problem{File: dir, Msg: "profiles directory: " + err.Error()}

@@ -175,3 +175,69 @@ func TestNewStoreFailsOnBadDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestHotReloadKubeletVolume: kubelet updates a ConfigMap or Secret volume
+// by writing a new timestamped directory and swapping the "..data" link
+// that every file links through. The swap must reload the profiles.
+func TestHotReloadKubeletVolume(t *testing.T) {
+	dir := copyDir(t, "testdata/golden/layers/profiles")
+	machines := filepath.Join(dir, "machines")
+	orig := t.TempDir()
+	files, err := os.ReadDir(machines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.Rename(filepath.Join(machines, f.Name()), filepath.Join(orig, f.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// version writes the files, edited, into machines/NAME and points
+	// machines/..data at it atomically, as kubelet does.
+	version := func(name string, edit func(string) string) {
+		t.Helper()
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(orig, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(machines, name, f.Name()), edit(string(b)))
+		}
+		tmp := filepath.Join(machines, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(machines, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_11_24_01", func(s string) string { return s })
+	for _, f := range files {
+		if err := os.Symlink(filepath.Join("..data", f.Name()), filepath.Join(machines, f.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s, err := NewStore(t.Context(), testOptions(dir), StoreOptions{Debounce: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	const mac = "52-54-00-00-00-01"
+	if p, ok := s.Machine(mac); !ok || p.Hostname != "fast-arm" {
+		t.Fatalf("through kubelet's links: got %+v %v, want hostname fast-arm", p, ok)
+	}
+	version("..2026_11_24_02", func(s string) string { return strings.Replace(s, "hostname: fast-arm", "hostname: swapped", 1) })
+	eventually(t, "the swapped volume to be served", func() bool {
+		p, _ := s.Machine(mac)
+		return p.Hostname == "swapped"
+	})
+}
