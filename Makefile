@@ -75,6 +75,7 @@ image: build ## build the OCI image tinderbox:VERSION with buildah (no daemon) a
 
 .PHONY: deploy-check
 deploy-check: build ## .deb in a scratch Debian booted with systemd-nspawn, the image, the Containerfile; manifest and dashboard tests (root)
+	scripts/deps.sh deploy
 	scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a tinderbox task needs on Debian/Ubuntu: `scripts/deps.sh run`
 # (serve the example profiles), `test` (unit tests), `e2e` (real firmware in
-# QEMU), `ci` (everything .ci/run uses). Debian packages come through apt-get
+# QEMU), `deploy` (package and image checks), `ci` (everything .ci/run uses). Debian packages come through apt-get
 # (with sudo when not root); Go modules come through the Go module proxy when
 # the build asks for them.
 set -euo pipefail
@@ -11,8 +11,10 @@ case "$task" in
 run) pkgs=(ipxe ca-certificates) ;;
 test) pkgs=(ca-certificates curl tftp-hpa chromium) ;;
 e2e) pkgs=(ca-certificates curl chromium xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
-ci) pkgs=(ca-certificates curl tftp-hpa chromium git make xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
-*) echo "usage: $0 run|test|e2e|ci" >&2; exit 2 ;;
+deploy) pkgs=(ca-certificates curl iproute2 systemd debootstrap buildah libcap2-bin systemd-container) ;;
+ci) pkgs=(ca-certificates curl tftp-hpa chromium git make xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2
+	systemd debootstrap buildah libcap2-bin systemd-container) ;;
+*) echo "usage: $0 run|test|e2e|deploy|ci" >&2; exit 2 ;;
 esac
 
 sudo=()
