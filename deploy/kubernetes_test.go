@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 )
 
 const (
@@ -396,7 +397,7 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 	}
 	// Paths inside the pod do not exist here; every other problem counts.
 	podPaths := map[string]bool{"admin.tokenFile": true, "profiles.dir": true, "ipxe.dir": true, "cache.dir": true, "state.dir": true}
-	for _, e := range leaves(err) {
+	for _, e := range problem.Leaves(err) {
 		var p *config.Problem
 		if !errors.As(e, &p) || !podPaths[p.Key] {
 			t.Errorf("config problem: %v", e)
@@ -460,21 +461,6 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 			}
 		}
 	})
-}
-
-// leaves unpacks errors.Join trees.
-func leaves(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, leaves(e)...)
-		}
-		return out
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
 }
 
 // TestExampleListsEveryProfile checks the example overlay puts every file

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
 )
 
@@ -47,24 +48,9 @@ It exits 1 if there is any problem.`,
 func printProblems(cmd *cobra.Command, err error) {
 	w := cmd.ErrOrStderr()
 	n := 0
-	for _, e := range flatten(err) {
+	for _, e := range problem.Leaves(err) {
 		fmt.Fprintln(w, e)
 		n++
 	}
 	fmt.Fprintf(w, "%d problem(s) found\n", n)
-}
-
-// flatten unpacks errors.Join trees into their leaves.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
 }

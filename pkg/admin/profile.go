@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
 )
 
@@ -248,7 +248,7 @@ func (a *API) problems(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	dir := a.opts.Files.Dir()
 	out := Error{Error: "the profile does not load; nothing was written"}
-	for _, e := range leafErrors(err) {
+	for _, e := range problem.Leaves(err) {
 		at := ProblemAt{Message: e.Error()}
 		var p *profiles.Problem
 		if errors.As(e, &p) {
@@ -264,31 +264,11 @@ func (a *API) problems(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func formatProblem(p ProblemAt) string {
-	var b strings.Builder
-	if p.File != "" {
-		b.WriteString(p.File)
-		if p.Line > 0 {
-			fmt.Fprintf(&b, ":%d", p.Line)
-		}
-		b.WriteString(": ")
-	}
+	subject := ""
 	if p.Machine != "" {
-		b.WriteString("machine " + p.Machine + ": ")
+		subject = "machine " + p.Machine
 	}
-	b.WriteString(p.Message)
-	return b.String()
-}
-
-// leafErrors flattens joined errors.
-func leafErrors(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, leafErrors(e)...)
-		}
-		return out
-	}
-	return []error{err}
+	return problem.Format(p.File, p.Line, subject, p.Message)
 }
 
 func fileExists(path string) (bool, error) {

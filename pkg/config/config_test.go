@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 )
 
 // chdirRoot makes the repository root the working directory, so the paths
@@ -41,21 +43,10 @@ func wants(t *testing.T, path string) []string {
 
 // problems splits Load's joined error into its problems.
 func problems(err error) []string {
-	if err == nil {
-		return nil
-	}
 	var out []string
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, c := range j.Unwrap() {
-				walk(c)
-			}
-			return
-		}
+	for _, e := range problem.Leaves(err) {
 		out = append(out, e.Error())
 	}
-	walk(err)
 	return out
 }
 

@@ -39,3 +39,19 @@ func YAML(err error) (line int, msg string) {
 	}
 	return 0, msg
 }
+
+// Leaves unpacks a tree of joined errors (errors.Join, possibly nested)
+// into its leaves, in order; nil for nil.
+func Leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Leaves(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

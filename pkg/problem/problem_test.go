@@ -46,3 +46,17 @@ func TestYAML(t *testing.T) {
 		})
 	}
 }
+
+func TestLeaves(t *testing.T) {
+	a, b, c := errors.New("a"), errors.New("b"), errors.New("c")
+	got := Leaves(errors.Join(a, errors.Join(b, nil, c)))
+	if len(got) != 3 || got[0] != a || got[1] != b || got[2] != c {
+		t.Errorf("got %v, want [a b c]", got)
+	}
+	if Leaves(nil) != nil {
+		t.Error("Leaves(nil) is not nil")
+	}
+	if got := Leaves(a); len(got) != 1 || got[0] != a {
+		t.Errorf("a single error: got %v", got)
+	}
+}

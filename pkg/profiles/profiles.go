@@ -646,7 +646,7 @@ func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
 // machineProblems turns render's problems into the machine's Problems.
 func machineProblems(mac string, err error) error {
 	var errs []error
-	for _, e := range leaves(err) {
+	for _, e := range problem.Leaves(err) {
 		var rp *render.Problem
 		if errors.As(e, &rp) {
 			msg := rp.Msg
@@ -659,18 +659,6 @@ func machineProblems(mac string, err error) error {
 		errs = append(errs, &Problem{Machine: mac, Msg: e.Error()})
 	}
 	return errors.Join(errs...)
-}
-
-// leaves unpacks errors.Join trees.
-func leaves(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, leaves(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // factoryHost is the host (and port) of the factory URL, or "".

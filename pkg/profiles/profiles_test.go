@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -83,7 +85,7 @@ func TestGolden(t *testing.T) {
 			set, err := Load(t.Context(), testOptions(dir))
 			var got []byte
 			if err != nil {
-				for _, e := range leaves(err) {
+				for _, e := range problem.Leaves(err) {
 					got = append(got, e.Error()+"\n"...)
 				}
 			} else {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/pkg/boot"
 	"github.com/tinderbox-boot/tinderbox/pkg/metrics"
+	"github.com/tinderbox-boot/tinderbox/pkg/problem"
 )
 
 // DefaultDebounce is how long the directory must be quiet before a change
@@ -176,7 +177,7 @@ func (s *Store) Reload(ctx context.Context) error {
 	s.status.Err = err
 	s.status.Problems = nil
 	if err != nil {
-		for _, e := range leaves(err) {
+		for _, e := range problem.Leaves(err) {
 			s.status.Problems = append(s.status.Problems, e.Error())
 		}
 	} else {
