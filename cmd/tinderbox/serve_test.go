@@ -214,25 +214,8 @@ func TestCLI(t *testing.T) {
 	}
 	defer taken.Close()
 
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	writeFile(t, good, fmt.Sprintf(`advertise: 127.0.0.1
-http: {listen: "127.0.0.1:0"}
-dhcp: {enabled: false}
-tftp: {enabled: false}
-cache: {dir: %[1]s/cache}
-state: {dir: %[1]s/state}
-profiles: {dir: %[1]s}
-`, dir))
-	busy := filepath.Join(dir, "busy.yaml")
-	writeFile(t, busy, fmt.Sprintf(`advertise: 127.0.0.1
-http: {listen: %q}
-dhcp: {enabled: false}
-tftp: {enabled: false}
-cache: {dir: %[2]s/cache}
-state: {dir: %[2]s/state}
-profiles: {dir: %[2]s}
-`, taken.Addr().String(), dir))
+	good := cliConfig(t, "127.0.0.1:0", "")
+	busy := cliConfig(t, taken.Addr().String(), "")
 	_, busyPort, _ := net.SplitHostPort(taken.Addr().String())
 
 	tests := []struct {
@@ -282,17 +265,7 @@ profiles: {dir: %[2]s}
 }
 
 func TestServeCommandStopsOnCancel(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "tinderbox.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`advertise: 127.0.0.1
-http: {listen: "127.0.0.1:0"}
-dhcp: {enabled: false}
-tftp: {enabled: false}
-cache: {dir: %[1]s/cache}
-state: {dir: %[1]s/state}
-profiles: {dir: %[1]s}
-log: {format: json}
-`, dir))
+	cfgPath := cliConfig(t, "127.0.0.1:0", "log: {format: json}\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr testlog.Buffer
 	done := make(chan error, 1)
@@ -316,6 +289,24 @@ log: {format: json}
 	if !strings.Contains(stderr.String(), `"msg":"tinderbox stopped"`) {
 		t.Errorf("log lacks a JSON \"tinderbox stopped\" line:\n%s", stderr.String())
 	}
+}
+
+// cliConfig writes a config file for the command line tests: boot HTTP on
+// listen, DHCP and TFTP off, directories in a temporary one; extra is
+// appended. It returns the file's path.
+func cliConfig(t *testing.T, listen, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tinderbox.yaml")
+	writeFile(t, path, fmt.Sprintf(`advertise: 127.0.0.1
+http: {listen: %q}
+dhcp: {enabled: false}
+tftp: {enabled: false}
+cache: {dir: %[2]s/cache}
+state: {dir: %[2]s/state}
+profiles: {dir: %[2]s}
+`, listen, dir)+extra)
+	return path
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -52,6 +52,20 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
+// watch runs s.Watch until the test ends, and checks it then returns nil.
+func watch(t *testing.T, s *Store) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+}
+
 // TestHotReload: a broken file leaves the last good set serving, with the
 // error visible in Status and the metrics; fixing it serves the new set;
 // a machine added in a new file appears.
@@ -62,15 +76,7 @@ func TestHotReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Watch(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
+	watch(t, s)
 
 	const mac = "52-54-00-00-00-01"
 	old, err := s.Render(t.Context(), mac)
@@ -207,15 +213,7 @@ func TestHotReloadKubeletVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Watch(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
+	watch(t, s)
 	const mac = "52-54-00-00-00-01"
 	if p, ok := s.Machine(mac); !ok || p.Hostname != "fast-arm" {
 		t.Fatalf("through kubelet's links: got %+v %v, want hostname fast-arm", p, ok)
