@@ -234,7 +234,7 @@ func TestUIBrowser(t *testing.T) {
 			t.Fatalf("asset: %d", code)
 		}
 	}
-	waitJS(t, ctx, "the row's last step", fmt.Sprintf(`document.querySelector('tr[data-mac=%q]').textContent.includes("asset")`, mac))
+	waitJS(t, ctx, "the row's last step", fmt.Sprintf(`document.querySelector('tr[data-mac=%q]').textContent.includes("Initramfs")`, mac))
 	if got := text(t, ctx, fmt.Sprintf(`tr[data-mac=%q] .badge`, mac)); got != "discovered" {
 		t.Errorf("got state badge %q, want discovered", got)
 	}

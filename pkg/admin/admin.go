@@ -215,7 +215,8 @@ type Machine struct {
 	FirstSeen *time.Time `json:"firstSeen"`
 	LastSeen  *time.Time `json:"lastSeen"`
 	Profile   bool       `json:"profile"`
-	// LastStep is the newest boot event's kind, "" when it never booted.
+	// LastStep names the newest event for people ("Kernel", "Local boot",
+	// "reinstall"), "" when it never booted.
 	LastStep string `json:"lastStep"`
 	// Events is set only by GET /api/v1/machines/{mac}.
 	Events []state.Event `json:"events,omitempty"`
@@ -233,7 +234,7 @@ func (a *API) view(mac string, rec state.Machine, recorded bool) (Machine, error
 		m.State, m.Arch, m.UUID, m.IP = string(rec.State), rec.Arch, rec.UUID, rec.IP
 		m.FirstSeen, m.LastSeen = &rec.FirstSeen, &rec.LastSeen
 		if n := len(rec.Events); n > 0 {
-			m.LastStep = string(rec.Events[n-1].Kind)
+			m.LastStep = stepLabel(rec.Events[n-1])
 		}
 	} else {
 		m.State = string(state.Reconcile("", known, prof.Install))

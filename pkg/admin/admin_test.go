@@ -174,7 +174,7 @@ func TestListAndShow(t *testing.T) {
 	}
 
 	code, body = do(t, srv, http.MethodGet, "/api/v1/machines/52-54-00-00-00-01", "")
-	if code != http.StatusOK || !strings.Contains(body, `"kind": "script"`) || !strings.Contains(body, `"lastStep": "script"`) {
+	if code != http.StatusOK || !strings.Contains(body, `"kind": "script"`) || !strings.Contains(body, `"lastStep": "Script"`) {
 		t.Errorf("show: got %d %s, want the machine with its events", code, body)
 	}
 	for _, tt := range []struct {

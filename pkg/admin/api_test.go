@@ -382,7 +382,7 @@ func TestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := readMachine()
-	if ev.MAC != mac || ev.State != "discovered" || ev.IP != "192.0.2.55" || ev.LastStep != "dhcp_offer" || len(ev.Events) != 1 || ev.Profile {
+	if ev.MAC != mac || ev.State != "discovered" || ev.IP != "192.0.2.55" || ev.LastStep != "DHCP offer" || len(ev.Events) != 1 || ev.Profile {
 		t.Fatalf("got %+v, want the discovered machine with its offer", ev)
 	}
 	if code, _, body := call(t, f.srv.URL, http.MethodPut, "/api/v1/machines/"+mac+"/profile", "tok",

@@ -235,10 +235,49 @@ type Step struct {
 	Done   bool
 }
 
+// stepNames are the boot timeline's stages, in boot order.
+var stepNames = []string{"DHCP offer", "TFTP", "Script", "Kernel", "Initramfs", "Config", "Local boot"}
+
+// stepOf returns the index in stepNames of the stage an event marks, or -1
+// for events that are not boot steps (reinstall, refusals).
+func stepOf(e state.Event) int {
+	switch e.Kind {
+	case state.EventDHCPOffer:
+		return 0
+	case state.EventTFTP:
+		return 1
+	case state.EventScript:
+		return 2
+	case state.EventAsset:
+		switch {
+		case strings.HasPrefix(e.Detail, "kernel"):
+			return 3
+		case strings.HasPrefix(e.Detail, "initramfs"):
+			return 4
+		}
+	case state.EventConfig:
+		return 5
+	case state.EventLocalBoot:
+		return 6
+	}
+	return -1
+}
+
+// stepLabel names an event for people: its boot stage, else its kind in words.
+func stepLabel(e state.Event) string {
+	if i := stepOf(e); i >= 0 {
+		return stepNames[i]
+	}
+	return strings.ReplaceAll(string(e.Kind), "_", " ")
+}
+
 // timeline folds a machine's events into the boot's stages: the newest
 // event of each stage since the newest DHCP offer (the current boot).
 func timeline(events []state.Event) []Step {
-	steps := []Step{{Name: "DHCP offer"}, {Name: "TFTP"}, {Name: "Script"}, {Name: "Kernel"}, {Name: "Initramfs"}, {Name: "Config"}, {Name: "Local boot"}}
+	steps := make([]Step, len(stepNames))
+	for i, n := range stepNames {
+		steps[i].Name = n
+	}
 	start := 0
 	for i, e := range events {
 		if e.Kind == state.EventDHCPOffer && (i == 0 || events[i-1].Kind != state.EventDHCPOffer) {
@@ -246,27 +285,7 @@ func timeline(events []state.Event) []Step {
 		}
 	}
 	for _, e := range events[start:] {
-		i := -1
-		switch e.Kind {
-		case state.EventDHCPOffer:
-			i = 0
-		case state.EventTFTP:
-			i = 1
-		case state.EventScript:
-			i = 2
-		case state.EventAsset:
-			switch {
-			case strings.HasPrefix(e.Detail, "kernel"):
-				i = 3
-			case strings.HasPrefix(e.Detail, "initramfs"):
-				i = 4
-			}
-		case state.EventConfig:
-			i = 5
-		case state.EventLocalBoot:
-			i = 6
-		}
-		if i >= 0 {
+		if i := stepOf(e); i >= 0 {
 			steps[i] = Step{Name: steps[i].Name, Detail: e.Detail, Time: e.Time, Bytes: e.Bytes, Done: true}
 		}
 	}
