@@ -264,11 +264,12 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	if res.Action != boot.Ignore {
-		f.event(mac, state.EventScript, string(res.Action), 0)
+		evs := []state.Event{f.opts.Store.Event(state.EventScript, string(res.Action), 0)}
 		if res.Action == boot.LocalBoot {
 			f.steps.WithLabelValues("local_boot", "ok").Inc()
-			f.event(mac, state.EventLocalBoot, f.opts.LocalBoot, 0)
+			evs = append(evs, f.opts.Store.Event(state.EventLocalBoot, f.opts.LocalBoot, 0))
 		}
+		f.record(mac, evs...)
 	}
 	f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State)
 	writeScript(w, res.Status, res.Body)
@@ -337,14 +338,19 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// event appends one event to a machine's log; failures are logged, since
-// the request it describes has been answered already.
+// event appends one event to a machine's log.
 func (f *Flow) event(mac string, kind state.EventKind, detail string, bytes int64) {
+	f.record(mac, f.opts.Store.Event(kind, detail, bytes))
+}
+
+// record appends events to a machine's log in one transaction; failures are
+// logged, since the request they describe has been answered already.
+func (f *Flow) record(mac string, evs ...state.Event) {
 	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
-		m.Events = append(m.Events, f.opts.Store.Event(kind, detail, bytes))
+		m.Events = append(m.Events, evs...)
 		return nil
 	}); err != nil {
-		f.log.Error("state: record event", "mac", mac, "kind", kind, "err", err)
+		f.log.Error("state: record events", "mac", mac, "kind", evs[0].Kind, "err", err)
 	}
 }
 
