@@ -12,7 +12,10 @@ import (
 )
 
 // Answer implements proxydhcp.Policy: every PXE client is answered except
-// a machine with no profile when the defaults say `unknown: ignore`.
+// a machine with no profile when the defaults say `unknown: ignore`. A
+// client that names its address (ciaddr) is tied to its MAC here, before
+// the reply goes out: a fast client's TFTP transfer can end before Sent
+// is called.
 func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict, error) {
 	_, known, err := f.opts.Profiles.Lookup(c.MAC.String())
 	if err != nil {
@@ -20,6 +23,9 @@ func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict,
 	}
 	if policy, _ := f.opts.Profiles.Unknown(); !known && policy == boot.UnknownIgnore {
 		return proxydhcp.Verdict{Reason: "no profile, and unknown machines are ignored"}, nil
+	}
+	if c.IP != nil {
+		f.learnIP(c.IP.String(), c.MAC.String())
 	}
 	return proxydhcp.Verdict{Answer: true}, nil
 }

@@ -87,3 +87,24 @@ func TestObservedLeaseTiesIPToMAC(t *testing.T) {
 		t.Errorf("MACOf(192.0.2.90) = %q %v, want %s", mac, ok, macOnce)
 	}
 }
+
+// TestAnswerTiesIPBeforeReply: the address is learnt when the client is
+// answered, before Sent, so a transfer racing the recorder is attributed;
+// an ignored client's address is not.
+func TestAnswerTiesIPBeforeReply(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownIgnore, nil)
+	known, _ := net.ParseMAC(macOnce)
+	ignored, _ := net.ParseMAC(macUnknown)
+	if _, err := e.flow.Answer(t.Context(), proxydhcp.Client{MAC: known, IP: net.IPv4(192, 0, 2, 91)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.flow.Answer(t.Context(), proxydhcp.Client{MAC: ignored, IP: net.IPv4(192, 0, 2, 92)}); err != nil {
+		t.Fatal(err)
+	}
+	if mac, ok := e.flow.MACOf("192.0.2.91"); !ok || mac != macOnce {
+		t.Errorf("MACOf(192.0.2.91) = %q %v, want %s", mac, ok, macOnce)
+	}
+	if mac, ok := e.flow.MACOf("192.0.2.92"); ok {
+		t.Errorf("an ignored client's address was learnt (%s)", mac)
+	}
+}
