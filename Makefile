@@ -6,15 +6,15 @@ GO          ?= go
 BIN         ?= bin/tinderbox
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS     := -s -w -X github.com/tinderbox-boot/tinderbox/pkg/version.Version=$(VERSION) \
-               -X github.com/tinderbox-boot/tinderbox/pkg/version.Commit=$(COMMIT)
+LDFLAGS     := -s -w -X github.com/tinderbox-boot/tinderbox/internal/version.Version=$(VERSION) \
+               -X github.com/tinderbox-boot/tinderbox/internal/version.Commit=$(COMMIT)
 # staticcheck is pinned: a new release may add checks that fail the build.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
 FUZZTIME    ?= 20s
 # Every native fuzz test, as package:Target.
-FUZZ        := pkg/proxydhcp:FuzzDecide pkg/tftp:FuzzRequest pkg/render:FuzzMerge \
-               pkg/cache:FuzzNewKey pkg/factory:FuzzNormalizeVersion pkg/config:FuzzParseByteSize
+FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge \
+               internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize
 
 .PHONY: help
 help: ## list the targets
@@ -57,7 +57,7 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 
 .PHONY: bench
 bench: ## Go benchmarks with allocations, then the TFTP (vs dnsmasq) and cache (vs nginx) bench scripts
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	scripts/bench-tftp.sh
 	scripts/bench-cache.sh
 

@@ -10,15 +10,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
-	"github.com/tinderbox-boot/tinderbox/pkg/cache"
-	"github.com/tinderbox-boot/tinderbox/pkg/factory"
-	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
-	"github.com/tinderbox-boot/tinderbox/pkg/metrics"
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
-	"github.com/tinderbox-boot/tinderbox/pkg/proxydhcp"
-	"github.com/tinderbox-boot/tinderbox/pkg/state"
-	"github.com/tinderbox-boot/tinderbox/pkg/tftp"
+	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/factory"
+	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
+	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 )
 
 const dashboardFile = "grafana/tinderbox.json"

@@ -59,7 +59,7 @@ trap cleanup EXIT
 
 echo "bench: building" >&2
 go build -o "$work/tinderbox" ./cmd/tinderbox
-go build -o "$work/fakefactory" ./pkg/factory/fakefactory/cmd/fakefactory
+go build -o "$work/fakefactory" ./cmd/fakefactory
 
 # The load generator: stdlib only, built outside the module.
 mkdir -p "$work/load"

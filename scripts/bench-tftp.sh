@@ -8,10 +8,10 @@
 #
 # The traffic crosses a veth pair between two network namespaces this
 # script creates, with `tc netem` delay on both ends (or, where the kernel
-# has no netem, two TAP devices joined by pkg/tftp/internal/delaywire, a
+# has no netem, two TAP devices joined by internal/tftp/internal/delaywire, a
 # userspace cable with the same delay); everything it creates (namespaces,
 # links, processes, files) is removed on exit. Needs root, iproute2
-# (ip, tc), dnsmasq and Go. The client is pkg/tftp/internal/tftpbench
+# (ip, tc), dnsmasq and Go. The client is internal/tftp/internal/tftpbench
 # (pack.ag/tftp's client: curl and tftp-hpa cannot ask for windowsize).
 # Environment: DELAY (netem delay per direction, default 1ms), RUNS
 # (downloads per figure, the median is printed; default 5), STRICT=1 to
@@ -48,7 +48,7 @@ trap cleanup EXIT
 
 echo "bench-tftp: building" >&2
 go build -o "$work/tinderbox" ./cmd/tinderbox
-go build -o "$work/tftpbench" ./pkg/tftp/internal/tftpbench
+go build -o "$work/tftpbench" ./internal/tftp/internal/tftpbench
 
 mkdir -p "$work/ipxe" "$work/profiles" "$work/cache" "$work/state"
 head -c $((1 << 20)) /dev/urandom >"$work/ipxe/bench.bin"
@@ -67,7 +67,7 @@ if tc -n "$SRV" qdisc add dev tbtftp-s$$ root netem delay "$DELAY" 2>/dev/null; 
 	link="veth + netem"
 else
 	ip -n "$SRV" link del tbtftp-s$$
-	go build -o "$work/delaywire" ./pkg/tftp/internal/delaywire
+	go build -o "$work/delaywire" ./internal/tftp/internal/delaywire
 	"$work/delaywire" -a tbtftp-s$$ -b tbtftp-c$$ -delay "$DELAY" >"$work/delaywire.out" &
 	pids+=($!)
 	for _ in $(seq 50); do grep -q ready "$work/delaywire.out" && break; sleep 0.1; done

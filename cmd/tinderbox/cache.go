@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/cache"
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 )
 
 func newCacheCmd() *cobra.Command {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/cache"
-	"github.com/tinderbox-boot/tinderbox/pkg/factory/fakefactory"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
 const cacheTestID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"

@@ -16,9 +16,9 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"pack.ag/tftp"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
-	"github.com/tinderbox-boot/tinderbox/pkg/factory/fakefactory"
-	"github.com/tinderbox-boot/tinderbox/pkg/state"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
 // node is a simulated machine walking the boot sequence of PROTOCOL.md §1

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/admin"
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
+	"github.com/tinderbox-boot/tinderbox/internal/admin"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
 )
 
 // clientFlags are the flags of the commands that talk to a running daemon.

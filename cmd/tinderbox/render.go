@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 )
 
 func newRenderCmd() *cobra.Command {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
-	"github.com/tinderbox-boot/tinderbox/pkg/version"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/version"
 )
 
 // execute runs the command line args, writing to stdout and stderr.

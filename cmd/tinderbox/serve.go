@@ -12,17 +12,17 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/admin"
-	"github.com/tinderbox-boot/tinderbox/pkg/bind"
-	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
-	"github.com/tinderbox-boot/tinderbox/pkg/cache"
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
-	"github.com/tinderbox-boot/tinderbox/pkg/factory"
-	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
-	"github.com/tinderbox-boot/tinderbox/pkg/metrics"
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
-	"github.com/tinderbox-boot/tinderbox/pkg/state"
-	"github.com/tinderbox-boot/tinderbox/pkg/version"
+	"github.com/tinderbox-boot/tinderbox/internal/admin"
+	"github.com/tinderbox-boot/tinderbox/internal/bind"
+	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/factory"
+	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
+	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/version"
 )
 
 func newServeCmd() *cobra.Command {

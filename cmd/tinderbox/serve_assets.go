@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/cache"
-	"github.com/tinderbox-boot/tinderbox/pkg/factory"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/factory"
 )
 
 // addAssets opens the asset cache under cache.dir, fetching from the Image

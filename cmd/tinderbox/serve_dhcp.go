@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/ipxe"
-	"github.com/tinderbox-boot/tinderbox/pkg/proxydhcp"
+	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
 )
 
 // addDHCP binds the proxyDHCP listeners (dhcp.port and, unless 0,

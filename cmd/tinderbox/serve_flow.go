@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/admin"
-	"github.com/tinderbox-boot/tinderbox/pkg/bind"
-	"github.com/tinderbox-boot/tinderbox/pkg/boot"
-	"github.com/tinderbox-boot/tinderbox/pkg/bootflow"
-	"github.com/tinderbox-boot/tinderbox/pkg/cache"
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
-	"github.com/tinderbox-boot/tinderbox/pkg/httpserver"
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
-	"github.com/tinderbox-boot/tinderbox/pkg/state"
+	"github.com/tinderbox-boot/tinderbox/internal/admin"
+	"github.com/tinderbox-boot/tinderbox/internal/bind"
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
 
 // addState opens the machine-state database under state.dir; every change

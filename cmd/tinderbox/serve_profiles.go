@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
-	"github.com/tinderbox-boot/tinderbox/pkg/factory"
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/factory"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 )
 
 // addProfiles loads profiles.dir, refusing to start when it has a

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/testlog"
-	"github.com/tinderbox-boot/tinderbox/pkg/config"
 )
 
 // testConfig returns a valid config whose sockets bind 127.0.0.1:0 and

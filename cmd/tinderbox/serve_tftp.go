@@ -4,9 +4,9 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/bind"
-	"github.com/tinderbox-boot/tinderbox/pkg/ipxe"
-	"github.com/tinderbox-boot/tinderbox/pkg/tftp"
+	"github.com/tinderbox-boot/tinderbox/internal/bind"
+	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 )
 
 // addTFTP serves ipxe.dir: over HTTP at /boot/{file} for UEFI HTTP boot

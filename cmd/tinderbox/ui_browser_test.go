@@ -21,8 +21,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"pack.ag/tftp"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/factory/fakefactory"
-	"github.com/tinderbox-boot/tinderbox/pkg/state"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
 // screenshotsEnv names the folder TestUIBrowser saves its screenshots in

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/state"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
 
 // TestEventsThroughDaemon: a state change in the daemon reaches an open

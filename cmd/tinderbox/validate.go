@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/problem"
-	"github.com/tinderbox-boot/tinderbox/pkg/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 )
 
 func newValidateCmd() *cobra.Command {

@@ -26,7 +26,7 @@ e2e_require xz curl
 [ -x /bin/busybox ] || e2e_skip "/bin/busybox is missing (apt-get install busybox-static)"
 e2e_init
 e2e_build
-(cd "$repo" && go build -o "$work/fakefactory" ./pkg/factory/fakefactory/cmd/fakefactory)
+(cd "$repo" && go build -o "$work/fakefactory" ./cmd/fakefactory)
 
 assets=${E2E_ASSETS:-$repo/.run/e2e-assets}
 "$repo/scripts/e2e/assets.sh" "$assets"

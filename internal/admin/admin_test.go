@@ -1,0 +1,248 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+)
+
+const (
+	macBooted  = "52:54:00:00:00:01" // has a profile and a state record
+	macProfile = "52:54:00:00:00:02" // has a profile, never booted
+	macFound   = "52:54:00:00:00:03" // booted, no profile (discovered)
+)
+
+type fakeProfiles map[string]bootflow.Profile
+
+func (p fakeProfiles) Lookup(mac string) (bootflow.Profile, bool, error) {
+	pr, ok := p[mac]
+	return pr, ok, nil
+}
+
+func (p fakeProfiles) Unknown() (boot.Unknown, bootflow.Profile) {
+	return boot.UnknownMaintenance, bootflow.Profile{Version: "v1.12.7", SchematicID: "s"}
+}
+
+func (p fakeProfiles) Render(_ context.Context, mac string) ([]byte, error) {
+	if _, ok := p[mac]; !ok {
+		return nil, errors.New("no profile")
+	}
+	return []byte("machine:\n  network:\n    hostname: " + p[mac].Hostname + "\n"), nil
+}
+
+func (p fakeProfiles) MACs() []string {
+	var out []string
+	for m := range p {
+		out = append(out, m)
+	}
+	return out
+}
+
+type cmdlines struct{}
+
+func (cmdlines) Cmdline(context.Context, string, string, string) (string, error) {
+	return "talos.platform=metal", nil
+}
+
+func newServer(t *testing.T, token string) (*httptest.Server, *state.Store) {
+	t.Helper()
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	profiles := fakeProfiles{
+		macBooted:  {Hostname: "cp-01", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: "s"},
+		macProfile: {Hostname: "cp-02", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: "s", Arch: "amd64"},
+	}
+	for _, mac := range []string{macBooted, macFound} {
+		_, known, _ := profiles.Lookup(mac)
+		if _, err := store.Update(mac, func(m *state.Machine, _ bool) error {
+			m.State = state.Reconcile(m.State, known, state.InstallOnce)
+			m.Arch, m.IP = "amd64", "192.0.2.50"
+			m.Events = append(m.Events, store.Event(state.EventScript, "netboot", 0))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	flow := bootflow.New(bootflow.Options{BaseURL: "http://192.0.2.1:8080", LocalBoot: "exit", Store: store, Profiles: profiles, Cmdlines: cmdlines{}, Logger: log})
+	r := chi.NewRouter()
+	New(Options{Token: token, Store: store, Profiles: profiles, Scripts: flow, Logger: log}).Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv, store
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAuth(t *testing.T) {
+	srv, _ := newServer(t, "s3cret")
+	tests := []struct {
+		name, token string
+		want        int
+	}{
+		{"none", "", http.StatusUnauthorized},
+		{"wrong", "guess", http.StatusUnauthorized},
+		{"prefix", "s3cre", http.StatusUnauthorized},
+		{"right", "s3cret", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := do(t, srv, http.MethodGet, "/api/v1/machines", tt.token)
+			if code != tt.want {
+				t.Errorf("got %d %s, want %d", code, body, tt.want)
+			}
+			if code == http.StatusUnauthorized && !strings.Contains(body, `"error"`) {
+				t.Errorf("401 body is not a JSON error: %s", body)
+			}
+		})
+	}
+	t.Run("no token configured", func(t *testing.T) {
+		open, _ := newServer(t, "")
+		if code, _ := do(t, open, http.MethodGet, "/api/v1/machines", ""); code != http.StatusOK {
+			t.Errorf("got %d, want 200", code)
+		}
+	})
+}
+
+func TestListAndShow(t *testing.T) {
+	srv, _ := newServer(t, "")
+	code, body := do(t, srv, http.MethodGet, "/api/v1/machines", "")
+	if code != http.StatusOK {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		mac, hostname, state string
+		profile              bool
+	}
+	want := []row{
+		{macBooted, "cp-01", "pending", true},
+		{macProfile, "cp-02", "pending", true},
+		{macFound, "", "discovered", false},
+	}
+	if len(list) != len(want) {
+		t.Fatalf("list: got %d machines, want %d: %s", len(list), len(want), body)
+	}
+	for i, w := range want {
+		g := list[i]
+		if g["mac"] != w.mac || g["hostname"] != w.hostname || g["state"] != w.state || g["profile"] != w.profile {
+			t.Errorf("row %d: got %v, want %+v", i, g, w)
+		}
+		// CONTRACT §6: every listed key is present.
+		for _, k := range []string{"mac", "hostname", "state", "arch", "uuid", "ip", "firstSeen", "lastSeen", "profile"} {
+			if _, ok := g[k]; !ok {
+				t.Errorf("row %d lacks %q", i, k)
+			}
+		}
+	}
+	if list[1]["firstSeen"] != nil {
+		t.Errorf("a machine that never booted has firstSeen %v, want null", list[1]["firstSeen"])
+	}
+
+	code, body = do(t, srv, http.MethodGet, "/api/v1/machines/52-54-00-00-00-01", "")
+	if code != http.StatusOK || !strings.Contains(body, `"kind": "script"`) || !strings.Contains(body, `"lastStep": "Script"`) {
+		t.Errorf("show: got %d %s, want the machine with its events", code, body)
+	}
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/machines/52-54-00-00-00-99", http.StatusNotFound},
+		{"/api/v1/machines/not-a-mac", http.StatusBadRequest},
+		{"/api/v1/nothing", http.StatusNotFound},
+	} {
+		if code, body := do(t, srv, http.MethodGet, tt.path, ""); code != tt.want || !strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s: got %d %s, want %d with a JSON error", tt.path, code, body, tt.want)
+		}
+	}
+}
+
+func TestReinstallAndForget(t *testing.T) {
+	srv, store := newServer(t, "")
+	if _, err := store.Update(macBooted, func(m *state.Machine, _ bool) error {
+		m.ConfigServed()
+		m.ScriptServed()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := store.Get(macBooted)
+	if before.State != state.Installed {
+		t.Fatalf("setup: state %q, want installed", before.State)
+	}
+	code, body := do(t, srv, http.MethodPost, "/api/v1/machines/"+macBooted+"/reinstall", "")
+	if code != http.StatusOK || !strings.Contains(body, `"state": "pending"`) {
+		t.Fatalf("reinstall: got %d %s", code, body)
+	}
+	after, _, _ := store.Get(macBooted)
+	if after.State != state.Pending || after.Generation != before.Generation+1 || after.Events[len(after.Events)-1].Kind != state.EventReinstall {
+		t.Errorf("after reinstall: got %+v", after)
+	}
+	if code, _ := do(t, srv, http.MethodPost, "/api/v1/machines/52:54:00:00:00:99/reinstall", ""); code != http.StatusNotFound {
+		t.Errorf("reinstall of an unknown machine: got %d, want 404", code)
+	}
+
+	if code, _ := do(t, srv, http.MethodDelete, "/api/v1/machines/"+macFound, ""); code != http.StatusNoContent {
+		t.Errorf("forget: got %d, want 204", code)
+	}
+	if _, ok, _ := store.Get(macFound); ok {
+		t.Error("forgotten machine still recorded")
+	}
+	if code, _ := do(t, srv, http.MethodDelete, "/api/v1/machines/"+macFound, ""); code != http.StatusNotFound {
+		t.Errorf("forget twice: got %d, want 404", code)
+	}
+}
+
+func TestConfigAndScript(t *testing.T) {
+	srv, store := newServer(t, "")
+	code, body := do(t, srv, http.MethodGet, "/api/v1/machines/"+macBooted+"/config", "")
+	if code != http.StatusOK || !strings.Contains(body, "hostname: cp-01") {
+		t.Errorf("config: got %d %s", code, body)
+	}
+	if code, _ := do(t, srv, http.MethodGet, "/api/v1/machines/"+macFound+"/config", ""); code != http.StatusNotFound {
+		t.Errorf("config of a machine with no profile: got %d, want 404", code)
+	}
+	before, _, _ := store.Get(macBooted)
+	code, body = do(t, srv, http.MethodGet, "/api/v1/machines/"+macBooted+"/script?arch=x86_64", "")
+	if code != http.StatusOK || !strings.Contains(body, "talos.config=http://192.0.2.1:8080/config/52-54-00-00-00-01?token=") {
+		t.Errorf("script: got %d %s", code, body)
+	}
+	after, _, _ := store.Get(macBooted)
+	if len(after.Events) != len(before.Events) {
+		t.Error("previewing a script recorded an event")
+	}
+}

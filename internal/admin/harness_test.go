@@ -1,0 +1,111 @@
+package admin
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+)
+
+// storeProfiles presents a profiles.Store as the API consumes it, as the
+// daemon's adapter does.
+type storeProfiles struct{ s *profiles.Store }
+
+func (p storeProfiles) Lookup(mac string) (bootflow.Profile, bool, error) {
+	pr, ok := p.s.Machine(mac)
+	if !ok {
+		return bootflow.Profile{}, false, nil
+	}
+	return bootflow.Profile{Hostname: pr.Hostname, Install: pr.Install, Version: pr.Talos.Version,
+		SchematicID: pr.Talos.SchematicID, Arch: pr.Talos.Arch, KernelArgs: pr.KernelArgs}, true, nil
+}
+
+func (p storeProfiles) Unknown() (boot.Unknown, bootflow.Profile) {
+	m := p.s.Maintenance()
+	return p.s.Unknown(), bootflow.Profile{Version: m.Version, SchematicID: m.SchematicID, Arch: m.Arch}
+}
+
+func (p storeProfiles) Render(ctx context.Context, mac string) ([]byte, error) {
+	return p.s.Render(ctx, mac)
+}
+
+func (p storeProfiles) MACs() []string {
+	var out []string
+	for _, pr := range p.s.Machines() {
+		out = append(out, strings.ReplaceAll(pr.MAC, "-", ":"))
+	}
+	return out
+}
+
+// full is an API over the repository's example profiles (copied, so the
+// test can edit them), a real state store and a hub.
+type full struct {
+	srv      *httptest.Server
+	api      *API
+	store    *state.Store
+	profiles *profiles.Store
+	hub      *Hub
+	dir      string
+}
+
+const (
+	// macCP is cp-01 in the example profiles.
+	macCP  = "1c:69:7a:00:00:11"
+	fileCP = "machines/1c-69-7a-00-00-11.yaml"
+)
+
+func newFull(t *testing.T, token string, tweak func(*Options)) *full {
+	t.Helper()
+	dir := t.TempDir()
+	err := filepath.WalkDir(filepath.Join("..", "..", "profiles"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Join("..", "..", "profiles"), path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := profiles.NewStore(t.Context(), profiles.Options{Dir: dir, FactoryURL: "https://factory.example.test"}, profiles.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := NewHub()
+	t.Cleanup(hub.Close)
+	store, err := state.Open(t.TempDir(), state.Options{OnChange: hub.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	log := slog.New(slog.DiscardHandler)
+	flow := bootflow.New(bootflow.Options{BaseURL: "http://192.0.2.1:8080", LocalBoot: "exit", Store: store, Profiles: storeProfiles{ps}, Cmdlines: cmdlines{}, Logger: log})
+	opts := Options{Token: token, Store: store, Profiles: storeProfiles{ps}, Scripts: flow, Logger: log, Files: ps, Hub: hub}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	api := New(opts)
+	r := chi.NewRouter()
+	api.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return &full{srv: srv, api: api, store: store, profiles: ps, hub: hub, dir: dir}
+}

@@ -1,0 +1,223 @@
+package boot
+
+import (
+	"flag"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestDecide(t *testing.T) {
+	// Every state × known × unknown policy.
+	for _, st := range state.States {
+		for _, known := range []bool{true, false} {
+			for _, unknown := range []Unknown{UnknownMaintenance, UnknownLocal, UnknownIgnore} {
+				var want Action
+				switch {
+				case !known && unknown == UnknownMaintenance:
+					want = Maintenance
+				case !known && unknown == UnknownLocal:
+					want = LocalBoot
+				case !known:
+					want = Ignore
+				case st == state.Pending || st == state.Installing || st == state.Netboot:
+					want = Netboot
+				default:
+					want = LocalBoot
+				}
+				if got := Decide(st, known, unknown); got != want {
+					t.Errorf("Decide(%q, known=%v, %q) = %q, want %q", st, known, unknown, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestDecideAfterInstallOnce walks a machine through install: once the way
+// the boot flow does: reconcile, note the script request, decide.
+func TestDecideAfterInstallOnce(t *testing.T) {
+	m := state.Machine{}
+	boot := func() Action {
+		m.State = state.Reconcile(m.State, true, state.InstallOnce)
+		return Decide(m.ScriptServed(), true, UnknownMaintenance)
+	}
+	if got := boot(); got != Netboot {
+		t.Fatalf("first boot: got %q, want netboot", got)
+	}
+	m.ConfigServed()
+	if got := boot(); got != LocalBoot || m.State != state.Installed {
+		t.Fatalf("boot after install: got %q in %q, want local in installed", got, m.State)
+	}
+	m.Reinstall()
+	if got := boot(); got != Netboot {
+		t.Fatalf("boot after reinstall: got %q, want netboot", got)
+	}
+}
+
+func TestKernelArgs(t *testing.T) {
+	const cmdline = "talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on"
+	tests := []struct {
+		name    string
+		p       NetbootParams
+		want    string
+		wantErr string
+	}{
+		{
+			name: "factory line and config URL",
+			p:    NetbootParams{Cmdline: cmdline, ConfigURL: "http://192.0.2.1:8080/config/52-54-00-12-34-56?token=abc"},
+			want: cmdline + " talos.config=http://192.0.2.1:8080/config/52-54-00-12-34-56?token=abc",
+		},
+		{
+			name: "maintenance has no talos.config",
+			p:    NetbootParams{Cmdline: cmdline},
+			want: cmdline,
+		},
+		{
+			name: "profile args append",
+			p:    NetbootParams{Cmdline: "a=1 b", KernelArgs: []string{"talos.logging.kernel=udp://192.0.2.1:6666", "console=ttyS0"}},
+			want: "a=1 b talos.logging.kernel=udp://192.0.2.1:6666 console=ttyS0",
+		},
+		{
+			name: "-name removes with and without value",
+			p:    NetbootParams{Cmdline: "console=tty0 pti=on slab_nomerge console=ttyS0", KernelArgs: []string{"-console", "-slab_nomerge"}},
+			want: "pti=on",
+		},
+		{
+			name: "-name removes only earlier args",
+			p:    NetbootParams{Cmdline: "console=tty0", KernelArgs: []string{"-console", "console=ttyS1,115200"}},
+			want: "console=ttyS1,115200",
+		},
+		{
+			name: "a profile's talos.config is replaced by tinderbox's",
+			p:    NetbootParams{Cmdline: "a", KernelArgs: []string{"talos.config=http://elsewhere/"}, ConfigURL: "http://192.0.2.1/config/x"},
+			want: "a talos.config=http://192.0.2.1/config/x",
+		},
+		{
+			name: "placeholders filled by tinderbox",
+			p:    NetbootParams{MAC: "52:54:00:12:34:56", UUID: "u-1", Hostname: "cp-01", KernelArgs: []string{"x=${mac}/${uuid}/${hostname}"}},
+			want: "x=52:54:00:12:34:56/u-1/cp-01",
+		},
+		{
+			name:    "unfillable placeholder",
+			p:       NetbootParams{KernelArgs: []string{"x=${serial}"}},
+			wantErr: `"x=${serial}": only ${mac}, ${uuid} and ${hostname}`,
+		},
+		{
+			name:    "whitespace",
+			p:       NetbootParams{KernelArgs: []string{"a b"}},
+			wantErr: "holds whitespace",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := KernelArgs(tt.p)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, %v; want error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := strings.Join(got, " "); s != tt.want {
+				t.Errorf("got  %q\nwant %q", s, tt.want)
+			}
+		})
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestGoldenScripts(t *testing.T) {
+	const base = "http://192.0.2.1:8080"
+	id := strings.Repeat("ab", 32)
+	netboot := NetbootParams{
+		BaseURL: base, MAC: "52:54:00:12:34:56", Hostname: "cp-01",
+		SchematicID: id, Version: "v1.12.7", Arch: "amd64",
+		Cmdline:    "talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 module.sig_enforce=1 proc_mem.force_override=never",
+		KernelArgs: []string{"talos.logging.kernel=udp://192.0.2.1:6666", "-consoleblank"},
+		ConfigURL:  base + "/config/52-54-00-12-34-56?token=0123456789abcdef0123456789abcdef",
+	}
+	maintenance := netboot
+	maintenance.ConfigURL, maintenance.KernelArgs, maintenance.Arch = "", nil, "arm64"
+
+	for _, tt := range []struct {
+		file string
+		p    NetbootParams
+	}{{"netboot.ipxe", netboot}, {"maintenance-arm64.ipxe", maintenance}} {
+		t.Run(tt.file, func(t *testing.T) {
+			s, err := NetbootScript(tt.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.file, s)
+		})
+	}
+	t.Run("boot.ipxe", func(t *testing.T) { golden(t, "boot.ipxe", GenericScript(base)) })
+	for _, method := range []string{"exit", "sanboot"} {
+		t.Run("local-"+method, func(t *testing.T) {
+			body, status := LocalScript(method, "52:54:00:12:34:56")
+			if status != http.StatusOK {
+				t.Errorf("status: got %d, want 200", status)
+			}
+			golden(t, "local-"+method+".ipxe", body)
+		})
+	}
+	t.Run("local-notfound", func(t *testing.T) {
+		body, status := LocalScript("notfound", "52:54:00:12:34:56")
+		if status != http.StatusNotFound || strings.HasPrefix(body, "#!ipxe") {
+			t.Errorf("got %d %q, want a 404 that is not a script", status, body)
+		}
+	})
+}
+
+// TestScriptsFailSoft checks that every script that can fail has a retry
+// path and never drops into the iPXE shell.
+func TestScriptsFailSoft(t *testing.T) {
+	s, err := NetbootScript(NetbootParams{BaseURL: "http://h", SchematicID: "x", Version: "v1.0.0", Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range map[string]string{"netboot": s, "generic": GenericScript("http://h")} {
+		lines := strings.Split(script, "\n")
+		if slices.Contains(lines, "shell") {
+			t.Errorf("%s: drops into the iPXE shell", name)
+		}
+		for _, l := range lines {
+			if (strings.HasPrefix(l, "kernel ") || strings.HasPrefix(l, "initrd ") || strings.HasPrefix(l, "chain ") || l == "boot") && !strings.Contains(l, "|| goto failed") {
+				t.Errorf("%s: %q has no failure path", name, l)
+			}
+		}
+		if !strings.Contains(script, ":failed\necho tinderbox:") || !strings.Contains(script, "sleep 10\ngoto ") {
+			t.Errorf("%s: no message-and-retry after :failed:\n%s", name, script)
+		}
+	}
+}

@@ -1,0 +1,355 @@
+package bootflow
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+)
+
+const (
+	macOnce    = "52:54:00:00:00:01"
+	macAlways  = "52:54:00:00:00:02"
+	macNever   = "52:54:00:00:00:03"
+	macArm     = "52:54:00:00:00:04"
+	macUnknown = "52:54:00:00:00:99"
+	cmdline    = "talos.platform=metal console=tty0"
+)
+
+var schematic = strings.Repeat("ab", 32)
+
+type fakeProfiles struct {
+	mu       sync.Mutex
+	machines map[string]Profile
+	policy   boot.Unknown
+}
+
+func (p *fakeProfiles) Lookup(mac string) (Profile, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr, ok := p.machines[mac]
+	return pr, ok, nil
+}
+
+func (p *fakeProfiles) Unknown() (boot.Unknown, Profile) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.policy, Profile{Version: "v1.12.7", SchematicID: schematic}
+}
+
+func (p *fakeProfiles) Render(_ context.Context, mac string) ([]byte, error) {
+	if _, ok, _ := p.Lookup(mac); !ok {
+		return nil, errors.New("no profile for " + mac)
+	}
+	return []byte("version: v1alpha1\nmachine:\n  type: controlplane # " + mac + "\n"), nil
+}
+
+type fakeCmdlines struct{ err error }
+
+func (c fakeCmdlines) Cmdline(_ context.Context, id, version, arch string) (string, error) {
+	if c.err != nil {
+		return "", c.err
+	}
+	return cmdline, nil
+}
+
+type env struct {
+	flow     *Flow
+	store    *state.Store
+	profiles *fakeProfiles
+	srv      *httptest.Server
+	reg      *prometheus.Registry
+}
+
+func newEnv(t *testing.T, localBoot string, policy boot.Unknown, cmdErr error) *env {
+	t.Helper()
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	profiles := &fakeProfiles{policy: policy, machines: map[string]Profile{
+		macOnce:   {Hostname: "cp-01", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: schematic},
+		macAlways: {Hostname: "w-01", Install: state.InstallAlways, Version: "v1.12.7", SchematicID: schematic},
+		macNever:  {Hostname: "old", Install: state.InstallNever, Version: "v1.12.7", SchematicID: schematic},
+		macArm:    {Hostname: "pi", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: schematic, Arch: "arm64"},
+	}}
+	r := chi.NewRouter()
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	reg := prometheus.NewRegistry()
+	f := New(Options{
+		BaseURL: srv.URL, LocalBoot: localBoot, Store: store, Profiles: profiles,
+		Cmdlines: fakeCmdlines{err: cmdErr}, Logger: slog.New(slog.DiscardHandler), Registerer: reg,
+	})
+	f.Mount(r)
+	return &env{flow: f, store: store, profiles: profiles, srv: srv, reg: reg}
+}
+
+func (e *env) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(e.srv.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (e *env) script(t *testing.T, mac, arch string) (int, string) {
+	t.Helper()
+	return e.get(t, "/ipxe?"+url.Values{"mac": {strings.ReplaceAll(mac, ":", "-")}, "uuid": {"u-1"}, "arch": {arch}}.Encode())
+}
+
+func (e *env) machine(t *testing.T, mac string) state.Machine {
+	t.Helper()
+	m, ok, err := e.store.Get(mac)
+	if err != nil || !ok {
+		t.Fatalf("machine %s: ok=%v err=%v", mac, ok, err)
+	}
+	return m
+}
+
+var configURLRe = regexp.MustCompile(`talos\.config=(\S+)`)
+
+// configPath extracts the talos.config URL's path and query from a script.
+func configPath(t *testing.T, e *env, script string) string {
+	t.Helper()
+	m := configURLRe.FindStringSubmatch(script)
+	if m == nil {
+		t.Fatalf("script has no talos.config:\n%s", script)
+	}
+	return strings.TrimPrefix(m[1], e.srv.URL)
+}
+
+// TestInstallOnceFlow walks CONTRACT §5 over real HTTP: netboot, config
+// (installing), next boot told to boot disk (installed), config refused,
+// reinstall rotates the token, netboot again.
+func TestInstallOnceFlow(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+
+	code, s := e.script(t, macOnce, "x86_64")
+	if code != http.StatusOK || !strings.Contains(s, "/assets/"+schematic+"/v1.12.7/kernel-amd64 initrd=initramfs-amd64.xz "+cmdline+" talos.config=") {
+		t.Fatalf("first boot: got %d\n%s", code, s)
+	}
+	if st := e.machine(t, macOnce).State; st != state.Pending {
+		t.Errorf("after first script: state %q, want pending", st)
+	}
+	cfg := configPath(t, e, s)
+
+	code, body := e.get(t, cfg)
+	if code != http.StatusOK || !strings.Contains(body, "# "+macOnce) {
+		t.Fatalf("config: got %d %q", code, body)
+	}
+	want, _ := e.profiles.Render(t.Context(), macOnce)
+	if body != string(want) {
+		t.Errorf("config body differs from Render:\n%s\nwant\n%s", body, want)
+	}
+	m := e.machine(t, macOnce)
+	if m.State != state.Installing || m.IP != "127.0.0.1" || m.UUID != "u-1" || m.Arch != "amd64" {
+		t.Errorf("after config: got %+v", m)
+	}
+
+	code, s = e.script(t, macOnce, "x86_64")
+	if code != http.StatusOK || !strings.Contains(s, "\nexit\n") {
+		t.Fatalf("boot after install: got %d\n%s", code, s)
+	}
+	if st := e.machine(t, macOnce).State; st != state.Installed {
+		t.Errorf("after second script: state %q, want installed", st)
+	}
+	if code, _ := e.get(t, cfg); code != http.StatusForbidden {
+		t.Errorf("config once installed: got %d, want 403", code)
+	}
+
+	if _, err := e.store.Update(macOnce, func(m *state.Machine, _ bool) error { m.Reinstall(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := e.get(t, cfg); code != http.StatusForbidden {
+		t.Errorf("old token after reinstall: got %d, want 403", code)
+	}
+	code, s = e.script(t, macOnce, "x86_64")
+	if code != http.StatusOK || !strings.Contains(s, "talos.config=") {
+		t.Fatalf("boot after reinstall: got %d\n%s", code, s)
+	}
+	newCfg := configPath(t, e, s)
+	if newCfg == cfg {
+		t.Error("token not rotated by reinstall")
+	}
+	if code, _ := e.get(t, newCfg); code != http.StatusOK {
+		t.Errorf("new token: got %d, want 200", code)
+	}
+
+	var kinds []string
+	for _, ev := range e.machine(t, macOnce).Events {
+		kinds = append(kinds, string(ev.Kind)+":"+ev.Detail)
+	}
+	wantKinds := "script:netboot config: script:local local_boot:exit config_denied:state installed config_denied:wrong token script:netboot config:"
+	if got := strings.Join(kinds, " "); got != wantKinds {
+		t.Errorf("events:\n got %s\nwant %s", got, wantKinds)
+	}
+	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("config", "forbidden")); got != 2 {
+		t.Errorf("config forbidden count: got %v, want 2", got)
+	}
+}
+
+func TestScriptSelection(t *testing.T) {
+	tests := []struct {
+		name      string
+		localBoot string
+		policy    boot.Unknown
+		mac, arch string
+		cmdErr    error
+		wantCode  int
+		wantIn    []string
+		wantNotIn []string
+		wantState state.State // "" = no record
+	}{
+		{name: "always netboots with config", localBoot: "exit", mac: macAlways, arch: "x86_64", wantCode: 200, wantIn: []string{"talos.config="}, wantState: state.Netboot},
+		{name: "never boots disk by exit", localBoot: "exit", mac: macNever, arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantNotIn: []string{"kernel"}, wantState: state.Local},
+		{name: "never boots disk by sanboot", localBoot: "sanboot", mac: macNever, arch: "x86_64", wantCode: 200, wantIn: []string{"sanboot --no-describe --drive 0x80"}, wantState: state.Local},
+		{name: "never boots disk by 404", localBoot: "notfound", mac: macNever, arch: "x86_64", wantCode: 404, wantState: state.Local},
+		{name: "BIOS iPXE says i386", localBoot: "exit", mac: macOnce, arch: "i386", wantCode: 200, wantIn: []string{"kernel-amd64", "initramfs-amd64.xz"}, wantState: state.Pending},
+		{name: "profile arch wins", localBoot: "exit", mac: macArm, arch: "x86_64", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantState: state.Pending},
+		{name: "arm64 iPXE", localBoot: "exit", mac: macOnce, arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: state.Pending},
+		{name: "unsupported arch", localBoot: "exit", mac: macOnce, arch: "arm32", wantCode: 400, wantIn: []string{"arch \"arm32\""}, wantState: state.Pending},
+		{name: "unknown maintenance", localBoot: "exit", policy: boot.UnknownMaintenance, mac: macUnknown, arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64"}, wantNotIn: []string{"talos.config"}, wantState: state.Discovered},
+		{name: "unknown local", localBoot: "exit", policy: boot.UnknownLocal, mac: macUnknown, arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantState: state.Discovered},
+		{name: "unknown ignored", localBoot: "exit", policy: boot.UnknownIgnore, mac: macUnknown, arch: "x86_64", wantCode: 404, wantIn: []string{"ignored"}},
+		{name: "factory down", localBoot: "exit", mac: macOnce, arch: "x86_64", cmdErr: errors.New("factory: connection refused"), wantCode: 502, wantIn: []string{"connection refused"}, wantState: state.Pending},
+		{name: "bad MAC", localBoot: "exit", mac: "nonsense", arch: "x86_64", wantCode: 400, wantIn: []string{"not a MAC address"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			policy := tt.policy
+			if policy == "" {
+				policy = boot.UnknownMaintenance
+			}
+			e := newEnv(t, tt.localBoot, policy, tt.cmdErr)
+			code, body := e.script(t, tt.mac, tt.arch)
+			if code != tt.wantCode {
+				t.Errorf("status: got %d, want %d\n%s", code, tt.wantCode, body)
+			}
+			for _, w := range tt.wantIn {
+				if !strings.Contains(body, w) {
+					t.Errorf("body lacks %q:\n%s", w, body)
+				}
+			}
+			for _, w := range tt.wantNotIn {
+				if strings.Contains(body, w) {
+					t.Errorf("body has %q:\n%s", w, body)
+				}
+			}
+			if tt.mac == "nonsense" {
+				return
+			}
+			m, ok, err := e.store.Get(tt.mac)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok && tt.wantState != "" || ok && m.State != tt.wantState {
+				t.Errorf("state: got %q (recorded %v), want %q", m.State, ok, tt.wantState)
+			}
+		})
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	if code, _ := e.get(t, "/config/52-54-00-00-00-01?token=x"); code != http.StatusForbidden {
+		t.Errorf("never booted: got %d, want 403", code)
+	}
+	_, s := e.script(t, macOnce, "x86_64")
+	good := configPath(t, e, s)
+	path, _, _ := strings.Cut(good, "?")
+	tests := []struct {
+		name, path string
+		want       int
+	}{
+		{"no token", path, http.StatusForbidden},
+		{"empty token", path + "?token=", http.StatusForbidden},
+		{"wrong token", path + "?token=0123456789abcdef0123456789abcdef", http.StatusForbidden},
+		{"other machine's path", "/config/52-54-00-00-00-02" + good[len(path):], http.StatusForbidden},
+		{"bad MAC", "/config/..%2f..%2fetc?token=x", http.StatusBadRequest},
+		{"right token", good, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, body := e.get(t, tt.path); code != tt.want {
+				t.Errorf("GET %s: got %d %q, want %d", tt.path, code, body, tt.want)
+			}
+		})
+	}
+	// A discovered (unknown) machine never gets a config, even with its token.
+	e.script(t, macUnknown, "x86_64")
+	m := e.machine(t, macUnknown)
+	if code, _ := e.get(t, "/config/52-54-00-00-00-99?token="+e.store.Token(m)); code != http.StatusForbidden {
+		t.Errorf("discovered machine with its token: got %d, want 403", code)
+	}
+}
+
+func TestGenericScriptAndMetrics(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	code, body := e.get(t, "/boot.ipxe")
+	if code != http.StatusOK || !strings.Contains(body, "chain "+e.srv.URL+"/ipxe?mac=${${nic}/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}") {
+		t.Errorf("/boot.ipxe: got %d\n%s", code, body)
+	}
+	e.script(t, macOnce, "x86_64")
+	e.script(t, macNever, "x86_64")
+	e.script(t, macUnknown, "x86_64")
+	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("script", "netboot")); got != 1 {
+		t.Errorf("netboot scripts: got %v, want 1", got)
+	}
+	wantMachines := `
+# HELP tinderbox_machines Machines known to tinderbox, by state.
+# TYPE tinderbox_machines gauge
+tinderbox_machines{state="discovered"} 1
+tinderbox_machines{state="installed"} 0
+tinderbox_machines{state="installing"} 0
+tinderbox_machines{state="local"} 1
+tinderbox_machines{state="netboot"} 0
+tinderbox_machines{state="pending"} 1
+`
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(wantMachines), "tinderbox_machines"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(e.reg); err != nil || len(problems) > 0 {
+		t.Errorf("metrics lint: %v %v", problems, err)
+	}
+	if mac, ok := e.flow.MACOf("127.0.0.1"); !ok || mac != macUnknown {
+		t.Errorf("MACOf(127.0.0.1): got %q %v, want the last script requester %s", mac, ok, macUnknown)
+	}
+}
+
+// TestScriptWithoutRecording is `tinderbox script MAC`: it shows what the
+// machine would get now and changes nothing.
+func TestScriptWithoutRecording(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	res, err := e.flow.Script(t.Context(), macOnce, "", "x86_64", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Action != boot.Netboot || !strings.Contains(res.Body, "talos.config="+e.srv.URL+"/config/52-54-00-00-00-01?token=") {
+		t.Errorf("got %+v", res)
+	}
+	if _, ok, _ := e.store.Get(macOnce); ok {
+		t.Error("Script with record=false created a state record")
+	}
+}

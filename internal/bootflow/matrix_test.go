@@ -1,0 +1,91 @@
+package bootflow
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+)
+
+// TestScriptMatrix asks for a script in every combination of profile
+// (install once, always, never, or none), state the machine was left in,
+// unknown-machine policy and iPXE build arch, through the real store, and
+// checks the answer against CONTRACT §3–5 written out as a table.
+func TestScriptMatrix(t *testing.T) {
+	profiles := map[string]string{"once": macOnce, "always": macAlways, "never": macNever, "none": macUnknown}
+	priors := append([]state.State{""}, state.States...)
+	arches := map[string]string{"x86_64": "amd64", "i386": "amd64", "arm64": "arm64"}
+	for _, policy := range []boot.Unknown{boot.UnknownMaintenance, boot.UnknownLocal, boot.UnknownIgnore} {
+		e := newEnv(t, "exit", policy, nil)
+		for profile, mac := range profiles {
+			for _, prior := range priors {
+				for buildarch, arch := range arches {
+					name := fmt.Sprintf("%s/%s/%s/%s", policy, profile, prior, buildarch)
+					t.Run(name, func(t *testing.T) {
+						if _, err := e.store.Forget(mac); err != nil {
+							t.Fatal(err)
+						}
+						if prior != "" {
+							if _, err := e.store.Update(mac, func(m *state.Machine, _ bool) error { m.State = prior; return nil }); err != nil {
+								t.Fatal(err)
+							}
+						}
+						code, body := e.script(t, mac, buildarch)
+
+						var want boot.Action
+						var wantState state.State
+						switch profile {
+						case "none":
+							want, wantState = map[boot.Unknown]boot.Action{
+								boot.UnknownMaintenance: boot.Maintenance, boot.UnknownLocal: boot.LocalBoot, boot.UnknownIgnore: boot.Ignore,
+							}[policy], state.Discovered
+						case "always":
+							want, wantState = boot.Netboot, state.Netboot
+						case "never":
+							want, wantState = boot.LocalBoot, state.Local
+						case "once":
+							// Installing or installed: this is the boot after the install.
+							if prior == state.Installing || prior == state.Installed {
+								want, wantState = boot.LocalBoot, state.Installed
+							} else {
+								want, wantState = boot.Netboot, state.Pending
+								if prior == state.Pending {
+									wantState = state.Pending
+								}
+							}
+						}
+
+						switch want {
+						case boot.Netboot, boot.Maintenance:
+							if code != http.StatusOK || !strings.Contains(body, "/kernel-"+arch+" initrd=initramfs-"+arch+".xz ") {
+								t.Fatalf("want a %s script for %s: got %d\n%s", want, arch, code, body)
+							}
+							if hasConfig := strings.Contains(body, "talos.config="); hasConfig != (want == boot.Netboot) {
+								t.Errorf("talos.config present = %v, want %v", hasConfig, want == boot.Netboot)
+							}
+						case boot.LocalBoot:
+							if code != http.StatusOK || !strings.HasSuffix(body, "\nexit\n") || strings.Contains(body, "kernel ") {
+								t.Fatalf("want a local boot: got %d\n%s", code, body)
+							}
+						case boot.Ignore:
+							if code != http.StatusNotFound {
+								t.Fatalf("want 404 for an ignored machine: got %d\n%s", code, body)
+							}
+							if _, ok, _ := e.store.Get(mac); ok && prior == "" {
+								t.Error("an ignored machine was recorded")
+							}
+							return
+						}
+						m := e.machine(t, mac)
+						if m.State != wantState {
+							t.Errorf("state: got %q, want %q", m.State, wantState)
+						}
+					})
+				}
+			}
+		}
+	}
+}

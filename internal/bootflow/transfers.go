@@ -1,0 +1,41 @@
+package bootflow
+
+import (
+	"context"
+
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/tftp"
+)
+
+// RecordTransfer implements tftp.Recorder: the transfer lands in the log of
+// the machine last seen at its address (from a DHCP ack or a script
+// request). A transfer from an address not yet tied to a MAC, as with BIOS
+// ROMs that skip the port-4011 request, is counted but not recorded.
+func (f *Flow) RecordTransfer(t tftp.Transfer) {
+	ip := t.Remote.Addr().Unmap().String()
+	mac, ok := f.MACOf(ip)
+	if !ok {
+		f.steps.WithLabelValues("tftp", "unattributed").Inc()
+		f.log.Debug("tftp transfer from an address with no known MAC", "remote", ip, "file", t.File)
+		return
+	}
+	f.steps.WithLabelValues("tftp", "ok").Inc()
+	f.event(mac, state.EventTFTP, t.File, t.Bytes)
+}
+
+// AssetSent implements cache.Recorder: a whole kernel or initramfs sent
+// lands in the log of the machine last seen at the address. Ranges and cut
+// transfers are left out: they are retries, not boot steps.
+func (f *Flow) AssetSent(_ context.Context, s cache.Sent) {
+	if !s.Complete {
+		return
+	}
+	mac, ok := f.MACOf(s.Remote.Unmap().String())
+	if !ok {
+		f.steps.WithLabelValues("asset", "unattributed").Inc()
+		return
+	}
+	f.steps.WithLabelValues("asset", "ok").Inc()
+	f.event(mac, state.EventAsset, s.Key.File, s.Bytes)
+}

@@ -1,0 +1,52 @@
+package bootflow
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/tftp"
+)
+
+func TestRecordTransfer(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	tr := tftp.Transfer{Remote: netip.MustParseAddrPort("[::ffff:192.0.2.80]:2070"), File: "ipxe.efi", Bytes: 1024, Duration: time.Second}
+	e.flow.RecordTransfer(tr)
+	if _, ok, _ := e.store.Get(macOnce); ok {
+		t.Fatal("a transfer from an unknown address created a record")
+	}
+	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("tftp", "unattributed")); got != 1 {
+		t.Errorf("unattributed transfers: got %v, want 1", got)
+	}
+	e.flow.learnIP("192.0.2.80", macOnce)
+	e.flow.RecordTransfer(tr)
+	m := e.machine(t, macOnce)
+	if ev, ok := m.LastEvent(state.EventTFTP); !ok || ev.Detail != "ipxe.efi" || ev.Bytes != 1024 {
+		t.Errorf("tftp event: got %+v %v", ev, ok)
+	}
+}
+
+func TestAssetSent(t *testing.T) {
+	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e.flow.learnIP("192.0.2.80", macOnce)
+	remote := netip.MustParseAddr("192.0.2.80")
+	key := cache.Key{Schematic: schematic, Version: "v1.12.7", File: "kernel-amd64"}
+	e.flow.AssetSent(t.Context(), cache.Sent{Remote: remote, Key: key, Bytes: 100})
+	if _, ok, _ := e.store.Get(macOnce); ok {
+		t.Error("a partial transfer was recorded")
+	}
+	e.flow.AssetSent(t.Context(), cache.Sent{Remote: remote, Key: key, Bytes: 8 << 20, Complete: true})
+	ev, ok := e.machine(t, macOnce).LastEvent(state.EventAsset)
+	if !ok || ev.Detail != "kernel-amd64" || ev.Bytes != 8<<20 {
+		t.Errorf("asset event: got %+v %v", ev, ok)
+	}
+	e.flow.AssetSent(t.Context(), cache.Sent{Remote: netip.MustParseAddr("192.0.2.81"), Key: key, Bytes: 1, Complete: true})
+	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("asset", "unattributed")); got != 1 {
+		t.Errorf("unattributed assets: got %v, want 1", got)
+	}
+}

@@ -1,0 +1,145 @@
+// Package config loads and validates tinderbox's configuration file
+// (CONTRACT §2): YAML from --config, ./tinderbox.yaml or
+// /etc/tinderbox/tinderbox.yaml, overridden by TINDERBOX_* environment
+// variables and command-line flags, decoded strictly into typed sections.
+//
+// viper stays inside this package; every server receives only its own typed
+// section.
+package config
+
+import "github.com/tinderbox-boot/tinderbox/internal/problem"
+
+// Config is the whole tinderbox configuration.
+type Config struct {
+	// Advertise is the IPv4 address nodes use to reach tinderbox. When empty,
+	// Load fills it with the first IPv4 address of dhcp.interface (or of the
+	// interface that holds the default route).
+	Advertise string   `mapstructure:"advertise"`
+	HTTP      HTTP     `mapstructure:"http"`
+	Admin     Admin    `mapstructure:"admin"`
+	DHCP      DHCP     `mapstructure:"dhcp"`
+	TFTP      TFTP     `mapstructure:"tftp"`
+	IPXE      IPXE     `mapstructure:"ipxe"`
+	Factory   Factory  `mapstructure:"factory"`
+	Cache     Cache    `mapstructure:"cache"`
+	State     State    `mapstructure:"state"`
+	Profiles  Profiles `mapstructure:"profiles"`
+	Log       Log      `mapstructure:"log"`
+
+	// File is the configuration file that was read, or "" when only built-in
+	// defaults, environment and flags were used.
+	File string `mapstructure:"-"`
+}
+
+// HTTP is the boot HTTP server nodes talk to: iPXE scripts, assets, machine
+// configs, /metrics and /healthz.
+type HTTP struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// Admin is the web UI and JSON API server.
+type Admin struct {
+	Listen string `mapstructure:"listen"`
+	// TokenFile holds the bearer token; required when Listen is not loopback.
+	TokenFile string `mapstructure:"tokenFile"`
+}
+
+// DHCP is the proxyDHCP responder.
+type DHCP struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Interface binds the responder to one network interface (SO_BINDTODEVICE).
+	Interface string `mapstructure:"interface"`
+	Port      int    `mapstructure:"port"`
+	// PXEPort is the PXE boot server port (4011); 0 disables that listener.
+	PXEPort int `mapstructure:"pxePort"`
+}
+
+// TFTP is the read-only TFTP server for the iPXE chain-load.
+type TFTP struct {
+	Enabled bool   `mapstructure:"enabled"`
+	Listen  string `mapstructure:"listen"`
+}
+
+// IPXE says where the iPXE binaries are and how a script boots the local disk.
+type IPXE struct {
+	Dir string `mapstructure:"dir"`
+	// LocalBoot is one of LocalBootExit, LocalBootSanboot, LocalBootNotFound.
+	LocalBoot string `mapstructure:"localBoot"`
+}
+
+// The ways an iPXE script can tell a machine to boot its local disk.
+const (
+	LocalBootExit     = "exit"
+	LocalBootSanboot  = "sanboot"
+	LocalBootNotFound = "notfound"
+)
+
+// Factory is the Talos Image Factory tinderbox fetches kernels and initramfs from.
+type Factory struct {
+	URL string `mapstructure:"url"`
+}
+
+// Cache is the on-disk cache of Image Factory assets.
+type Cache struct {
+	Dir string `mapstructure:"dir"`
+	// MaxSize bounds the cache; least recently used assets are evicted beyond it.
+	MaxSize ByteSize `mapstructure:"maxSize"`
+}
+
+// State is where the embedded machine-state database lives.
+type State struct {
+	Dir string `mapstructure:"dir"`
+}
+
+// Profiles is the profiles directory (CONTRACT §3).
+type Profiles struct {
+	Dir string `mapstructure:"dir"`
+}
+
+// Log sets the daemon's log level and format.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// defaults are the built-in values of every key, as CONTRACT §2 lists them.
+// Every key tinderbox knows must appear here: the set of known keys (for the
+// unknown-key check and for environment variables) is derived from it.
+func defaults() map[string]any {
+	return map[string]any{
+		"advertise":       "",
+		"http.listen":     ":8080",
+		"admin.listen":    "127.0.0.1:8081",
+		"admin.tokenFile": "",
+		"dhcp.enabled":    true,
+		"dhcp.interface":  "",
+		"dhcp.port":       67,
+		"dhcp.pxePort":    4011,
+		"tftp.enabled":    true,
+		"tftp.listen":     ":69",
+		"ipxe.dir":        "/usr/lib/ipxe",
+		"ipxe.localBoot":  LocalBootExit,
+		"factory.url":     "https://factory.talos.dev",
+		"cache.dir":       "/var/lib/tinderbox/cache",
+		"cache.maxSize":   "20GiB",
+		"state.dir":       "/var/lib/tinderbox",
+		"profiles.dir":    "/etc/tinderbox/profiles",
+		"log.level":       "info",
+		"log.format":      "text",
+	}
+}
+
+// Problem is one thing wrong with the configuration. Load and Validate
+// return every Problem found, joined.
+type Problem struct {
+	// File and Line locate the problem in the config file, when known.
+	File string
+	Line int
+	// Key is the config key at fault ("dhcp.port"), when known.
+	Key string
+	Msg string
+}
+
+func (p *Problem) Error() string {
+	return "config: " + problem.Format(p.File, p.Line, p.Key, p.Msg)
+}

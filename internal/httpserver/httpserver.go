@@ -1,0 +1,157 @@
+// Package httpserver is the HTTP plumbing shared by tinderbox's boot and
+// admin servers: a chi router with request metrics by route pattern and
+// status class, structured access logging, server timeouts, and a Serve that
+// shuts down gracefully when its context ends.
+package httpserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+)
+
+// Timeouts for every tinderbox HTTP server. WriteTimeout is left unset: a
+// node on a slow link may take minutes to pull a 100 MB initramfs, and
+// server-sent events stay open; IdleTimeout and ReadHeaderTimeout bound the
+// connections that send nothing.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	IdleTimeout       = 120 * time.Second
+	// ShutdownTimeout bounds a graceful shutdown; connections still open
+	// then (a transfer in flight) are closed.
+	ShutdownTimeout = 5 * time.Second
+)
+
+// Server is one HTTP server: a router to mount handlers on, and Serve.
+type Server struct {
+	name   string
+	router chi.Router
+	log    *slog.Logger
+}
+
+// Options configures New.
+type Options struct {
+	// Name is the server's label in metrics and logs: "boot" or "admin".
+	Name   string
+	Logger *slog.Logger
+	// Metrics holds the request counters and histograms; shared by every
+	// server (they are told apart by the server label).
+	Metrics *Metrics
+}
+
+// New returns a server whose router instruments and logs every request.
+func New(opts Options) *Server {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Use(instrument(opts.Name, opts.Logger, opts.Metrics))
+	return &Server{name: opts.Name, router: r, log: opts.Logger}
+}
+
+// Router is the router to mount routes on. Mount before calling Serve.
+func (s *Server) Router() chi.Router { return s.router }
+
+// Serve serves HTTP on ln until ctx is cancelled, then shuts down gracefully
+// within ShutdownTimeout and returns nil. It closes ln. It blocks.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		IdleTimeout:       IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// The serve context is gone: shutdown needs a fresh one.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("http: shutdown timed out; closing open connections", "server", s.name)
+		err = srv.Close()
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
+
+// Metrics are the request metrics of every HTTP server.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers the HTTP request metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests served, by server, route pattern and status class.",
+		}, []string{"server", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metrics.Namespace, Subsystem: "http", Name: "request_duration_seconds",
+			Help: "Time to serve an HTTP request, by server and route pattern.",
+			// From a 1 ms script to a minutes-long initramfs download.
+			Buckets: []float64{.001, .005, .025, .1, .5, 2.5, 10, 60, 300},
+		}, []string{"server", "route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// instrument counts, times and logs each request. The route label is chi's
+// route pattern (bounded), never the raw path.
+func instrument(name string, log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			route := "unmatched"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
+			}
+			elapsed := time.Since(start)
+			if m != nil {
+				m.requests.WithLabelValues(name, route, strconv.Itoa(status/100)+"xx").Inc()
+				m.duration.WithLabelValues(name, route).Observe(elapsed.Seconds())
+			}
+			level := slog.LevelDebug
+			if status >= 500 {
+				level = slog.LevelWarn
+			}
+			log.LogAttrs(r.Context(), level, "http request",
+				slog.String("server", name),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Int("bytes", ww.BytesWritten()),
+				slog.Duration("duration", elapsed),
+				slog.String("remote", r.RemoteAddr),
+			)
+		})
+	}
+}

@@ -1,0 +1,315 @@
+package profiles
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
+)
+
+// DefaultDebounce is how long the directory must be quiet before a change
+// is loaded: a `git pull` or an editor's save writes several files, or one
+// file several times, within a few milliseconds.
+const DefaultDebounce = 300 * time.Millisecond
+
+// Status is how loading the directory goes, for logs and the UI.
+type Status struct {
+	Dir string
+	// LoadedAt is when the set being served was loaded.
+	LoadedAt time.Time
+	// Machines is the number of machines with a profile in that set.
+	Machines int
+	// LastAttempt is when the directory was last loaded, well or not.
+	LastAttempt time.Time
+	// Err is why the last attempt failed (nil when it succeeded): the set
+	// being served is then older than the files. Problems is Err, one
+	// problem a line.
+	Err      error
+	Problems []string
+}
+
+// Store serves the last good Set of a profiles directory and reloads it
+// when the directory changes (Watch). It is safe for concurrent use.
+type Store struct {
+	opts     Options
+	log      *slog.Logger
+	debounce time.Duration
+
+	mu      sync.RWMutex
+	set     *Set
+	status  Status
+	reloads *prometheus.CounterVec
+}
+
+// StoreOptions configures NewStore beyond what Load needs.
+type StoreOptions struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Debounce overrides DefaultDebounce.
+	Debounce time.Duration
+}
+
+// NewStore loads the directory and returns a store serving it. It fails,
+// with every problem, when the directory does not load: there is no
+// earlier set to fall back on.
+func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, error) {
+	s := &Store{opts: opts, log: sopts.Logger, debounce: sopts.Debounce}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.debounce <= 0 {
+		s.debounce = DefaultDebounce
+	}
+	set, err := Load(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.set = set
+	s.status = Status{Dir: opts.Dir, LoadedAt: set.loadedAt, Machines: set.Len(), LastAttempt: set.loadedAt}
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Subsystem: "profiles", Name: "reloads_total",
+		Help: "Loads of the profiles directory after a change, by result (ok, error: the last good set keeps serving).",
+	}, []string{"result"})
+	s.reloads.WithLabelValues("ok")
+	s.reloads.WithLabelValues("error")
+	if sopts.Registerer != nil {
+		cs := []prometheus.Collector{
+			s.reloads,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: metrics.Namespace, Subsystem: "profiles", Name: "machines",
+				Help: "Machines with a profile in the set being served.",
+			}, func() float64 { return float64(s.Set().Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: metrics.Namespace, Subsystem: "profiles", Name: "last_load_success_timestamp_seconds",
+				Help: "When the set being served was loaded, in seconds since the epoch.",
+			}, func() float64 { return float64(s.Set().loadedAt.UnixNano()) / 1e9 }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: metrics.Namespace, Subsystem: "profiles", Name: "last_load_ok",
+				Help: "1 when the last load of the directory succeeded, 0 when the files on disk have problems and an older set is served.",
+			}, func() float64 {
+				if s.Status().Err != nil {
+					return 0
+				}
+				return 1
+			}),
+		}
+		for _, c := range cs {
+			if err := sopts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("profiles: metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Set returns the set being served.
+func (s *Store) Set() *Set {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.set
+}
+
+// Status returns how loading goes.
+func (s *Store) Status() Status {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.status
+}
+
+// Machine returns mac's profile in the set being served.
+func (s *Store) Machine(mac string) (Profile, bool) { return s.Set().Machine(mac) }
+
+// Machines returns every profile in the set being served, by MAC.
+func (s *Store) Machines() []Profile { return s.Set().Machines() }
+
+// Unknown is the policy for machines without a profile.
+func (s *Store) Unknown() boot.Unknown { return s.Set().Unknown() }
+
+// Maintenance is the Talos image of a maintenance boot; see
+// Set.Maintenance.
+func (s *Store) Maintenance() Talos { return s.Set().Maintenance() }
+
+// Render returns mac's machine config as it is served; see Set.Render.
+func (s *Store) Render(ctx context.Context, mac string) ([]byte, error) {
+	return s.Set().Render(ctx, mac)
+}
+
+// Dir is the profiles directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// Check loads the directory as if the layer file rel (its path under Dir,
+// as Options.Overlay names it) held data, or were gone when data is nil,
+// and returns every problem, joined (each a *Problem). Nothing is written
+// and the set being served does not change. It blocks while schematic
+// names are resolved.
+func (s *Store) Check(ctx context.Context, rel string, data []byte) error {
+	opts := s.opts
+	opts.Overlay = map[string][]byte{rel: data}
+	_, err := Load(ctx, opts)
+	return err
+}
+
+// Reload loads the directory again. On success the new set is served;
+// on failure the old one stays and the error is kept in Status.
+func (s *Store) Reload(ctx context.Context) error {
+	set, err := Load(ctx, s.opts)
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: not a verdict on the files
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.status.LastAttempt = now
+	s.status.Err = err
+	s.status.Problems = nil
+	if err != nil {
+		for _, e := range problem.Leaves(err) {
+			s.status.Problems = append(s.status.Problems, e.Error())
+		}
+	} else {
+		s.set = set
+		s.status.LoadedAt = set.loadedAt
+		s.status.Machines = set.Len()
+	}
+	probs := s.status.Problems
+	s.mu.Unlock()
+	if err != nil {
+		s.reloads.WithLabelValues("error").Inc()
+		s.log.Error("profiles: the changed directory does not load; still serving the last good set",
+			"dir", s.opts.Dir, "problems", len(probs), "err", strings.Join(probs, "; "))
+		return err
+	}
+	s.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("profiles loaded", "dir", s.opts.Dir, "machines", set.Len())
+	return nil
+}
+
+// Watch reloads the directory whenever something in it changes, once it
+// has been quiet for the debounce time. It blocks until ctx is cancelled,
+// then returns nil; it fails only when the directory cannot be watched.
+func (s *Store) Watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("profiles: watch %s: %w", s.opts.Dir, err)
+	}
+	defer w.Close()
+	if err := w.Add(s.opts.Dir); err != nil {
+		return fmt.Errorf("profiles: watch %s: %w", s.opts.Dir, err)
+	}
+	for _, sub := range subdirs {
+		// A missing subdirectory is added when it appears.
+		_ = w.Add(filepath.Join(s.opts.Dir, sub))
+	}
+	timer := time.NewTimer(0)
+	<-timer.C
+	// A change between the first load and the watch would go unseen.
+	if stamp, err := fingerprint(s.opts.Dir); err != nil || stamp != s.Set().stamp {
+		timer.Reset(0)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == filepath.Clean(s.opts.Dir) && isSubdir(ev.Name) {
+				_ = w.Add(ev.Name)
+			}
+			timer.Reset(s.debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflowed event queue loses changes: reload to be sure.
+			s.log.Warn("profiles: watching the directory", "dir", s.opts.Dir, "err", err)
+			timer.Reset(s.debounce)
+		case <-timer.C:
+			if stamp, err := fingerprint(s.opts.Dir); err == nil && stamp == s.Set().stamp && s.Status().Err == nil {
+				continue // touched, not changed
+			}
+			_ = s.Reload(ctx)
+		}
+	}
+}
+
+var subdirs = []string{"groups", "machines", "schematics", "configs", "patches"}
+
+func isSubdir(path string) bool {
+	for _, s := range subdirs {
+		if filepath.Base(path) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint sums the names, sizes and modification times of the
+// directory's files, to tell a change from a touch. Symbolic links are
+// followed, directories too, so that a swap of the link they point through
+// counts as a change: that is how kubelet updates a ConfigMap or Secret
+// volume (files are links through "..data", itself a link swapped to a new
+// timestamped directory), and how many deploy tools switch releases.
+func fingerprint(dir string) (string, error) {
+	h := sha256.New()
+	seen := map[string]bool{}
+	var walk func(path, name string) error
+	walk = func(path, name string) error {
+		return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel := filepath.Join(name, strings.TrimPrefix(p, path))
+			if p != path && strings.HasPrefix(d.Name(), ".") {
+				// .git, editor swap files, kubelet's ..data: not profiles
+				// themselves (what links through ..data is followed below).
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			info, err := os.Stat(p) // follows links
+			if err != nil {
+				return err
+			}
+			if info.IsDir() {
+				if d.Type()&fs.ModeSymlink == 0 {
+					return nil // WalkDir goes on into it
+				}
+				real, err := filepath.EvalSymlinks(p)
+				if err != nil || seen[real] {
+					return err // a link back up the tree: once is enough
+				}
+				seen[real] = true
+				fmt.Fprintf(h, "%s\x00->%s\n", rel, real)
+				return walk(p+string(filepath.Separator), rel)
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00%d\n", rel, info.Size(), info.ModTime().UnixNano())
+			return nil
+		})
+	}
+	err := walk(dir, "")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", &Problem{File: dir, Msg: "profiles directory: " + err.Error()}
+		}
+		return "", fmt.Errorf("profiles: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

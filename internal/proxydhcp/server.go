@@ -1,0 +1,285 @@
+package proxydhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
+
+	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+)
+
+// Sent is a reply the server sent, as told to a Recorder.
+type Sent struct {
+	Client Client
+	// Type is dhcpv4.MessageTypeOffer or dhcpv4.MessageTypeAck.
+	Type dhcpv4.MessageType
+	// File is the boot file in the reply (a name for TFTP, or a URL).
+	File string
+}
+
+// Recorder is told of every reply sent; the machine-state layer implements
+// it to record the "proxy offer sent" event, arch, UUID and IP of the MAC.
+// It is called after the send, from the packet's goroutine: it must be safe
+// for concurrent use and should not block for long.
+type Recorder interface {
+	Sent(ctx context.Context, s Sent)
+}
+
+// Observer, when a Recorder also implements it, is told of a PXE client's
+// REQUEST that selects another server's lease (and so gets no reply): its
+// RequestedIP ties the MAC to the address the router gave, so transfers
+// from that address later (TFTP from BIOS ROMs that never ask port 4011)
+// can be attributed. Same concurrency rules as Recorder.
+type Observer interface {
+	Observed(ctx context.Context, c Client)
+}
+
+// Metrics are the responder's Prometheus collectors, shared by its listeners.
+type Metrics struct {
+	packets *prometheus.CounterVec
+}
+
+// NewMetrics registers the responder's collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace,
+			Subsystem: "dhcp",
+			Name:      "packets_total",
+			Help: "DHCP packets received by the proxyDHCP responder, by message type, client " +
+				"architecture class, result (offered, acked, ignored, error) and reason.",
+		}, []string{"type", "arch", "result", "reason"}),
+	}
+	reg.MustRegister(m.packets)
+	return m
+}
+
+// Options configure a Server.
+type Options struct {
+	Config Config
+	// Policy decides which PXE clients are answered; nil answers all.
+	Policy Policy
+	// Recorder is told of every reply sent; nil records nothing.
+	Recorder Recorder
+	// Logger receives one Info line per reply sent, per-packet detail at Debug.
+	Logger *slog.Logger
+	// Metrics may be shared by several servers; nil counts nothing.
+	Metrics *Metrics
+	// PXEPort marks the port-4011 listener, where firmware sends its
+	// boot-server REQUEST without option 54.
+	PXEPort bool
+}
+
+// Server answers PXE clients on one socket. Its methods are safe for
+// concurrent use; each packet is handled in its own goroutine.
+type Server struct {
+	o Options
+}
+
+// maxInFlight bounds the packets handled at once: past it, reading waits and
+// the kernel's socket buffer absorbs (or drops) a burst.
+const maxInFlight = 64
+
+// New returns a server; it opens nothing: Serve is handed the socket.
+func New(o Options) *Server {
+	if o.Policy == nil {
+		o.Policy = AnswerAll{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{o: o}
+}
+
+// Serve answers the packets arriving on conn until ctx is cancelled, then
+// waits for the packets in hand and returns nil. conn should come from
+// Listen (it needs IP_PKTINFO); Serve does not close it.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	pc := ipv4.NewPacketConn(conn)
+	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+		return fmt.Errorf("proxydhcp: enable IP_PKTINFO on %s: %w", conn.LocalAddr(), err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, maxInFlight)
+	buf := make([]byte, 1<<16)
+	for {
+		n, cm, peer, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("proxydhcp: read %s: %w", conn.LocalAddr(), err)
+			}
+			// A socket error that is not ours to fix (e.g. ENOBUFS) must not
+			// stop the responder; pause so a lasting one does not spin.
+			s.o.Logger.Warn("proxydhcp: read", "listen", conn.LocalAddr().String(), "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.handle(ctx, pc, pkt, cm, peer)
+		})
+	}
+}
+
+// handle answers one packet.
+func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm *ipv4.ControlMessage, peer net.Addr) {
+	log := s.o.Logger
+	p, err := dhcpv4.FromBytes(pkt)
+	if err != nil {
+		s.count("malformed", "none", "error", ReasonMalformed)
+		log.Debug("proxydhcp: malformed packet", "remote", peer.String(), "len", len(pkt), "err", err)
+		return
+	}
+	local, ifIndex := s.localAddr(cm, pc)
+	d := Decide(ctx, Request{Packet: p, ServerIP: local, PXEPort: s.o.PXEPort}, s.o.Config, s.o.Policy)
+	typ := typeLabel(p.MessageType())
+	arch := d.Client.Class
+	if arch == "" {
+		arch = "none"
+	}
+	attrs := []any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}
+	switch {
+	case d.Err != nil:
+		s.count(typ, arch, "error", d.Reason)
+		log.Warn("proxydhcp: cannot answer", append(attrs, "arch", arch, "err", d.Err)...)
+		return
+	case d.Reply == nil:
+		s.count(typ, arch, "ignored", d.Reason)
+		level := slog.LevelDebug
+		if d.Reason == ReasonNoBinary {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "proxydhcp: no reply", append(attrs, "arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
+		if o, ok := s.o.Recorder.(Observer); ok && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
+			o.Observed(ctx, d.Client)
+		}
+		return
+	}
+
+	dst := replyAddr(p, peer)
+	if _, err := pc.WriteTo(d.Reply.ToBytes(), &ipv4.ControlMessage{IfIndex: ifIndex, Src: local}, dst); err != nil {
+		s.count(typ, arch, "error", ReasonSend)
+		log.Warn("proxydhcp: send reply", append(attrs, "to", dst.String(), "err", err)...)
+		return
+	}
+	result, what := "offered", "proxy offer sent"
+	if d.Reply.MessageType() == dhcpv4.MessageTypeAck {
+		result, what = "acked", "proxy ack sent"
+	}
+	s.count(typ, arch, result, "")
+	log.Info(what, "mac", d.Client.MAC.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
+	log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
+		"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.Arch), "ciaddr", p.ClientIPAddr.String(),
+		"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
+	if s.o.Recorder != nil {
+		c := d.Client
+		if up, ok := peer.(*net.UDPAddr); ok && c.IP == nil && p.GatewayIPAddr.IsUnspecified() && !up.IP.IsUnspecified() {
+			c.IP = up.IP
+		}
+		s.o.Recorder.Sent(ctx, Sent{Client: c, Type: d.Reply.MessageType(), File: d.File})
+	}
+}
+
+func (s *Server) count(typ, arch, result string, reason Reason) {
+	if s.o.Metrics != nil {
+		s.o.Metrics.packets.WithLabelValues(typ, arch, result, string(reason)).Inc()
+	}
+}
+
+// typeLabel names a message type as a bounded metric label.
+func typeLabel(t dhcpv4.MessageType) string {
+	switch t {
+	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeOffer, dhcpv4.MessageTypeRequest,
+		dhcpv4.MessageTypeDecline, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak,
+		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeInform:
+		return strings.ToLower(t.String())
+	case dhcpv4.MessageTypeNone:
+		return "none"
+	}
+	return "other"
+}
+
+// localAddr is tinderbox's address on the interface a packet came in on
+// (IP_PKTINFO), which the reply is sent from and names in siaddr and option
+// 54: the packet's destination when it was sent to one of the interface's
+// addresses, else (a broadcast) the advertised address if the interface has
+// it, else the interface's first IPv4 address. It returns nil when the
+// interface has no IPv4 address.
+func (s *Server) localAddr(cm *ipv4.ControlMessage, pc *ipv4.PacketConn) (net.IP, int) {
+	if cm == nil {
+		if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
+			return ua.IP.To4(), 0
+		}
+		return nil, 0
+	}
+	ifi, err := net.InterfaceByIndex(cm.IfIndex)
+	if err != nil {
+		return nil, cm.IfIndex
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, cm.IfIndex
+	}
+	var first, advertised net.IP
+	adv := net.IP(s.o.Config.Advertise.AsSlice())
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.To4() == nil {
+			continue
+		}
+		ip := ipn.IP.To4()
+		switch {
+		case ip.Equal(cm.Dst):
+			return ip, cm.IfIndex
+		case ip.Equal(adv):
+			advertised = ip
+		case first == nil:
+			first = ip
+		}
+	}
+	if advertised != nil {
+		return advertised, cm.IfIndex
+	}
+	return first, cm.IfIndex
+}
+
+// replyAddr is where a reply goes: the relay agent (giaddr) on the server
+// port; else the client's own address and port when it has one (EDK2 waits
+// for its port-4011 ACK there); else broadcast to the client port, since the
+// client has no address yet and a proxy offers none (RFC 2131 §4.1).
+func replyAddr(p *dhcpv4.DHCPv4, peer net.Addr) *net.UDPAddr {
+	if gw := p.GatewayIPAddr.To4(); gw != nil && !gw.IsUnspecified() {
+		return &net.UDPAddr{IP: gw, Port: dhcpv4.ServerPort}
+	}
+	up, _ := peer.(*net.UDPAddr)
+	if up != nil && up.IP.To4() != nil && !up.IP.IsUnspecified() {
+		return up
+	}
+	port := dhcpv4.ClientPort
+	if up != nil && up.Port != 0 {
+		port = up.Port
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: port}
+}

@@ -1,0 +1,334 @@
+// Package render builds a Talos machine config from a base config and
+// patches (CONTRACT §3, PROTOCOL.md §6): each file is a Go template over the
+// machine's data, the patches are applied in order with the semantics of
+// `talosctl machineconfig patch` (strategic merge, or RFC 6902 JSON patch
+// when a document is a list of operations), the install image and hostname
+// are filled in when the config leaves them unset, and the result is checked
+// and written as deterministic YAML.
+//
+// Talos' own config types and patcher (siderolabs/talos/pkg/machinery) are
+// not available to this project's build, so the patch semantics and the
+// checks are implemented here, over plain YAML values.
+package render
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
+)
+
+// Data is what base configs and patches see as template data
+// (CONTRACT §3): .Machine.MAC, .Machine.Hostname, .Machine.Arch, .Values,
+// .Talos.Version, .Talos.SchematicID and .Talos.InstallerImage.
+type Data struct {
+	Machine MachineData
+	Values  map[string]any
+	Talos   TalosData
+}
+
+// MachineData is .Machine: the machine's MAC (lower case, '-' separated),
+// hostname and architecture (amd64 | arm64).
+type MachineData struct {
+	MAC, Hostname, Arch string
+}
+
+// TalosData is .Talos: the resolved Talos version, schematic ID and
+// installer image.
+type TalosData struct {
+	Version, SchematicID, InstallerImage string
+}
+
+func (d Data) templateData() Data {
+	if d.Values == nil {
+		d.Values = map[string]any{}
+	}
+	return d
+}
+
+// File is one template file: its name as problems show it (a path) and
+// its text.
+type File struct {
+	Name string
+	Text []byte
+}
+
+// Input is everything one machine's config is rendered from.
+type Input struct {
+	// Base is the base machine config (configs/<name>.yaml).
+	Base File
+	// Patches are applied in order; each may hold several documents.
+	Patches []File
+	Data    Data
+	// InstallerImage fills machine.install.image when the config leaves it
+	// empty; Hostname fills machine.network.hostname likewise. Empty
+	// strings fill nothing.
+	InstallerImage string
+	Hostname       string
+	// RequireDisk asks for machine.install.disk or diskSelector (the
+	// machine installs to disk: install: once).
+	RequireDisk bool
+}
+
+// Problem is one thing wrong with a rendered config, located as well as
+// known: the file that introduced the value, its line, and the YAML path.
+type Problem struct {
+	File string
+	Line int
+	// Path is the YAML path in the rendered config, e.g.
+	// machine.network.interfaces[0].addresses[1].
+	Path string
+	Msg  string
+
+	segs  []string // Path, split
+	value any      // the offending value, when there is one
+}
+
+func (p *Problem) Error() string {
+	return problem.Format(p.File, p.Line, p.Path, p.Msg)
+}
+
+// source is one parsed document and the file it came from.
+type source struct {
+	file string
+	doc  any
+	node nodeRef
+}
+
+// Render renders a machine config. The error joins every Problem found;
+// nothing is returned with it.
+func Render(in Input) ([]byte, error) {
+	docs, origins, err := build(in)
+	if err != nil {
+		return nil, err
+	}
+	fill(docs, in)
+	if probs := validate(docs, in); len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, p := range probs {
+			origins.locate(p)
+			errs[i] = p
+		}
+		return nil, errors.Join(errs...)
+	}
+	return encodeDocs(docs)
+}
+
+// build renders the base and the patches and applies the patches.
+func build(in Input) ([]any, origins, error) {
+	var org origins
+	text, err := execute(in.Base.Name, in.Base.Text, in.Data)
+	if err != nil {
+		return nil, nil, templateProblem(in.Base.Name, err)
+	}
+	docs, nodes, err := parseDocs(text)
+	if err != nil {
+		return nil, nil, yamlProblem(in.Base.Name, err)
+	}
+	if len(docs) == 0 {
+		return nil, nil, &Problem{File: in.Base.Name, Msg: "base config is empty"}
+	}
+	for i, d := range docs {
+		if _, ok := d.(Map); !ok {
+			return nil, nil, &Problem{File: in.Base.Name, Line: nodes[i].Line, Msg: "a config document must be a map"}
+		}
+		org = append(org, source{in.Base.Name, d, nodeRef{nodes[i]}})
+	}
+	for _, p := range in.Patches {
+		text, err := execute(p.Name, p.Text, in.Data)
+		if err != nil {
+			return nil, nil, templateProblem(p.Name, err)
+		}
+		pdocs, pnodes, err := parseDocs(text)
+		if err != nil {
+			return nil, nil, yamlProblem(p.Name, err)
+		}
+		for i, pd := range pdocs {
+			line := pnodes[i].Content[0].Line
+			if ops, ok := jsonPatchOps(pd); ok {
+				docs, err = applyJSONPatch(docs, ops)
+			} else if m, ok := pd.(Map); ok {
+				docs, err = applyStrategic(docs, m)
+			} else {
+				err = errors.New("a patch document must be a map (strategic merge) or a list of op/path/value operations (RFC 6902)")
+			}
+			if err != nil {
+				return nil, nil, &Problem{File: p.Name, Line: line, Msg: err.Error()}
+			}
+			org = append(org, source{p.Name, pd, nodeRef{pnodes[i]}})
+		}
+	}
+	return docs, org, nil
+}
+
+// applyStrategic merges a patch document into the document it addresses:
+// one with the same kind (and apiVersion and name, when the patch has
+// them), or the v1alpha1 document when the patch has no kind. A kind with
+// no document is appended, as talosctl does.
+func applyStrategic(docs []any, patch Map) ([]any, error) {
+	kind, hasKind := patch.Get("kind")
+	if !hasKind {
+		i := mainDoc(docs)
+		if isDelete(patch) {
+			return nil, errors.New("the v1alpha1 document cannot be deleted")
+		}
+		if i < 0 {
+			return nil, errors.New("patch has no kind, and the config has no v1alpha1 document to merge it into")
+		}
+		v, err := Merge(docs[i], patch)
+		if err != nil {
+			return nil, err
+		}
+		docs[i] = v
+		return docs, nil
+	}
+	for i := 0; i < len(docs); i++ {
+		d := docs[i].(Map)
+		if !sameDoc(d, patch, kind) {
+			continue
+		}
+		if isDelete(patch) {
+			docs = append(docs[:i:i], docs[i+1:]...)
+			i--
+			continue
+		}
+		v, err := Merge(d, patch)
+		if err != nil {
+			return nil, err
+		}
+		docs[i] = v
+		return docs, nil
+	}
+	if isDelete(patch) {
+		return docs, nil
+	}
+	if err := checkDirectives(patch, nil); err != nil {
+		return nil, err
+	}
+	return append(docs, clean(patch)), nil
+}
+
+func sameDoc(d, patch Map, kind any) bool {
+	if k, _ := d.Get("kind"); k != kind {
+		return false
+	}
+	for _, key := range []string{"apiVersion", "name"} {
+		if pv, ok := patch.Get(key); ok {
+			if dv, _ := d.Get(key); dv != pv {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// mainDoc returns the index of the v1alpha1 document (the one with
+// `version: v1alpha1` and no kind), or -1.
+func mainDoc(docs []any) int {
+	for i, d := range docs {
+		m, ok := d.(Map)
+		if !ok {
+			continue
+		}
+		if _, ok := m.Get("kind"); ok {
+			continue
+		}
+		if _, ok := m.Get("version"); ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// fill sets machine.install.image and machine.network.hostname where the
+// config leaves them unset.
+func fill(docs []any, in Input) {
+	i := mainDoc(docs)
+	if i < 0 {
+		return
+	}
+	doc := docs[i].(Map)
+	if in.InstallerImage != "" {
+		if s, _ := lookup(doc, "machine", "install", "image").(string); s == "" {
+			doc = setPath(doc, in.InstallerImage, "machine", "install", "image")
+		}
+	}
+	if in.Hostname != "" && !hostnameSet(docs, doc) {
+		doc = setPath(doc, in.Hostname, "machine", "network", "hostname")
+	}
+	docs[i] = doc
+}
+
+// hostnameSet says whether the config names the host: in
+// machine.network.hostname, or in a HostnameConfig document (Talos 1.12).
+func hostnameSet(docs []any, main Map) bool {
+	if s, _ := lookup(main, "machine", "network", "hostname").(string); s != "" {
+		return true
+	}
+	for _, d := range docs {
+		if k, _ := d.(Map).Get("kind"); k == "HostnameConfig" {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the value at a key path, or nil.
+func lookup(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(Map)
+		if !ok {
+			return nil
+		}
+		v, _ = m.Get(k)
+	}
+	return v
+}
+
+// setPath sets the value at a key path, creating maps on the way (and
+// replacing anything on the way that is not a map).
+func setPath(m Map, v any, keys ...string) Map {
+	if len(keys) == 1 {
+		return m.Set(keys[0], v)
+	}
+	sub, _ := m.Get(keys[0])
+	sm, _ := sub.(Map)
+	return m.Set(keys[0], setPath(sm, v, keys[1:]...))
+}
+
+// templateProblem turns a text/template error ("template: NAME:LINE:COL:
+// msg" or "template: NAME:LINE: msg") into a Problem with its line.
+func templateProblem(file string, err error) *Problem {
+	msg := err.Error()
+	prefix := "template: " + file + ":"
+	rest, ok := strings.CutPrefix(msg, prefix)
+	if !ok {
+		return &Problem{File: file, Msg: msg}
+	}
+	lineStr, after, _ := strings.Cut(rest, ":")
+	line, err2 := strconv.Atoi(lineStr)
+	if err2 != nil {
+		return &Problem{File: file, Msg: msg}
+	}
+	// Drop a column and the repeated template name, keep the message.
+	if col, tail, ok := strings.Cut(after, ":"); ok {
+		if _, err := strconv.Atoi(col); err == nil {
+			after = tail
+		}
+	}
+	after = strings.TrimSpace(after)
+	if _, tail, ok := strings.Cut(after, ": "); ok && strings.HasPrefix(after, "executing \"") {
+		after = tail
+	}
+	return &Problem{File: file, Line: line, Msg: "template: " + after}
+}
+
+// yamlProblem turns a YAML error ("yaml: line N: msg", or "line N: msg"
+// from fromNode) into a Problem with its line. Lines are those of the
+// rendered template, which match the file's unless a template function
+// added lines.
+func yamlProblem(file string, err error) *Problem {
+	line, msg := problem.YAML(err)
+	return &Problem{File: file, Line: line, Msg: "YAML: " + msg}
+}

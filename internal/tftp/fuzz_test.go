@@ -1,0 +1,98 @@
+package tftp
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+)
+
+// FuzzRequest feeds arbitrary request bodies through the request path the
+// server runs (parseRequest, then openFile on an ipxe.Root) and asserts that
+// negotiated values stay in range and that nothing outside the served
+// directory is ever opened: every file opened is one of the regular files
+// inside it, or the target of a boot file's symlink (Debian's ipxe.efi).
+func FuzzRequest(f *testing.F) {
+	base := f.TempDir()
+	srv := filepath.Join(base, "srv")
+	for _, p := range []string{"srv/undionly.kpxe", "srv/sub/a.efi", "secret", "boot/ipxe.efi", "srv2/other"} {
+		full := filepath.Join(base, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(p), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"srv/up": "../secret", "srv/abs": filepath.Join(base, "secret"), "srv/sub/up": "../../secret",
+		"srv/parent": "..", "srv/sibling": "../srv2", "srv/in": "sub/a.efi",
+		"srv/" + ipxe.EFIx64: filepath.Join(base, "boot", "ipxe.efi"),
+	} {
+		if err := os.Symlink(target, filepath.Join(base, link)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	var allowed []os.FileInfo
+	for _, p := range []string{"srv/undionly.kpxe", "srv/sub/a.efi", "boot/ipxe.efi"} {
+		fi, err := os.Stat(filepath.Join(base, p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		allowed = append(allowed, fi)
+	}
+	root := ipxe.NewRoot(srv)
+	f.Cleanup(func() { _ = root.Close() })
+
+	for _, seed := range []string{
+		"undionly.kpxe\x00octet\x00",
+		"ipxe.efi\x00octet\x00tsize\x000\x00blksize\x001468\x00windowsize\x004\x00",
+		"../secret\x00octet\x00",
+		"sub/up\x00OCTET\x00blksize\x0065535\x00",
+		"parent/secret\x00octet\x00timeout\x00256\x00",
+		"in\x00octet\x00windowsize\x000\x00blksize\x007\x00",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := parseRequest(body)
+		if err == nil {
+			if req.blksize < minBlksize || req.blksize > maxBlksize {
+				t.Fatalf("blksize %d out of range", req.blksize)
+			}
+			if req.windowsize < 1 || req.windowsize > MaxWindowsize {
+				t.Fatalf("windowsize %d out of range", req.windowsize)
+			}
+			if req.timeout < 0 || req.timeout > maxTimeout {
+				t.Fatalf("timeout %d out of range", req.timeout)
+			}
+			seen := map[string]bool{}
+			for _, o := range req.opts {
+				if seen[o.name] || o.name != strings.ToLower(o.name) {
+					t.Fatalf("OACK option %q repeated or not lower case: %v", o.name, req.opts)
+				}
+				seen[o.name] = true
+			}
+		}
+		file, _, _, ref := openFile(root, req.name)
+		if ref != nil {
+			if ref.result != ResultRefused && ref.result != ResultNotFound {
+				t.Fatalf("open %q: got result %s (%v), want refused or not_found", req.name, ref.result, ref.err)
+			}
+			return
+		}
+		defer func() { _ = file.Close() }()
+		fi, err := file.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range allowed {
+			if os.SameFile(fi, a) {
+				return
+			}
+		}
+		t.Fatalf("open %q opened %v, which is not a file served from %s", req.name, fi.Name(), srv)
+	})
+}

@@ -1,0 +1,327 @@
+// Package tftp is tinderbox's read-only TFTP server for the iPXE chain-load:
+// RFC 1350 with option negotiation (RFC 2347), blksize (RFC 2348), tsize and
+// timeout (RFC 2349) and windowsize (RFC 7440). It serves the files of an
+// fs.FS (ipxe.Root, which refuses any name that would leave ipxe.dir),
+// refuses writes and non-octet modes with an error packet, answers a
+// missing file with "file not found", and counts EDK2's tsize probe as a
+// probe rather than a failed transfer.
+//
+// Each transfer runs on its own UDP socket (a new transfer ID, RFC 1350 §4),
+// connected to the client so that the kernel drops other peers' packets.
+package tftp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+)
+
+// Defaults for Options.
+const (
+	// DefaultTimeout is the retransmission timeout when the client asks
+	// none (RFC 2349 lets it): one second, as tftp-hpa and dnsmasq use.
+	DefaultTimeout = time.Second
+	// DefaultRetries is how many times a packet is sent again before the
+	// client is given up on: six seconds of silence at the default timeout.
+	DefaultRetries = 5
+	// DefaultMaxTransfers bounds concurrent transfers: a rack booting at
+	// once is a few hundred clients; each transfer holds a socket and a file.
+	DefaultMaxTransfers = 512
+)
+
+// Transfer is one completed download, as handed to a Recorder.
+type Transfer struct {
+	// Remote is the client's address and port (IPv4 unmapped).
+	Remote netip.AddrPort
+	// File is the name the client asked for.
+	File     string
+	Bytes    int64
+	Duration time.Duration
+	// Blksize and Windowsize are the negotiated values.
+	Blksize, Windowsize int
+}
+
+// Recorder learns of every completed download (the machine-state layer
+// records "TFTP file sent" events with it). RecordTransfer is called from
+// the transfer's goroutine once the client has acknowledged the last block:
+// it must be safe for concurrent use and should not block.
+type Recorder interface {
+	RecordTransfer(Transfer)
+}
+
+// NopRecorder records nothing.
+type NopRecorder struct{}
+
+// RecordTransfer does nothing.
+func (NopRecorder) RecordTransfer(Transfer) {}
+
+// Options configures New. Files, Logger and Metrics are required.
+type Options struct {
+	// Files is what the server serves; the files it opens must implement
+	// io.ReaderAt (an *os.File does). Open's errors decide the answer: a
+	// name matching fs.ErrInvalid or fs.ErrPermission is refused (error
+	// 2), fs.ErrNotExist is "file not found" (error 1).
+	Files    fs.FS
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	Recorder Recorder
+	// Timeout is the retransmission timeout when the client asks none;
+	// 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Retries is how many times a packet is sent again before giving up;
+	// 0 means DefaultRetries.
+	Retries int
+	// MaxTransfers bounds concurrent transfers; requests beyond it get an
+	// error packet. 0 means DefaultMaxTransfers.
+	MaxTransfers int
+}
+
+// Server is a read-only TFTP server. It is safe for concurrent use.
+type Server struct {
+	files    fs.FS
+	log      *slog.Logger
+	m        *Metrics
+	rec      Recorder
+	timeout  time.Duration
+	retries  int
+	max      int64
+	inFlight atomic.Int64
+}
+
+// New returns a server; call Serve to run it.
+func New(opts Options) *Server {
+	s := &Server{
+		files: opts.Files, log: opts.Logger, m: opts.Metrics, rec: opts.Recorder,
+		timeout: opts.Timeout, retries: opts.Retries, max: int64(opts.MaxTransfers),
+	}
+	if s.rec == nil {
+		s.rec = NopRecorder{}
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.retries <= 0 {
+		s.retries = DefaultRetries
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxTransfers
+	}
+	return s
+}
+
+// Serve answers requests arriving on conn until ctx is cancelled, then stops
+// the transfers in flight (telling their clients), waits for them and
+// returns nil. It closes conn. It blocks. A bad packet is answered and
+// counted; only a failing socket ends Serve early, with an error.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer func() { _ = conn.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var local net.IP
+	if la, ok := conn.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
+		local = la.IP
+	}
+	// RFC 2347 keeps requests within 512 bytes; read more so that a longer
+	// one is parsed (and its over-long name refused) rather than truncated.
+	buf := make([]byte, 64<<10)
+	for {
+		n, addr, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("tftp: read: %w", err)
+		}
+		ua, ok := addr.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		s.handle(ctx, &wg, conn, local, ua, buf[:n])
+	}
+}
+
+// handle answers one packet that arrived on the server port.
+func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, conn net.PacketConn, local net.IP, remote *net.UDPAddr, p []byte) {
+	rp := remote.AddrPort()
+	rp = netip.AddrPortFrom(rp.Addr().Unmap(), rp.Port())
+	if len(p) < 2 {
+		s.done(outcome{remote: rp, result: ResultBadRequest, err: errShort})
+		return
+	}
+	switch op := binary.BigEndian.Uint16(p); op {
+	case opRRQ:
+		req, err := parseRequest(p[2:])
+		if err != nil {
+			res, code := ResultBadRequest, uint16(errIllegalOperation)
+			if errors.Is(err, errNotOctet) {
+				res = ResultRefused
+			}
+			s.reply(conn, remote, code, err.Error())
+			s.done(outcome{remote: rp, file: req.name, result: res, err: err})
+			return
+		}
+		if s.inFlight.Add(1) > s.max {
+			s.inFlight.Add(-1)
+			s.reply(conn, remote, errNotDefined, "server busy, try again")
+			s.done(outcome{remote: rp, file: req.name, result: ResultBusy})
+			return
+		}
+		s.m.inFlight.Inc()
+		wg.Go(func() {
+			o := s.serveRead(ctx, conn, local, remote, rp, req)
+			s.inFlight.Add(-1)
+			s.m.inFlight.Dec()
+			s.done(o)
+		})
+	case opWRQ:
+		req, _ := parseRequest(p[2:])
+		s.reply(conn, remote, errAccessViolation, "read-only server: writes are refused")
+		s.done(outcome{remote: rp, file: req.name, result: ResultRefused, err: errors.New("write request")})
+	default:
+		// A stray DATA, ACK or ERROR on the server port is not answered:
+		// answering could start an error ping-pong with another server.
+		s.done(outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
+	}
+}
+
+// reply sends an error packet from the server port.
+func (s *Server) reply(conn net.PacketConn, to *net.UDPAddr, code uint16, msg string) {
+	if _, err := conn.WriteTo(appendError(nil, code, msg), to); err != nil {
+		s.log.Debug("tftp: send error packet", "remote", to.String(), "err", err)
+	}
+}
+
+// outcome is how one request ended.
+type outcome struct {
+	remote              netip.AddrPort
+	file                string
+	result              Result
+	err                 error
+	bytes               int64
+	duration            time.Duration
+	blksize, windowsize int
+	retransmits         int
+}
+
+// serveRead opens the file and sends it.
+func (s *Server) serveRead(ctx context.Context, conn net.PacketConn, local net.IP, remote *net.UDPAddr, rp netip.AddrPort, req request) outcome {
+	start := time.Now()
+	o := outcome{remote: rp, file: req.name, blksize: req.blksize, windowsize: req.windowsize}
+	fail := func(res Result, code uint16, msg string, err error) outcome {
+		s.reply(conn, remote, code, msg)
+		o.result, o.err, o.duration = res, err, time.Since(start)
+		return o
+	}
+	f, ra, size, ref := openFile(s.files, req.name)
+	if ref != nil {
+		return fail(ref.result, ref.code, ref.msg, ref.err)
+	}
+	defer func() { _ = f.Close() }()
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: local}, remote)
+	if err != nil {
+		return fail(ResultError, errNotDefined, "server error", fmt.Errorf("open transfer socket: %w", err))
+	}
+	defer func() { _ = c.Close() }()
+
+	timeout := s.timeout
+	if req.timeout > 0 {
+		timeout = time.Duration(req.timeout) * time.Second
+	}
+	snd := &sender{
+		conn: c, file: ra, size: size, req: req, timeout: timeout, retries: s.retries, m: s.m,
+		buf: make([]byte, 4+req.blksize), rbuf: make([]byte, 1024),
+	}
+	o.result, o.err = snd.run(ctx)
+	o.duration = time.Since(start)
+	o.bytes = size
+	o.retransmits = snd.retransmits
+	return o
+}
+
+// refusal is why a request gets an error packet instead of a file.
+type refusal struct {
+	result Result
+	code   uint16
+	msg    string
+	err    error
+}
+
+// openFile opens name in files for sending. This is the only place a
+// client's name reaches the file system.
+func openFile(files fs.FS, name string) (fs.File, io.ReaderAt, int64, *refusal) {
+	f, err := files.Open(name)
+	if err != nil {
+		var ne *ipxe.NameError
+		switch {
+		case errors.As(err, &ne):
+			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, ne.Err.Error(), err}
+		case errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrPermission):
+			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, "access violation", err}
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil, 0, &refusal{ResultNotFound, errFileNotFound, "file not found", err}
+		}
+		return nil, nil, 0, &refusal{ResultError, errNotDefined, "cannot open file", err}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, 0, &refusal{ResultError, errNotDefined, "cannot open file", err}
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		_ = f.Close()
+		return nil, nil, 0, &refusal{ResultError, errNotDefined, "cannot open file", fmt.Errorf("%T has no ReadAt", f)}
+	}
+	return f, ra, fi.Size(), nil
+}
+
+// done counts, logs and records the end of a request.
+func (s *Server) done(o outcome) {
+	s.m.transfers.WithLabelValues(string(o.result)).Inc()
+	if o.duration > 0 { // requests refused on sight are not transfers: no time to record
+		s.m.duration.WithLabelValues(string(o.result)).Observe(o.duration.Seconds())
+	}
+	attrs := []slog.Attr{slog.String("remote", o.remote.String()), slog.String("file", o.file)}
+	switch o.result {
+	case ResultOK:
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "tftp: file sent", append(attrs,
+			slog.Int64("bytes", o.bytes), slog.Duration("duration", o.duration),
+			slog.Int("blksize", o.blksize), slog.Int("windowsize", o.windowsize),
+			slog.Int("retransmits", o.retransmits))...)
+		s.rec.RecordTransfer(Transfer{
+			Remote: o.remote, File: o.file, Bytes: o.bytes, Duration: o.duration,
+			Blksize: o.blksize, Windowsize: o.windowsize,
+		})
+	case ResultProbe:
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "tftp: size probe", attrs...)
+	case ResultBadRequest:
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "tftp: bad packet", append(attrs, slog.Any("err", o.err))...)
+	case ResultNotFound:
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: file not found in ipxe.dir", attrs...)
+	case ResultAborted:
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "tftp: transfer aborted", append(attrs,
+			slog.Int64("size", o.bytes), slog.Duration("duration", o.duration), slog.Any("err", o.err))...)
+	case ResultError:
+		s.log.LogAttrs(context.Background(), slog.LevelError, "tftp: transfer failed", append(attrs, slog.Any("err", o.err))...)
+	case ResultTimeout:
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: client stopped acknowledging", append(attrs,
+			slog.Int64("size", o.bytes), slog.Duration("duration", o.duration),
+			slog.Int("blksize", o.blksize), slog.Int("windowsize", o.windowsize))...)
+	default:
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: request "+string(o.result), append(attrs, slog.Any("err", o.err))...)
+	}
+}
