@@ -11,7 +11,7 @@
 # Needs root, qemu-system-x86, ovmf, ipxe, ipxe-qemu, dnsmasq, tcpdump.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-out="$repo/pkg/proxydhcp/testdata/capture"
+out="$repo/internal/proxydhcp/testdata/capture"
 [ "$(id -u)" -eq 0 ] || {
 	echo "capture-dhcp: needs root (network namespaces, taps); nothing captured" >&2
 	exit 1

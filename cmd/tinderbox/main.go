@@ -2,7 +2,7 @@
 // responder, a TFTP server for the iPXE chain-load, and an HTTP server for
 // iPXE scripts, Image Factory assets and per-machine configs.
 //
-// This package only parses flags and wires the packages under pkg/ together.
+// This package only parses flags and wires the packages under internal/ together.
 package main
 
 import (
