@@ -1,0 +1,243 @@
+package machine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Arch is a Talos architecture: the CPU architecture of the Image
+// Factory's kernel-ARCH and initramfs-ARCH.xz assets. The zero value is
+// unknown ("").
+type Arch string
+
+// The architectures Talos publishes images for.
+const (
+	ArchAMD64 Arch = "amd64"
+	ArchARM64 Arch = "arm64"
+)
+
+// ParseArch reads a Talos architecture name as profiles write it.
+func ParseArch(s string) (Arch, error) {
+	switch a := Arch(s); a {
+	case ArchAMD64, ArchARM64:
+		return a, nil
+	}
+	return "", fmt.Errorf("arch %q is not amd64 or arm64", s)
+}
+
+// ArchFromIPXE maps iPXE's ${buildarch} to a Talos arch; ok is false for
+// builds Talos has no image for. BIOS iPXE (undionly.kpxe) is a 32-bit
+// build and says i386 on 64-bit machines, so i386 means amd64 (iPXE
+// source: src/config/defaults/pcbios.h builds for i386).
+func ArchFromIPXE(buildarch string) (Arch, bool) {
+	switch buildarch {
+	case "x86_64", "i386", "amd64":
+		return ArchAMD64, true
+	case "arm64", "aarch64":
+		return ArchARM64, true
+	}
+	return "", false
+}
+
+// Firmware is the boot firmware a PXE client announces in DHCP option 93
+// (RFC 4578 §2.1, with the IANA "Processor Architecture Types" registry).
+// The proxyDHCP server maps the registry's codes to it; whether the client
+// asked for UEFI HTTP boot is kept apart, since it changes the transport,
+// not the binary.
+type Firmware uint8
+
+// The firmware classes tinderbox tells apart. FirmwareOther is every code
+// it has no iPXE binary for.
+const (
+	FirmwareOther    Firmware = iota
+	FirmwareBIOS              // x86 BIOS PXE ROM (code 0)
+	FirmwareEFIIA32           // 32-bit x86 UEFI (codes 6, 15)
+	FirmwareEFIX64            // x86-64 UEFI (codes 7, 9, 16, 17)
+	FirmwareEFIARM32          // 32-bit ARM UEFI (codes 10, 18)
+	FirmwareEFIARM64          // arm64 UEFI (codes 11, 19)
+)
+
+var firmwareNames = [...]string{"other", "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64"}
+
+// String names the firmware as metrics and logs label it: bios, efi-ia32,
+// efi-x64, efi-arm32, efi-arm64 or other.
+func (f Firmware) String() string {
+	if int(f) < len(firmwareNames) {
+		return firmwareNames[f]
+	}
+	return "other"
+}
+
+// Label is the metric label of a client with this firmware: String, with
+// "-http" appended for UEFI HTTP boot (efi-x64-http); "other" stays other.
+func (f Firmware) Label(httpBoot bool) string {
+	if f == FirmwareOther || !httpBoot {
+		return f.String()
+	}
+	return f.String() + "-http"
+}
+
+// Arch is the Talos architecture the firmware runs, "" for firmware Talos
+// has no image for (32-bit x86 and ARM, unknown codes).
+func (f Firmware) Arch() Arch {
+	switch f {
+	case FirmwareBIOS, FirmwareEFIX64:
+		return ArchAMD64
+	case FirmwareEFIARM64:
+		return ArchARM64
+	}
+	return ""
+}
+
+// Install is a profile's install mode: how often the machine netboots the
+// Talos installer.
+type Install string
+
+// The install modes a profile's `install` key takes.
+const (
+	// InstallOnce netboots the installer until Talos is installed, then
+	// boots the disk until the machine is re-armed.
+	InstallOnce Install = "once"
+	// InstallAlways netboots Talos on every boot (diskless machines).
+	InstallAlways Install = "always"
+	// InstallNever never netboots: the machine is told to boot its disk.
+	InstallNever Install = "never"
+)
+
+// ParseInstall reads a profile's install mode; "" is once.
+func ParseInstall(s string) (Install, error) {
+	switch i := Install(s); i {
+	case "":
+		return InstallOnce, nil
+	case InstallOnce, InstallAlways, InstallNever:
+		return i, nil
+	}
+	return "", fmt.Errorf("install %q is not once, always or never", s)
+}
+
+// Unknown is the policy for machines with no profile, the defaults' key
+// `unknown`.
+type Unknown string
+
+// The policies for machines with no profile.
+const (
+	// UnknownMaintenance boots Talos in maintenance mode, where it waits
+	// for a config (`talosctl apply-config --insecure`).
+	UnknownMaintenance Unknown = "maintenance"
+	// UnknownLocal tells the machine to boot its disk.
+	UnknownLocal Unknown = "local"
+	// UnknownIgnore sends nothing at all: no DHCP reply, no script.
+	UnknownIgnore Unknown = "ignore"
+)
+
+// ParseUnknown reads the defaults' unknown policy; "" is maintenance.
+func ParseUnknown(s string) (Unknown, error) {
+	switch u := Unknown(s); u {
+	case "":
+		return UnknownMaintenance, nil
+	case UnknownMaintenance, UnknownLocal, UnknownIgnore:
+		return u, nil
+	}
+	return "", fmt.Errorf("unknown %q is not maintenance, local or ignore", s)
+}
+
+// State is where a machine stands in its boot and install cycle.
+type State string
+
+// The states a machine record is in.
+const (
+	// Discovered: the machine PXE-booted but has no profile.
+	Discovered State = "discovered"
+	// Pending: install: once, waiting to netboot the installer.
+	Pending State = "pending"
+	// Installing: its machine config was served; Talos is installing.
+	Installing State = "installing"
+	// Installed: it network-booted again after installing; it is told to
+	// boot its disk until re-armed.
+	Installed State = "installed"
+	// Netboot: install: always; it netboots Talos on every boot.
+	Netboot State = "netboot"
+	// Local: install: never; it is told to boot its disk.
+	Local State = "local"
+)
+
+// States lists every state, in cycle order.
+var States = []State{Discovered, Pending, Installing, Installed, Netboot, Local}
+
+// EventKind names a boot step or an operator action in a machine's log.
+type EventKind string
+
+// The events recorded per machine.
+const (
+	EventDHCPOffer  EventKind = "dhcp_offer"    // proxy offer or ack sent
+	EventTFTP       EventKind = "tftp"          // iPXE binary sent over TFTP
+	EventScript     EventKind = "script"        // iPXE script served
+	EventKernel     EventKind = "kernel"        // Talos kernel sent whole
+	EventInitramfs  EventKind = "initramfs"     // Talos initramfs sent whole
+	EventAsset      EventKind = "asset"         // another asset sent whole
+	EventConfig     EventKind = "config"        // machine config served
+	EventLocalBoot  EventKind = "local_boot"    // told to boot the local disk
+	EventReinstall  EventKind = "reinstall"     // re-armed by the operator
+	EventTransition EventKind = "transition"    // state changed
+	EventDenied     EventKind = "config_denied" // config asked for with a missing or wrong token
+)
+
+// Event is one timestamped entry of a machine's log.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Kind   EventKind `json:"kind"`
+	Detail string    `json:"detail,omitempty"`
+	Bytes  int64     `json:"bytes,omitempty"`
+}
+
+// Stage is one step of a network boot, in boot order, as the web UI's
+// timeline shows it.
+type Stage int
+
+// The stages of a network boot. StageNone marks events that are not boot
+// steps (reinstall, refusals, transitions).
+const (
+	StageNone Stage = iota - 1
+	StageDHCP
+	StageTFTP
+	StageScript
+	StageKernel
+	StageInitramfs
+	StageConfig
+	StageLocalBoot
+)
+
+// Stages lists every stage, in boot order.
+var Stages = []Stage{StageDHCP, StageTFTP, StageScript, StageKernel, StageInitramfs, StageConfig, StageLocalBoot}
+
+var stageNames = [...]string{"DHCP offer", "TFTP", "Script", "Kernel", "Initramfs", "Config", "Local boot"}
+
+// String names the stage for people ("Kernel", "Local boot"); "" for
+// StageNone.
+func (s Stage) String() string {
+	if s < 0 || int(s) >= len(stageNames) {
+		return ""
+	}
+	return stageNames[s]
+}
+
+// Stage returns the boot stage an event of this kind marks, or StageNone.
+func (k EventKind) Stage() Stage {
+	switch k {
+	case EventDHCPOffer:
+		return StageDHCP
+	case EventTFTP:
+		return StageTFTP
+	case EventScript:
+		return StageScript
+	case EventKernel:
+		return StageKernel
+	case EventInitramfs:
+		return StageInitramfs
+	case EventConfig:
+		return StageConfig
+	case EventLocalBoot:
+		return StageLocalBoot
+	}
+	return StageNone
+}
