@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"os"
 	"slices"
@@ -154,7 +155,7 @@ func profileTargets(cmd *cobra.Command, cfg *config.Config) ([]cache.Target, err
 		}
 		arch := t.Arch
 		if arch == "" {
-			arch = "amd64"
+			arch = machine.ArchAMD64
 		}
 		tg := cache.Target{Schematic: t.SchematicID, Version: t.Version, Arch: arch}
 		if !slices.Contains(targets, tg) {
@@ -197,9 +198,11 @@ func prefetchTargets(schematics, versions, arches []string) ([]cache.Target, err
 		if t.Version, err = pick("version", versions, i); err != nil {
 			return nil, err
 		}
-		if t.Arch, err = pick("arch", arches, i); err != nil {
+		arch, err := pick("arch", arches, i)
+		if err != nil {
 			return nil, err
 		}
+		t.Arch = machine.Arch(arch)
 		if _, err := t.Keys(); err != nil {
 			return nil, fmt.Errorf("cache prefetch: %w", err)
 		}

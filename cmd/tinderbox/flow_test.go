@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net"
 	"net/http"
@@ -81,7 +82,7 @@ func (n *node) get(url string) (int, []byte) {
 
 func (n *node) machine() state.Machine {
 	n.t.Helper()
-	m, ok, err := n.d.state.Get(n.mac.String())
+	m, ok, err := n.d.state.Get(machine.MustParseMAC(n.mac.String()))
 	if err != nil || !ok {
 		n.t.Fatalf("state of %s: ok=%v err=%v", n.mac, ok, err)
 	}
@@ -206,7 +207,7 @@ func TestSimulatedNodeBoot(t *testing.T) {
 	if !bytes.Equal(served, rendered.Bytes()) {
 		t.Errorf("served config differs from tinderbox render:\n%s\n---\n%s", served, rendered.Bytes())
 	}
-	if m := n.machine(); m.State != state.Installing || m.UUID == "" || m.Arch != "amd64" {
+	if m := n.machine(); m.State != machine.Installing || m.UUID == "" || m.Arch != "amd64" {
 		t.Errorf("after config: got %+v", m)
 	}
 
@@ -215,7 +216,7 @@ func TestSimulatedNodeBoot(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(body), "\nexit\n") {
 		t.Fatalf("second boot: %d\n%s", code, body)
 	}
-	if m := n.machine(); m.State != state.Installed {
+	if m := n.machine(); m.State != machine.Installed {
 		t.Errorf("after second boot: state %q, want installed", m.State)
 	}
 
@@ -237,7 +238,7 @@ func TestSimulatedNodeBoot(t *testing.T) {
 	for _, e := range n.machine().Events {
 		kinds = append(kinds, string(e.Kind))
 	}
-	for _, want := range []state.EventKind{state.EventDHCPOffer, state.EventTFTP, state.EventScript, state.EventAsset, state.EventConfig, state.EventLocalBoot, state.EventReinstall} {
+	for _, want := range []machine.EventKind{machine.EventDHCPOffer, machine.EventTFTP, machine.EventScript, machine.EventKernel, machine.EventInitramfs, machine.EventConfig, machine.EventLocalBoot, machine.EventReinstall} {
 		if !strings.Contains(" "+strings.Join(kinds, " ")+" ", " "+string(want)+" ") {
 			t.Errorf("event log lacks %s: %v", want, kinds)
 		}

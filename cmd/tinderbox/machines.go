@@ -152,7 +152,7 @@ func runList(cmd *cobra.Command, f *clientFlags) error {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tARCH\tIP\tLAST SEEN\tLAST STEP")
 	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.Hostname), m.State, dash(m.Arch), dash(m.IP), ago(m.LastSeen), dash(m.LastStep))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.Hostname), m.State, dash(string(m.Arch)), dash(m.IP), ago(m.LastSeen), dash(m.LastStep))
 	}
 	return tw.Flush()
 }
@@ -163,8 +163,8 @@ func printMachine(w io.Writer, output string, m admin.Machine) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{
-		{"MAC", m.MAC}, {"Hostname", dash(m.Hostname)}, {"State", m.State}, {"Profile", fmt.Sprint(m.Profile)},
-		{"Arch", dash(m.Arch)}, {"UUID", dash(m.UUID)}, {"IP", dash(m.IP)},
+		{"MAC", m.MAC.String()}, {"Hostname", dash(m.Hostname)}, {"State", string(m.State)}, {"Profile", fmt.Sprint(m.Profile)},
+		{"Arch", dash(string(m.Arch))}, {"UUID", dash(m.UUID)}, {"IP", dash(m.IP)},
 		{"First seen", stamp(m.FirstSeen)}, {"Last seen", stamp(m.LastSeen)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])

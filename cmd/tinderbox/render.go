@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,7 @@ serving its last good set), and render exits 1.`,
 		Example: "  tinderbox render 52:54:00:12:34:56 --config tinderbox.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mac, err := profiles.NormalizeMAC(args[0])
+			mac, err := machine.ParseMAC(args[0])
 			if err != nil {
 				return err
 			}

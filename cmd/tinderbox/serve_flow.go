@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/tinderbox-boot/tinderbox/internal/admin"
 	"github.com/tinderbox-boot/tinderbox/internal/bind"
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
-	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
 
@@ -37,7 +34,7 @@ func (d *daemon) addFlow(context.Context) error {
 		BaseURL:    bootURL(d.cfg.Advertise, d.httpAddr.String()),
 		LocalBoot:  d.cfg.IPXE.LocalBoot,
 		Store:      d.state,
-		Profiles:   profilesAdapter{d.profiles},
+		Profiles:   d.profiles,
 		Cmdlines:   d.cache,
 		Logger:     d.log,
 		Registerer: d.registry,
@@ -74,7 +71,7 @@ func (d *daemon) addAdmin(ctx context.Context) error {
 		}
 	}
 	opts := admin.Options{
-		Token: token, Store: d.state, Profiles: profilesAdapter{d.profiles}, Scripts: d.flow, Logger: d.log,
+		Token: token, Store: d.state, Profiles: d.profiles, Scripts: d.flow, Logger: d.log,
 		Files: d.profiles, Hub: d.events, Cache: d.cache, IPXEDir: d.cfg.IPXE.Dir,
 		Listeners: listeners, Gatherer: d.registry,
 	}
@@ -91,45 +88,4 @@ func (d *daemon) addAdmin(ctx context.Context) error {
 		return srv.Serve(ctx, ln)
 	}})
 	return nil
-}
-
-// profilesAdapter presents the profiles store as the boot flow and the
-// admin API consume it.
-type profilesAdapter struct{ s *profiles.Store }
-
-func toFlowProfile(p profiles.Profile) bootflow.Profile {
-	return bootflow.Profile{
-		Hostname:    p.Hostname,
-		Install:     p.Install,
-		Version:     p.Talos.Version,
-		SchematicID: p.Talos.SchematicID,
-		Arch:        p.Talos.Arch,
-		KernelArgs:  p.KernelArgs,
-	}
-}
-
-func (a profilesAdapter) Lookup(mac string) (bootflow.Profile, bool, error) {
-	p, ok := a.s.Machine(mac)
-	if !ok {
-		return bootflow.Profile{}, false, nil
-	}
-	return toFlowProfile(p), true, nil
-}
-
-func (a profilesAdapter) Unknown() (boot.Unknown, bootflow.Profile) {
-	m := a.s.Maintenance()
-	return a.s.Unknown(), bootflow.Profile{Version: m.Version, SchematicID: m.SchematicID, Arch: m.Arch}
-}
-
-func (a profilesAdapter) Render(ctx context.Context, mac string) ([]byte, error) {
-	return a.s.Render(ctx, mac)
-}
-
-func (a profilesAdapter) MACs() []string {
-	ps := a.s.Machines()
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = strings.ReplaceAll(p.MAC, "-", ":")
-	}
-	return out
 }

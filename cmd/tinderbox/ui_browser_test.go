@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"pack.ag/tftp"
 
-	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
@@ -266,7 +266,7 @@ func TestUIBrowser(t *testing.T) {
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Fatalf("a refused profile was written: %v", err)
 	}
-	if _, err := d.profiles.Render(t.Context(), mac); err == nil {
+	if _, err := d.profiles.Render(t.Context(), machine.MustParseMAC(mac)); err == nil {
 		t.Fatal("the machine renders before its profile is saved")
 	}
 
@@ -279,7 +279,7 @@ func TestUIBrowser(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "hostname: ui-node") {
 		t.Fatalf("profile file: %q, %v", b, err)
 	}
-	cfgYAML, err := d.profiles.Render(t.Context(), mac)
+	cfgYAML, err := d.profiles.Render(t.Context(), machine.MustParseMAC(mac))
 	if err != nil || !strings.Contains(string(cfgYAML), "hostname: ui-node") {
 		t.Fatalf("rendered config after save: %v\n%s", err, cfgYAML)
 	}
@@ -294,8 +294,8 @@ func TestUIBrowser(t *testing.T) {
 	// Reinstall, confirmed: the machine goes back to pending.
 	step(t, ctx, "reinstall", chromedp.Click(chromedp.CSS("#reinstall")))
 	waitJS(t, ctx, "pending badge", `document.querySelector("#state").textContent === "pending"`)
-	rec, ok, err := d.state.Get(mac)
-	if err != nil || !ok || rec.State != state.Pending {
+	rec, ok, err := d.state.Get(machine.MustParseMAC(mac))
+	if err != nil || !ok || rec.State != machine.Pending {
 		t.Fatalf("state after reinstall: %q ok=%v err=%v, want pending", rec.State, ok, err)
 	}
 

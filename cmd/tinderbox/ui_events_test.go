@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net/http"
 	"strings"
@@ -35,7 +36,7 @@ func TestEventsThroughDaemon(t *testing.T) {
 	}
 	readUntil("event: hello")
 	const mac = "52:54:00:00:00:42"
-	if _, err := d.state.Update(mac, func(m *state.Machine, _ bool) error { m.State = state.Discovered; return nil }); err != nil {
+	if _, err := d.state.Update(machine.MustParseMAC(mac), func(m *state.Machine, _ bool) error { m.State = machine.Discovered; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	readUntil(`"mac":"` + mac + `"`)

@@ -8,6 +8,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -24,19 +25,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // Profiles is what the admin API needs of the profile set.
 type Profiles interface {
 	bootflow.Profiles
-	// MACs lists the machines that have a profile.
-	MACs() []string
+	// Machines lists every machine's profile, by MAC.
+	Machines() []profiles.Profile
 }
 
 // Scripts writes a machine's current boot script without recording it.
 type Scripts interface {
-	Script(ctx context.Context, mac, uuid, buildarch, remoteIP string, record bool) (bootflow.ScriptResult, error)
+	Script(ctx context.Context, mac machine.MAC, uuid, buildarch, remoteIP string, record bool) (bootflow.ScriptResult, error)
 }
 
 // Options configures New.
@@ -206,39 +209,36 @@ func sameOrigin(r *http.Request) bool {
 
 // Machine is one row of GET /api/v1/machines.
 type Machine struct {
-	MAC       string     `json:"mac"`
-	Hostname  string     `json:"hostname"`
-	State     string     `json:"state"`
-	Arch      string     `json:"arch"`
-	UUID      string     `json:"uuid"`
-	IP        string     `json:"ip"`
-	FirstSeen *time.Time `json:"firstSeen"`
-	LastSeen  *time.Time `json:"lastSeen"`
-	Profile   bool       `json:"profile"`
+	MAC       machine.MAC   `json:"mac"`
+	Hostname  string        `json:"hostname"`
+	State     machine.State `json:"state"`
+	Arch      machine.Arch  `json:"arch"`
+	UUID      string        `json:"uuid"`
+	IP        string        `json:"ip"`
+	FirstSeen *time.Time    `json:"firstSeen"`
+	LastSeen  *time.Time    `json:"lastSeen"`
+	Profile   bool          `json:"profile"`
 	// LastStep names the newest event for people ("Kernel", "Local boot",
 	// "reinstall"), "" when it never booted.
 	LastStep string `json:"lastStep"`
 	// Events is set only by GET /api/v1/machines/{mac}.
-	Events []state.Event `json:"events,omitempty"`
+	Events []machine.Event `json:"events,omitempty"`
 }
 
 // view joins a state record (rec, ok) and a profile into the API's shape.
 // A machine with a profile that never booted shows the state it would start in.
-func (a *API) view(mac string, rec state.Machine, recorded bool) (Machine, error) {
-	prof, known, err := a.opts.Profiles.Lookup(mac)
-	if err != nil {
-		return Machine{}, err
-	}
+func (a *API) view(mac machine.MAC, rec state.Machine, recorded bool) (Machine, error) {
+	prof, known := a.opts.Profiles.Machine(mac)
 	m := Machine{MAC: mac, Hostname: prof.Hostname, Profile: known}
 	if recorded {
-		m.State, m.Arch, m.UUID, m.IP = string(rec.State), rec.Arch, rec.UUID, rec.IP
+		m.State, m.Arch, m.UUID, m.IP = rec.State, rec.Arch, rec.UUID, rec.IP
 		m.FirstSeen, m.LastSeen = &rec.FirstSeen, &rec.LastSeen
 		if n := len(rec.Events); n > 0 {
 			m.LastStep = stepLabel(rec.Events[n-1])
 		}
 	} else {
-		m.State = string(state.Reconcile("", known, prof.Install))
-		m.Arch = prof.Arch
+		m.State = state.Reconcile("", known, prof.Install)
+		m.Arch = prof.Talos.Arch
 	}
 	return m, nil
 }
@@ -253,26 +253,26 @@ func (a *API) list(w http.ResponseWriter, _ *http.Request) {
 }
 
 func sortMachines(ms []Machine) {
-	slices.SortFunc(ms, func(x, y Machine) int { return strings.Compare(x.MAC, y.MAC) })
+	slices.SortFunc(ms, func(x, y Machine) int { return bytes.Compare(x.MAC[:], y.MAC[:]) })
 }
 
 // machineParam normalises {mac}; it answers 400 itself when it is not a MAC.
-func machineParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+func machineParam(w http.ResponseWriter, r *http.Request) (machine.MAC, bool) {
 	raw := chi.URLParam(r, "mac")
 	if u, err := url.PathUnescape(raw); err == nil {
 		raw = u // 52%3A54%3A…: a client that escaped the colons
 	}
-	mac, err := state.NormalizeMAC(raw)
+	mac, err := machine.ParseMAC(raw)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return "", false
+		return machine.MAC{}, false
 	}
 	return mac, true
 }
 
 // lookup returns the machine's view; it answers 404 itself for a MAC with
 // neither a record nor a profile.
-func (a *API) lookup(w http.ResponseWriter, mac string) (Machine, state.Machine, bool) {
+func (a *API) lookup(w http.ResponseWriter, mac machine.MAC) (Machine, state.Machine, bool) {
 	rec, recorded, err := a.opts.Store.Get(mac)
 	if err != nil {
 		a.internal(w, "get machine", err)
@@ -284,7 +284,7 @@ func (a *API) lookup(w http.ResponseWriter, mac string) (Machine, state.Machine,
 		return Machine{}, rec, false
 	}
 	if !recorded && !m.Profile {
-		writeError(w, http.StatusNotFound, "no machine "+mac+": it has neither booted through tinderbox nor a profile")
+		writeError(w, http.StatusNotFound, "no machine "+mac.String()+": it has neither booted through tinderbox nor a profile")
 		return Machine{}, rec, false
 	}
 	m.Events = rec.Events
@@ -298,7 +298,7 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 	}
 	if m, _, ok := a.lookup(w, mac); ok {
 		if m.Events == nil {
-			m.Events = []state.Event{}
+			m.Events = []machine.Event{}
 		}
 		writeJSON(w, http.StatusOK, m)
 	}
@@ -315,7 +315,7 @@ func (a *API) forget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !found {
-		writeError(w, http.StatusNotFound, "no state recorded for "+mac)
+		writeError(w, http.StatusNotFound, "no state recorded for "+mac.String())
 		return
 	}
 	a.log.Info("machine forgotten", "mac", mac)
@@ -332,7 +332,7 @@ func (a *API) reinstall(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := a.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.Reinstall()
-		m.Events = append(m.Events, a.opts.Store.Event(state.EventReinstall, "", 0))
+		m.Events = append(m.Events, a.opts.Store.Event(machine.EventReinstall, "", 0))
 		return nil
 	})
 	if err != nil {
@@ -354,8 +354,8 @@ func (a *API) config(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, known, err := a.opts.Profiles.Lookup(mac); err != nil || !known {
-		writeError(w, http.StatusNotFound, "no profile for "+mac)
+	if _, known := a.opts.Profiles.Machine(mac); !known {
+		writeError(w, http.StatusNotFound, "no profile for "+mac.String())
 		return
 	}
 	body, err := a.opts.Profiles.Render(r.Context(), mac)

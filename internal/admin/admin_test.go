@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
@@ -24,35 +25,37 @@ const (
 	macFound   = "52:54:00:00:00:03" // booted, no profile (discovered)
 )
 
-type fakeProfiles map[string]bootflow.Profile
+type fakeProfiles map[machine.MAC]profiles.Profile
 
-func (p fakeProfiles) Lookup(mac string) (bootflow.Profile, bool, error) {
+func (p fakeProfiles) Machine(mac machine.MAC) (profiles.Profile, bool) {
 	pr, ok := p[mac]
-	return pr, ok, nil
+	return pr, ok
 }
 
-func (p fakeProfiles) Unknown() (boot.Unknown, bootflow.Profile) {
-	return boot.UnknownMaintenance, bootflow.Profile{Version: "v1.12.7", SchematicID: "s"}
+func (p fakeProfiles) Unknown() machine.Unknown { return machine.UnknownMaintenance }
+
+func (p fakeProfiles) Maintenance() profiles.Talos {
+	return profiles.Talos{Version: "v1.12.7", SchematicID: "s"}
 }
 
-func (p fakeProfiles) Render(_ context.Context, mac string) ([]byte, error) {
+func (p fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error) {
 	if _, ok := p[mac]; !ok {
 		return nil, errors.New("no profile")
 	}
 	return []byte("machine:\n  network:\n    hostname: " + p[mac].Hostname + "\n"), nil
 }
 
-func (p fakeProfiles) MACs() []string {
-	var out []string
-	for m := range p {
-		out = append(out, m)
+func (p fakeProfiles) Machines() []profiles.Profile {
+	var out []profiles.Profile
+	for _, pr := range p {
+		out = append(out, pr)
 	}
 	return out
 }
 
 type cmdlines struct{}
 
-func (cmdlines) Cmdline(context.Context, string, string, string) (string, error) {
+func (cmdlines) Cmdline(context.Context, string, string, machine.Arch) (string, error) {
 	return "talos.platform=metal", nil
 }
 
@@ -63,25 +66,25 @@ func newServer(t *testing.T, token string) (*httptest.Server, *state.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	profiles := fakeProfiles{
-		macBooted:  {Hostname: "cp-01", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: "s"},
-		macProfile: {Hostname: "cp-02", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: "s", Arch: "amd64"},
+	fake := fakeProfiles{
+		mustMAC(macBooted):  {MAC: mustMAC(macBooted), Hostname: "cp-01", Install: machine.InstallOnce, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: "s"}},
+		mustMAC(macProfile): {MAC: mustMAC(macProfile), Hostname: "cp-02", Install: machine.InstallOnce, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: "s", Arch: machine.ArchAMD64}},
 	}
 	for _, mac := range []string{macBooted, macFound} {
-		_, known, _ := profiles.Lookup(mac)
-		if _, err := store.Update(mac, func(m *state.Machine, _ bool) error {
-			m.State = state.Reconcile(m.State, known, state.InstallOnce)
+		_, known := fake.Machine(mustMAC(mac))
+		if _, err := store.Update(mustMAC(mac), func(m *state.Machine, _ bool) error {
+			m.State = state.Reconcile(m.State, known, machine.InstallOnce)
 			m.Arch, m.IP = "amd64", "192.0.2.50"
-			m.Events = append(m.Events, store.Event(state.EventScript, "netboot", 0))
+			m.Events = append(m.Events, store.Event(machine.EventScript, "netboot", 0))
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	log := slog.New(slog.DiscardHandler)
-	flow := bootflow.New(bootflow.Options{BaseURL: "http://192.0.2.1:8080", LocalBoot: "exit", Store: store, Profiles: profiles, Cmdlines: cmdlines{}, Logger: log})
+	flow := bootflow.New(bootflow.Options{BaseURL: "http://192.0.2.1:8080", LocalBoot: "exit", Store: store, Profiles: fake, Cmdlines: cmdlines{}, Logger: log})
 	r := chi.NewRouter()
-	New(Options{Token: token, Store: store, Profiles: profiles, Scripts: flow, Logger: log}).Mount(r)
+	New(Options{Token: token, Store: store, Profiles: fake, Scripts: flow, Logger: log}).Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return srv, store
@@ -193,23 +196,23 @@ func TestListAndShow(t *testing.T) {
 
 func TestReinstallAndForget(t *testing.T) {
 	srv, store := newServer(t, "")
-	if _, err := store.Update(macBooted, func(m *state.Machine, _ bool) error {
+	if _, err := store.Update(mustMAC(macBooted), func(m *state.Machine, _ bool) error {
 		m.ConfigServed()
 		m.ScriptServed()
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	before, _, _ := store.Get(macBooted)
-	if before.State != state.Installed {
+	before, _, _ := store.Get(mustMAC(macBooted))
+	if before.State != machine.Installed {
 		t.Fatalf("setup: state %q, want installed", before.State)
 	}
 	code, body := do(t, srv, http.MethodPost, "/api/v1/machines/"+macBooted+"/reinstall", "")
 	if code != http.StatusOK || !strings.Contains(body, `"state": "pending"`) {
 		t.Fatalf("reinstall: got %d %s", code, body)
 	}
-	after, _, _ := store.Get(macBooted)
-	if after.State != state.Pending || after.Generation != before.Generation+1 || after.Events[len(after.Events)-1].Kind != state.EventReinstall {
+	after, _, _ := store.Get(mustMAC(macBooted))
+	if after.State != machine.Pending || after.Generation != before.Generation+1 || after.Events[len(after.Events)-1].Kind != machine.EventReinstall {
 		t.Errorf("after reinstall: got %+v", after)
 	}
 	if code, _ := do(t, srv, http.MethodPost, "/api/v1/machines/52:54:00:00:00:99/reinstall", ""); code != http.StatusNotFound {
@@ -219,7 +222,7 @@ func TestReinstallAndForget(t *testing.T) {
 	if code, _ := do(t, srv, http.MethodDelete, "/api/v1/machines/"+macFound, ""); code != http.StatusNoContent {
 		t.Errorf("forget: got %d, want 204", code)
 	}
-	if _, ok, _ := store.Get(macFound); ok {
+	if _, ok, _ := store.Get(mustMAC(macFound)); ok {
 		t.Error("forgotten machine still recorded")
 	}
 	if code, _ := do(t, srv, http.MethodDelete, "/api/v1/machines/"+macFound, ""); code != http.StatusNotFound {
@@ -236,13 +239,15 @@ func TestConfigAndScript(t *testing.T) {
 	if code, _ := do(t, srv, http.MethodGet, "/api/v1/machines/"+macFound+"/config", ""); code != http.StatusNotFound {
 		t.Errorf("config of a machine with no profile: got %d, want 404", code)
 	}
-	before, _, _ := store.Get(macBooted)
+	before, _, _ := store.Get(mustMAC(macBooted))
 	code, body = do(t, srv, http.MethodGet, "/api/v1/machines/"+macBooted+"/script?arch=x86_64", "")
 	if code != http.StatusOK || !strings.Contains(body, "talos.config=http://192.0.2.1:8080/config/52-54-00-00-00-01?token=") {
 		t.Errorf("script: got %d %s", code, body)
 	}
-	after, _, _ := store.Get(macBooted)
+	after, _, _ := store.Get(mustMAC(macBooted))
 	if len(after.Events) != len(before.Events) {
 		t.Error("previewing a script recorded an event")
 	}
 }
+
+func mustMAC(s string) machine.MAC { return machine.MustParseMAC(s) }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net/http"
 	"os"
@@ -109,7 +110,7 @@ func TestProfileCalls(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := f.profiles.Machine(macCP); ok {
+	if _, ok := f.profiles.Machine(mustMAC(macCP)); ok {
 		t.Errorf("the deleted profile is still served")
 	}
 	entries, _ := os.ReadDir(filepath.Join(f.dir, "machines"))
@@ -199,7 +200,7 @@ func TestProfileConflicts(t *testing.T) {
 	if !found {
 		t.Fatalf("after concurrent writes the file is none of them: %q", b)
 	}
-	if p, _ := f.profiles.Machine(macCP); !strings.Contains(string(b), "hostname: "+p.Hostname+"\n") {
+	if p, _ := f.profiles.Machine(mustMAC(macCP)); !strings.Contains(string(b), "hostname: "+p.Hostname+"\n") {
 		t.Errorf("served hostname %q is not the file's: %q", p.Hostname, b)
 	}
 }
@@ -374,33 +375,33 @@ func TestEvents(t *testing.T) {
 		}
 	}
 	const mac = "52:54:00:00:00:55"
-	if _, err := f.store.Update(mac, func(m *state.Machine, _ bool) error {
-		m.State, m.IP = state.Discovered, "192.0.2.55"
-		m.Events = append(m.Events, f.store.Event(state.EventDHCPOffer, "offer", 0))
+	if _, err := f.store.Update(mustMAC(mac), func(m *state.Machine, _ bool) error {
+		m.State, m.IP = machine.Discovered, "192.0.2.55"
+		m.Events = append(m.Events, f.store.Event(machine.EventDHCPOffer, "offer", 0))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	ev := readMachine()
-	if ev.MAC != mac || ev.State != "discovered" || ev.IP != "192.0.2.55" || ev.LastStep != "DHCP offer" || len(ev.Events) != 1 || ev.Profile {
+	if ev.MAC.String() != mac || ev.State != "discovered" || ev.IP != "192.0.2.55" || ev.LastStep != "DHCP offer" || len(ev.Events) != 1 || ev.Profile {
 		t.Fatalf("got %+v, want the discovered machine with its offer", ev)
 	}
 	if code, _, body := call(t, f.srv.URL, http.MethodPut, "/api/v1/machines/"+mac+"/profile", "tok",
 		"hostname: evented\ngroups: [worker, vm]\nvalues:\n  address: 192.168.1.55/24\n", nil); code != http.StatusCreated {
 		t.Fatalf("profile: %d %s", code, body)
 	}
-	if ev := readMachine(); ev.MAC != mac || !ev.Profile || ev.Hostname != "evented" {
+	if ev := readMachine(); ev.MAC.String() != mac || !ev.Profile || ev.Hostname != "evented" {
 		t.Fatalf("after the profile write got %+v", ev)
 	}
 	const stranger = "52:54:00:00:00:56"
-	if _, err := f.store.Update(stranger, func(m *state.Machine, _ bool) error { m.State = state.Discovered; return nil }); err != nil {
+	if _, err := f.store.Update(mustMAC(stranger), func(m *state.Machine, _ bool) error { m.State = machine.Discovered; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	readMachine()
-	if _, err := f.store.Forget(stranger); err != nil {
+	if _, err := f.store.Forget(mustMAC(stranger)); err != nil {
 		t.Fatal(err)
 	}
-	if ev := readMachine(); ev.MAC != stranger || !ev.Gone {
+	if ev := readMachine(); ev.MAC.String() != stranger || !ev.Gone {
 		t.Fatalf("after forget got %+v, want gone", ev)
 	}
 	if name, _ := s.next(); name != ":" {
@@ -449,7 +450,7 @@ func TestHubSlowSubscriber(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range subscriberBuffer * 4 {
-			h.Publish(state.Machine{MAC: "52:54:00:00:00:01"})
+			h.Publish(state.Machine{MAC: mustMAC("52:54:00:00:00:01")})
 			<-fast
 		}
 	}()

@@ -1,10 +1,9 @@
 package admin
 
 import (
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"strings"
 	"testing"
-
-	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
 
 func TestClient(t *testing.T) {
@@ -12,7 +11,7 @@ func TestClient(t *testing.T) {
 	c := NewClient(srv.URL+"/", "tok")
 
 	list, err := c.Machines(t.Context())
-	if err != nil || len(list) != 3 || list[0].MAC != macBooted {
+	if err != nil || len(list) != 3 || list[0].MAC.String() != macBooted {
 		t.Fatalf("Machines: got %+v, %v", list, err)
 	}
 	m, err := c.Machine(t.Context(), "52-54-00-00-00-01")
@@ -20,7 +19,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("Machine: got %+v, %v", m, err)
 	}
 	m, err = c.Reinstall(t.Context(), macBooted)
-	if err != nil || m.State != string(state.Pending) {
+	if err != nil || m.State != machine.Pending {
 		t.Fatalf("Reinstall: got %+v, %v", m, err)
 	}
 	s, err := c.Script(t.Context(), macBooted, "x86_64")
@@ -30,7 +29,7 @@ func TestClient(t *testing.T) {
 	if err := c.Forget(t.Context(), macFound); err != nil {
 		t.Fatalf("Forget: %v", err)
 	}
-	if _, ok, _ := store.Get(macFound); ok {
+	if _, ok, _ := store.Get(mustMAC(macFound)); ok {
 		t.Error("Forget left the record")
 	}
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // DefaultHeartbeat is how often an idle event stream gets a comment line,
@@ -24,19 +25,19 @@ const subscriberBuffer = 64
 // concurrent use; Close it at shutdown to end every stream.
 type Hub struct {
 	mu     sync.Mutex
-	subs   map[chan string]struct{}
+	subs   map[chan machine.MAC]struct{}
 	closed bool
 	done   chan struct{}
 }
 
 // NewHub returns a hub with no subscribers.
-func NewHub() *Hub { return &Hub{subs: map[chan string]struct{}{}, done: make(chan struct{})} }
+func NewHub() *Hub { return &Hub{subs: map[chan machine.MAC]struct{}{}, done: make(chan struct{})} }
 
 // Publish queues m's MAC for every stream; a stream whose queue is full is
 // closed.
 func (h *Hub) Publish(m state.Machine) { h.publish(m.MAC) }
 
-func (h *Hub) publish(mac string) {
+func (h *Hub) publish(mac machine.MAC) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
@@ -51,18 +52,18 @@ func (h *Hub) publish(mac string) {
 
 // subscribe returns a stream's queue, closed when the stream falls behind
 // or the hub closes; ok is false after Close.
-func (h *Hub) subscribe() (chan string, bool) {
+func (h *Hub) subscribe() (chan machine.MAC, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, false
 	}
-	ch := make(chan string, subscriberBuffer)
+	ch := make(chan machine.MAC, subscriberBuffer)
 	h.subs[ch] = struct{}{}
 	return ch, true
 }
 
-func (h *Hub) unsubscribe(ch chan string) {
+func (h *Hub) unsubscribe(ch chan machine.MAC) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.subs[ch]; ok {
@@ -95,7 +96,7 @@ func (h *Hub) Close() {
 
 // notify tells the streams that mac changed outside the state store (its
 // profile was written).
-func (a *API) notify(mac string) {
+func (a *API) notify(mac machine.MAC) {
 	if a.opts.Hub != nil {
 		a.opts.Hub.publish(mac)
 	}
@@ -159,7 +160,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *API) sendMachine(w http.ResponseWriter, mac string) error {
+func (a *API) sendMachine(w http.ResponseWriter, mac machine.MAC) error {
 	ev := MachineEvent{Machine: Machine{MAC: mac}}
 	rec, recorded, err := a.opts.Store.Get(mac)
 	if err != nil {

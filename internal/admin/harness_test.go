@@ -1,52 +1,19 @@
 package admin
 
 import (
-	"context"
 	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
-
-// storeProfiles presents a profiles.Store as the API consumes it, as the
-// daemon's adapter does.
-type storeProfiles struct{ s *profiles.Store }
-
-func (p storeProfiles) Lookup(mac string) (bootflow.Profile, bool, error) {
-	pr, ok := p.s.Machine(mac)
-	if !ok {
-		return bootflow.Profile{}, false, nil
-	}
-	return bootflow.Profile{Hostname: pr.Hostname, Install: pr.Install, Version: pr.Talos.Version,
-		SchematicID: pr.Talos.SchematicID, Arch: pr.Talos.Arch, KernelArgs: pr.KernelArgs}, true, nil
-}
-
-func (p storeProfiles) Unknown() (boot.Unknown, bootflow.Profile) {
-	m := p.s.Maintenance()
-	return p.s.Unknown(), bootflow.Profile{Version: m.Version, SchematicID: m.SchematicID, Arch: m.Arch}
-}
-
-func (p storeProfiles) Render(ctx context.Context, mac string) ([]byte, error) {
-	return p.s.Render(ctx, mac)
-}
-
-func (p storeProfiles) MACs() []string {
-	var out []string
-	for _, pr := range p.s.Machines() {
-		out = append(out, strings.ReplaceAll(pr.MAC, "-", ":"))
-	}
-	return out
-}
 
 // full is an API over the repository's example profiles (copied, so the
 // test can edit them), a real state store and a hub.
@@ -97,8 +64,8 @@ func newFull(t *testing.T, token string, tweak func(*Options)) *full {
 	}
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.DiscardHandler)
-	flow := bootflow.New(bootflow.Options{BaseURL: "http://192.0.2.1:8080", LocalBoot: "exit", Store: store, Profiles: storeProfiles{ps}, Cmdlines: cmdlines{}, Logger: log})
-	opts := Options{Token: token, Store: store, Profiles: storeProfiles{ps}, Scripts: flow, Logger: log, Files: ps, Hub: hub}
+	flow := bootflow.New(bootflow.Options{BaseURL: "http://192.0.2.1:8080", LocalBoot: "exit", Store: store, Profiles: ps, Cmdlines: cmdlines{}, Logger: log})
+	opts := Options{Token: token, Store: store, Profiles: ps, Scripts: flow, Logger: log, Files: ps, Hub: hub}
 	if tweak != nil {
 		tweak(&opts)
 	}

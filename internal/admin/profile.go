@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"io/fs"
 	"net/http"
@@ -32,8 +33,8 @@ type ProfileFiles interface {
 
 // profileFile returns the machine file's path under the profiles
 // directory ("machines/52-54-00-12-34-56.yaml") and on disk.
-func (a *API) profileFile(mac string) (rel, path string) {
-	rel = "machines/" + strings.ReplaceAll(mac, ":", "-") + ".yaml"
+func (a *API) profileFile(mac machine.MAC) (rel, path string) {
+	rel = "machines/" + mac.Dashed() + ".yaml"
 	return rel, filepath.Join(a.opts.Files.Dir(), filepath.FromSlash(rel))
 }
 
@@ -45,10 +46,10 @@ func etag(b []byte) string {
 
 // profileParam is machineParam for the profile calls, which also need the
 // profiles directory.
-func (a *API) profileParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (a *API) profileParam(w http.ResponseWriter, r *http.Request) (machine.MAC, bool) {
 	if a.opts.Files == nil {
 		writeError(w, http.StatusNotImplemented, "this server edits no profiles directory")
-		return "", false
+		return machine.MAC{}, false
 	}
 	return machineParam(w, r)
 }
@@ -85,8 +86,8 @@ func (a *API) getProfile(w http.ResponseWriter, r *http.Request) {
 
 // ProfileWritten is the answer to a profile PUT or DELETE.
 type ProfileWritten struct {
-	MAC  string `json:"mac"`
-	File string `json:"file"`
+	MAC  machine.MAC `json:"mac"`
+	File string      `json:"file"`
 	// ETag is the new file's entity tag, "" after a DELETE or a check.
 	ETag string `json:"etag,omitempty"`
 	// Checked is true when the call only checked (?check=1).

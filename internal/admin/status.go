@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"net/http"
 	"slices"
 	"strings"
@@ -111,24 +112,22 @@ func (a *API) cacheList(w http.ResponseWriter, r *http.Request) {
 // and the maintenance image, once each.
 func (a *API) prefetchTargets() []cache.Target {
 	var out []cache.Target
-	add := func(version, schematic, arch string) {
+	add := func(version, schematic string, arch machine.Arch) {
 		if version == "" || schematic == "" {
 			return
 		}
 		if arch == "" {
-			arch = "amd64"
+			arch = machine.ArchAMD64
 		}
 		t := cache.Target{Schematic: schematic, Version: version, Arch: arch}
 		if !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
-	for _, mac := range a.opts.Profiles.MACs() {
-		if p, ok, err := a.opts.Profiles.Lookup(mac); err == nil && ok {
-			add(p.Version, p.SchematicID, p.Arch)
-		}
+	for _, p := range a.opts.Profiles.Machines() {
+		add(p.Talos.Version, p.Talos.SchematicID, p.Talos.Arch)
 	}
-	_, m := a.opts.Profiles.Unknown()
+	m := a.opts.Profiles.Maintenance()
 	add(m.Version, m.SchematicID, m.Arch)
 	return out
 }

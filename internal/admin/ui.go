@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"github.com/tinderbox-boot/tinderbox/web"
 )
 
@@ -194,7 +195,7 @@ func (a *API) machines() ([]Machine, error) {
 		return nil, err
 	}
 	out := make([]Machine, 0, len(recs))
-	seen := map[string]bool{}
+	seen := map[machine.MAC]bool{}
 	for _, r := range recs {
 		m, err := a.view(r.MAC, r, true)
 		if err != nil {
@@ -203,11 +204,11 @@ func (a *API) machines() ([]Machine, error) {
 		out = append(out, m)
 		seen[r.MAC] = true
 	}
-	for _, mac := range a.opts.Profiles.MACs() {
-		if seen[mac] {
+	for _, p := range a.opts.Profiles.Machines() {
+		if seen[p.MAC] {
 			continue
 		}
-		m, err := a.view(mac, state.Machine{}, false)
+		m, err := a.view(p.MAC, state.Machine{}, false)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +224,7 @@ func (a *API) machinesPage(w http.ResponseWriter, _ *http.Request) {
 		a.render(w, http.StatusInternalServerError, "machines", "Machines", map[string]any{"Error": err.Error()})
 		return
 	}
-	a.render(w, http.StatusOK, "machines", "Machines", map[string]any{"Machines": ms, "States": state.States})
+	a.render(w, http.StatusOK, "machines", "Machines", map[string]any{"Machines": ms, "States": machine.States})
 }
 
 // Step is one stage of the boot timeline.
@@ -235,57 +236,29 @@ type Step struct {
 	Done   bool
 }
 
-// stepNames are the boot timeline's stages, in boot order.
-var stepNames = []string{"DHCP offer", "TFTP", "Script", "Kernel", "Initramfs", "Config", "Local boot"}
-
-// stepOf returns the index in stepNames of the stage an event marks, or -1
-// for events that are not boot steps (reinstall, refusals).
-func stepOf(e state.Event) int {
-	switch e.Kind {
-	case state.EventDHCPOffer:
-		return 0
-	case state.EventTFTP:
-		return 1
-	case state.EventScript:
-		return 2
-	case state.EventAsset:
-		switch {
-		case strings.HasPrefix(e.Detail, "kernel"):
-			return 3
-		case strings.HasPrefix(e.Detail, "initramfs"):
-			return 4
-		}
-	case state.EventConfig:
-		return 5
-	case state.EventLocalBoot:
-		return 6
-	}
-	return -1
-}
-
 // stepLabel names an event for people: its boot stage, else its kind in words.
-func stepLabel(e state.Event) string {
-	if i := stepOf(e); i >= 0 {
-		return stepNames[i]
+func stepLabel(e machine.Event) string {
+	if st := e.Kind.Stage(); st != machine.StageNone {
+		return st.String()
 	}
 	return strings.ReplaceAll(string(e.Kind), "_", " ")
 }
 
 // timeline folds a machine's events into the boot's stages: the newest
 // event of each stage since the newest DHCP offer (the current boot).
-func timeline(events []state.Event) []Step {
-	steps := make([]Step, len(stepNames))
-	for i, n := range stepNames {
-		steps[i].Name = n
+func timeline(events []machine.Event) []Step {
+	steps := make([]Step, len(machine.Stages))
+	for i, st := range machine.Stages {
+		steps[i].Name = st.String()
 	}
 	start := 0
 	for i, e := range events {
-		if e.Kind == state.EventDHCPOffer && (i == 0 || events[i-1].Kind != state.EventDHCPOffer) {
+		if e.Kind == machine.EventDHCPOffer && (i == 0 || events[i-1].Kind != machine.EventDHCPOffer) {
 			start = i
 		}
 	}
 	for _, e := range events[start:] {
-		if i := stepOf(e); i >= 0 {
+		if i := e.Kind.Stage(); i != machine.StageNone {
 			steps[i] = Step{Name: steps[i].Name, Detail: e.Detail, Time: e.Time, Bytes: e.Bytes, Done: true}
 		}
 	}
@@ -296,7 +269,7 @@ type machineData struct {
 	Error     string
 	Machine   Machine
 	Steps     []Step
-	Events    []state.Event
+	Events    []machine.Event
 	Profile   string
 	ETag      string
 	File      string
@@ -308,7 +281,11 @@ type machineData struct {
 }
 
 func (a *API) machinePage(w http.ResponseWriter, r *http.Request) {
-	mac, err := state.NormalizeMAC(chi.URLParam(r, "mac"))
+	raw := chi.URLParam(r, "mac")
+	if u, err := url.PathUnescape(raw); err == nil {
+		raw = u
+	}
+	mac, err := machine.ParseMAC(raw)
 	if err != nil {
 		a.render(w, http.StatusBadRequest, "machine", "Machine", machineData{Error: err.Error()})
 		return
@@ -347,22 +324,22 @@ func (a *API) machinePage(w http.ResponseWriter, r *http.Request) {
 			d.Config, d.ConfigOK = maskSecrets(cfg), true
 		}
 	}
-	a.render(w, http.StatusOK, "machine", mac, d)
+	a.render(w, http.StatusOK, "machine", mac.String(), d)
 }
 
 // newProfile is the editor's text for a machine without a profile file:
 // a hostname from its MAC, and what defaults.yaml gives it, commented, to
 // override.
-func (a *API) newProfile(mac string) string {
-	_, def := a.opts.Profiles.Unknown()
+func (a *API) newProfile(mac machine.MAC) string {
+	def := a.opts.Profiles.Maintenance()
 	var b strings.Builder
-	b.WriteString("# New profile for " + mac + ". defaults.yaml applies first;\n")
+	b.WriteString("# New profile for " + mac.String() + ". defaults.yaml applies first;\n")
 	b.WriteString("# uncomment a line to override it for this machine.\n")
-	b.WriteString("hostname: node-" + strings.ReplaceAll(mac[9:], ":", "") + "\n")
+	b.WriteString("hostname: node-" + strings.ReplaceAll(mac.String()[9:], ":", "") + "\n")
 	b.WriteString("# groups: []\n")
 	b.WriteString("# talos:\n")
 	b.WriteString("#   version: " + orDefault(def.Version, "v1.12.7") + "\n")
-	b.WriteString("#   arch: " + orDefault(def.Arch, "amd64") + "\n")
+	b.WriteString("#   arch: " + orDefault(string(def.Arch), "amd64") + "\n")
 	b.WriteString("# install: once\n")
 	return b.String()
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -8,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
 
 // TestLogin: pages send a browser without the cookie to the login page;
@@ -156,15 +155,15 @@ func TestMaskSecrets(t *testing.T) {
 
 func TestTimeline(t *testing.T) {
 	at := func(s int) time.Time { return time.Date(2026, 1, 1, 0, 0, s, 0, time.UTC) }
-	ev := func(s int, k state.EventKind, detail string, n int64) state.Event {
-		return state.Event{Time: at(s), Kind: k, Detail: detail, Bytes: n}
+	ev := func(s int, k machine.EventKind, detail string, n int64) machine.Event {
+		return machine.Event{Time: at(s), Kind: k, Detail: detail, Bytes: n}
 	}
-	events := []state.Event{
-		ev(1, state.EventDHCPOffer, "offer", 0), ev(2, state.EventScript, "netboot", 0), ev(3, state.EventConfig, "", 10),
+	events := []machine.Event{
+		ev(1, machine.EventDHCPOffer, "offer", 0), ev(2, machine.EventScript, "netboot", 0), ev(3, machine.EventConfig, "", 10),
 		// The next boot: only its steps count.
-		ev(10, state.EventDHCPOffer, "offer", 0), ev(11, state.EventDHCPOffer, "ack", 0), ev(12, state.EventTFTP, "ipxe.efi", 1000),
-		ev(13, state.EventScript, "netboot", 0), ev(14, state.EventAsset, "kernel-amd64", 5000), ev(15, state.EventAsset, "initramfs-amd64.xz", 9000),
-		ev(16, state.EventAsset, "cmdline-metal-amd64", 50), ev(17, state.EventReinstall, "", 0),
+		ev(10, machine.EventDHCPOffer, "offer", 0), ev(11, machine.EventDHCPOffer, "ack", 0), ev(12, machine.EventTFTP, "ipxe.efi", 1000),
+		ev(13, machine.EventScript, "netboot", 0), ev(14, machine.EventKernel, "kernel-amd64", 5000), ev(15, machine.EventInitramfs, "initramfs-amd64.xz", 9000),
+		ev(16, machine.EventAsset, "cmdline-metal-amd64", 50), ev(17, machine.EventReinstall, "", 0),
 	}
 	steps := timeline(events)
 	want := []struct {

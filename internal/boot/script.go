@@ -9,11 +9,10 @@ package boot
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
-	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // Action is what a machine is told to do on this boot.
@@ -32,30 +31,20 @@ const (
 	Ignore Action = "ignore"
 )
 
-// Unknown is the defaults' policy for machines with no profile.
-type Unknown string
-
-// The unknown-machine policies of CONTRACT §3.
-const (
-	UnknownMaintenance Unknown = "maintenance"
-	UnknownLocal       Unknown = "local"
-	UnknownIgnore      Unknown = "ignore"
-)
-
 // Decide returns the action for a machine in state st (after
 // Machine.ScriptServed); known says whether it has a profile.
-func Decide(st state.State, known bool, unknown Unknown) Action {
+func Decide(st machine.State, known bool, unknown machine.Unknown) Action {
 	if !known {
 		switch unknown {
-		case UnknownLocal:
+		case machine.UnknownLocal:
 			return LocalBoot
-		case UnknownIgnore:
+		case machine.UnknownIgnore:
 			return Ignore
 		}
 		return Maintenance
 	}
 	switch st {
-	case state.Pending, state.Installing, state.Netboot:
+	case machine.Pending, machine.Installing, machine.Netboot:
 		return Netboot
 	}
 	return LocalBoot
@@ -92,18 +81,29 @@ func GenericScript(baseURL string) string {
 	return b.String()
 }
 
-// LocalScript returns the answer telling a machine to boot its disk, by method
-// (config ipxe.localBoot): "exit" returns to the firmware's next boot
-// device; "sanboot" boots the first BIOS disk; "notfound" answers 404, which
-// makes iPXE fail the chain so the firmware moves on.
-func LocalScript(method, mac string) (body string, status int) {
+// The ways of telling a machine to boot its disk (config ipxe.localBoot).
+const (
+	// LocalExit returns to the firmware, which tries its next boot device.
+	LocalExit = "exit"
+	// LocalSanboot boots the first BIOS disk (drive 0x80) from iPXE.
+	LocalSanboot = "sanboot"
+	// LocalNotFound answers "not found", which fails iPXE's chain so the
+	// firmware moves on; for firmware that ignores iPXE's exit.
+	LocalNotFound = "notfound"
+)
+
+// LocalScript returns the answer telling a machine to boot its disk, by
+// method (LocalExit, LocalSanboot or LocalNotFound; anything else is
+// LocalExit). notFound is true when the body must be sent as a "not found"
+// answer rather than as a script.
+func LocalScript(method string, mac machine.MAC) (body string, notFound bool) {
 	switch method {
-	case "sanboot":
-		return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nsanboot --no-describe --drive 0x80 || exit\n", mac), http.StatusOK
-	case "notfound":
-		return "tinderbox: " + mac + " boots its local disk\n", http.StatusNotFound
+	case LocalSanboot:
+		return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nsanboot --no-describe --drive 0x80 || exit\n", mac), false
+	case LocalNotFound:
+		return "tinderbox: " + mac.String() + " boots its local disk\n", true
 	}
-	return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nexit\n", mac), http.StatusOK
+	return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nexit\n", mac), false
 }
 
 // NetbootParams describes a network boot of Talos.
@@ -111,11 +111,13 @@ type NetbootParams struct {
 	// BaseURL is tinderbox's boot HTTP address as nodes reach it
 	// (http://192.168.1.5:8080).
 	BaseURL string
-	// MAC, UUID and Hostname fill ${mac}, ${uuid} and ${hostname} in
-	// kernel arguments.
-	MAC, UUID, Hostname string
-	// SchematicID, Version and Arch (amd64 | arm64) select the assets.
-	SchematicID, Version, Arch string
+	// MAC, UUID and Hostname fill ${mac} (colon form), ${uuid} and
+	// ${hostname} in kernel arguments.
+	MAC            machine.MAC
+	UUID, Hostname string
+	// SchematicID and Version select the assets, Arch their architecture.
+	SchematicID, Version string
+	Arch                 machine.Arch
 	// Cmdline is the factory's cmdline-metal-ARCH for the schematic and version.
 	Cmdline string
 	// KernelArgs are the profile's: appended, "-name" removes an argument.
@@ -133,7 +135,7 @@ func NetbootScript(p NetbootParams) (string, error) {
 		return "", err
 	}
 	assets := fmt.Sprintf("%s/assets/%s/%s", p.BaseURL, p.SchematicID, p.Version)
-	initrd := "initramfs-" + p.Arch + ".xz"
+	initrd := "initramfs-" + string(p.Arch) + ".xz"
 	var b strings.Builder
 	b.WriteString("#!ipxe\n")
 	what := "netboot Talos " + p.Version
@@ -174,7 +176,7 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 		args = slices.DeleteFunc(args, func(x string) bool { return argName(x) == "talos.config" })
 		args = append(args, "talos.config="+p.ConfigURL)
 	}
-	fill := strings.NewReplacer("${mac}", p.MAC, "${uuid}", p.UUID, "${hostname}", p.Hostname)
+	fill := strings.NewReplacer("${mac}", p.MAC.String(), "${uuid}", p.UUID, "${hostname}", p.Hostname)
 	for i, a := range args {
 		if strings.ContainsAny(a, " \t\r\n") || a == "" {
 			return nil, fmt.Errorf("boot: kernel argument %q: empty or holds whitespace", a)

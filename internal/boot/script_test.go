@@ -2,7 +2,7 @@ package boot
 
 import (
 	"flag"
-	"net/http"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,18 +16,18 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestDecide(t *testing.T) {
 	// Every state × known × unknown policy.
-	for _, st := range state.States {
+	for _, st := range machine.States {
 		for _, known := range []bool{true, false} {
-			for _, unknown := range []Unknown{UnknownMaintenance, UnknownLocal, UnknownIgnore} {
+			for _, unknown := range []machine.Unknown{machine.UnknownMaintenance, machine.UnknownLocal, machine.UnknownIgnore} {
 				var want Action
 				switch {
-				case !known && unknown == UnknownMaintenance:
+				case !known && unknown == machine.UnknownMaintenance:
 					want = Maintenance
-				case !known && unknown == UnknownLocal:
+				case !known && unknown == machine.UnknownLocal:
 					want = LocalBoot
 				case !known:
 					want = Ignore
-				case st == state.Pending || st == state.Installing || st == state.Netboot:
+				case st == machine.Pending || st == machine.Installing || st == machine.Netboot:
 					want = Netboot
 				default:
 					want = LocalBoot
@@ -45,14 +45,14 @@ func TestDecide(t *testing.T) {
 func TestDecideAfterInstallOnce(t *testing.T) {
 	m := state.Machine{}
 	boot := func() Action {
-		m.State = state.Reconcile(m.State, true, state.InstallOnce)
-		return Decide(m.ScriptServed(), true, UnknownMaintenance)
+		m.State = state.Reconcile(m.State, true, machine.InstallOnce)
+		return Decide(m.ScriptServed(), true, machine.UnknownMaintenance)
 	}
 	if got := boot(); got != Netboot {
 		t.Fatalf("first boot: got %q, want netboot", got)
 	}
 	m.ConfigServed()
-	if got := boot(); got != LocalBoot || m.State != state.Installed {
+	if got := boot(); got != LocalBoot || m.State != machine.Installed {
 		t.Fatalf("boot after install: got %q in %q, want local in installed", got, m.State)
 	}
 	m.Reinstall()
@@ -101,7 +101,7 @@ func TestKernelArgs(t *testing.T) {
 		},
 		{
 			name: "placeholders filled by tinderbox",
-			p:    NetbootParams{MAC: "52:54:00:12:34:56", UUID: "u-1", Hostname: "cp-01", KernelArgs: []string{"x=${mac}/${uuid}/${hostname}"}},
+			p:    NetbootParams{MAC: testMAC, UUID: "u-1", Hostname: "cp-01", KernelArgs: []string{"x=${mac}/${uuid}/${hostname}"}},
 			want: "x=52:54:00:12:34:56/u-1/cp-01",
 		},
 		{
@@ -160,7 +160,7 @@ func TestGoldenScripts(t *testing.T) {
 	const base = "http://192.0.2.1:8080"
 	id := strings.Repeat("ab", 32)
 	netboot := NetbootParams{
-		BaseURL: base, MAC: "52:54:00:12:34:56", Hostname: "cp-01",
+		BaseURL: base, MAC: testMAC, Hostname: "cp-01",
 		SchematicID: id, Version: "v1.12.7", Arch: "amd64",
 		Cmdline:    "talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 module.sig_enforce=1 proc_mem.force_override=never",
 		KernelArgs: []string{"talos.logging.kernel=udp://192.0.2.1:6666", "-consoleblank"},
@@ -184,17 +184,17 @@ func TestGoldenScripts(t *testing.T) {
 	t.Run("boot.ipxe", func(t *testing.T) { golden(t, "boot.ipxe", GenericScript(base)) })
 	for _, method := range []string{"exit", "sanboot"} {
 		t.Run("local-"+method, func(t *testing.T) {
-			body, status := LocalScript(method, "52:54:00:12:34:56")
-			if status != http.StatusOK {
-				t.Errorf("status: got %d, want 200", status)
+			body, notFound := LocalScript(method, testMAC)
+			if notFound {
+				t.Errorf("notFound: got true, want a script")
 			}
 			golden(t, "local-"+method+".ipxe", body)
 		})
 	}
 	t.Run("local-notfound", func(t *testing.T) {
-		body, status := LocalScript("notfound", "52:54:00:12:34:56")
-		if status != http.StatusNotFound || strings.HasPrefix(body, "#!ipxe") {
-			t.Errorf("got %d %q, want a 404 that is not a script", status, body)
+		body, notFound := LocalScript(LocalNotFound, testMAC)
+		if !notFound || strings.HasPrefix(body, "#!ipxe") {
+			t.Errorf("got notFound=%v %q, want a not-found answer that is not a script", notFound, body)
 		}
 	})
 }
@@ -221,3 +221,5 @@ func TestScriptsFailSoft(t *testing.T) {
 		}
 	}
 }
+
+var testMAC = machine.MustParseMAC("52:54:00:12:34:56")

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/go-chi/chi/v5"
@@ -19,38 +18,32 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
-// Profile is what the boot flow needs of a machine's effective profile.
-type Profile struct {
-	Hostname string
-	Install  state.Install
-	// Version, SchematicID and Arch select the Talos assets; Arch is
-	// empty when the profile leaves it to the booting machine.
-	Version, SchematicID, Arch string
-	// KernelArgs are the merged profile's, "-name" removals included.
-	KernelArgs []string
-}
-
-// Profiles is the profile set, as the boot flow consults it. Implementations
-// must be safe for concurrent use.
+// Profiles is the profile set as the boot flow consults it;
+// *profiles.Store implements it. Implementations must be safe for
+// concurrent use.
 type Profiles interface {
-	// Lookup returns the profile of the machine with MAC mac (lower case,
-	// colon separated); ok is false for a machine with no profile.
-	Lookup(mac string) (p Profile, ok bool, err error)
-	// Unknown returns the defaults' policy for machines with no profile,
-	// and the Talos version and schematic a maintenance boot uses.
-	Unknown() (policy boot.Unknown, maintenance Profile)
+	// Machine returns the effective profile of mac; ok is false for a
+	// machine with no profile.
+	Machine(mac machine.MAC) (p profiles.Profile, ok bool)
+	// Unknown returns the policy for machines with no profile.
+	Unknown() machine.Unknown
+	// Maintenance returns the Talos version, schematic and arch a
+	// maintenance boot uses (any may be empty).
+	Maintenance() profiles.Talos
 	// Render returns the machine config of mac, exactly as
 	// `tinderbox render` prints it.
-	Render(ctx context.Context, mac string) ([]byte, error)
+	Render(ctx context.Context, mac machine.MAC) ([]byte, error)
 }
 
 // Cmdlines gives the Image Factory's kernel command line for PXE.
 type Cmdlines interface {
 	// Cmdline returns cmdline-metal-ARCH of the schematic and version.
-	Cmdline(ctx context.Context, schematicID, version, arch string) (string, error)
+	Cmdline(ctx context.Context, schematicID, version string, arch machine.Arch) (string, error)
 }
 
 // Options configures New.
@@ -77,7 +70,7 @@ type Flow struct {
 	// requests, so TFTP and asset transfers (which only know the peer's
 	// address) land in the right machine's log.
 	mu  sync.Mutex
-	ips map[string]string
+	ips map[string]machine.MAC
 }
 
 // New returns a Flow and registers its metrics.
@@ -85,7 +78,7 @@ func New(opts Options) *Flow {
 	f := &Flow{
 		opts: opts,
 		log:  opts.Logger,
-		ips:  map[string]string{},
+		ips:  map[string]machine.MAC{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -123,42 +116,24 @@ func httpError(w http.ResponseWriter, status int, format string, args ...any) {
 	fmt.Fprintf(w, "tinderbox: "+format+"\n", args...)
 }
 
-// ArchFromIPXE maps iPXE's ${buildarch} to a Talos arch. BIOS iPXE
-// (undionly.kpxe) is a 32-bit build and says i386 on 64-bit machines.
-func ArchFromIPXE(buildarch string) (string, bool) {
-	switch buildarch {
-	case "x86_64", "i386", "amd64":
-		return "amd64", true
-	case "arm64", "aarch64":
-		return "arm64", true
-	}
-	return "", false
-}
-
 // ScriptResult is what a script request came to, for tests and logs.
 type ScriptResult struct {
 	Action boot.Action
-	State  state.State
+	State  machine.State
 	Body   string
 	Status int
 }
 
 // Script decides and writes the iPXE script for mac (as `tinderbox script`
 // and GET /ipxe do), recording the request in the machine's state when
-// record is true. remoteIP may be empty.
-func (f *Flow) Script(ctx context.Context, mac, uuid, buildarch, remoteIP string, record bool) (ScriptResult, error) {
-	mac, err := state.NormalizeMAC(mac)
-	if err != nil {
-		return ScriptResult{Status: http.StatusBadRequest}, err
-	}
-	prof, known, err := f.opts.Profiles.Lookup(mac)
-	if err != nil {
-		return ScriptResult{Status: http.StatusInternalServerError}, err
-	}
-	policy, maint := f.opts.Profiles.Unknown()
-	arch, _ := ArchFromIPXE(buildarch)
-	if known && prof.Arch != "" {
-		arch = prof.Arch
+// record is true. buildarch is iPXE's ${buildarch}; remoteIP may be empty.
+// The error comes with the HTTP status it is answered with.
+func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, remoteIP string, record bool) (ScriptResult, error) {
+	prof, known := f.opts.Profiles.Machine(mac)
+	policy := f.opts.Profiles.Unknown()
+	arch, _ := machine.ArchFromIPXE(buildarch)
+	if known && prof.Talos.Arch != "" {
+		arch = prof.Talos.Arch
 	}
 
 	var m state.Machine
@@ -176,11 +151,12 @@ func (f *Flow) Script(ctx context.Context, mac, uuid, buildarch, remoteIP string
 		}
 		return nil
 	}
+	var err error
 	if record {
-		if !known && policy == boot.UnknownIgnore {
+		if !known && policy == machine.UnknownIgnore {
 			// Ignored machines leave no trace, as with DHCP.
-			m = state.Machine{MAC: mac, State: state.Discovered}
-		} else if m, err = f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error { return apply(m, exists) }); err != nil {
+			m = state.Machine{MAC: mac, State: machine.Discovered}
+		} else if m, err = f.opts.Store.Update(mac, apply); err != nil {
 			return ScriptResult{Status: http.StatusInternalServerError}, err
 		}
 	} else {
@@ -196,31 +172,34 @@ func (f *Flow) Script(ctx context.Context, mac, uuid, buildarch, remoteIP string
 	res := ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
 	switch res.Action {
 	case boot.Ignore:
-		res.Status, res.Body = http.StatusNotFound, "tinderbox: no profile for "+mac+", and unknown machines are ignored\n"
+		res.Status, res.Body = http.StatusNotFound, "tinderbox: no profile for "+mac.String()+", and unknown machines are ignored\n"
 	case boot.LocalBoot:
-		res.Body, res.Status = boot.LocalScript(f.opts.LocalBoot, mac)
+		var notFound bool
+		if res.Body, notFound = boot.LocalScript(f.opts.LocalBoot, mac); notFound {
+			res.Status = http.StatusNotFound
+		}
 	case boot.Netboot, boot.Maintenance:
-		p := prof
+		hostname, talos, args := prof.Hostname, prof.Talos, prof.KernelArgs
 		if res.Action == boot.Maintenance {
-			p = maint
+			hostname, talos, args = "", f.opts.Profiles.Maintenance(), nil
 		}
-		if p.Arch == "" {
-			p.Arch = arch
+		if talos.Arch == "" {
+			talos.Arch = arch
 		}
-		if p.Arch == "" {
+		if talos.Arch == "" {
 			return ScriptResult{Status: http.StatusBadRequest}, fmt.Errorf("machine %s: arch %q is not amd64 or arm64, and its profile names none", mac, buildarch)
 		}
-		if p.Version == "" || p.SchematicID == "" {
+		if talos.Version == "" || talos.SchematicID == "" {
 			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
 		}
-		cmdline, err := f.opts.Cmdlines.Cmdline(ctx, p.SchematicID, p.Version, p.Arch)
+		cmdline, err := f.opts.Cmdlines.Cmdline(ctx, talos.SchematicID, talos.Version, talos.Arch)
 		if err != nil {
-			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, p.Version, short(p.SchematicID), err)
+			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
 		params := boot.NetbootParams{
-			BaseURL: f.opts.BaseURL, MAC: mac, UUID: m.UUID, Hostname: p.Hostname,
-			SchematicID: p.SchematicID, Version: p.Version, Arch: p.Arch,
-			Cmdline: cmdline, KernelArgs: p.KernelArgs,
+			BaseURL: f.opts.BaseURL, MAC: mac, UUID: m.UUID, Hostname: hostname,
+			SchematicID: talos.SchematicID, Version: talos.Version, Arch: talos.Arch,
+			Cmdline: cmdline, KernelArgs: args,
 		}
 		if res.Action == boot.Netboot {
 			params.ConfigURL = f.ConfigURL(m)
@@ -234,7 +213,7 @@ func (f *Flow) Script(ctx context.Context, mac, uuid, buildarch, remoteIP string
 
 // ConfigURL returns the talos.config URL of the machine, token included.
 func (f *Flow) ConfigURL(m state.Machine) string {
-	return f.opts.BaseURL + "/config/" + strings.ReplaceAll(m.MAC, ":", "-") + "?token=" + f.opts.Store.Token(m)
+	return f.opts.BaseURL + "/config/" + m.MAC.Dashed() + "?token=" + f.opts.Store.Token(m)
 }
 
 func short(id string) string {
@@ -247,7 +226,14 @@ func short(id string) string {
 func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ip := remoteIP(r)
-	res, err := f.Script(r.Context(), q.Get("mac"), q.Get("uuid"), q.Get("arch"), ip, true)
+	mac, err := machine.ParseMAC(q.Get("mac"))
+	if err != nil {
+		f.steps.WithLabelValues("script", "error").Inc()
+		f.log.Warn("boot script refused", "mac", q.Get("mac"), "remote", ip, "status", http.StatusBadRequest, "err", err)
+		httpError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	res, err := f.Script(r.Context(), mac, q.Get("uuid"), q.Get("arch"), ip, true)
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
 		level := slog.LevelWarn
@@ -258,16 +244,15 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 		httpError(w, res.Status, "%v", err)
 		return
 	}
-	mac, _ := state.NormalizeMAC(q.Get("mac"))
 	if ip != "" && res.Action != boot.Ignore {
 		f.learnIP(ip, mac)
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	if res.Action != boot.Ignore {
-		evs := []state.Event{f.opts.Store.Event(state.EventScript, string(res.Action), 0)}
+		evs := []machine.Event{f.opts.Store.Event(machine.EventScript, string(res.Action), 0)}
 		if res.Action == boot.LocalBoot {
 			f.steps.WithLabelValues("local_boot", "ok").Inc()
-			evs = append(evs, f.opts.Store.Event(state.EventLocalBoot, f.opts.LocalBoot, 0))
+			evs = append(evs, f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0))
 		}
 		f.record(mac, evs...)
 	}
@@ -277,7 +262,7 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 
 func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	ip := remoteIP(r)
-	mac, err := state.NormalizeMAC(chi.URLParam(r, "mac"))
+	mac, err := machine.ParseMAC(chi.URLParam(r, "mac"))
 	if err != nil {
 		f.steps.WithLabelValues("config", "bad_request").Inc()
 		httpError(w, http.StatusBadRequest, "%v", err)
@@ -302,7 +287,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		}
 		f.log.Warn("config refused", "mac", mac, "remote", ip, "reason", reason)
 		if ok {
-			f.event(mac, state.EventDenied, reason, 0)
+			f.event(mac, machine.EventDenied, reason, 0)
 		}
 		httpError(w, http.StatusForbidden, "config for %s refused: %s", mac, reason)
 		return
@@ -310,7 +295,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	if !m.ConfigAllowed() {
 		f.steps.WithLabelValues("config", "forbidden").Inc()
 		f.log.Warn("config refused", "mac", mac, "remote", ip, "reason", "state "+string(m.State))
-		f.event(mac, state.EventDenied, "state "+string(m.State), 0)
+		f.event(mac, machine.EventDenied, "state "+string(m.State), 0)
 		httpError(w, http.StatusForbidden, "config for %s refused: machine is %s (re-arm it with `tinderbox machines reinstall %s`)", mac, m.State, mac)
 		return
 	}
@@ -326,7 +311,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		if ip != "" {
 			m.IP = ip
 		}
-		m.Events = append(m.Events, f.opts.Store.Event(state.EventConfig, "", int64(len(body))))
+		m.Events = append(m.Events, f.opts.Store.Event(machine.EventConfig, "", int64(len(body))))
 		return nil
 	}); err != nil {
 		f.log.Error("config: state update", "mac", mac, "err", err)
@@ -339,13 +324,13 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 // event appends one event to a machine's log.
-func (f *Flow) event(mac string, kind state.EventKind, detail string, bytes int64) {
+func (f *Flow) event(mac machine.MAC, kind machine.EventKind, detail string, bytes int64) {
 	f.record(mac, f.opts.Store.Event(kind, detail, bytes))
 }
 
 // record appends events to a machine's log in one transaction; failures are
 // logged, since the request they describe has been answered already.
-func (f *Flow) record(mac string, evs ...state.Event) {
+func (f *Flow) record(mac machine.MAC, evs ...machine.Event) {
 	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.Events = append(m.Events, evs...)
 		return nil
@@ -354,7 +339,7 @@ func (f *Flow) record(mac string, evs ...state.Event) {
 	}
 }
 
-func (f *Flow) learnIP(ip, mac string) {
+func (f *Flow) learnIP(ip string, mac machine.MAC) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// Bounded: one entry per address on the boot LAN; a /16 worth at most.
@@ -365,7 +350,7 @@ func (f *Flow) learnIP(ip, mac string) {
 }
 
 // MACOf returns the MAC last seen at ip, if any.
-func (f *Flow) MACOf(ip string) (string, bool) {
+func (f *Flow) MACOf(ip string) (machine.MAC, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	mac, ok := f.ips[ip]
@@ -394,11 +379,11 @@ func (c *machinesCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(machinesDesc, err)
 		return
 	}
-	counts := map[state.State]int{}
+	counts := map[machine.State]int{}
 	for _, m := range list {
 		counts[m.State]++
 	}
-	for _, s := range state.States {
+	for _, s := range machine.States {
 		ch <- prometheus.MustNewConstMetric(machinesDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 }

@@ -3,6 +3,8 @@ package bootflow
 import (
 	"context"
 	"errors"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,46 +23,53 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
 
+var (
+	macOnce    = machine.MustParseMAC("52:54:00:00:00:01")
+	macAlways  = machine.MustParseMAC("52:54:00:00:00:02")
+	macNever   = machine.MustParseMAC("52:54:00:00:00:03")
+	macArm     = machine.MustParseMAC("52:54:00:00:00:04")
+	macUnknown = machine.MustParseMAC("52:54:00:00:00:99")
+)
+
 const (
-	macOnce    = "52:54:00:00:00:01"
-	macAlways  = "52:54:00:00:00:02"
-	macNever   = "52:54:00:00:00:03"
-	macArm     = "52:54:00:00:00:04"
-	macUnknown = "52:54:00:00:00:99"
-	cmdline    = "talos.platform=metal console=tty0"
+	cmdline = "talos.platform=metal console=tty0"
 )
 
 var schematic = strings.Repeat("ab", 32)
 
 type fakeProfiles struct {
 	mu       sync.Mutex
-	machines map[string]Profile
-	policy   boot.Unknown
+	machines map[machine.MAC]profiles.Profile
+	policy   machine.Unknown
 }
 
-func (p *fakeProfiles) Lookup(mac string) (Profile, bool, error) {
+func (p *fakeProfiles) Machine(mac machine.MAC) (profiles.Profile, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr, ok := p.machines[mac]
-	return pr, ok, nil
+	return pr, ok
 }
 
-func (p *fakeProfiles) Unknown() (boot.Unknown, Profile) {
+func (p *fakeProfiles) Unknown() machine.Unknown {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.policy, Profile{Version: "v1.12.7", SchematicID: schematic}
+	return p.policy
 }
 
-func (p *fakeProfiles) Render(_ context.Context, mac string) ([]byte, error) {
-	if _, ok, _ := p.Lookup(mac); !ok {
-		return nil, errors.New("no profile for " + mac)
+func (p *fakeProfiles) Maintenance() profiles.Talos {
+	return profiles.Talos{Version: "v1.12.7", SchematicID: schematic}
+}
+
+func (p *fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error) {
+	if _, ok := p.Machine(mac); !ok {
+		return nil, errors.New("no profile for " + mac.String())
 	}
-	return []byte("version: v1alpha1\nmachine:\n  type: controlplane # " + mac + "\n"), nil
+	return []byte("version: v1alpha1\nmachine:\n  type: controlplane # " + mac.String() + "\n"), nil
 }
 
 type fakeCmdlines struct{ err error }
 
-func (c fakeCmdlines) Cmdline(_ context.Context, id, version, arch string) (string, error) {
+func (c fakeCmdlines) Cmdline(_ context.Context, id, version string, arch machine.Arch) (string, error) {
 	if c.err != nil {
 		return "", c.err
 	}
@@ -75,18 +84,18 @@ type env struct {
 	reg      *prometheus.Registry
 }
 
-func newEnv(t *testing.T, localBoot string, policy boot.Unknown, cmdErr error) *env {
+func newEnv(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error) *env {
 	t.Helper()
 	store, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	profiles := &fakeProfiles{policy: policy, machines: map[string]Profile{
-		macOnce:   {Hostname: "cp-01", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: schematic},
-		macAlways: {Hostname: "w-01", Install: state.InstallAlways, Version: "v1.12.7", SchematicID: schematic},
-		macNever:  {Hostname: "old", Install: state.InstallNever, Version: "v1.12.7", SchematicID: schematic},
-		macArm:    {Hostname: "pi", Install: state.InstallOnce, Version: "v1.12.7", SchematicID: schematic, Arch: "arm64"},
+	profiles := &fakeProfiles{policy: policy, machines: map[machine.MAC]profiles.Profile{
+		macOnce:   {Hostname: "cp-01", Install: machine.InstallOnce, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: schematic}},
+		macAlways: {Hostname: "w-01", Install: machine.InstallAlways, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: schematic}},
+		macNever:  {Hostname: "old", Install: machine.InstallNever, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: schematic}},
+		macArm:    {Hostname: "pi", Install: machine.InstallOnce, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: schematic, Arch: machine.ArchARM64}},
 	}}
 	r := chi.NewRouter()
 	srv := httptest.NewServer(r)
@@ -116,10 +125,10 @@ func (e *env) get(t *testing.T, path string) (int, string) {
 
 func (e *env) script(t *testing.T, mac, arch string) (int, string) {
 	t.Helper()
-	return e.get(t, "/ipxe?"+url.Values{"mac": {strings.ReplaceAll(mac, ":", "-")}, "uuid": {"u-1"}, "arch": {arch}}.Encode())
+	return e.get(t, "/ipxe?"+url.Values{"mac": {mac}, "uuid": {"u-1"}, "arch": {arch}}.Encode())
 }
 
-func (e *env) machine(t *testing.T, mac string) state.Machine {
+func (e *env) machine(t *testing.T, mac machine.MAC) state.Machine {
 	t.Helper()
 	m, ok, err := e.store.Get(mac)
 	if err != nil || !ok {
@@ -144,19 +153,19 @@ func configPath(t *testing.T, e *env, script string) string {
 // (installing), next boot told to boot disk (installed), config refused,
 // reinstall rotates the token, netboot again.
 func TestInstallOnceFlow(t *testing.T) {
-	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 
-	code, s := e.script(t, macOnce, "x86_64")
+	code, s := e.script(t, macOnce.Dashed(), "x86_64")
 	if code != http.StatusOK || !strings.Contains(s, "/assets/"+schematic+"/v1.12.7/kernel-amd64 initrd=initramfs-amd64.xz "+cmdline+" talos.config=") {
 		t.Fatalf("first boot: got %d\n%s", code, s)
 	}
-	if st := e.machine(t, macOnce).State; st != state.Pending {
+	if st := e.machine(t, macOnce).State; st != machine.Pending {
 		t.Errorf("after first script: state %q, want pending", st)
 	}
 	cfg := configPath(t, e, s)
 
 	code, body := e.get(t, cfg)
-	if code != http.StatusOK || !strings.Contains(body, "# "+macOnce) {
+	if code != http.StatusOK || !strings.Contains(body, "# "+macOnce.String()) {
 		t.Fatalf("config: got %d %q", code, body)
 	}
 	want, _ := e.profiles.Render(t.Context(), macOnce)
@@ -164,15 +173,15 @@ func TestInstallOnceFlow(t *testing.T) {
 		t.Errorf("config body differs from Render:\n%s\nwant\n%s", body, want)
 	}
 	m := e.machine(t, macOnce)
-	if m.State != state.Installing || m.IP != "127.0.0.1" || m.UUID != "u-1" || m.Arch != "amd64" {
+	if m.State != machine.Installing || m.IP != "127.0.0.1" || m.UUID != "u-1" || m.Arch != "amd64" {
 		t.Errorf("after config: got %+v", m)
 	}
 
-	code, s = e.script(t, macOnce, "x86_64")
+	code, s = e.script(t, macOnce.Dashed(), "x86_64")
 	if code != http.StatusOK || !strings.Contains(s, "\nexit\n") {
 		t.Fatalf("boot after install: got %d\n%s", code, s)
 	}
-	if st := e.machine(t, macOnce).State; st != state.Installed {
+	if st := e.machine(t, macOnce).State; st != machine.Installed {
 		t.Errorf("after second script: state %q, want installed", st)
 	}
 	if code, _ := e.get(t, cfg); code != http.StatusForbidden {
@@ -185,7 +194,7 @@ func TestInstallOnceFlow(t *testing.T) {
 	if code, _ := e.get(t, cfg); code != http.StatusForbidden {
 		t.Errorf("old token after reinstall: got %d, want 403", code)
 	}
-	code, s = e.script(t, macOnce, "x86_64")
+	code, s = e.script(t, macOnce.Dashed(), "x86_64")
 	if code != http.StatusOK || !strings.Contains(s, "talos.config=") {
 		t.Fatalf("boot after reinstall: got %d\n%s", code, s)
 	}
@@ -214,33 +223,33 @@ func TestScriptSelection(t *testing.T) {
 	tests := []struct {
 		name      string
 		localBoot string
-		policy    boot.Unknown
+		policy    machine.Unknown
 		mac, arch string
 		cmdErr    error
 		wantCode  int
 		wantIn    []string
 		wantNotIn []string
-		wantState state.State // "" = no record
+		wantState machine.State // "" = no record
 	}{
-		{name: "always netboots with config", localBoot: "exit", mac: macAlways, arch: "x86_64", wantCode: 200, wantIn: []string{"talos.config="}, wantState: state.Netboot},
-		{name: "never boots disk by exit", localBoot: "exit", mac: macNever, arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantNotIn: []string{"kernel"}, wantState: state.Local},
-		{name: "never boots disk by sanboot", localBoot: "sanboot", mac: macNever, arch: "x86_64", wantCode: 200, wantIn: []string{"sanboot --no-describe --drive 0x80"}, wantState: state.Local},
-		{name: "never boots disk by 404", localBoot: "notfound", mac: macNever, arch: "x86_64", wantCode: 404, wantState: state.Local},
-		{name: "BIOS iPXE says i386", localBoot: "exit", mac: macOnce, arch: "i386", wantCode: 200, wantIn: []string{"kernel-amd64", "initramfs-amd64.xz"}, wantState: state.Pending},
-		{name: "profile arch wins", localBoot: "exit", mac: macArm, arch: "x86_64", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantState: state.Pending},
-		{name: "arm64 iPXE", localBoot: "exit", mac: macOnce, arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: state.Pending},
-		{name: "unsupported arch", localBoot: "exit", mac: macOnce, arch: "arm32", wantCode: 400, wantIn: []string{"arch \"arm32\""}, wantState: state.Pending},
-		{name: "unknown maintenance", localBoot: "exit", policy: boot.UnknownMaintenance, mac: macUnknown, arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64"}, wantNotIn: []string{"talos.config"}, wantState: state.Discovered},
-		{name: "unknown local", localBoot: "exit", policy: boot.UnknownLocal, mac: macUnknown, arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantState: state.Discovered},
-		{name: "unknown ignored", localBoot: "exit", policy: boot.UnknownIgnore, mac: macUnknown, arch: "x86_64", wantCode: 404, wantIn: []string{"ignored"}},
-		{name: "factory down", localBoot: "exit", mac: macOnce, arch: "x86_64", cmdErr: errors.New("factory: connection refused"), wantCode: 502, wantIn: []string{"connection refused"}, wantState: state.Pending},
+		{name: "always netboots with config", localBoot: "exit", mac: macAlways.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"talos.config="}, wantState: machine.Netboot},
+		{name: "never boots disk by exit", localBoot: "exit", mac: macNever.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantNotIn: []string{"kernel"}, wantState: machine.Local},
+		{name: "never boots disk by sanboot", localBoot: "sanboot", mac: macNever.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"sanboot --no-describe --drive 0x80"}, wantState: machine.Local},
+		{name: "never boots disk by 404", localBoot: "notfound", mac: macNever.Dashed(), arch: "x86_64", wantCode: 404, wantState: machine.Local},
+		{name: "BIOS iPXE says i386", localBoot: "exit", mac: macOnce.Dashed(), arch: "i386", wantCode: 200, wantIn: []string{"kernel-amd64", "initramfs-amd64.xz"}, wantState: machine.Pending},
+		{name: "profile arch wins", localBoot: "exit", mac: macArm.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantState: machine.Pending},
+		{name: "arm64 iPXE", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Pending},
+		{name: "unsupported arch", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm32", wantCode: 400, wantIn: []string{"arch \"arm32\""}, wantState: machine.Pending},
+		{name: "unknown maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64"}, wantNotIn: []string{"talos.config"}, wantState: machine.Discovered},
+		{name: "unknown local", localBoot: "exit", policy: machine.UnknownLocal, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantState: machine.Discovered},
+		{name: "unknown ignored", localBoot: "exit", policy: machine.UnknownIgnore, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 404, wantIn: []string{"ignored"}},
+		{name: "factory down", localBoot: "exit", mac: macOnce.Dashed(), arch: "x86_64", cmdErr: errors.New("factory: connection refused"), wantCode: 502, wantIn: []string{"connection refused"}, wantState: machine.Pending},
 		{name: "bad MAC", localBoot: "exit", mac: "nonsense", arch: "x86_64", wantCode: 400, wantIn: []string{"not a MAC address"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			policy := tt.policy
 			if policy == "" {
-				policy = boot.UnknownMaintenance
+				policy = machine.UnknownMaintenance
 			}
 			e := newEnv(t, tt.localBoot, policy, tt.cmdErr)
 			code, body := e.script(t, tt.mac, tt.arch)
@@ -260,7 +269,7 @@ func TestScriptSelection(t *testing.T) {
 			if tt.mac == "nonsense" {
 				return
 			}
-			m, ok, err := e.store.Get(tt.mac)
+			m, ok, err := e.store.Get(machine.MustParseMAC(tt.mac))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -272,11 +281,11 @@ func TestScriptSelection(t *testing.T) {
 }
 
 func TestConfigRefusals(t *testing.T) {
-	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	if code, _ := e.get(t, "/config/52-54-00-00-00-01?token=x"); code != http.StatusForbidden {
 		t.Errorf("never booted: got %d, want 403", code)
 	}
-	_, s := e.script(t, macOnce, "x86_64")
+	_, s := e.script(t, macOnce.Dashed(), "x86_64")
 	good := configPath(t, e, s)
 	path, _, _ := strings.Cut(good, "?")
 	tests := []struct {
@@ -298,7 +307,7 @@ func TestConfigRefusals(t *testing.T) {
 		})
 	}
 	// A discovered (unknown) machine never gets a config, even with its token.
-	e.script(t, macUnknown, "x86_64")
+	e.script(t, macUnknown.Dashed(), "x86_64")
 	m := e.machine(t, macUnknown)
 	if code, _ := e.get(t, "/config/52-54-00-00-00-99?token="+e.store.Token(m)); code != http.StatusForbidden {
 		t.Errorf("discovered machine with its token: got %d, want 403", code)
@@ -306,14 +315,14 @@ func TestConfigRefusals(t *testing.T) {
 }
 
 func TestGenericScriptAndMetrics(t *testing.T) {
-	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	code, body := e.get(t, "/boot.ipxe")
 	if code != http.StatusOK || !strings.Contains(body, "chain "+e.srv.URL+"/ipxe?mac=${${nic}/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}") {
 		t.Errorf("/boot.ipxe: got %d\n%s", code, body)
 	}
-	e.script(t, macOnce, "x86_64")
-	e.script(t, macNever, "x86_64")
-	e.script(t, macUnknown, "x86_64")
+	e.script(t, macOnce.Dashed(), "x86_64")
+	e.script(t, macNever.Dashed(), "x86_64")
+	e.script(t, macUnknown.Dashed(), "x86_64")
 	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("script", "netboot")); got != 1 {
 		t.Errorf("netboot scripts: got %v, want 1", got)
 	}
@@ -341,7 +350,7 @@ tinderbox_machines{state="pending"} 1
 // TestScriptWithoutRecording is `tinderbox script MAC`: it shows what the
 // machine would get now and changes nothing.
 func TestScriptWithoutRecording(t *testing.T) {
-	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	res, err := e.flow.Script(t.Context(), macOnce, "", "x86_64", "", false)
 	if err != nil {
 		t.Fatal(err)

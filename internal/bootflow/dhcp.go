@@ -6,9 +6,9 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // Answer implements proxydhcp.Policy: every PXE client is answered except
@@ -17,15 +17,16 @@ import (
 // the reply goes out: a fast client's TFTP transfer can end before Sent
 // is called.
 func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict, error) {
-	_, known, err := f.opts.Profiles.Lookup(c.MAC.String())
+	mac, err := machine.MACFromHardwareAddr(c.MAC)
 	if err != nil {
 		return proxydhcp.Verdict{}, err
 	}
-	if policy, _ := f.opts.Profiles.Unknown(); !known && policy == boot.UnknownIgnore {
+	_, known := f.opts.Profiles.Machine(mac)
+	if !known && f.opts.Profiles.Unknown() == machine.UnknownIgnore {
 		return proxydhcp.Verdict{Reason: "no profile, and unknown machines are ignored"}, nil
 	}
 	if c.IP != nil {
-		f.learnIP(c.IP.String(), c.MAC.String())
+		f.learnIP(c.IP.String(), mac)
 	}
 	return proxydhcp.Verdict{Answer: true}, nil
 }
@@ -34,12 +35,12 @@ func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict,
 // one as discovered) with its arch, UUID and IP, and the offer or ack in
 // its event log.
 func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
-	mac := s.Client.MAC.String()
-	prof, known, err := f.opts.Profiles.Lookup(mac)
+	mac, err := machine.MACFromHardwareAddr(s.Client.MAC)
 	if err != nil {
-		f.log.Error("state: profile lookup", "mac", mac, "err", err)
+		f.log.Error("state: DHCP reply to a client without a MAC", "chaddr", s.Client.MAC, "err", err)
 		return
 	}
+	prof, known := f.opts.Profiles.Machine(mac)
 	ip := ""
 	if s.Client.IP != nil {
 		ip = s.Client.IP.String()
@@ -64,7 +65,7 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 		if ip != "" {
 			m.IP = ip
 		}
-		m.Events = append(m.Events, f.opts.Store.Event(state.EventDHCPOffer, detail, 0))
+		m.Events = append(m.Events, f.opts.Store.Event(machine.EventDHCPOffer, detail, 0))
 		return nil
 	}); err != nil {
 		f.log.Error("state: record DHCP reply", "mac", mac, "err", err)
@@ -77,17 +78,19 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 // router's lease names the address it will use, so TFTP and asset
 // transfers from it are attributed to the right machine.
 func (f *Flow) Observed(_ context.Context, c proxydhcp.Client) {
-	f.learnIP(c.RequestedIP.String(), c.MAC.String())
+	if mac, err := machine.MACFromHardwareAddr(c.MAC); err == nil {
+		f.learnIP(c.RequestedIP.String(), mac)
+	}
 }
 
 // archOfClass maps proxydhcp's client class to a Talos arch; "" for
 // classes Talos has no image for.
-func archOfClass(class string) string {
+func archOfClass(class string) machine.Arch {
 	switch strings.TrimSuffix(class, "-http") {
 	case "bios", "efi-x64":
-		return "amd64"
+		return machine.ArchAMD64
 	case "efi-arm64":
-		return "arm64"
+		return machine.ArchARM64
 	}
 	return ""
 }

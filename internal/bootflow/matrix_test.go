@@ -2,6 +2,7 @@ package bootflow
 
 import (
 	"fmt"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,10 +16,10 @@ import (
 // unknown-machine policy and iPXE build arch, through the real store, and
 // checks the answer against CONTRACT §3–5 written out as a table.
 func TestScriptMatrix(t *testing.T) {
-	profiles := map[string]string{"once": macOnce, "always": macAlways, "never": macNever, "none": macUnknown}
-	priors := append([]state.State{""}, state.States...)
+	profiles := map[string]machine.MAC{"once": macOnce, "always": macAlways, "never": macNever, "none": macUnknown}
+	priors := append([]machine.State{""}, machine.States...)
 	arches := map[string]string{"x86_64": "amd64", "i386": "amd64", "arm64": "arm64"}
-	for _, policy := range []boot.Unknown{boot.UnknownMaintenance, boot.UnknownLocal, boot.UnknownIgnore} {
+	for _, policy := range []machine.Unknown{machine.UnknownMaintenance, machine.UnknownLocal, machine.UnknownIgnore} {
 		e := newEnv(t, "exit", policy, nil)
 		for profile, mac := range profiles {
 			for _, prior := range priors {
@@ -33,27 +34,27 @@ func TestScriptMatrix(t *testing.T) {
 								t.Fatal(err)
 							}
 						}
-						code, body := e.script(t, mac, buildarch)
+						code, body := e.script(t, mac.Dashed(), buildarch)
 
 						var want boot.Action
-						var wantState state.State
+						var wantState machine.State
 						switch profile {
 						case "none":
-							want, wantState = map[boot.Unknown]boot.Action{
-								boot.UnknownMaintenance: boot.Maintenance, boot.UnknownLocal: boot.LocalBoot, boot.UnknownIgnore: boot.Ignore,
-							}[policy], state.Discovered
+							want, wantState = map[machine.Unknown]boot.Action{
+								machine.UnknownMaintenance: boot.Maintenance, machine.UnknownLocal: boot.LocalBoot, machine.UnknownIgnore: boot.Ignore,
+							}[policy], machine.Discovered
 						case "always":
-							want, wantState = boot.Netboot, state.Netboot
+							want, wantState = boot.Netboot, machine.Netboot
 						case "never":
-							want, wantState = boot.LocalBoot, state.Local
+							want, wantState = boot.LocalBoot, machine.Local
 						case "once":
 							// Installing or installed: this is the boot after the install.
-							if prior == state.Installing || prior == state.Installed {
-								want, wantState = boot.LocalBoot, state.Installed
+							if prior == machine.Installing || prior == machine.Installed {
+								want, wantState = boot.LocalBoot, machine.Installed
 							} else {
-								want, wantState = boot.Netboot, state.Pending
-								if prior == state.Pending {
-									wantState = state.Pending
+								want, wantState = boot.Netboot, machine.Pending
+								if prior == machine.Pending {
+									wantState = machine.Pending
 								}
 							}
 						}

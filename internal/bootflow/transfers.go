@@ -4,8 +4,9 @@ import (
 	"context"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
-	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/factory"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // RecordTransfer implements tftp.Recorder: the transfer lands in the log of
@@ -21,7 +22,7 @@ func (f *Flow) RecordTransfer(t tftp.Transfer) {
 		return
 	}
 	f.steps.WithLabelValues("tftp", "ok").Inc()
-	f.event(mac, state.EventTFTP, t.File, t.Bytes)
+	f.event(mac, machine.EventTFTP, t.File, t.Bytes)
 }
 
 // AssetSent implements cache.Recorder: a whole kernel or initramfs sent
@@ -37,5 +38,17 @@ func (f *Flow) AssetSent(_ context.Context, s cache.Sent) {
 		return
 	}
 	f.steps.WithLabelValues("asset", "ok").Inc()
-	f.event(mac, state.EventAsset, s.Key.File, s.Bytes)
+	f.event(mac, assetEvent(s.Key.File), s.Key.File, s.Bytes)
+}
+
+// assetEvent is the event kind a whole asset sent marks: the Talos kernel
+// and initramfs are boot stages of their own.
+func assetEvent(file string) machine.EventKind {
+	switch kind, _, _ := factory.FileKind(file); kind {
+	case factory.KindKernel:
+		return machine.EventKernel
+	case factory.KindInitramfs:
+		return machine.EventInitramfs
+	}
+	return machine.EventAsset
 }

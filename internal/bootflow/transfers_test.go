@@ -1,20 +1,19 @@
 package bootflow
 
 import (
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
-	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 )
 
 func TestRecordTransfer(t *testing.T) {
-	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	tr := tftp.Transfer{Remote: netip.MustParseAddrPort("[::ffff:192.0.2.80]:2070"), File: "ipxe.efi", Bytes: 1024, Duration: time.Second}
 	e.flow.RecordTransfer(tr)
 	if _, ok, _ := e.store.Get(macOnce); ok {
@@ -26,13 +25,13 @@ func TestRecordTransfer(t *testing.T) {
 	e.flow.learnIP("192.0.2.80", macOnce)
 	e.flow.RecordTransfer(tr)
 	m := e.machine(t, macOnce)
-	if ev, ok := m.LastEvent(state.EventTFTP); !ok || ev.Detail != "ipxe.efi" || ev.Bytes != 1024 {
+	if ev, ok := m.LastEvent(machine.EventTFTP); !ok || ev.Detail != "ipxe.efi" || ev.Bytes != 1024 {
 		t.Errorf("tftp event: got %+v %v", ev, ok)
 	}
 }
 
 func TestAssetSent(t *testing.T) {
-	e := newEnv(t, "exit", boot.UnknownMaintenance, nil)
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	e.flow.learnIP("192.0.2.80", macOnce)
 	remote := netip.MustParseAddr("192.0.2.80")
 	key := cache.Key{Schematic: schematic, Version: "v1.12.7", File: "kernel-amd64"}
@@ -41,9 +40,20 @@ func TestAssetSent(t *testing.T) {
 		t.Error("a partial transfer was recorded")
 	}
 	e.flow.AssetSent(t.Context(), cache.Sent{Remote: remote, Key: key, Bytes: 8 << 20, Complete: true})
-	ev, ok := e.machine(t, macOnce).LastEvent(state.EventAsset)
+	ev, ok := e.machine(t, macOnce).LastEvent(machine.EventKernel)
 	if !ok || ev.Detail != "kernel-amd64" || ev.Bytes != 8<<20 {
-		t.Errorf("asset event: got %+v %v", ev, ok)
+		t.Errorf("kernel event: got %+v %v", ev, ok)
+	}
+	// Each asset's event kind is its boot stage, from the factory's file
+	// name, not from the event's free-text detail.
+	for file, want := range map[string]machine.EventKind{
+		"initramfs-arm64.xz": machine.EventInitramfs, "kernel-arm64": machine.EventKernel, "cmdline-metal-amd64": machine.EventAsset,
+	} {
+		k := cache.Key{Schematic: schematic, Version: "v1.12.7", File: file}
+		e.flow.AssetSent(t.Context(), cache.Sent{Remote: remote, Key: k, Bytes: 3, Complete: true})
+		if ev, ok := e.machine(t, macOnce).LastEvent(want); !ok || ev.Detail != file {
+			t.Errorf("%s: %s event: got %+v %v", file, want, ev, ok)
+		}
 	}
 	e.flow.AssetSent(t.Context(), cache.Sent{Remote: netip.MustParseAddr("192.0.2.81"), Key: key, Bytes: 1, Complete: true})
 	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("asset", "unattributed")); got != 1 {

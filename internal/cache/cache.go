@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 const (
@@ -584,7 +585,7 @@ const maxCmdline = 64 << 10
 // Cmdline returns the factory's kernel command line for PXE
 // (cmdline-metal-ARCH) for a schematic and version, trimmed, from the cache
 // (fetching it once if needed), so it is known offline once cached.
-func (c *Cache) Cmdline(ctx context.Context, schematic, version, arch string) (string, error) {
+func (c *Cache) Cmdline(ctx context.Context, schematic, version string, arch machine.Arch) (string, error) {
 	if err := factory.CheckArch(arch); err != nil {
 		return "", fmt.Errorf("cache: cmdline: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // Key names one cached asset: a factory file for a schematic and version.
@@ -55,7 +56,8 @@ type Entry struct {
 // Target is one (schematic, version, architecture) whose three PXE files
 // Prefetch fetches.
 type Target struct {
-	Schematic, Version, Arch string
+	Schematic, Version string
+	Arch               machine.Arch
 }
 
 // Keys returns the target's kernel, initramfs and command-line keys.

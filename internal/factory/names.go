@@ -5,10 +5,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // Arches are the architectures tinderbox netboots.
-var Arches = []string{"amd64", "arm64"}
+var Arches = []machine.Arch{machine.ArchAMD64, machine.ArchARM64}
 
 // The kinds of PXE file the factory serves for one architecture
 // (PROTOCOL.md §5).
@@ -19,19 +21,19 @@ const (
 )
 
 // Kernel, Initramfs and Cmdline name the factory's PXE files for arch.
-func Kernel(arch string) string    { return "kernel-" + arch }
-func Initramfs(arch string) string { return "initramfs-" + arch + ".xz" }
-func Cmdline(arch string) string   { return "cmdline-metal-" + arch }
+func Kernel(arch machine.Arch) string    { return "kernel-" + string(arch) }
+func Initramfs(arch machine.Arch) string { return "initramfs-" + string(arch) + ".xz" }
+func Cmdline(arch machine.Arch) string   { return "cmdline-metal-" + string(arch) }
 
 // Files returns the three PXE files for arch: kernel, initramfs, cmdline.
-func Files(arch string) []string {
+func Files(arch machine.Arch) []string {
 	return []string{Kernel(arch), Initramfs(arch), Cmdline(arch)}
 }
 
 // FileKind says which kind of file name is (KindKernel, KindInitramfs or
 // KindCmdline) and for which architecture; ok is false for any name outside
 // the fixed set.
-func FileKind(name string) (kind, arch string, ok bool) {
+func FileKind(name string) (kind string, arch machine.Arch, ok bool) {
 	for _, a := range Arches {
 		switch name {
 		case Kernel(a):
@@ -90,9 +92,9 @@ func CheckFile(name string) error {
 }
 
 // CheckArch returns an error unless arch is one tinderbox netboots.
-func CheckArch(arch string) error {
+func CheckArch(arch machine.Arch) error {
 	if !slices.Contains(Arches, arch) {
-		return fmt.Errorf("architecture %q is not one of %s", clip(arch), strings.Join(Arches, ", "))
+		return fmt.Errorf("architecture %q is not one of amd64, arm64", clip(string(arch)))
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package factory_test
 
 import (
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"strings"
 	"testing"
 
@@ -49,8 +50,9 @@ func TestCheckNames(t *testing.T) {
 		{name: "file cmdline", check: factory.CheckFile, in: "cmdline-metal-amd64"},
 		{name: "file iso", check: factory.CheckFile, in: "metal-amd64.iso", wantErr: true},
 		{name: "file traversal", check: factory.CheckFile, in: "../kernel-amd64", wantErr: true},
-		{name: "arch ok", check: factory.CheckArch, in: "arm64"},
-		{name: "arch bad", check: factory.CheckArch, in: "riscv64", wantErr: true},
+		{name: "arch ok", check: checkArch, in: "arm64"},
+		{name: "arch bad", check: checkArch, in: "riscv64", wantErr: true},
+		{name: "arch empty", check: checkArch, in: "", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,3 +109,5 @@ func TestCheckContent(t *testing.T) {
 		}
 	})
 }
+
+func checkArch(s string) error { return factory.CheckArch(machine.Arch(s)) }

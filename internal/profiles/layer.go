@@ -10,9 +10,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
-	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // kind is the kind of a layer file, which decides the keys it may have.
@@ -33,13 +32,13 @@ type layer struct {
 	groups     []string
 	version    *string
 	schematic  *string
-	arch       *string
-	install    *state.Install
+	arch       *machine.Arch
+	install    *machine.Install
 	config     *string
 	patches    []string
 	kernelArgs []string
 	values     map[string]any
-	unknown    *boot.Unknown
+	unknown    *machine.Unknown
 
 	// lines maps a key ("talos.version") to its line, for messages.
 	lines map[string]int
@@ -142,11 +141,12 @@ func parseLayer(path string, data []byte, k kind) (*layer, error) {
 		case "install":
 			var s string
 			if decode(key, vn, &s) {
-				switch m := state.Install(s); m {
-				case state.InstallOnce, state.InstallAlways, state.InstallNever:
-					l.install = &m
-				default:
+				if s == "" {
 					bad(vn, "install: %q: want once, always or never", s)
+				} else if m, err := machine.ParseInstall(s); err != nil {
+					bad(vn, "install: %q: want once, always or never", s)
+				} else {
+					l.install = &m
 				}
 			}
 		case "config":
@@ -190,11 +190,10 @@ func parseLayer(path string, data []byte, k kind) (*layer, error) {
 		case "unknown":
 			var s string
 			if decode(key, vn, &s) {
-				switch u := boot.Unknown(s); u {
-				case boot.UnknownMaintenance, boot.UnknownLocal, boot.UnknownIgnore:
-					l.unknown = &u
-				default:
+				if u, err := machine.ParseUnknown(s); err != nil || s == "" {
 					bad(vn, "unknown: %q: want maintenance, local or ignore", s)
+				} else {
+					l.unknown = &u
 				}
 			}
 		}
@@ -239,11 +238,12 @@ func (l *layer) parseTalos(n *yaml.Node, bad func(*yaml.Node, string, ...any), d
 			}
 			l.schematic = &s
 		case "arch":
-			if s != "amd64" && s != "arm64" {
+			a, err := machine.ParseArch(s)
+			if err != nil {
 				bad(vn, "talos.arch: %q: want amd64 or arm64", s)
 				continue
 			}
-			l.arch = &s
+			l.arch = &a
 		}
 	}
 }

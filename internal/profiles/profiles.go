@@ -8,7 +8,7 @@
 package profiles
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,10 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
 	"github.com/tinderbox-boot/tinderbox/internal/render"
-	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // SchematicResolver turns an Image Factory schematic (the YAML of
@@ -65,19 +64,19 @@ type Talos struct {
 	SchematicID string
 	// Arch is amd64 or arm64, or empty when no layer sets it: the booting
 	// machine's own architecture is used then (and templates see "").
-	Arch string
+	Arch machine.Arch
 }
 
 // Profile is a machine's effective profile: defaults, then its groups in
 // order, then its own file.
 type Profile struct {
-	// MAC is lower case and '-' separated (52-54-00-12-34-56).
-	MAC      string
+	// MAC is the machine's; its file is machines/<MAC.Dashed()>.yaml.
+	MAC      machine.MAC
 	Hostname string
 	Groups   []string
 	Talos    Talos
 	// Install is once (default), always or never.
-	Install state.Install
+	Install machine.Install
 	// Config names the base config, configs/<Config>.yaml.
 	Config string
 	// Patches name patches/<name>.yaml, in the order they apply.
@@ -117,31 +116,22 @@ type Options struct {
 // Set is one loaded profiles directory in which every machine rendered
 // without a problem. It is immutable and safe for concurrent use.
 type Set struct {
-	unknown     boot.Unknown
+	unknown     machine.Unknown
 	maintenance Talos
-	machines    map[string]*machine
+	machines    map[machine.MAC]*entry
 	loadedAt    time.Time
 	stamp       string
 }
 
-type machine struct {
+// entry is one machine of a Set: its profile and rendered config.
+type entry struct {
 	profile Profile
 	config  []byte
 }
 
-// NormalizeMAC returns mac as profiles spell it (lower case, '-'
-// separated), accepting colon, dash, dot separated and bare hex forms.
-func NormalizeMAC(mac string) (string, error) {
-	m, err := state.NormalizeMAC(mac)
-	if err != nil {
-		return "", err
-	}
-	return strings.ReplaceAll(m, ":", "-"), nil
-}
-
 // Unknown is the policy for machines without a profile (defaults.yaml
 // `unknown`; maintenance when unset).
-func (s *Set) Unknown() boot.Unknown { return s.unknown }
+func (s *Set) Unknown() machine.Unknown { return s.unknown }
 
 // Maintenance is the Talos image an unknown machine boots under
 // `unknown: maintenance`: the version, schematic and arch defaults.yaml
@@ -154,13 +144,9 @@ func (s *Set) LoadedAt() time.Time { return s.loadedAt }
 // Len is the number of machines with a profile.
 func (s *Set) Len() int { return len(s.machines) }
 
-// Machine returns the profile of mac, in any usual spelling.
-func (s *Set) Machine(mac string) (Profile, bool) {
-	key, err := NormalizeMAC(mac)
-	if err != nil {
-		return Profile{}, false
-	}
-	m, ok := s.machines[key]
+// Machine returns the profile of mac; ok is false when it has none.
+func (s *Set) Machine(mac machine.MAC) (p Profile, ok bool) {
+	m, ok := s.machines[mac]
 	if !ok {
 		return Profile{}, false
 	}
@@ -173,24 +159,20 @@ func (s *Set) Machines() []Profile {
 	for _, m := range s.machines {
 		out = append(out, m.profile)
 	}
-	slices.SortFunc(out, func(a, b Profile) int { return cmp.Compare(a.MAC, b.MAC) })
+	slices.SortFunc(out, func(a, b Profile) int { return bytes.Compare(a.MAC[:], b.MAC[:]) })
 	return out
 }
 
 // Render returns mac's machine config, exactly as it is served. Configs
 // are rendered and checked when the set loads, so this only looks one up
 // (and copies it: the caller may keep or change the bytes).
-func (s *Set) Render(ctx context.Context, mac string) ([]byte, error) {
+func (s *Set) Render(ctx context.Context, mac machine.MAC) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key, err := NormalizeMAC(mac)
-	if err != nil {
-		return nil, fmt.Errorf("profiles: render: %w", err)
-	}
-	m, ok := s.machines[key]
+	m, ok := s.machines[mac]
 	if !ok {
-		return nil, fmt.Errorf("profiles: render %s: %w", key, ErrUnknownMachine)
+		return nil, fmt.Errorf("profiles: render %s: %w", mac.Dashed(), ErrUnknownMachine)
 	}
 	return slices.Clone(m.config), nil
 }
@@ -199,7 +181,7 @@ func (s *Set) Render(ctx context.Context, mac string) ([]byte, error) {
 type layers struct {
 	defaults *layer
 	groups   map[string]*layer
-	machines map[string]*layer
+	machines map[machine.MAC]*layer
 	files    map[string]map[string]string // subdir → name → path
 	// broken says defaults.yaml or a group did not parse: machines are
 	// then not checked, as their problems would be that one's echoes.
@@ -221,7 +203,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	if ls == nil || ls.broken {
 		return nil, errors.Join(errs...)
 	}
-	set := &Set{unknown: boot.UnknownMaintenance, machines: map[string]*machine{}, stamp: stamp}
+	set := &Set{unknown: machine.UnknownMaintenance, machines: map[machine.MAC]*entry{}, stamp: stamp}
 	if ls.defaults != nil && ls.defaults.unknown != nil {
 		set.unknown = *ls.defaults.unknown
 	}
@@ -239,7 +221,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 	}
 	host := factoryHost(opts.FactoryURL)
-	for _, mac := range slices.Sorted(maps.Keys(ls.machines)) {
+	for _, mac := range slices.SortedFunc(maps.Keys(ls.machines), func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }) {
 		p, perrs := ls.effective(mac)
 		if len(perrs) > 0 {
 			errs = append(errs, perrs...)
@@ -250,7 +232,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, &Problem{Machine: mac, File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: err.Error()})
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: err.Error()})
 			continue
 		}
 		p.Talos.SchematicID = id
@@ -259,7 +241,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			errs = append(errs, err)
 			continue
 		}
-		set.machines[mac] = &machine{profile: p, config: cfg}
+		set.machines[mac] = &entry{profile: p, config: cfg}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -290,7 +272,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 		return nil, []error{&Problem{File: dir, Msg: "profiles directory: " + err.Error()}}
 	}
 	var errs []error
-	ls := &layers{groups: map[string]*layer{}, machines: map[string]*layer{}, files: map[string]map[string]string{}}
+	ls := &layers{groups: map[string]*layer{}, machines: map[machine.MAC]*layer{}, files: map[string]map[string]string{}}
 	read := func(path string, k kind) (*layer, error) {
 		rel, err := filepath.Rel(dir, path)
 		if err == nil {
@@ -346,7 +328,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(ls.files["machines"])) {
 		path := ls.files["machines"][name]
-		mac, err := NormalizeMAC(name)
+		mac, err := machine.ParseMAC(name)
 		if err != nil {
 			errs = append(errs, &Problem{File: path, Msg: fmt.Sprintf("the file name %q is not a MAC address: machines/ holds one file per machine, named by its MAC (52-54-00-12-34-56.yaml)", name)})
 			continue
@@ -402,9 +384,9 @@ func yamlFiles(dir string) (map[string]string, error) {
 // effective layers defaults, the machine's groups and the machine file
 // into its profile: later layers override scalars, patches and kernelArgs
 // append, values deep-merge.
-func (ls *layers) effective(mac string) (Profile, []error) {
+func (ls *layers) effective(mac machine.MAC) (Profile, []error) {
 	ml := ls.machines[mac]
-	p := Profile{MAC: mac, File: ml.file, Install: state.InstallOnce, Values: map[string]any{}}
+	p := Profile{MAC: mac, File: ml.file, Install: machine.InstallOnce, Values: map[string]any{}}
 	var errs []error
 	stack := []*layer{}
 	if ls.defaults != nil {
@@ -414,7 +396,7 @@ func (ls *layers) effective(mac string) (Profile, []error) {
 		gl, ok := ls.groups[g]
 		if !ok {
 			if _, exists := ls.files["groups"][g]; !exists {
-				errs = append(errs, &Problem{Machine: mac, File: ml.file, Line: ml.lines["groups"], Msg: fmt.Sprintf("groups: no file groups/%s.yaml", g)})
+				errs = append(errs, &Problem{Machine: mac.Dashed(), File: ml.file, Line: ml.lines["groups"], Msg: fmt.Sprintf("groups: no file groups/%s.yaml", g)})
 			}
 			continue
 		}
@@ -439,7 +421,7 @@ func (ls *layers) effective(mac string) (Profile, []error) {
 	}
 	need := func(v, key, what string) {
 		if v == "" {
-			errs = append(errs, &Problem{Machine: mac, File: ml.file, Msg: fmt.Sprintf("%s is not set in this file, its groups or defaults.yaml (%s)", key, what)})
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ml.file, Msg: fmt.Sprintf("%s is not set in this file, its groups or defaults.yaml (%s)", key, what)})
 		}
 	}
 	need(p.Talos.Version, "talos.version", "e.g. v1.12.7")
@@ -447,18 +429,18 @@ func (ls *layers) effective(mac string) (Profile, []error) {
 	need(p.Config, "config", "a base config under configs/")
 	if p.Config != "" {
 		if _, ok := ls.files["configs"][p.Config]; !ok {
-			errs = append(errs, &Problem{Machine: mac, File: ls.setter(p, "config"), Line: ls.line(p, "config"), Msg: fmt.Sprintf("config: no file configs/%s.yaml", p.Config)})
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "config"), Line: ls.line(p, "config"), Msg: fmt.Sprintf("config: no file configs/%s.yaml", p.Config)})
 		}
 	}
 	for _, name := range p.Patches {
 		if _, ok := ls.files["patches"][name]; !ok {
 			l := ls.patchLayer(p, name)
-			errs = append(errs, &Problem{Machine: mac, File: l.file, Line: l.lines["patches"], Msg: fmt.Sprintf("patches: no file patches/%s.yaml", name)})
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: l.file, Line: l.lines["patches"], Msg: fmt.Sprintf("patches: no file patches/%s.yaml", name)})
 		}
 	}
 	if s := p.Talos.Schematic; s != "" && !hexIDRE.MatchString(s) {
 		if _, ok := ls.files["schematics"][s]; !ok {
-			errs = append(errs, &Problem{Machine: mac, File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: fmt.Sprintf("talos.schematic: no file schematics/%s.yaml (and %q is not a 64-hex schematic ID)", s, s)})
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: fmt.Sprintf("talos.schematic: no file schematics/%s.yaml (and %q is not a 64-hex schematic ID)", s, s)})
 		}
 	}
 	return p, errs
@@ -512,7 +494,7 @@ func (ls *layers) line(p Profile, key string) int {
 	return 0
 }
 
-func setIf(dst *string, src *string) {
+func setIf[T any](dst *T, src *T) {
 	if src != nil {
 		*dst = *src
 	}
@@ -602,7 +584,7 @@ func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
 		path := ls.files[sub][name]
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return render.File{}, &Problem{Machine: p.MAC, File: path, Msg: err.Error()}
+			return render.File{}, &Problem{Machine: p.MAC.Dashed(), File: path, Msg: err.Error()}
 		}
 		return render.File{Name: path, Text: b}, nil
 	}
@@ -617,13 +599,13 @@ func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
 	in := render.Input{
 		Base: base,
 		Data: render.Data{
-			Machine: render.MachineData{MAC: p.MAC, Hostname: p.Hostname, Arch: p.Talos.Arch},
+			Machine: render.MachineData{MAC: p.MAC.Dashed(), Hostname: p.Hostname, Arch: string(p.Talos.Arch)},
 			Values:  p.Values,
 			Talos:   render.TalosData{Version: p.Talos.Version, SchematicID: p.Talos.SchematicID, InstallerImage: image},
 		},
 		InstallerImage: image,
 		Hostname:       p.Hostname,
-		RequireDisk:    p.Install == state.InstallOnce,
+		RequireDisk:    p.Install == machine.InstallOnce,
 	}
 	for _, name := range p.Patches {
 		f, err := read("patches", name)
@@ -634,12 +616,12 @@ func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
 	}
 	out, err := render.Render(in)
 	if err != nil {
-		return nil, machineProblems(p.MAC, err)
+		return nil, machineProblems(p.MAC.Dashed(), err)
 	}
 	if baseURL == "" {
 		return out, nil
 	}
-	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC, strings.TrimSuffix(baseURL, "/"), p.MAC)
+	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
 	return append([]byte(head), out...), nil
 }
 

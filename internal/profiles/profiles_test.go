@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,43 +151,21 @@ func TestExampleControlPlanes(t *testing.T) {
 	}
 }
 
-func TestNormalizeMAC(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-		err            bool
-	}{
-		{name: "profile spelling", in: "52-54-00-12-34-56", want: "52-54-00-12-34-56"},
-		{name: "colons, upper case", in: "52:54:00:AB:CD:EF", want: "52-54-00-ab-cd-ef"},
-		{name: "dots", in: "5254.00ab.cdef", want: "52-54-00-ab-cd-ef"},
-		{name: "bare hex", in: "525400abcdef", want: "52-54-00-ab-cd-ef"},
-		{name: "not a MAC", in: "cp-01", err: true},
-		{name: "EUI-64", in: "52:54:00:ab:cd:ef:00:11", err: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := NormalizeMAC(tt.in)
-			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("got %q, %v; want %q, error %v", got, err, tt.want, tt.err)
-			}
-		})
-	}
-}
-
 func TestLookupAnySpelling(t *testing.T) {
 	set, err := Load(t.Context(), testOptions("../../profiles"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mac := range []string{"1c-69-7a-00-00-11", "1C:69:7A:00:00:11", "1c697a000011"} {
-		p, ok := set.Machine(mac)
+		p, ok := set.Machine(machine.MustParseMAC(mac))
 		if !ok || p.Hostname != "cp-01" {
 			t.Errorf("Machine(%q) = %q, %v; want cp-01", mac, p.Hostname, ok)
 		}
 	}
-	if _, ok := set.Machine("52:54:00:99:99:99"); ok {
+	if _, ok := set.Machine(machine.MustParseMAC("52:54:00:99:99:99")); ok {
 		t.Error("an unknown MAC has a profile")
 	}
-	if _, err := set.Render(t.Context(), "52:54:00:99:99:99"); !errors.Is(err, ErrUnknownMachine) {
+	if _, err := set.Render(t.Context(), machine.MustParseMAC("52:54:00:99:99:99")); !errors.Is(err, ErrUnknownMachine) {
 		t.Errorf("got %v, want ErrUnknownMachine", err)
 	}
 }

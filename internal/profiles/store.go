@@ -17,9 +17,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // DefaultDebounce is how long the directory must be quiet before a change
@@ -132,20 +132,20 @@ func (s *Store) Status() Status {
 }
 
 // Machine returns mac's profile in the set being served.
-func (s *Store) Machine(mac string) (Profile, bool) { return s.Set().Machine(mac) }
+func (s *Store) Machine(mac machine.MAC) (Profile, bool) { return s.Set().Machine(mac) }
 
 // Machines returns every profile in the set being served, by MAC.
 func (s *Store) Machines() []Profile { return s.Set().Machines() }
 
 // Unknown is the policy for machines without a profile.
-func (s *Store) Unknown() boot.Unknown { return s.Set().Unknown() }
+func (s *Store) Unknown() machine.Unknown { return s.Set().Unknown() }
 
 // Maintenance is the Talos image of a maintenance boot; see
 // Set.Maintenance.
 func (s *Store) Maintenance() Talos { return s.Set().Maintenance() }
 
 // Render returns mac's machine config as it is served; see Set.Render.
-func (s *Store) Render(ctx context.Context, mac string) ([]byte, error) {
+func (s *Store) Render(ctx context.Context, mac machine.MAC) ([]byte, error) {
 	return s.Set().Render(ctx, mac)
 }
 

@@ -3,6 +3,7 @@ package profiles
 import (
 	"bytes"
 	"context"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,12 +79,12 @@ func TestHotReload(t *testing.T) {
 	}
 	watch(t, s)
 
-	const mac = "52-54-00-00-00-01"
+	var mac = machine.MustParseMAC("52-54-00-00-00-01")
 	old, err := s.Render(t.Context(), mac)
 	if err != nil {
 		t.Fatal(err)
 	}
-	machineFile := filepath.Join(dir, "machines", mac+".yaml")
+	machineFile := filepath.Join(dir, "machines", mac.Dashed()+".yaml")
 	writeFile(t, machineFile, "hostname: [broken\n")
 	eventually(t, "the broken file to be reported", func() bool { return s.Status().Err != nil })
 	st := s.Status()
@@ -117,7 +118,7 @@ tinderbox_profiles_machines 2
 	}
 
 	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-03.yaml"), "hostname: third\nvalues: {host: 13}\n")
-	eventually(t, "the new machine", func() bool { _, ok := s.Machine("52:54:00:00:00:03"); return ok })
+	eventually(t, "the new machine", func() bool { _, ok := s.Machine(machine.MustParseMAC("52:54:00:00:00:03")); return ok })
 	if got := testutil.ToFloat64(s.reloads.WithLabelValues("ok")); got != 2 {
 		t.Errorf("got %v good reloads, want 2", got)
 	}
@@ -145,7 +146,7 @@ func TestWatchSeesEarlyChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Watch(ctx) }()
-	eventually(t, "the new machine", func() bool { _, ok := s.Machine("52-54-00-00-00-03"); return ok })
+	eventually(t, "the new machine", func() bool { _, ok := s.Machine(machine.MustParseMAC("52-54-00-00-00-03")); return ok })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Watch: %v", err)
@@ -214,7 +215,7 @@ func TestHotReloadKubeletVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	watch(t, s)
-	const mac = "52-54-00-00-00-01"
+	var mac = machine.MustParseMAC("52-54-00-00-00-01")
 	if p, ok := s.Machine(mac); !ok || p.Hostname != "fast-arm" {
 		t.Fatalf("through kubelet's links: got %+v %v, want hostname fast-arm", p, ok)
 	}

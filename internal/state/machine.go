@@ -11,114 +11,59 @@ package state
 import (
 	"slices"
 	"time"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
-
-// State is where a machine stands in its boot and install cycle.
-type State string
-
-// The states of CONTRACT §5.
-const (
-	// Discovered: the machine PXE-booted but has no profile.
-	Discovered State = "discovered"
-	// Pending: install: once, waiting to netboot the installer.
-	Pending State = "pending"
-	// Installing: its machine config was served; Talos is installing.
-	Installing State = "installing"
-	// Installed: it network-booted again after installing; it is told to
-	// boot its disk until re-armed.
-	Installed State = "installed"
-	// Netboot: install: always; it netboots Talos on every boot.
-	Netboot State = "netboot"
-	// Local: install: never; it is told to boot its disk.
-	Local State = "local"
-)
-
-// States lists every state, in cycle order.
-var States = []State{Discovered, Pending, Installing, Installed, Netboot, Local}
-
-// Install is a profile's install mode.
-type Install string
-
-// The install modes of CONTRACT §3.
-const (
-	InstallOnce   Install = "once"
-	InstallAlways Install = "always"
-	InstallNever  Install = "never"
-)
-
-// EventKind names a boot step or an operator action.
-type EventKind string
-
-// The events recorded per machine.
-const (
-	EventDHCPOffer  EventKind = "dhcp_offer"    // proxy offer or ack sent
-	EventTFTP       EventKind = "tftp"          // iPXE binary sent over TFTP
-	EventScript     EventKind = "script"        // iPXE script served
-	EventAsset      EventKind = "asset"         // kernel or initramfs sent
-	EventConfig     EventKind = "config"        // machine config served
-	EventLocalBoot  EventKind = "local_boot"    // told to boot the local disk
-	EventReinstall  EventKind = "reinstall"     // re-armed by the operator
-	EventTransition EventKind = "transition"    // state changed
-	EventDenied     EventKind = "config_denied" // config asked for with a missing or wrong token
-)
-
-// Event is one timestamped entry of a machine's log.
-type Event struct {
-	Time   time.Time `json:"time"`
-	Kind   EventKind `json:"kind"`
-	Detail string    `json:"detail,omitempty"`
-	Bytes  int64     `json:"bytes,omitempty"`
-}
 
 // Machine is everything tinderbox records of one MAC address.
 type Machine struct {
-	// MAC is lower case, colon separated (52:54:00:12:34:56).
-	MAC       string    `json:"mac"`
-	State     State     `json:"state"`
-	Arch      string    `json:"arch,omitempty"`
-	UUID      string    `json:"uuid,omitempty"`
-	IP        string    `json:"ip,omitempty"`
-	FirstSeen time.Time `json:"firstSeen"`
-	LastSeen  time.Time `json:"lastSeen"`
+	// MAC is the record's key; JSON carries its canonical colon form.
+	MAC       machine.MAC   `json:"mac"`
+	State     machine.State `json:"state"`
+	Arch      machine.Arch  `json:"arch,omitempty"`
+	UUID      string        `json:"uuid,omitempty"`
+	IP        string        `json:"ip,omitempty"`
+	FirstSeen time.Time     `json:"firstSeen"`
+	LastSeen  time.Time     `json:"lastSeen"`
 	// Generation counts re-arms; the config token is derived from it, so
 	// a reinstall rotates the token.
-	Generation uint64  `json:"generation"`
-	Events     []Event `json:"events,omitempty"`
+	Generation uint64          `json:"generation"`
+	Events     []machine.Event `json:"events,omitempty"`
 }
 
 // Reconcile returns the state a machine should be in given its profile:
 // known says whether it has one, install is the profile's mode. A machine
 // part-way through install: once keeps its place in the cycle.
-func Reconcile(cur State, known bool, install Install) State {
+func Reconcile(cur machine.State, known bool, install machine.Install) machine.State {
 	switch {
 	case !known:
-		return Discovered
-	case install == InstallNever:
-		return Local
-	case install == InstallAlways:
-		return Netboot
+		return machine.Discovered
+	case install == machine.InstallNever:
+		return machine.Local
+	case install == machine.InstallAlways:
+		return machine.Netboot
 	}
 	switch cur {
-	case Pending, Installing, Installed:
+	case machine.Pending, machine.Installing, machine.Installed:
 		return cur
 	}
-	return Pending
+	return machine.Pending
 }
 
 // ScriptServed applies a network boot (an iPXE script request): a machine
 // that was installing has rebooted into the network again after installing,
 // so it is now installed. It returns the state the script is chosen by.
-func (m *Machine) ScriptServed() State {
-	if m.State == Installing {
-		m.State = Installed
+func (m *Machine) ScriptServed() machine.State {
+	if m.State == machine.Installing {
+		m.State = machine.Installed
 	}
 	return m.State
 }
 
 // ConfigServed applies a served machine config: pending becomes installing.
 func (m *Machine) ConfigServed() {
-	if m.State == Pending {
-		m.State = Installing
+	if m.State == machine.Pending {
+		m.State = machine.Installing
 	}
 }
 
@@ -126,7 +71,7 @@ func (m *Machine) ConfigServed() {
 // state: only while it is to be installed or netbooted.
 func (m *Machine) ConfigAllowed() bool {
 	switch m.State {
-	case Pending, Installing, Netboot:
+	case machine.Pending, machine.Installing, machine.Netboot:
 		return true
 	}
 	return false
@@ -134,16 +79,16 @@ func (m *Machine) ConfigAllowed() bool {
 
 // Reinstall re-arms the machine: back to pending, with a new token.
 func (m *Machine) Reinstall() {
-	m.State = Pending
+	m.State = machine.Pending
 	m.Generation++
 }
 
 // LastEvent returns the newest event of kind k, if any.
-func (m Machine) LastEvent(k EventKind) (Event, bool) {
+func (m Machine) LastEvent(k machine.EventKind) (machine.Event, bool) {
 	for _, e := range slices.Backward(m.Events) {
 		if e.Kind == k {
 			return e, true
 		}
 	}
-	return Event{}, false
+	return machine.Event{}, false
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,23 +14,23 @@ import (
 func TestReconcile(t *testing.T) {
 	tests := []struct {
 		name    string
-		cur     State
+		cur     machine.State
 		known   bool
-		install Install
-		want    State
+		install machine.Install
+		want    machine.State
 	}{
-		{name: "new unknown", cur: "", known: false, install: InstallOnce, want: Discovered},
-		{name: "profile removed", cur: Installed, known: false, install: InstallOnce, want: Discovered},
-		{name: "new once", cur: "", known: true, install: InstallOnce, want: Pending},
-		{name: "discovered gets profile", cur: Discovered, known: true, install: InstallOnce, want: Pending},
-		{name: "once keeps pending", cur: Pending, known: true, install: InstallOnce, want: Pending},
-		{name: "once keeps installing", cur: Installing, known: true, install: InstallOnce, want: Installing},
-		{name: "once keeps installed", cur: Installed, known: true, install: InstallOnce, want: Installed},
-		{name: "always from netboot to once", cur: Netboot, known: true, install: InstallOnce, want: Pending},
-		{name: "never to once", cur: Local, known: true, install: InstallOnce, want: Pending},
-		{name: "always", cur: Installed, known: true, install: InstallAlways, want: Netboot},
-		{name: "never", cur: Pending, known: true, install: InstallNever, want: Local},
-		{name: "unknown never", cur: "", known: false, install: InstallNever, want: Discovered},
+		{name: "new unknown", cur: "", known: false, install: machine.InstallOnce, want: machine.Discovered},
+		{name: "profile removed", cur: machine.Installed, known: false, install: machine.InstallOnce, want: machine.Discovered},
+		{name: "new once", cur: "", known: true, install: machine.InstallOnce, want: machine.Pending},
+		{name: "discovered gets profile", cur: machine.Discovered, known: true, install: machine.InstallOnce, want: machine.Pending},
+		{name: "once keeps pending", cur: machine.Pending, known: true, install: machine.InstallOnce, want: machine.Pending},
+		{name: "once keeps installing", cur: machine.Installing, known: true, install: machine.InstallOnce, want: machine.Installing},
+		{name: "once keeps installed", cur: machine.Installed, known: true, install: machine.InstallOnce, want: machine.Installed},
+		{name: "always from netboot to once", cur: machine.Netboot, known: true, install: machine.InstallOnce, want: machine.Pending},
+		{name: "never to once", cur: machine.Local, known: true, install: machine.InstallOnce, want: machine.Pending},
+		{name: "always", cur: machine.Installed, known: true, install: machine.InstallAlways, want: machine.Netboot},
+		{name: "never", cur: machine.Pending, known: true, install: machine.InstallNever, want: machine.Local},
+		{name: "unknown never", cur: "", known: false, install: machine.InstallNever, want: machine.Discovered},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,19 +44,19 @@ func TestReconcile(t *testing.T) {
 // TestInstallOnceCycle walks CONTRACT §5: pending → (config served)
 // installing → (next network boot) installed → (reinstall) pending.
 func TestInstallOnceCycle(t *testing.T) {
-	m := Machine{State: Reconcile("", true, InstallOnce)}
+	m := Machine{State: Reconcile("", true, machine.InstallOnce)}
 	steps := []struct {
 		name       string
 		do         func()
-		want       State
+		want       machine.State
 		wantConfig bool
 	}{
-		{"first script", func() { m.ScriptServed() }, Pending, true},
-		{"config served", m.ConfigServed, Installing, true},
-		{"config served again", m.ConfigServed, Installing, true},
-		{"next network boot", func() { m.ScriptServed() }, Installed, false},
-		{"later boots", func() { m.ScriptServed() }, Installed, false},
-		{"reinstall", m.Reinstall, Pending, true},
+		{"first script", func() { m.ScriptServed() }, machine.Pending, true},
+		{"config served", m.ConfigServed, machine.Installing, true},
+		{"config served again", m.ConfigServed, machine.Installing, true},
+		{"next network boot", func() { m.ScriptServed() }, machine.Installed, false},
+		{"later boots", func() { m.ScriptServed() }, machine.Installed, false},
+		{"reinstall", m.Reinstall, machine.Pending, true},
 	}
 	for _, s := range steps {
 		s.do()
@@ -69,8 +70,8 @@ func TestInstallOnceCycle(t *testing.T) {
 }
 
 func TestConfigAllowed(t *testing.T) {
-	want := map[State]bool{Pending: true, Installing: true, Netboot: true}
-	for _, s := range States {
+	want := map[machine.State]bool{machine.Pending: true, machine.Installing: true, machine.Netboot: true}
+	for _, s := range machine.States {
 		m := Machine{State: s}
 		if got := m.ConfigAllowed(); got != want[s] {
 			t.Errorf("ConfigAllowed in %q: got %v, want %v", s, got, want[s])
@@ -106,19 +107,19 @@ func TestStoreSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.Update("52-54-00-12-34-56", func(m *Machine, exists bool) error {
+	m, err := s.Update(machine.MustParseMAC("52-54-00-12-34-56"), func(m *Machine, exists bool) error {
 		if exists {
 			t.Error("new machine reported as existing")
 		}
-		m.State = Pending
+		m.State = machine.Pending
 		m.Arch, m.UUID, m.IP = "amd64", "8d5ae0f7-0000-4000-8000-000000000001", "192.0.2.50"
-		m.Events = append(m.Events, s.Event(EventDHCPOffer, "ipxe.efi", 0))
+		m.Events = append(m.Events, s.Event(machine.EventDHCPOffer, "ipxe.efi", 0))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.MAC != "52:54:00:12:34:56" {
+	if m.MAC.String() != "52:54:00:12:34:56" {
 		t.Errorf("MAC: got %q, want normalised 52:54:00:12:34:56", m.MAC)
 	}
 	token := s.Token(m)
@@ -127,11 +128,11 @@ func TestStoreSurvivesRestart(t *testing.T) {
 	}
 
 	s2 := openStore(t, dir, Options{})
-	got, ok, err := s2.Get("52:54:00:12:34:56")
+	got, ok, err := s2.Get(machine.MustParseMAC("52:54:00:12:34:56"))
 	if err != nil || !ok {
 		t.Fatalf("Get after restart: ok=%v err=%v", ok, err)
 	}
-	if got.State != Pending || got.IP != "192.0.2.50" || len(got.Events) != 1 || got.Events[0].Detail != "ipxe.efi" {
+	if got.State != machine.Pending || got.IP != "192.0.2.50" || len(got.Events) != 1 || got.Events[0].Detail != "ipxe.efi" {
 		t.Errorf("after restart: got %+v", got)
 	}
 	if !got.FirstSeen.Equal(m.FirstSeen) || !got.LastSeen.Equal(m.Events[0].Time) {
@@ -150,9 +151,9 @@ func TestRestartMidInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const mac = "52:54:00:00:00:01"
+	var mac = machine.MustParseMAC("52:54:00:00:00:01")
 	for _, step := range []func(*Machine){
-		func(m *Machine) { m.State = Reconcile(m.State, true, InstallOnce); m.ScriptServed() },
+		func(m *Machine) { m.State = Reconcile(m.State, true, machine.InstallOnce); m.ScriptServed() },
 		func(m *Machine) { m.ConfigServed() },
 	} {
 		if _, err := s.Update(mac, func(m *Machine, _ bool) error { step(m); return nil }); err != nil {
@@ -162,22 +163,22 @@ func TestRestartMidInstall(t *testing.T) {
 	s.Close()
 	s2 := openStore(t, dir, Options{})
 	m, err := s2.Update(mac, func(m *Machine, _ bool) error {
-		m.State = Reconcile(m.State, true, InstallOnce)
+		m.State = Reconcile(m.State, true, machine.InstallOnce)
 		m.ScriptServed()
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.State != Installed {
+	if m.State != machine.Installed {
 		t.Errorf("after restart and next boot: got %q, want installed", m.State)
 	}
 }
 
 func TestTokens(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{})
-	a := Machine{MAC: "52:54:00:00:00:01"}
-	b := Machine{MAC: "52:54:00:00:00:02"}
+	a := Machine{MAC: machine.MustParseMAC("52:54:00:00:00:01")}
+	b := Machine{MAC: machine.MustParseMAC("52:54:00:00:00:02")}
 	ta := s.Token(a)
 	if len(ta) != 32 {
 		t.Errorf("token length: got %d, want 32 hex digits", len(ta))
@@ -235,12 +236,12 @@ func TestBadSecretFile(t *testing.T) {
 
 func TestEventsAreBounded(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{MaxEvents: 5, Now: fakeClock()})
-	const mac = "52:54:00:00:00:01"
+	var mac = machine.MustParseMAC("52:54:00:00:00:01")
 	var m Machine
 	var err error
 	for i := range 12 {
 		m, err = s.Update(mac, func(m *Machine, _ bool) error {
-			m.Events = append(m.Events, s.Event(EventScript, fmt.Sprint(i), 0))
+			m.Events = append(m.Events, s.Event(machine.EventScript, fmt.Sprint(i), 0))
 			return nil
 		})
 		if err != nil {
@@ -253,24 +254,24 @@ func TestEventsAreBounded(t *testing.T) {
 	if m.Events[0].Detail != "7" || m.Events[4].Detail != "11" {
 		t.Errorf("kept events %q … %q, want the newest five (7 … 11)", m.Events[0].Detail, m.Events[4].Detail)
 	}
-	if e, ok := m.LastEvent(EventScript); !ok || e.Detail != "11" {
+	if e, ok := m.LastEvent(machine.EventScript); !ok || e.Detail != "11" {
 		t.Errorf("LastEvent: got %+v %v", e, ok)
 	}
-	if _, ok := m.LastEvent(EventConfig); ok {
+	if _, ok := m.LastEvent(machine.EventConfig); ok {
 		t.Error("LastEvent found an event kind never recorded")
 	}
 }
 
 func TestUpdateErrorStoresNothing(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{})
-	_, err := s.Update("52:54:00:00:00:01", func(m *Machine, _ bool) error {
-		m.State = Pending
+	_, err := s.Update(machine.MustParseMAC("52:54:00:00:00:01"), func(m *Machine, _ bool) error {
+		m.State = machine.Pending
 		return fmt.Errorf("refused")
 	})
 	if err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("got %v, want the callback's error", err)
 	}
-	if _, ok, _ := s.Get("52:54:00:00:00:01"); ok {
+	if _, ok, _ := s.Get(machine.MustParseMAC("52:54:00:00:00:01")); ok {
 		t.Error("a failed update stored a record")
 	}
 }
@@ -282,8 +283,8 @@ func TestConcurrentUpdates(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				if _, err := s.Update("52:54:00:00:00:01", func(m *Machine, _ bool) error {
-					m.Events = append(m.Events, Event{Kind: EventAsset, Detail: fmt.Sprint(w, "/", i)})
+				if _, err := s.Update(machine.MustParseMAC("52:54:00:00:00:01"), func(m *Machine, _ bool) error {
+					m.Events = append(m.Events, machine.Event{Kind: machine.EventAsset, Detail: fmt.Sprint(w, "/", i)})
 					return nil
 				}); err != nil {
 					t.Error(err)
@@ -292,7 +293,7 @@ func TestConcurrentUpdates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	m, _, err := s.Get("52:54:00:00:00:01")
+	m, _, err := s.Get(machine.MustParseMAC("52:54:00:00:00:01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestListForgetAndOnChange(t *testing.T) {
 		mu.Unlock()
 	}})
 	for _, mac := range []string{"52:54:00:00:00:02", "52:54:00:00:00:01"} {
-		if _, err := s.Update(mac, func(m *Machine, _ bool) error { m.State = Discovered; return nil }); err != nil {
+		if _, err := s.Update(machine.MustParseMAC(mac), func(m *Machine, _ bool) error { m.State = machine.Discovered; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -318,44 +319,23 @@ func TestListForgetAndOnChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].MAC != "52:54:00:00:00:01" {
+	if len(list) != 2 || list[0].MAC.String() != "52:54:00:00:00:01" {
 		t.Errorf("List: got %+v, want two machines ordered by MAC", list)
 	}
-	ok, err := s.Forget("52:54:00:00:00:02")
+	ok, err := s.Forget(machine.MustParseMAC("52:54:00:00:00:02"))
 	if err != nil || !ok {
 		t.Fatalf("Forget: ok=%v err=%v", ok, err)
 	}
-	if ok, _ := s.Forget("52:54:00:00:00:02"); ok {
+	if ok, _ := s.Forget(machine.MustParseMAC("52:54:00:00:00:02")); ok {
 		t.Error("Forget of a forgotten machine: got ok")
 	}
-	if _, ok, _ := s.Get("52:54:00:00:00:02"); ok {
+	if _, ok, _ := s.Get(machine.MustParseMAC("52:54:00:00:00:02")); ok {
 		t.Error("forgotten machine still there")
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(changes) != 3 || changes[2].MAC != "52:54:00:00:00:02" || changes[2].State != "" {
+	if len(changes) != 3 || changes[2].MAC.String() != "52:54:00:00:00:02" || changes[2].State != "" {
 		t.Errorf("OnChange calls: got %+v, want two updates then a forget", changes)
-	}
-}
-
-func TestNormalizeMAC(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"52:54:00:12:34:56", "52:54:00:12:34:56"},
-		{"52-54-00-12-34-56", "52:54:00:12:34:56"},
-		{"52:54:00:AB:CD:EF", "52:54:00:ab:cd:ef"},
-		{"5254.0012.3456", "52:54:00:12:34:56"},
-		{"525400123456", "52:54:00:12:34:56"},
-		{"52:54:00:12:34", ""},
-		{"../../etc/passwd", ""},
-		{"00:00:00:00:00:00:00:00", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := NormalizeMAC(tt.in)
-			if (err != nil) != (tt.want == "") || got != tt.want {
-				t.Errorf("NormalizeMAC(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-			}
-		})
 	}
 }
 
@@ -380,10 +360,10 @@ func TestCompactsSparseDatabase(t *testing.T) {
 	}
 	big := strings.Repeat("x", 1000)
 	for i := range 400 {
-		mac := fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256)
+		mac := machine.MustParseMAC(fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256))
 		if _, err := s.Update(mac, func(m *Machine, _ bool) error {
 			for range 10 {
-				m.Events = append(m.Events, Event{Kind: EventScript, Detail: big})
+				m.Events = append(m.Events, machine.Event{Kind: machine.EventScript, Detail: big})
 			}
 			return nil
 		}); err != nil {
@@ -391,7 +371,7 @@ func TestCompactsSparseDatabase(t *testing.T) {
 		}
 	}
 	for i := range 390 {
-		if _, err := s.Forget(fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256)); err != nil {
+		if _, err := s.Forget(machine.MustParseMAC(fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 const (
@@ -206,25 +207,9 @@ func trimNL(b []byte) []byte {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// NormalizeMAC returns mac in the store's spelling (lower case, colons),
-// accepting colon, dash or dot separated and bare hex forms.
-func NormalizeMAC(mac string) (string, error) {
-	hw, err := net.ParseMAC(mac)
-	if err != nil && len(mac) == 12 {
-		hw, err = net.ParseMAC(mac[0:2] + ":" + mac[2:4] + ":" + mac[4:6] + ":" + mac[6:8] + ":" + mac[8:10] + ":" + mac[10:12])
-	}
-	if err != nil || len(hw) != 6 {
-		return "", fmt.Errorf("%q is not a MAC address", mac)
-	}
-	return hw.String(), nil
-}
-
 // Get returns the machine recorded under mac; ok is false when there is none.
-func (s *Store) Get(mac string) (m Machine, ok bool, err error) {
-	key, err := NormalizeMAC(mac)
-	if err != nil {
-		return Machine{}, false, fmt.Errorf("state: %w", err)
-	}
+func (s *Store) Get(mac machine.MAC) (m Machine, ok bool, err error) {
+	key := mac.String()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(machinesBucket).Get([]byte(key))
 		if v == nil {
@@ -263,15 +248,12 @@ func (s *Store) List() ([]Machine, error) {
 // transaction. A new record's FirstSeen is set; LastSeen is set when fn
 // adds events. The event log is trimmed to its bound. If fn returns an
 // error nothing is stored. Update returns the machine as stored.
-func (s *Store) Update(mac string, fn func(m *Machine, exists bool) error) (Machine, error) {
-	key, err := NormalizeMAC(mac)
-	if err != nil {
-		return Machine{}, fmt.Errorf("state: %w", err)
-	}
+func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) (Machine, error) {
+	key := mac.String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var m Machine
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(machinesBucket)
 		exists := false
 		if v := b.Get([]byte(key)); v != nil {
@@ -280,7 +262,7 @@ func (s *Store) Update(mac string, fn func(m *Machine, exists bool) error) (Mach
 			}
 			exists = true
 		}
-		m.MAC = key
+		m.MAC = mac
 		before := len(m.Events)
 		if err := fn(&m, exists); err != nil {
 			return err
@@ -294,7 +276,7 @@ func (s *Store) Update(mac string, fn func(m *Machine, exists bool) error) (Mach
 			m.LastSeen = m.Events[len(m.Events)-1].Time
 		}
 		if over := len(m.Events) - s.maxEvents; over > 0 {
-			m.Events = append([]Event(nil), m.Events[over:]...)
+			m.Events = append([]machine.Event(nil), m.Events[over:]...)
 		}
 		v, err := json.Marshal(&m)
 		if err != nil {
@@ -312,16 +294,13 @@ func (s *Store) Update(mac string, fn func(m *Machine, exists bool) error) (Mach
 }
 
 // Event returns an event of kind k stamped with the store's clock.
-func (s *Store) Event(k EventKind, detail string, bytes int64) Event {
-	return Event{Time: s.now(), Kind: k, Detail: detail, Bytes: bytes}
+func (s *Store) Event(k machine.EventKind, detail string, bytes int64) machine.Event {
+	return machine.Event{Time: s.now(), Kind: k, Detail: detail, Bytes: bytes}
 }
 
 // Forget deletes the machine's record; ok is false when there was none.
-func (s *Store) Forget(mac string) (ok bool, err error) {
-	key, err := NormalizeMAC(mac)
-	if err != nil {
-		return false, fmt.Errorf("state: %w", err)
-	}
+func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
+	key := mac.String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *bolt.Tx) error {
@@ -333,7 +312,7 @@ func (s *Store) Forget(mac string) (ok bool, err error) {
 		return false, fmt.Errorf("state: forget %s: %w", key, err)
 	}
 	if ok && s.onChange != nil {
-		s.onChange(Machine{MAC: key})
+		s.onChange(Machine{MAC: mac})
 	}
 	return ok, nil
 }
@@ -343,7 +322,7 @@ func (s *Store) Forget(mac string) (ok bool, err error) {
 // across restarts, and rotated by Reinstall.
 func (s *Store) Token(m Machine) string {
 	h := hmac.New(sha256.New, s.secret)
-	h.Write([]byte(m.MAC))
+	h.Write([]byte(m.MAC.String()))
 	h.Write([]byte{0})
 	h.Write([]byte(strconv.FormatUint(m.Generation, 10)))
 	// 128 bits are plenty against guessing and keep the kernel command line short.

@@ -83,3 +83,13 @@ func (m *MAC) UnmarshalText(b []byte) error {
 	*m = v
 	return nil
 }
+
+// MustParseMAC is ParseMAC for constants in tests and examples; it panics
+// when s is not a MAC address.
+func MustParseMAC(s string) MAC {
+	m, err := ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
