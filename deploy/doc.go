@@ -5,5 +5,6 @@
 // into the API types, render the example overlay with kustomize, check the
 // invariants the daemon depends on (host network, one replica, Recreate,
 // capabilities, probes, mounts matching the config), and check that every
-// metric the dashboard queries is one tinderbox registers.
+// metric and label the dashboard queries is one the daemon exposes, as
+// cmd/tinderbox/testdata/metrics.golden records them.
 package deploy

@@ -1,106 +1,56 @@
 package deploy
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
-	"github.com/tinderbox-boot/tinderbox/internal/cache"
-	"github.com/tinderbox-boot/tinderbox/internal/factory"
-	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
-	"github.com/tinderbox-boot/tinderbox/internal/metrics"
-	"github.com/tinderbox-boot/tinderbox/internal/profiles"
-	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
-	"github.com/tinderbox-boot/tinderbox/internal/state"
-	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 )
 
 const dashboardFile = "grafana/tinderbox.json"
 
-// recorder is a Registerer that registers on a real registry (so clashes
-// still fail) and keeps every collector, to read their descriptions: a
-// vector with no label values yet is described but not gathered.
-type recorder struct {
-	*prometheus.Registry
-	collectors []prometheus.Collector
+// metricsGolden lists every tinderbox metric family the daemon exposes, one
+// line each (name type label,label # help), written by cmd/tinderbox's
+// metrics test from the real daemon's /metrics.
+const metricsGolden = "../cmd/tinderbox/testdata/metrics.golden"
+
+// family is a metric family as metricsGolden records it.
+type family struct {
+	typ    string
+	labels []string
 }
 
-func (r *recorder) Register(c prometheus.Collector) error {
-	if err := r.Registry.Register(c); err != nil {
-		return err
-	}
-	r.collectors = append(r.collectors, c)
-	return nil
-}
-
-func (r *recorder) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-var (
-	descName   = regexp.MustCompile(`fqName: "([^"]+)"`)
-	descLabels = regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
-)
-
-// registeredMetrics builds every tinderbox component that registers metrics,
-// the way the daemon does, on one registry, and returns each metric's name
-// with its label names.
-func registeredMetrics(t *testing.T) map[string][]string {
+// registeredMetrics reads metricsGolden: each family's type and label
+// names, by metric name.
+func registeredMetrics(t *testing.T) map[string]family {
 	t.Helper()
-	reg := &recorder{Registry: metrics.NewRegistry()}
-	dir := t.TempDir()
-
-	httpserver.NewMetrics(reg)
-	proxydhcp.NewMetrics(reg)
-	tftp.NewMetrics(reg)
-	fc, err := factory.New(factory.Options{URL: "http://127.0.0.1:9", StateDir: dir, Registerer: reg})
+	f, err := os.Open(metricsGolden)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(cache.Options{Dir: t.TempDir(), Upstream: cache.FromFactory(fc), Registerer: reg})
-	if err != nil {
+	defer f.Close()
+	out := map[string]family{}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		decl, _, _ := strings.Cut(sc.Text(), " # ")
+		fields := strings.Fields(decl)
+		if len(fields) < 2 || len(fields) > 3 {
+			t.Fatalf("%s:%d: got %q, want name type [label,label] # help", metricsGolden, line, sc.Text())
+		}
+		fam := family{typ: fields[1]}
+		if len(fields) == 3 {
+			fam.labels = strings.Split(fields[2], ",")
+		}
+		out[fields[0]] = fam
+	}
+	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	st, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := profiles.NewStore(t.Context(), profiles.Options{Dir: t.TempDir()}, profiles.StoreOptions{Registerer: reg}); err != nil {
-		t.Fatal(err)
-	}
-	bootflow.New(bootflow.Options{Store: st, Registerer: reg})
-
-	out := map[string][]string{}
-	ch := make(chan *prometheus.Desc)
-	go func() {
-		for _, c := range reg.collectors {
-			c.Describe(ch)
-		}
-		close(ch)
-	}()
-	for d := range ch {
-		s := d.String()
-		m := descName.FindStringSubmatch(s)
-		if m == nil {
-			t.Fatalf("no metric name in %s", s)
-		}
-		var labels []string
-		if l := descLabels.FindStringSubmatch(s); l != nil && l[1] != "" {
-			labels = strings.Split(l[1], ",")
-		}
-		out[m[1]] = labels
+	if len(out) == 0 {
+		t.Fatalf("%s lists no metric", metricsGolden)
 	}
 	return out
 }
@@ -137,6 +87,26 @@ var (
 // histogramSuffixes are the series a histogram exposes beside its name.
 var histogramSuffixes = []string{"_bucket", "_sum", "_count"}
 
+// seriesLabels returns the family a series name belongs to (its own, or a
+// histogram's for a _bucket, _sum or _count series) and the label names
+// the series has: the family's, and le on a histogram's buckets.
+func seriesLabels(known map[string]family, name string) (base string, labels []string, ok bool) {
+	if f, ok := known[name]; ok {
+		return name, f.labels, true
+	}
+	for _, s := range histogramSuffixes {
+		if b, cut := strings.CutSuffix(name, s); cut {
+			if f, ok := known[b]; ok && f.typ == "histogram" {
+				if s == "_bucket" {
+					return b, append(slices.Clone(f.labels), "le"), true
+				}
+				return b, f.labels, true
+			}
+		}
+	}
+	return "", nil, false
+}
+
 func loadDashboard(t *testing.T) dashboard {
 	t.Helper()
 	data, err := os.ReadFile(dashboardFile)
@@ -151,8 +121,9 @@ func loadDashboard(t *testing.T) dashboard {
 }
 
 // TestDashboardQueriesRegisteredMetrics checks that every metric a panel
-// queries is one tinderbox registers, and every label it matches or groups
-// by is one of that metric's labels (or le, a histogram bucket's).
+// queries is one the daemon exposes (as metricsGolden records), and every
+// label it matches or groups by is one of that metric's labels (or le, a
+// histogram bucket's).
 func TestDashboardQueriesRegisteredMetrics(t *testing.T) {
 	known := registeredMetrics(t)
 	d := loadDashboard(t)
@@ -164,20 +135,12 @@ func TestDashboardQueriesRegisteredMetrics(t *testing.T) {
 				if len(refs) == 0 {
 					t.Fatalf("query %q names no tinderbox metric", tg.Expr)
 				}
-				labels := map[string]bool{"le": true}
+				labels := map[string]bool{}
 				for _, ref := range refs {
 					name := ref[1]
-					base := name
-					for _, s := range histogramSuffixes {
-						if b, ok := strings.CutSuffix(name, s); ok {
-							if _, isMetric := known[b]; isMetric {
-								base = b
-							}
-						}
-					}
-					ls, ok := known[base]
+					base, ls, ok := seriesLabels(known, name)
 					if !ok {
-						t.Errorf("query %q: metric %s is not registered by tinderbox", tg.Expr, name)
+						t.Errorf("query %q: metric %s is not in %s", tg.Expr, name, metricsGolden)
 						continue
 					}
 					queried[base] = true

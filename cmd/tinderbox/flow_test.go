@@ -243,6 +243,10 @@ func TestSimulatedNodeBoot(t *testing.T) {
 			t.Errorf("event log lacks %s: %v", want, kinds)
 		}
 	}
+
+	// 9. By now every metric family has a series: the daemon's metrics
+	// match testdata/metrics.golden.
+	t.Run("metrics", func(t *testing.T) { checkMetrics(t, d) })
 }
 
 // writeConfig writes cfg as a config file for the CLI, with the listen

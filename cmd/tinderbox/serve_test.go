@@ -18,7 +18,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tinderbox-boot/tinderbox/internal/config"
-	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 )
 
 // testConfig returns a valid config whose sockets bind 127.0.0.1:0 and
@@ -50,17 +49,9 @@ func testConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
-// testLogger writes the daemon's log into the test's log.
+// testLogger writes the daemon's log, debug and up, into the test's output.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // startDaemon builds and runs a daemon; it returns the daemon and a stop
@@ -267,13 +258,26 @@ func TestCLI(t *testing.T) {
 func TestServeCommandStopsOnCancel(t *testing.T) {
 	cfgPath := cliConfig(t, "127.0.0.1:0", "log: {format: json}\n")
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr testlog.Buffer
+	// The test reads serve's log while serve writes it: a file needs no
+	// lock for that, where a bytes.Buffer would race.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stderr.Close() })
+	logged := func() string {
+		b, err := os.ReadFile(stderr.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 	done := make(chan error, 1)
-	go func() { done <- execute(ctx, []string{"serve", "--config", cfgPath}, &stdout, &stderr) }()
+	go func() { done <- execute(ctx, []string{"serve", "--config", cfgPath}, io.Discard, stderr) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(stderr.String(), "tinderbox starting") {
+	for !strings.Contains(logged(), "tinderbox starting") {
 		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start; stderr:\n%s", stderr.String())
+			t.Fatalf("serve did not start; stderr:\n%s", logged())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -286,8 +290,8 @@ func TestServeCommandStopsOnCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return within 10s of cancel")
 	}
-	if !strings.Contains(stderr.String(), `"msg":"tinderbox stopped"`) {
-		t.Errorf("log lacks a JSON \"tinderbox stopped\" line:\n%s", stderr.String())
+	if out := logged(); !strings.Contains(out, `"msg":"tinderbox stopped"`) {
+		t.Errorf("log lacks a JSON \"tinderbox stopped\" line:\n%s", out)
 	}
 }
 

@@ -83,7 +83,7 @@ func newEnvTB(t testing.TB, o envOpts) *env {
 	t.Cleanup(func() { c.Close() })
 	e.cache = c
 	r := chi.NewRouter()
-	log := testLogger(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if o.logTo != nil {
 		log = slog.New(slog.NewTextHandler(o.logTo, nil))
 	}
@@ -92,17 +92,6 @@ func newEnvTB(t testing.TB, o envOpts) *env {
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 type recorder struct {

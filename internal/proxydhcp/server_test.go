@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +23,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tinderbox-boot/tinderbox/internal/bind"
-	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -64,7 +65,7 @@ func (r *recorder) all() []Sent {
 type testServerRig struct {
 	addr    *net.UDPAddr
 	metrics *Metrics
-	logs    *testlog.Buffer
+	logs    string // path of the server's log, a file the test reads while the server writes
 	rec     *recorder
 }
 
@@ -79,14 +80,19 @@ func startServer(t *testing.T, pxePort bool, policy Policy) *testServerRig {
 	rig := &testServerRig{
 		addr:    &net.UDPAddr{IP: loopback, Port: conn.LocalAddr().(*net.UDPAddr).Port},
 		metrics: NewMetrics(prometheus.NewRegistry()),
-		logs:    &testlog.Buffer{},
+		logs:    filepath.Join(t.TempDir(), "server.log"),
 		rec:     &recorder{},
 	}
+	logFile, err := os.Create(rig.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
 	srv := New(Options{
 		Config:   Config{Advertise: netip.MustParseAddr("127.0.0.1"), HTTPPort: 8080},
 		Policy:   policy,
 		Recorder: rig.rec,
-		Logger:   slog.New(slog.NewTextHandler(rig.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:   slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logFile), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:  rig.metrics,
 		PXEPort:  pxePort,
 	})
@@ -104,11 +110,18 @@ func startServer(t *testing.T, pxePort bool, policy Policy) *testServerRig {
 			t.Error("Serve did not return within 5s of cancel")
 		}
 		_ = conn.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", rig.logs.String())
-		}
 	})
 	return rig
+}
+
+// log returns what the server has logged so far.
+func (r *testServerRig) log(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(r.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // client is an nclient4 client sending unicast from loopback to the rig.
@@ -155,7 +168,7 @@ func TestServerOffer(t *testing.T) {
 			if n := testutil.ToFloat64(rig.metrics.packets.WithLabelValues("discover", "efi-x64", "offered", "")); n != 1 {
 				t.Errorf("got %v discover/efi-x64/offered, want 1", n)
 			}
-			logs := rig.logs.String()
+			logs := rig.log(t)
 			if strings.Count(logs, "level=INFO") != 1 || !strings.Contains(logs, `msg="proxy offer sent" mac=52:54:00:12:34:56 arch=efi-x64 file=ipxe.efi`) {
 				t.Errorf("got log\n%s\nwant one Info line: proxy offer sent mac=… arch=efi-x64 file=ipxe.efi", logs)
 			}
@@ -216,7 +229,7 @@ func TestServerIgnores(t *testing.T) {
 	if _, err := c.DiscoverOffer(t.Context(), firmware(0)...); err != nil {
 		t.Fatalf("after bad packets, DiscoverOffer: %v", err)
 	}
-	if logs := rig.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "reason=no_binary") {
+	if logs := rig.log(t); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "reason=no_binary") {
 		t.Errorf("got log\n%s\nwant a Warn line with reason=no_binary", logs)
 	}
 }

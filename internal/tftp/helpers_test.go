@@ -22,7 +22,6 @@ import (
 	"pack.ag/tftp"
 
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
-	"github.com/tinderbox-boot/tinderbox/internal/testlog"
 )
 
 // testFiles are the files every fixture serves, by name.
@@ -52,7 +51,7 @@ type fixture struct {
 	reg    *prometheus.Registry
 	m      *Metrics
 	rec    *recorder
-	log    *testlog.Buffer
+	log    string // path of the server's log, a file the test reads while the server writes
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -81,11 +80,18 @@ func start(t testing.TB, configure func(*Options)) *fixture {
 	root := ipxe.NewRoot(dir)
 	t.Cleanup(func() { _ = root.Close() })
 
-	f := &fixture{dir: dir, reg: prometheus.NewRegistry(), rec: &recorder{}, log: &testlog.Buffer{}, done: make(chan error, 1)}
+	f := &fixture{dir: dir, reg: prometheus.NewRegistry(), rec: &recorder{}, log: filepath.Join(t.TempDir(), "server.log"), done: make(chan error, 1)}
 	f.m = NewMetrics(f.reg)
+	// The log goes to a file the test can read while the server writes it,
+	// not to the test's output: a benchmark prints its output always.
+	logFile, err := os.Create(f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
 	opts := Options{
 		Files:    root,
-		Logger:   slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:   slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:  f.m,
 		Recorder: f.rec,
 		Timeout:  200 * time.Millisecond,
@@ -108,10 +114,20 @@ func start(t testing.TB, configure func(*Options)) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("server log:\n%s", f.log.String())
+			t.Logf("server log:\n%s", f.logged(t))
 		}
 	})
 	return f
+}
+
+// logged returns what the server has logged so far.
+func (f *fixture) logged(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // stop cancels Serve and returns its error; later calls return nil.

@@ -226,7 +226,7 @@ func TestEDK2Probe(t *testing.T) {
 	if ts[0] != want || !ts[0].Remote.Addr().Is4() || ts[0].Duration <= 0 {
 		t.Errorf("recorded: got %+v, want %+v from an IPv4 address", ts[0], want)
 	}
-	if n := strings.Count(f.log.String(), `level=INFO msg="tftp: file sent"`); n != 1 {
+	if n := strings.Count(f.logged(t), `level=INFO msg="tftp: file sent"`); n != 1 {
 		t.Errorf("Info lines for completed transfers: got %d, want 1", n)
 	}
 }
