@@ -1,6 +1,7 @@
 // Package state keeps what tinderbox knows of every machine that has
-// network-booted (CONTRACT §5): its state in the install-once cycle, arch,
-// UUID, last IP, first and last sighting, and a bounded log of boot events.
+// network-booted (docs/protocol.md, "Machine states"): its state in the
+// install-once cycle, arch, UUID, last IP, first and last sighting, and a
+// bounded log of boot events.
 // Records live in an embedded bbolt database under state.dir, written in
 // transactions, so they survive crashes and restarts.
 //
@@ -16,7 +17,7 @@ import (
 // State is where a machine stands in its boot and install cycle.
 type State string
 
-// The states of CONTRACT §5.
+// The states of docs/protocol.md, "Machine states".
 const (
 	// Discovered: the machine PXE-booted but has no profile.
 	Discovered State = "discovered"
@@ -39,7 +40,7 @@ var States = []State{Discovered, Pending, Installing, Installed, Netboot, Local}
 // Install is a profile's install mode.
 type Install string
 
-// The install modes of CONTRACT §3.
+// The install modes of a profile's `install` key (docs/profiles.md).
 const (
 	InstallOnce   Install = "once"
 	InstallAlways Install = "always"
