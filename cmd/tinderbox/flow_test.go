@@ -22,8 +22,9 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
-// node is a simulated machine walking the boot sequence of PROTOCOL.md §1
-// against a daemon on loopback, with real clients for every protocol.
+// node is a simulated machine walking the boot sequence of
+// docs/architecture.md ("A boot, step by step") against a daemon on
+// loopback, with real clients for every protocol.
 type node struct {
 	t      *testing.T
 	d      *daemon

@@ -1,4 +1,4 @@
-// Package admin is tinderbox's admin listener (CONTRACT §6): the JSON API
+// Package admin is tinderbox's admin listener (docs/api.md): the JSON API
 // under /api/v1 (the machines tinderbox knows, their profile files,
 // rendered configs and boot scripts, re-arming a machine for a reinstall,
 // live events as server-sent events, the asset cache, the daemon's status)

@@ -165,7 +165,7 @@ func TestListAndShow(t *testing.T) {
 		if g["mac"] != w.mac || g["hostname"] != w.hostname || g["state"] != w.state || g["profile"] != w.profile {
 			t.Errorf("row %d: got %v, want %+v", i, g, w)
 		}
-		// CONTRACT §6: every listed key is present.
+		// docs/api.md, "Shapes": every listed key is present.
 		for _, k := range []string{"mac", "hostname", "state", "arch", "uuid", "ip", "firstSeen", "lastSeen", "profile"} {
 			if _, ok := g[k]; !ok {
 				t.Errorf("row %d lacks %q", i, k)

@@ -1,7 +1,8 @@
 // Package boot decides what a network-booting machine is told, and writes
-// the iPXE scripts that tell it (CONTRACT §4): the generic /boot.ipxe that
-// finds the booting NIC, a netboot of Talos with its machine config, a
-// maintenance-mode netboot for unknown machines, or a local-disk boot.
+// the iPXE scripts that tell it (docs/api.md, "GET /ipxe"): the generic
+// /boot.ipxe that finds the booting NIC, a netboot of Talos with its
+// machine config, a maintenance-mode netboot for unknown machines, or a
+// local-disk boot.
 //
 // Everything here is a pure function over values; the HTTP handlers that
 // serve the scripts live with the boot flow.
@@ -147,8 +148,8 @@ func NetbootScript(p NetbootParams) (string, error) {
 	b.WriteString("imgfree\n")
 	fmt.Fprintf(&b, "echo tinderbox: loading Talos %s (%s)\n", p.Version, p.Arch)
 	// initrd=NAME lets the kernel's EFI stub find the initramfs under the
-	// UEFI build of iPXE from 2019 (PROTOCOL.md §4); iPXE names the image
-	// after its URL's last segment. BIOS ignores it.
+	// UEFI build of iPXE from 2019 (docs/protocol.md, "iPXE"); iPXE names
+	// the image after its URL's last segment. BIOS ignores it.
 	fmt.Fprintf(&b, "kernel %s/kernel-%s initrd=%s %s || goto failed\n", assets, p.Arch, initrd, strings.Join(args, " "))
 	fmt.Fprintf(&b, "initrd %s/%s || goto failed\n", assets, initrd)
 	b.WriteString("boot || goto failed\n")

@@ -1,5 +1,6 @@
 // Package bootflow joins the machine-state store, the profiles and the
-// asset cache into what a network-booting node is served (CONTRACT §4–5):
+// asset cache into what a network-booting node is served (docs/api.md,
+// "Boot HTTP"; docs/protocol.md, "Machine states"):
 // the generic /boot.ipxe, each machine's /ipxe script, and its machine
 // config at /config/{mac}, guarded by a per-machine token. It also turns
 // what the DHCP, TFTP and asset servers report into machine events.

@@ -149,9 +149,10 @@ func configPath(t *testing.T, e *env, script string) string {
 	return strings.TrimPrefix(m[1], e.srv.URL)
 }
 
-// TestInstallOnceFlow walks CONTRACT §5 over real HTTP: netboot, config
-// (installing), next boot told to boot disk (installed), config refused,
-// reinstall rotates the token, netboot again.
+// TestInstallOnceFlow walks the install-once cycle (docs/protocol.md,
+// "Machine states") over real HTTP: netboot, config (installing), next
+// boot told to boot disk (installed), config refused, reinstall rotates
+// the token, netboot again.
 func TestInstallOnceFlow(t *testing.T) {
 	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 

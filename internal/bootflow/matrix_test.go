@@ -14,7 +14,8 @@ import (
 // TestScriptMatrix asks for a script in every combination of profile
 // (install once, always, never, or none), state the machine was left in,
 // unknown-machine policy and iPXE build arch, through the real store, and
-// checks the answer against CONTRACT §3–5 written out as a table.
+// checks the answer against docs/api.md ("GET /ipxe") and
+// docs/protocol.md ("Machine states") written out as a table.
 func TestScriptMatrix(t *testing.T) {
 	profiles := map[string]machine.MAC{"once": macOnce, "always": macAlways, "never": macNever, "none": macUnknown}
 	priors := append([]machine.State{""}, machine.States...)

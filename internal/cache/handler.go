@@ -17,7 +17,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
 )
 
-// Route is the boot HTTP route of cached assets (CONTRACT §4).
+// Route is the boot HTTP route of cached assets (docs/api.md, "Boot HTTP").
 const Route = "/assets/{schematic}/{version}/{file}"
 
 // Sent describes one asset response, for the machine-state layer. The MAC

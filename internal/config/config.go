@@ -1,5 +1,5 @@
 // Package config loads and validates tinderbox's configuration file
-// (CONTRACT §2): YAML from --config, ./tinderbox.yaml or
+// (docs/configuration.md): YAML from --config, ./tinderbox.yaml or
 // /etc/tinderbox/tinderbox.yaml, overridden by TINDERBOX_* environment
 // variables and command-line flags, decoded strictly into typed sections.
 //
@@ -91,7 +91,7 @@ type State struct {
 	Dir string `mapstructure:"dir"`
 }
 
-// Profiles is the profiles directory (CONTRACT §3).
+// Profiles is the profiles directory (docs/profiles.md).
 type Profiles struct {
 	Dir string `mapstructure:"dir"`
 }
@@ -102,7 +102,8 @@ type Log struct {
 	Format string `mapstructure:"format"`
 }
 
-// defaults are the built-in values of every key, as CONTRACT §2 lists them.
+// defaults are the built-in values of every key, as docs/configuration.md
+// lists them.
 // Every key tinderbox knows must appear here: the set of known keys (for the
 // unknown-key check and for environment variables) is derived from it.
 func defaults() map[string]any {

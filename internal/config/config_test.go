@@ -101,7 +101,8 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 	}
 }
 
-// TestDefaults checks the built-in defaults are CONTRACT §2's.
+// TestDefaults checks the built-in defaults are those docs/configuration.md
+// lists.
 func TestDefaults(t *testing.T) {
 	chdirRoot(t)
 	dir := t.TempDir()

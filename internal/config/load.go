@@ -261,7 +261,7 @@ func suggest(key string, known map[string]bool) string {
 }
 
 // Keys returns every config key tinderbox knows, sorted, in the spelling of
-// CONTRACT §2.
+// the config file (docs/configuration.md).
 func Keys() []string {
 	var keys []string
 	for k := range defaults() {

@@ -1,7 +1,7 @@
 // Package factory is a client for the Talos Image Factory
-// (siderolabs/image-factory; PROTOCOL.md §5): it registers schematics and
-// remembers their IDs on disk, downloads the PXE files (kernel, initramfs,
-// kernel command line) and lists Talos versions.
+// (siderolabs/image-factory; its API in that repository's docs/api.md): it
+// registers schematics and remembers their IDs on disk, downloads the PXE
+// files (kernel, initramfs, kernel command line) and lists Talos versions.
 //
 // The client follows redirects (the factory may answer 302 to an object
 // store on another host), bounds every wait with a timeout, honours context

@@ -13,7 +13,8 @@ import (
 var Arches = []machine.Arch{machine.ArchAMD64, machine.ArchARM64}
 
 // The kinds of PXE file the factory serves for one architecture
-// (PROTOCOL.md §5).
+// (GET /image/{id}/{version}/{path} in siderolabs/image-factory's
+// docs/api.md).
 const (
 	KindKernel    = "kernel"
 	KindInitramfs = "initramfs"

@@ -12,7 +12,8 @@ import (
 	"path/filepath"
 )
 
-// The boot files handed out by architecture (PROTOCOL.md §2).
+// The boot files handed out by architecture (docs/protocol.md, "Client
+// architecture (option 93)").
 const (
 	// BIOS is iPXE's UNDI loader for legacy BIOS PXE ROMs.
 	BIOS = "undionly.kpxe"

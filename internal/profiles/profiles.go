@@ -1,4 +1,4 @@
-// Package profiles loads the profiles directory (CONTRACT §3): defaults,
+// Package profiles loads the profiles directory (docs/profiles.md): defaults,
 // groups and one file per machine, layered into each machine's effective
 // profile (Talos version, schematic, arch, install mode, base config,
 // patches, kernel arguments, values), and renders every machine's config

@@ -35,7 +35,8 @@ type Config struct {
 }
 
 // ScriptURL is where iPXE fetches its boot script: iPXE's own DHCP is
-// answered with it, which breaks the chain-load loop (PROTOCOL.md §1).
+// answered with it, which breaks the chain-load loop (docs/protocol.md,
+// "iPXE").
 func (c Config) ScriptURL() string {
 	return "http://" + netip.AddrPortFrom(c.Advertise, uint16(c.HTTPPort)).String() + "/boot.ipxe"
 }
@@ -166,7 +167,8 @@ const (
 // discoveryControl is option 43 with PXE sub-option 6
 // (PXE_DISCOVERY_CONTROL) = 0x08: "skip discovery, use the boot file in this
 // offer", then End. BIOS PXE ROMs boot straight from it; some UEFI firmware
-// ignores offers that carry it, so only BIOS clients get it (PROTOCOL.md §2).
+// ignores offers that carry it, so only BIOS clients get it, as pixiecore
+// (danderson/netboot) does.
 var discoveryControl = []byte{6, 1, 8, 0xff}
 
 // Decide returns the reply req gets, or why it gets none. It consults
@@ -225,7 +227,8 @@ func Decide(ctx context.Context, req Request, cfg Config, policy Policy) Decisio
 }
 
 // isIPXE recognises iPXE's DHCP: user class (77) "iPXE", sent as raw bytes
-// or RFC 3004-framed, or option 175 (PROTOCOL.md §2).
+// or RFC 3004-framed, or option 175 (iPXE's src/include/ipxe/dhcp.h; both
+// seen in testdata/capture/seabios-ipxe.pcap).
 func isIPXE(p *dhcpv4.DHCPv4) bool {
 	return p.Options.Has(optionIPXEEncap) ||
 		bytes.Contains(p.Options.Get(dhcpv4.OptionUserClassInformation), []byte("iPXE"))
@@ -310,8 +313,8 @@ func archClass(a iana.Arch, httpBoot bool) string {
 	return class
 }
 
-// bootFile picks what c is told to boot (PROTOCOL.md §2, "Client
-// architecture"), or "" and why nothing fits.
+// bootFile picks what c is told to boot (docs/protocol.md, "Client
+// architecture (option 93)"), or "" and why nothing fits.
 func bootFile(c Client, cfg Config) (file, why string) {
 	if c.IPXE {
 		return cfg.ScriptURL(), ""

@@ -279,7 +279,8 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// checkReply asserts what every proxy reply must carry (PROTOCOL.md §2).
+// checkReply asserts what every proxy reply must carry (docs/protocol.md,
+// "What a reply carries").
 func checkReply(t testing.TB, req, r *dhcpv4.DHCPv4, server net.IP) {
 	t.Helper()
 	if r.OpCode != dhcpv4.OpcodeBootReply {

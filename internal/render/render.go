@@ -1,5 +1,5 @@
 // Package render builds a Talos machine config from a base config and
-// patches (CONTRACT §3, PROTOCOL.md §6): each file is a Go template over the
+// patches (docs/profiles.md): each file is a Go template over the
 // machine's data, the patches are applied in order with the semantics of
 // `talosctl machineconfig patch` (strategic merge, or RFC 6902 JSON patch
 // when a document is a list of operations), the install image and hostname
@@ -20,8 +20,9 @@ import (
 )
 
 // Data is what base configs and patches see as template data
-// (CONTRACT §3): .Machine.MAC, .Machine.Hostname, .Machine.Arch, .Values,
-// .Talos.Version, .Talos.SchematicID and .Talos.InstallerImage.
+// (docs/profiles.md, "Templates"): .Machine.MAC, .Machine.Hostname,
+// .Machine.Arch, .Values, .Talos.Version, .Talos.SchematicID and
+// .Talos.InstallerImage.
 type Data struct {
 	Machine MachineData
 	Values  map[string]any

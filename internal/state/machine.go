@@ -1,6 +1,7 @@
 // Package state keeps what tinderbox knows of every machine that has
-// network-booted (CONTRACT §5): its state in the install-once cycle, arch,
-// UUID, last IP, first and last sighting, and a bounded log of boot events.
+// network-booted (docs/protocol.md, "Machine states"): its state in the
+// install-once cycle, arch, UUID, last IP, first and last sighting, and a
+// bounded log of boot events.
 // Records live in an embedded bbolt database under state.dir, written in
 // transactions, so they survive crashes and restarts.
 //

@@ -41,8 +41,9 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
-// TestInstallOnceCycle walks CONTRACT §5: pending → (config served)
-// installing → (next network boot) installed → (reinstall) pending.
+// TestInstallOnceCycle walks the install-once cycle (docs/protocol.md,
+// "Machine states"): pending → (config served) installing → (next network
+// boot) installed → (reinstall) pending.
 func TestInstallOnceCycle(t *testing.T) {
 	m := Machine{State: Reconcile("", true, machine.InstallOnce)}
 	steps := []struct {

@@ -14,7 +14,7 @@ const (
 	// ResultOK: the whole file was sent and acknowledged.
 	ResultOK Result = "ok"
 	// ResultProbe: the client asked for tsize and stopped after the OACK,
-	// as EDK2 does before every real download (PROTOCOL.md §4).
+	// as EDK2 does before every real download (docs/protocol.md, "TFTP").
 	ResultProbe Result = "probe"
 	// ResultNotFound: no such file in ipxe.dir.
 	ResultNotFound Result = "not_found"

@@ -51,8 +51,9 @@ func (s *sender) run(ctx context.Context) (Result, error) {
 		if err := s.negotiate(ctx); err != nil {
 			var ce *clientError
 			// EDK2 asks tsize, reads the OACK and aborts with error 8
-			// before sending the real request (PROTOCOL.md §4); a client
-			// that simply goes away after the size is the same probe.
+			// before sending the real request (docs/protocol.md, "TFTP");
+			// a client that simply goes away after the size is the same
+			// probe.
 			if s.req.tsize && (errors.As(err, &ce) || errors.Is(err, syscall.ECONNREFUSED)) {
 				return ResultProbe, err
 			}

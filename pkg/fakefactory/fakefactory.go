@@ -1,7 +1,8 @@
 // Package fakefactory is a Talos Image Factory of tinderbox's own for tests
-// and `make e2e`: it speaks the real HTTP API (PROTOCOL.md §5) with the real
-// quirks — 201 on POST /schematics, 400 with the decoder's text for an
-// unknown schematic field, no ETag and no Range (every GET is a full 200),
+// and `make e2e`: it speaks the real HTTP API (the image-factory
+// repository's docs/api.md, siderolabs/image-factory) with the real quirks
+// — 201 on POST /schematics, 400 with the decoder's text for an unknown
+// schematic field, no ETag and no Range (every GET is a full 200),
 // versions with or without the leading v, optionally a 302 to a second
 // host — and has switches for the faults a real factory or the path to it
 // shows: slowness (a held-back tail or a byte rate), 5xx, cut-off bodies,

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The plumbing of tinderbox's end-to-end scripts, sourced by them (PROTOCOL.md
-# §7 explains the topology and its timings):
+# The plumbing of tinderbox's end-to-end scripts, sourced by them
+# (docs/testing.md explains the topology and its timings):
 #
 #   namespace $E2E-lan:  bridge ${E2E}br0 $NET.1/24 + a ULA /64, dnsmasq as the
 #                        router's plain DHCP (addresses, router, RA; no PXE),
@@ -38,7 +38,7 @@ e2e_require() {
 
 # e2e_accel picks the QEMU accelerator: TCG unless E2E_ACCEL=kvm. KVM is
 # opt-in because /dev/kvm on some hosts opens fine but cannot run firmware
-# (QEMU aborts or the guest faults, PROTOCOL.md §7), which no quick probe
+# (QEMU aborts or the guest faults, docs/testing.md), which no quick probe
 # reveals.
 e2e_accel() {
 	if [ "${E2E_ACCEL:-tcg}" = kvm ] && [ -w /dev/kvm ]; then
