@@ -14,7 +14,8 @@ RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
 FUZZTIME    ?= 20s
 # Every native fuzz test, as package:Target.
 FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge \
-               internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize
+               internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
+               pkg/machine:FuzzParseMAC
 
 .PHONY: help
 help: ## list the targets
