@@ -2,7 +2,6 @@ package bootflow
 
 import (
 	"context"
-	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
@@ -14,8 +13,9 @@ import (
 // Answer implements proxydhcp.Policy: every PXE client is answered except
 // a machine with no profile when the defaults say `unknown: ignore`. A
 // client that names its address (ciaddr) is tied to its MAC here, before
-// the reply goes out: a fast client's TFTP transfer can end before Sent
-// is called.
+// the reply goes out: a fast client's TFTP transfer can end before
+// DHCPSent is called. A client without an Ethernet MAC (zero) is treated
+// as a machine with no profile and is never tied to an address.
 func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict, error) {
 	_, known, err := f.opts.Profiles.Lookup(c.MAC.String())
 	if err != nil {
@@ -24,16 +24,21 @@ func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict,
 	if policy, _ := f.opts.Profiles.Unknown(); !known && policy == boot.UnknownIgnore {
 		return proxydhcp.Verdict{Reason: "no profile, and unknown machines are ignored"}, nil
 	}
-	if c.IP != nil {
+	if c.IP != nil && !c.MAC.IsZero() {
 		f.learnIP(c.IP.String(), c.MAC.String())
 	}
 	return proxydhcp.Verdict{Answer: true}, nil
 }
 
-// Sent implements proxydhcp.Recorder: the machine is recorded (an unknown
-// one as discovered) with its arch, UUID and IP, and the offer or ack in
-// its event log.
-func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
+// DHCPSent implements proxydhcp.Recorder: the machine is recorded (an
+// unknown one as discovered) with its arch, UUID and IP, and the offer or
+// ack in its event log. A reply to a client without an Ethernet MAC is
+// not recorded: it has no key in the state store.
+func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
+	if s.Client.MAC.IsZero() {
+		f.log.Warn("state: DHCP reply to a client without an Ethernet MAC not recorded", "file", s.File)
+		return
+	}
 	mac := s.Client.MAC.String()
 	prof, known, err := f.opts.Profiles.Lookup(mac)
 	if err != nil {
@@ -55,8 +60,8 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 	}
 	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.State = state.Reconcile(m.State, known, prof.Install)
-		if a := archOfClass(s.Client.Class); a != "" {
-			m.Arch = a
+		if a := s.Client.Firmware.Arch(); a != "" {
+			m.Arch = string(a)
 		}
 		if s.Client.UUID != "" {
 			m.UUID = s.Client.UUID
@@ -73,21 +78,12 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 	f.steps.WithLabelValues("dhcp", kind).Inc()
 }
 
-// Observed implements proxydhcp.Observer: a PXE client confirming the
-// router's lease names the address it will use, so TFTP and asset
+// DHCPObserved implements proxydhcp.Observer: a PXE client confirming
+// the router's lease names the address it will use, so TFTP and asset
 // transfers from it are attributed to the right machine.
-func (f *Flow) Observed(_ context.Context, c proxydhcp.Client) {
-	f.learnIP(c.RequestedIP.String(), c.MAC.String())
-}
-
-// archOfClass maps proxydhcp's client class to a Talos arch; "" for
-// classes Talos has no image for.
-func archOfClass(class string) string {
-	switch strings.TrimSuffix(class, "-http") {
-	case "bios", "efi-x64":
-		return "amd64"
-	case "efi-arm64":
-		return "arm64"
+func (f *Flow) DHCPObserved(_ context.Context, c proxydhcp.Client) {
+	if c.MAC.IsZero() {
+		return
 	}
-	return ""
+	f.learnIP(c.RequestedIP.String(), c.MAC.String())
 }
