@@ -13,17 +13,23 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/ipv4"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // serveOn runs a server with opts on a plain loopback UDP socket (no
-// Listen, so it runs wherever IP_PKTINFO does). stop cancels Serve and
-// returns its error; it may be called more than once.
+// Listen, so it runs wherever IP_PKTINFO does). As Listen does, it turns
+// IP_PKTINFO on before any packet can arrive, so that every packet says
+// which interface it came in on. stop cancels Serve and returns its
+// error; it may be called more than once.
 func serveOn(t *testing.T, opts Options) (conn *net.UDPConn, stop func() error) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
 		t.Fatal(err)
 	}
 	opts.Config = Config{Advertise: netip.MustParseAddr("127.0.0.1"), HTTPPort: 8080}

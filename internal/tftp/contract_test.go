@@ -6,8 +6,8 @@ import (
 	"errors"
 	"io/fs"
 	"net"
-	"testing"
 	"sync"
+	"testing"
 	"testing/fstest"
 
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
