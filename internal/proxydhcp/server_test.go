@@ -141,6 +141,9 @@ func TestServerAck(t *testing.T) {
 	if ack.BootFileName != "undionly.kpxe" || !bytes.Equal(ack.Options.Get(dhcpv4.OptionVendorSpecificInformation), discoveryControl) {
 		t.Errorf("got file %q option 43 % x, want undionly.kpxe and 06 01 08 ff", ack.BootFileName, ack.Options.Get(dhcpv4.OptionVendorSpecificInformation))
 	}
+	// The packet is counted once the send returns, which can be after the
+	// client has read the ACK: wait for the count.
+	waitFor(t, func() bool { return len(rig.rec.all()) == 1 })
 	if n := testutil.ToFloat64(rig.metrics.packets.WithLabelValues("request", "bios", "acked", "")); n != 1 {
 		t.Errorf("got %v request/bios/acked, want 1", n)
 	}
