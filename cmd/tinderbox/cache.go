@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
@@ -261,16 +259,6 @@ func (p *progressBar) finish() {
 		fmt.Fprintln(p.w)
 		p.key = cache.Key{}
 	}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 func newCachePruneCmd() *cobra.Command {

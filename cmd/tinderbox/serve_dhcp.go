@@ -64,6 +64,7 @@ func (d *daemon) addDHCP(ctx context.Context) error {
 			PXEPort:  l.pxe,
 			Policy:   d.flow,
 			Recorder: d.flow,
+			Observer: d.flow,
 		})
 		d.servers = append(d.servers, server{l.what, func(ctx context.Context) error { return srv.Serve(ctx, conn) }})
 	}

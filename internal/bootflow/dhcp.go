@@ -2,7 +2,6 @@ package bootflow
 
 import (
 	"context"
-	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
@@ -14,30 +13,28 @@ import (
 // Answer implements proxydhcp.Policy: every PXE client is answered except
 // a machine with no profile when the defaults say `unknown: ignore`. A
 // client that names its address (ciaddr) is tied to its MAC here, before
-// the reply goes out: a fast client's TFTP transfer can end before Sent
-// is called.
+// the reply goes out: a fast client's TFTP transfer can end before
+// DHCPSent is called. A client without an Ethernet MAC (zero) is treated
+// as a machine with no profile and is never tied to an address.
 func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict, error) {
-	mac, err := machine.MACFromHardwareAddr(c.MAC)
-	if err != nil {
-		return proxydhcp.Verdict{}, err
-	}
-	_, known := f.opts.Profiles.Machine(mac)
+	_, known := f.opts.Profiles.Machine(c.MAC)
 	if !known && f.opts.Profiles.Unknown() == machine.UnknownIgnore {
 		return proxydhcp.Verdict{Reason: "no profile, and unknown machines are ignored"}, nil
 	}
-	if c.IP != nil {
-		f.learnIP(c.IP.String(), mac)
+	if c.IP != nil && !c.MAC.IsZero() {
+		f.learnIP(c.IP.String(), c.MAC)
 	}
 	return proxydhcp.Verdict{Answer: true}, nil
 }
 
-// Sent implements proxydhcp.Recorder: the machine is recorded (an unknown
-// one as discovered) with its arch, UUID and IP, and the offer or ack in
-// its event log.
-func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
-	mac, err := machine.MACFromHardwareAddr(s.Client.MAC)
-	if err != nil {
-		f.log.Error("state: DHCP reply to a client without a MAC", "chaddr", s.Client.MAC, "err", err)
+// DHCPSent implements proxydhcp.Recorder: the machine is recorded (an
+// unknown one as discovered) with its arch, UUID and IP, and the offer or
+// ack in its event log. A reply to a client without an Ethernet MAC is
+// not recorded: it has no key in the state store.
+func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
+	mac := s.Client.MAC
+	if mac.IsZero() {
+		f.log.Warn("state: DHCP reply to a client without an Ethernet MAC not recorded", "file", s.File)
 		return
 	}
 	prof, known := f.opts.Profiles.Machine(mac)
@@ -56,7 +53,7 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 	}
 	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.State = state.Reconcile(m.State, known, prof.Install)
-		if a := archOfClass(s.Client.Class); a != "" {
+		if a := s.Client.Firmware.Arch(); a != "" {
 			m.Arch = a
 		}
 		if s.Client.UUID != "" {
@@ -74,23 +71,12 @@ func (f *Flow) Sent(_ context.Context, s proxydhcp.Sent) {
 	f.steps.WithLabelValues("dhcp", kind).Inc()
 }
 
-// Observed implements proxydhcp.Observer: a PXE client confirming the
-// router's lease names the address it will use, so TFTP and asset
+// DHCPObserved implements proxydhcp.Observer: a PXE client confirming
+// the router's lease names the address it will use, so TFTP and asset
 // transfers from it are attributed to the right machine.
-func (f *Flow) Observed(_ context.Context, c proxydhcp.Client) {
-	if mac, err := machine.MACFromHardwareAddr(c.MAC); err == nil {
-		f.learnIP(c.RequestedIP.String(), mac)
+func (f *Flow) DHCPObserved(_ context.Context, c proxydhcp.Client) {
+	if c.MAC.IsZero() {
+		return
 	}
-}
-
-// archOfClass maps proxydhcp's client class to a Talos arch; "" for
-// classes Talos has no image for.
-func archOfClass(class string) machine.Arch {
-	switch strings.TrimSuffix(class, "-http") {
-	case "bios", "efi-x64":
-		return machine.ArchAMD64
-	case "efi-arm64":
-		return machine.ArchARM64
-	}
-	return ""
+	f.learnIP(c.RequestedIP.String(), c.MAC)
 }

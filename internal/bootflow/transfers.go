@@ -9,11 +9,11 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
-// RecordTransfer implements tftp.Recorder: the transfer lands in the log of
-// the machine last seen at its address (from a DHCP ack or a script
-// request). A transfer from an address not yet tied to a MAC, as with BIOS
-// ROMs that skip the port-4011 request, is counted but not recorded.
-func (f *Flow) RecordTransfer(t tftp.Transfer) {
+// TFTPSent implements tftp.Recorder: the transfer lands in the log of the
+// machine last seen at its address (from a DHCP ack or a script request).
+// A transfer from an address not yet tied to a MAC, as with BIOS ROMs that
+// skip the port-4011 request, is counted but not recorded.
+func (f *Flow) TFTPSent(_ context.Context, t tftp.Transfer) {
 	ip := t.Remote.Addr().Unmap().String()
 	mac, ok := f.MACOf(ip)
 	if !ok {

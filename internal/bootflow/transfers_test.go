@@ -12,10 +12,10 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 )
 
-func TestRecordTransfer(t *testing.T) {
+func TestTFTPSent(t *testing.T) {
 	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	tr := tftp.Transfer{Remote: netip.MustParseAddrPort("[::ffff:192.0.2.80]:2070"), File: "ipxe.efi", Bytes: 1024, Duration: time.Second}
-	e.flow.RecordTransfer(tr)
+	e.flow.TFTPSent(t.Context(), tr)
 	if _, ok, _ := e.store.Get(macOnce); ok {
 		t.Fatal("a transfer from an unknown address created a record")
 	}
@@ -23,7 +23,7 @@ func TestRecordTransfer(t *testing.T) {
 		t.Errorf("unattributed transfers: got %v, want 1", got)
 	}
 	e.flow.learnIP("192.0.2.80", macOnce)
-	e.flow.RecordTransfer(tr)
+	e.flow.TFTPSent(t.Context(), tr)
 	m := e.machine(t, macOnce)
 	if ev, ok := m.LastEvent(machine.EventTFTP); !ok || ev.Detail != "ipxe.efi" || ev.Bytes != 1024 {
 		t.Errorf("tftp event: got %+v %v", ev, ok)

@@ -35,7 +35,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -178,7 +177,7 @@ func (c *Cache) cleanTemp() {
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if tryLock(f) == nil {
 			os.Remove(p)
 			c.log.Info("cache: removed a partial download left behind", "file", p)
 		}
@@ -659,7 +658,7 @@ func (c *Cache) download(fl *flight) (Entry, error) {
 	if err != nil {
 		return Entry{}, &fetchError{"disk", err}
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return Entry{}, &fetchError{"disk", fmt.Errorf("lock %s: %w", f.Name(), err)}

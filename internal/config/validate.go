@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Validate checks every key and returns every problem found, joined; nil
@@ -176,7 +174,7 @@ func checkCreatableDir(dir string) error {
 				}
 				return fmt.Errorf("%s cannot be created: %s is not a directory", dir, p)
 			}
-			if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+			if err := writable(p); err != nil {
 				if p == filepath.Clean(dir) {
 					return fmt.Errorf("%s is not writable by this user", dir)
 				}

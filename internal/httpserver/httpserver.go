@@ -1,7 +1,25 @@
 // Package httpserver is the HTTP plumbing shared by tinderbox's boot and
 // admin servers: a chi router with request metrics by route pattern and
-// status class, structured access logging, server timeouts, and a Serve that
-// shuts down gracefully when its context ends.
+// status class, structured access logging, recovery from handler panics,
+// server timeouts, and a Serve that shuts down gracefully when its context
+// ends.
+//
+// # Server contract
+//
+// Server keeps the contract all of tinderbox's servers (proxydhcp, tftp,
+// httpserver) share:
+//
+//   - Serve(ctx, ln) blocks until ctx is cancelled, shuts down gracefully
+//     (requests in flight get ShutdownTimeout to finish, on a fresh
+//     context), and returns nil; it returns an error only when the
+//     listener fails.
+//   - Serve owns the listener it is given and closes it before returning,
+//     whatever the outcome, as net/http's Server.Serve does. The caller
+//     closes a listener only if it never calls Serve.
+//   - A nil Options.Logger discards logs; nil Options.Metrics counts
+//     nothing.
+//   - Optional behaviour is an explicit Options field; handlers are
+//     mounted on Router.
 package httpserver
 
 import (
@@ -10,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -43,26 +62,33 @@ type Server struct {
 // Options configures New.
 type Options struct {
 	// Name is the server's label in metrics and logs: "boot" or "admin".
-	Name   string
+	Name string
+	// Logger gets one access-log line per request (Debug, Warn for 5xx)
+	// and the panics handlers raise (Error); nil discards.
 	Logger *slog.Logger
 	// Metrics holds the request counters and histograms; shared by every
-	// server (they are told apart by the server label).
+	// server (they are told apart by the server label). nil counts
+	// nothing.
 	Metrics *Metrics
 }
 
 // New returns a server whose router instruments and logs every request.
 func New(opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
-	r.Use(instrument(opts.Name, opts.Logger, opts.Metrics))
-	return &Server{name: opts.Name, router: r, log: opts.Logger}
+	r.Use(instrument(opts.Name, log, opts.Metrics))
+	return &Server{name: opts.Name, router: r, log: log}
 }
 
 // Router is the router to mount routes on. Mount before calling Serve.
 func (s *Server) Router() chi.Router { return s.router }
 
 // Serve serves HTTP on ln until ctx is cancelled, then shuts down gracefully
-// within ShutdownTimeout and returns nil. It closes ln. It blocks.
+// within ShutdownTimeout and returns nil. It blocks. Serve closes ln before
+// it returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.router,
@@ -118,40 +144,63 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // instrument counts, times and logs each request. The route label is chi's
-// route pattern (bounded), never the raw path.
+// route pattern (bounded), never the raw path. A handler's panic is
+// recovered: logged at Error with its stack, answered 500 when nothing was
+// written yet, and counted with the status the client saw.
+// http.ErrAbortHandler, net/http's way to cut a response, is counted and
+// passed on.
 func instrument(name string, log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			defer func() {
+				v := recover()
+				if v != nil && v != http.ErrAbortHandler {
+					log.LogAttrs(r.Context(), slog.LevelError, "http: handler panicked",
+						slog.String("server", name), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+						slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+					if ww.Status() == 0 {
+						ww.WriteHeader(http.StatusInternalServerError)
+					}
+				}
+				record(name, log, m, ww, r, start)
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+			}()
 			next.ServeHTTP(ww, r)
-			route := "unmatched"
-			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
-			}
-			status := ww.Status()
-			if status == 0 {
-				status = http.StatusOK
-			}
-			elapsed := time.Since(start)
-			if m != nil {
-				m.requests.WithLabelValues(name, route, strconv.Itoa(status/100)+"xx").Inc()
-				m.duration.WithLabelValues(name, route).Observe(elapsed.Seconds())
-			}
-			level := slog.LevelDebug
-			if status >= 500 {
-				level = slog.LevelWarn
-			}
-			log.LogAttrs(r.Context(), level, "http request",
-				slog.String("server", name),
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.String("route", route),
-				slog.Int("status", status),
-				slog.Int("bytes", ww.BytesWritten()),
-				slog.Duration("duration", elapsed),
-				slog.String("remote", r.RemoteAddr),
-			)
 		})
 	}
+}
+
+// record counts, times and logs one finished request.
+func record(name string, log *slog.Logger, m *Metrics, ww middleware.WrapResponseWriter, r *http.Request, start time.Time) {
+	route := "unmatched"
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		route = rc.RoutePattern()
+	}
+	status := ww.Status()
+	if status == 0 {
+		status = http.StatusOK
+	}
+	elapsed := time.Since(start)
+	if m != nil {
+		m.requests.WithLabelValues(name, route, strconv.Itoa(status/100)+"xx").Inc()
+		m.duration.WithLabelValues(name, route).Observe(elapsed.Seconds())
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	log.LogAttrs(r.Context(), level, "http request",
+		slog.String("server", name),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int("bytes", ww.BytesWritten()),
+		slog.Duration("duration", elapsed),
+		slog.String("remote", r.RemoteAddr),
+	)
 }

@@ -15,8 +15,12 @@ const HTTPPath = "/boot/{file}"
 // Handler serves the files of root read-only over HTTP, for UEFI HTTP boot
 // clients: GET and HEAD, with Content-Length, Last-Modified and Range (via
 // http.ServeContent). The file name is the request's "file" path value, so
-// mount it at HTTPPath. Refused names get 400, missing files 404.
+// mount it at HTTPPath. Refused names get 400, missing files 404. A nil
+// log discards.
 func Handler(root *Root, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

@@ -50,6 +50,10 @@ func (e *NameError) Error() string { return fmt.Sprintf("ipxe: refusing %q: %v",
 // Unwrap returns the reason and fs.ErrInvalid.
 func (e *NameError) Unwrap() []error { return []error{e.Err, fs.ErrInvalid} }
 
+// Reason says why the name is refused, in words fit for the client (the
+// TFTP server sends it in its error packet; it implements tftp.Refusal).
+func (e *NameError) Reason() string { return e.Err.Error() }
+
 // Root serves the regular files inside ipxe.dir and nothing else. It
 // implements fs.FS; the files it opens are *os.File (they implement
 // io.ReaderAt and io.Seeker). Root is safe for concurrent use; Close it when
@@ -178,7 +182,7 @@ func (r *Root) openBootLink(name string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipxe: %w", err)
 	}
-	f, err := os.OpenFile(target, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	f, err := openNoFollow(target)
 	if err != nil {
 		return nil, fmt.Errorf("ipxe: %s (symlink target of %s): %w", target, name, err)
 	}

@@ -1,10 +1,3 @@
-// Package proxydhcp is tinderbox's proxyDHCP responder (PXE specification
-// 2.1, RFC 2131/2132, RFC 4578): beside the router's DHCP server, which keeps
-// handing out addresses, it answers PXE firmware and iPXE with boot
-// information only, and never offers an address.
-//
-// The decision ("which reply does this packet get") is the pure function
-// Decide; Server only reads packets, calls Decide and writes replies.
 package proxydhcp
 
 import (
@@ -20,6 +13,7 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // Config is what the responder needs to know of tinderbox's configuration.
@@ -49,13 +43,18 @@ func (c Config) fileURL(name string) string {
 
 // Client is what a request says about the machine that sent it.
 type Client struct {
-	// MAC is the client hardware address (chaddr).
-	MAC net.HardwareAddr
-	// Arch is the client architecture: option 93, else the "Arch:" field of
-	// option 60, else x86 BIOS (the value RFC 4578 clients omit least).
-	Arch iana.Arch
-	// Class is Arch as a metric label: bios, efi-x64, efi-arm64-http, … or other.
-	Class string
+	// MAC is the client hardware address (chaddr). It is zero when chaddr
+	// is not 6 bytes long (hlen other than Ethernet's, as InfiniBand's 20):
+	// such a client is still answered, since the reply echoes chaddr byte
+	// for byte, but it has no MAC to be known by.
+	MAC machine.MAC
+	// ClientArch is the client system architecture type as the request
+	// gives it (RFC 4578 §2.1): option 93, else the "Arch:" field of option
+	// 60, else x86 BIOS (the value RFC 4578 clients omit least).
+	ClientArch iana.Arch
+	// Firmware is ClientArch's firmware class; Firmware.Label(HTTPBoot)
+	// is the client's metric and log label (bios, efi-x64-http, …, other).
+	Firmware machine.Firmware
 	// UUID is the machine's SMBIOS UUID from option 97, in the canonical form
 	// dmidecode and iPXE's ${uuid} print; empty when option 97 is missing or
 	// malformed.
@@ -142,8 +141,10 @@ type Request struct {
 type Decision struct {
 	// Reply is the packet to send, nil when the request gets none.
 	Reply *dhcpv4.DHCPv4
-	// Client is what the request said; zero when it was not a PXE request.
-	Client Client
+	// Client is what the request said; nil when the packet is not a PXE
+	// client's DISCOVER or REQUEST (reasons not_request, message_type,
+	// not_pxe, no_mac).
+	Client *Client
 	// File is the boot file handed out (header field and option 67).
 	File string
 	// Reason says why there is no reply.
@@ -199,31 +200,31 @@ func Decide(ctx context.Context, req Request, cfg Config, policy Policy) Decisio
 		// the lease's (with no address in it).
 		sid := p.ServerIdentifier()
 		if sid != nil && !sid.Equal(req.ServerIP) {
-			return Decision{Client: c, Reason: ReasonOtherServer, Detail: "REQUEST for server " + sid.String()}
+			return Decision{Client: &c, Reason: ReasonOtherServer, Detail: "REQUEST for server " + sid.String()}
 		}
 		if sid == nil && !req.PXEPort {
-			return Decision{Client: c, Reason: ReasonOtherServer, Detail: "REQUEST without server identifier on the DHCP port"}
+			return Decision{Client: &c, Reason: ReasonOtherServer, Detail: "REQUEST without server identifier on the DHCP port"}
 		}
 	}
 	server := req.ServerIP.To4()
 	if server == nil || server.IsUnspecified() {
-		return Decision{Client: c, Reason: ReasonNoAddress, Err: fmt.Errorf("proxydhcp: no IPv4 server address for the interface (got %v)", req.ServerIP)}
+		return Decision{Client: &c, Reason: ReasonNoAddress, Err: fmt.Errorf("proxydhcp: no IPv4 server address for the interface (got %v)", req.ServerIP)}
 	}
 	if policy == nil {
 		policy = AnswerAll{}
 	}
 	v, err := policy.Answer(ctx, c)
 	if err != nil {
-		return Decision{Client: c, Reason: ReasonPolicyError, Err: fmt.Errorf("proxydhcp: policy for %s: %w", c.MAC, err)}
+		return Decision{Client: &c, Reason: ReasonPolicyError, Err: fmt.Errorf("proxydhcp: policy for %s: %w", p.ClientHWAddr, err)}
 	}
 	if !v.Answer {
-		return Decision{Client: c, Reason: ReasonPolicy, Detail: v.Reason}
+		return Decision{Client: &c, Reason: ReasonPolicy, Detail: v.Reason}
 	}
 	file, detail := bootFile(c, cfg)
 	if file == "" {
-		return Decision{Client: c, Reason: ReasonNoBinary, Detail: detail}
+		return Decision{Client: &c, Reason: ReasonNoBinary, Detail: detail}
 	}
-	return Decision{Client: c, File: file, Reply: reply(p, mt, c, server, file)}
+	return Decision{Client: &c, File: file, Reply: reply(p, mt, c, server, file)}
 }
 
 // isIPXE recognises iPXE's DHCP: user class (77) "iPXE", sent as raw bytes
@@ -236,14 +237,16 @@ func isIPXE(p *dhcpv4.DHCPv4) bool {
 
 func parseClient(p *dhcpv4.DHCPv4, vendor string, ipxeClient, httpBoot bool) Client {
 	arch := clientArch(p, vendor)
+	// A chaddr that is not an Ethernet address leaves MAC zero (see Client).
+	mac, _ := machine.MACFromHardwareAddr(p.ClientHWAddr)
 	c := Client{
-		MAC:      p.ClientHWAddr,
-		Arch:     arch,
-		UUID:     machineUUID(p.Options.Get(dhcpv4.OptionClientMachineIdentifier)),
-		IPXE:     ipxeClient,
-		HTTPBoot: httpBoot || isHTTPArch(arch),
+		MAC:        mac,
+		ClientArch: arch,
+		Firmware:   firmwareOf(arch),
+		UUID:       machineUUID(p.Options.Get(dhcpv4.OptionClientMachineIdentifier)),
+		IPXE:       ipxeClient,
+		HTTPBoot:   httpBoot || isHTTPArch(arch),
 	}
-	c.Class = archClass(arch, c.HTTPBoot)
 	if ip := p.ClientIPAddr.To4(); ip != nil && !ip.IsUnspecified() {
 		c.IP = ip
 	}
@@ -290,27 +293,24 @@ func isHTTPArch(a iana.Arch) bool {
 	return false
 }
 
-// archClass names the architecture's family for metrics and logs.
-func archClass(a iana.Arch, httpBoot bool) string {
-	var class string
+// firmwareOf maps an option-93 code (the IANA "Processor Architecture
+// Types" registry, RFC 4578 §2.1) to its firmware class. The HTTP-boot
+// codes (15 to 19) map to the class of their PXE counterpart: HTTP boot is
+// Client.HTTPBoot.
+func firmwareOf(a iana.Arch) machine.Firmware {
 	switch a {
 	case iana.INTEL_X86PC:
-		class = "bios"
+		return machine.FirmwareBIOS
 	case iana.EFI_IA32, iana.EFI_X86_HTTP:
-		class = "efi-ia32"
+		return machine.FirmwareEFIIA32
 	case iana.EFI_X86_64, iana.EFI_BC, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP:
-		class = "efi-x64"
+		return machine.FirmwareEFIX64
 	case iana.EFI_ARM32, iana.EFI_ARM32_HTTP:
-		class = "efi-arm32"
+		return machine.FirmwareEFIARM32
 	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
-		class = "efi-arm64"
-	default:
-		return "other"
+		return machine.FirmwareEFIARM64
 	}
-	if httpBoot {
-		class += "-http"
-	}
-	return class
+	return machine.FirmwareOther
 }
 
 // bootFile picks what c is told to boot (docs/protocol.md, "Client
@@ -319,27 +319,27 @@ func bootFile(c Client, cfg Config) (file, why string) {
 	if c.IPXE {
 		return cfg.ScriptURL(), ""
 	}
-	switch strings.TrimSuffix(c.Class, "-http") {
-	case "bios":
+	switch c.Firmware {
+	case machine.FirmwareBIOS:
 		if c.HTTPBoot {
 			return "", "no HTTP boot for BIOS firmware"
 		}
 		file = ipxe.BIOS
-	case "efi-x64":
+	case machine.FirmwareEFIX64:
 		file = ipxe.EFIx64
-	case "efi-arm64":
+	case machine.FirmwareEFIARM64:
 		if !cfg.Arm64 {
-			return "", fmt.Sprintf("no %s in ipxe.dir for %s firmware", ipxe.EFIArm64, c.Arch)
+			return "", fmt.Sprintf("no %s in ipxe.dir for %s firmware", ipxe.EFIArm64, c.ClientArch)
 		}
 		file = ipxe.EFIArm64
-	case "efi-ia32":
+	case machine.FirmwareEFIIA32:
 		return "", "no 32-bit x86 UEFI iPXE binary is handed out"
-	case "efi-arm32":
+	case machine.FirmwareEFIARM32:
 		// The arm64 build cannot run on 32-bit ARM firmware, and Talos has no
 		// 32-bit ARM image: no reply beats a binary that fails to start.
 		return "", "no 32-bit ARM UEFI iPXE binary is handed out"
 	default:
-		return "", fmt.Sprintf("no iPXE binary for architecture %d (%s)", uint16(c.Arch), c.Arch)
+		return "", fmt.Sprintf("no iPXE binary for architecture %d (%s)", uint16(c.ClientArch), c.ClientArch)
 	}
 	if c.HTTPBoot {
 		return cfg.fileURL(file), ""
@@ -394,7 +394,7 @@ func reply(p *dhcpv4.DHCPv4, mt dhcpv4.MessageType, c Client, server net.IP, fil
 			r.UpdateOption(dhcpv4.OptGeneric(code, v))
 		}
 	}
-	if c.Class == "bios" && !c.IPXE {
+	if c.Firmware == machine.FirmwareBIOS && !c.HTTPBoot && !c.IPXE {
 		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, discoveryControl))
 	}
 	return r

@@ -259,8 +259,8 @@ func TestDecide(t *testing.T) {
 			if got := r.Options.Get(dhcpv4.OptionVendorSpecificInformation); tt.want.opt43 != (got != nil) || (got != nil && !bytes.Equal(got, []byte{6, 1, 8, 0xff})) {
 				t.Errorf("got option 43 % x, want present=%v (06 01 08 ff)", got, tt.want.opt43)
 			}
-			if d.Client.Class != tt.want.class || d.Client.UUID != tt.want.uuid || d.Client.IPXE != tt.want.ipxe {
-				t.Errorf("got client class %q uuid %q ipxe %v, want %q %q %v", d.Client.Class, d.Client.UUID, d.Client.IPXE, tt.want.class, tt.want.uuid, tt.want.ipxe)
+			if class := d.Client.Firmware.Label(d.Client.HTTPBoot); class != tt.want.class || d.Client.UUID != tt.want.uuid || d.Client.IPXE != tt.want.ipxe {
+				t.Errorf("got client class %q uuid %q ipxe %v, want %q %q %v", class, d.Client.UUID, d.Client.IPXE, tt.want.class, tt.want.uuid, tt.want.ipxe)
 			}
 			if !r.GatewayIPAddr.Equal(req.GatewayIPAddr) {
 				t.Errorf("got giaddr %v, want the request's %v", r.GatewayIPAddr, req.GatewayIPAddr)

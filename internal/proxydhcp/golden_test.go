@@ -59,7 +59,7 @@ func TestGolden(t *testing.T) {
 				replies++
 				checkReply(t, req, d.Reply, captureServer)
 				fmt.Fprintf(&out, "client: arch %d class %s uuid %s ipxe %v\nreply to %s:\n%s\n%s\n",
-					uint16(d.Client.Arch), d.Client.Class, d.Client.UUID, d.Client.IPXE,
+					uint16(d.Client.ClientArch), d.Client.Firmware.Label(d.Client.HTTPBoot), d.Client.UUID, d.Client.IPXE,
 					replyAddr(req, &net.UDPAddr{IP: u.src, Port: u.srcPort}), hex.Dump(d.Reply.ToBytes()), d.Reply.Summary())
 			}
 			if replies == 0 {

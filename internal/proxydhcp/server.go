@@ -27,20 +27,20 @@ type Sent struct {
 }
 
 // Recorder is told of every reply sent; the machine-state layer implements
-// it to record the "proxy offer sent" event, arch, UUID and IP of the MAC.
-// It is called after the send, from the packet's goroutine: it must be safe
-// for concurrent use and should not block for long.
+// it to record the "proxy offer sent" event, firmware, UUID and IP of the
+// MAC. DHCPSent is called after the send, from the packet's goroutine: it
+// must be safe for concurrent use and should not block for long.
 type Recorder interface {
-	Sent(ctx context.Context, s Sent)
+	DHCPSent(ctx context.Context, s Sent)
 }
 
-// Observer, when a Recorder also implements it, is told of a PXE client's
-// REQUEST that selects another server's lease (and so gets no reply): its
-// RequestedIP ties the MAC to the address the router gave, so transfers
-// from that address later (TFTP from BIOS ROMs that never ask port 4011)
-// can be attributed. Same concurrency rules as Recorder.
+// Observer is told of a PXE client's REQUEST that selects another
+// server's lease (and so gets no reply): its RequestedIP ties the MAC to
+// the address the router gave, so transfers from that address later (TFTP
+// from BIOS ROMs that never ask port 4011) can be attributed. Same
+// concurrency rules as Recorder.
 type Observer interface {
-	Observed(ctx context.Context, c Client)
+	DHCPObserved(ctx context.Context, c Client)
 }
 
 // Metrics are the responder's Prometheus collectors, shared by its listeners.
@@ -70,7 +70,11 @@ type Options struct {
 	Policy Policy
 	// Recorder is told of every reply sent; nil records nothing.
 	Recorder Recorder
-	// Logger receives one Info line per reply sent, per-packet detail at Debug.
+	// Observer is told of the lease REQUESTs meant for another server that
+	// name the address requested; nil observes nothing.
+	Observer Observer
+	// Logger receives one Info line per reply sent, per-packet detail at
+	// Debug; nil discards.
 	Logger *slog.Logger
 	// Metrics may be shared by several servers; nil counts nothing.
 	Metrics *Metrics
@@ -101,9 +105,12 @@ func New(o Options) *Server {
 }
 
 // Serve answers the packets arriving on conn until ctx is cancelled, then
-// waits for the packets in hand and returns nil. conn should come from
-// Listen (it needs IP_PKTINFO); Serve does not close it.
+// waits for the packets in hand and returns nil. It blocks. conn should
+// come from Listen (replies need IP_PKTINFO); Serve closes it before it
+// returns. A bad packet is counted and logged; only a closed socket or one
+// without IP_PKTINFO ends Serve early, with an error.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	defer func() { _ = conn.Close() }()
 	pc := ipv4.NewPacketConn(conn)
 	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
 		return fmt.Errorf("proxydhcp: enable IP_PKTINFO on %s: %w", conn.LocalAddr(), err)
@@ -155,9 +162,9 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	local, ifIndex := s.localAddr(cm, pc)
 	d := Decide(ctx, Request{Packet: p, ServerIP: local, PXEPort: s.o.PXEPort}, s.o.Config, s.o.Policy)
 	typ := typeLabel(p.MessageType())
-	arch := d.Client.Class
-	if arch == "" {
-		arch = "none"
+	arch := "none"
+	if d.Client != nil {
+		arch = d.Client.Firmware.Label(d.Client.HTTPBoot)
 	}
 	attrs := []any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}
 	switch {
@@ -172,8 +179,8 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 			level = slog.LevelWarn
 		}
 		log.Log(ctx, level, "proxydhcp: no reply", append(attrs, "arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
-		if o, ok := s.o.Recorder.(Observer); ok && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
-			o.Observed(ctx, d.Client)
+		if s.o.Observer != nil && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
+			s.o.Observer.DHCPObserved(ctx, *d.Client)
 		}
 		return
 	}
@@ -189,16 +196,16 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 		result, what = "acked", "proxy ack sent"
 	}
 	s.count(typ, arch, result, "")
-	log.Info(what, "mac", d.Client.MAC.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
+	log.Info(what, "mac", p.ClientHWAddr.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
 	log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
-		"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.Arch), "ciaddr", p.ClientIPAddr.String(),
+		"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.ClientArch), "ciaddr", p.ClientIPAddr.String(),
 		"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
 	if s.o.Recorder != nil {
-		c := d.Client
+		c := *d.Client
 		if up, ok := peer.(*net.UDPAddr); ok && c.IP == nil && p.GatewayIPAddr.IsUnspecified() && !up.IP.IsUnspecified() {
 			c.IP = up.IP
 		}
-		s.o.Recorder.Sent(ctx, Sent{Client: c, Type: d.Reply.MessageType(), File: d.File})
+		s.o.Recorder.DHCPSent(ctx, Sent{Client: c, Type: d.Reply.MessageType(), File: d.File})
 	}
 }
 

@@ -180,7 +180,7 @@ type recorder struct {
 	ts []Transfer
 }
 
-func (r *recorder) RecordTransfer(t Transfer) {
+func (r *recorder) TFTPSent(_ context.Context, t Transfer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ts = append(r.ts, t)

@@ -1,13 +1,31 @@
 // Package tftp is tinderbox's read-only TFTP server for the iPXE chain-load:
 // RFC 1350 with option negotiation (RFC 2347), blksize (RFC 2348), tsize and
 // timeout (RFC 2349) and windowsize (RFC 7440). It serves the files of an
-// fs.FS (ipxe.Root, which refuses any name that would leave ipxe.dir),
-// refuses writes and non-octet modes with an error packet, answers a
-// missing file with "file not found", and counts EDK2's tsize probe as a
-// probe rather than a failed transfer.
+// fs.FS (the daemon gives it ipxe.Root, which refuses any name that would
+// leave ipxe.dir), refuses writes and non-octet modes with an error packet,
+// answers a missing file with "file not found", and counts EDK2's tsize
+// probe as a probe rather than a failed transfer.
 //
 // Each transfer runs on its own UDP socket (a new transfer ID, RFC 1350 §4),
 // connected to the client so that the kernel drops other peers' packets.
+//
+// # Server contract
+//
+// Server keeps the contract all of tinderbox's servers (proxydhcp, tftp,
+// httpserver) share:
+//
+//   - Serve(ctx, conn) blocks until ctx is cancelled, stops and waits for
+//     the transfers in flight, and returns nil; it returns an error only
+//     when the socket fails.
+//   - Serve owns the socket it is given and closes it before returning,
+//     whatever the outcome, as net/http's Server.Serve does with its
+//     listener. The caller closes a socket only if it never calls Serve.
+//   - A nil Options.Logger discards logs; nil Options.Metrics counts
+//     nothing.
+//   - Optional behaviour is an explicit Options field, nil when unused:
+//     Recorder (TFTPSent). Hooks are named after the protocol and what
+//     happened, take the server's context first, and are called from the
+//     transfer's goroutine.
 package tftp
 
 import (
@@ -24,7 +42,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for Options.
@@ -53,28 +71,44 @@ type Transfer struct {
 }
 
 // Recorder learns of every completed download (the machine-state layer
-// records "TFTP file sent" events with it). RecordTransfer is called from
-// the transfer's goroutine once the client has acknowledged the last block:
-// it must be safe for concurrent use and should not block.
+// records "TFTP file sent" events with it). TFTPSent is called from the
+// transfer's goroutine once the client has acknowledged the last block,
+// with the context Serve was given: it must be safe for concurrent use and
+// should not block.
 type Recorder interface {
-	RecordTransfer(Transfer)
+	TFTPSent(ctx context.Context, t Transfer)
 }
 
 // NopRecorder records nothing.
 type NopRecorder struct{}
 
-// RecordTransfer does nothing.
-func (NopRecorder) RecordTransfer(Transfer) {}
+// TFTPSent does nothing.
+func (NopRecorder) TFTPSent(context.Context, Transfer) {}
 
-// Options configures New. Files, Logger and Metrics are required.
+// Refusal is an error from Files' Open that refuses a name (it leaves
+// the served directory, has characters no file name has, is not a regular
+// file), as opposed to failing to open a file. Its Reason, a few words,
+// is the text of the error packet the client gets (code 2, access
+// violation). ipxe.Root's *ipxe.NameError is one.
+type Refusal interface {
+	error
+	Reason() string
+}
+
+// Options configures New. Files is required.
 type Options struct {
 	// Files is what the server serves; the files it opens must implement
 	// io.ReaderAt (an *os.File does). Open's errors decide the answer: a
-	// name matching fs.ErrInvalid or fs.ErrPermission is refused (error
-	// 2), fs.ErrNotExist is "file not found" (error 1).
-	Files    fs.FS
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	// Refusal is refused with its Reason (error 2); another error matching
+	// fs.ErrInvalid or fs.ErrPermission is refused as "access violation"
+	// (error 2); fs.ErrNotExist is "file not found" (error 1).
+	Files fs.FS
+	// Logger gets one Info line per file sent, per-request detail at
+	// Debug; nil discards.
+	Logger *slog.Logger
+	// Metrics counts requests and bytes; nil counts nothing.
+	Metrics *Metrics
+	// Recorder is told of every completed download; nil records nothing.
 	Recorder Recorder
 	// Timeout is the retransmission timeout when the client asks none;
 	// 0 means DefaultTimeout.
@@ -108,6 +142,14 @@ func New(opts Options) *Server {
 	if s.rec == nil {
 		s.rec = NopRecorder{}
 	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.m == nil {
+		// Collectors on a registry nobody gathers: counting into them is
+		// the no-op, and the transfer code needs no nil checks.
+		s.m = NewMetrics(prometheus.NewRegistry())
+	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -122,8 +164,9 @@ func New(opts Options) *Server {
 
 // Serve answers requests arriving on conn until ctx is cancelled, then stops
 // the transfers in flight (telling their clients), waits for them and
-// returns nil. It closes conn. It blocks. A bad packet is answered and
-// counted; only a failing socket ends Serve early, with an error.
+// returns nil. It blocks. Serve closes conn before it returns. A bad packet
+// is answered and counted; only a failing socket ends Serve early, with an
+// error.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -159,7 +202,7 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, conn net.Packet
 	rp := remote.AddrPort()
 	rp = netip.AddrPortFrom(rp.Addr().Unmap(), rp.Port())
 	if len(p) < 2 {
-		s.done(outcome{remote: rp, result: ResultBadRequest, err: errShort})
+		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: errShort})
 		return
 	}
 	switch op := binary.BigEndian.Uint16(p); op {
@@ -171,13 +214,13 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, conn net.Packet
 				res = ResultRefused
 			}
 			s.reply(conn, remote, code, err.Error())
-			s.done(outcome{remote: rp, file: req.name, result: res, err: err})
+			s.done(ctx, outcome{remote: rp, file: req.name, result: res, err: err})
 			return
 		}
 		if s.inFlight.Add(1) > s.max {
 			s.inFlight.Add(-1)
 			s.reply(conn, remote, errNotDefined, "server busy, try again")
-			s.done(outcome{remote: rp, file: req.name, result: ResultBusy})
+			s.done(ctx, outcome{remote: rp, file: req.name, result: ResultBusy})
 			return
 		}
 		s.m.inFlight.Inc()
@@ -185,16 +228,16 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, conn net.Packet
 			o := s.serveRead(ctx, conn, local, remote, rp, req)
 			s.inFlight.Add(-1)
 			s.m.inFlight.Dec()
-			s.done(o)
+			s.done(ctx, o)
 		})
 	case opWRQ:
 		req, _ := parseRequest(p[2:])
 		s.reply(conn, remote, errAccessViolation, "read-only server: writes are refused")
-		s.done(outcome{remote: rp, file: req.name, result: ResultRefused, err: errors.New("write request")})
+		s.done(ctx, outcome{remote: rp, file: req.name, result: ResultRefused, err: errors.New("write request")})
 	default:
 		// A stray DATA, ACK or ERROR on the server port is not answered:
 		// answering could start an error ping-pong with another server.
-		s.done(outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
+		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
 	}
 }
 
@@ -265,10 +308,10 @@ type refusal struct {
 func openFile(files fs.FS, name string) (fs.File, io.ReaderAt, int64, *refusal) {
 	f, err := files.Open(name)
 	if err != nil {
-		var ne *ipxe.NameError
+		var r Refusal
 		switch {
-		case errors.As(err, &ne):
-			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, ne.Err.Error(), err}
+		case errors.As(err, &r):
+			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, r.Reason(), err}
 		case errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrPermission):
 			return nil, nil, 0, &refusal{ResultRefused, errAccessViolation, "access violation", err}
 		case errors.Is(err, fs.ErrNotExist):
@@ -290,7 +333,7 @@ func openFile(files fs.FS, name string) (fs.File, io.ReaderAt, int64, *refusal) 
 }
 
 // done counts, logs and records the end of a request.
-func (s *Server) done(o outcome) {
+func (s *Server) done(ctx context.Context, o outcome) {
 	s.m.transfers.WithLabelValues(string(o.result)).Inc()
 	if o.duration > 0 { // requests refused on sight are not transfers: no time to record
 		s.m.duration.WithLabelValues(string(o.result)).Observe(o.duration.Seconds())
@@ -298,30 +341,30 @@ func (s *Server) done(o outcome) {
 	attrs := []slog.Attr{slog.String("remote", o.remote.String()), slog.String("file", o.file)}
 	switch o.result {
 	case ResultOK:
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "tftp: file sent", append(attrs,
+		s.log.LogAttrs(ctx, slog.LevelInfo, "tftp: file sent", append(attrs,
 			slog.Int64("bytes", o.bytes), slog.Duration("duration", o.duration),
 			slog.Int("blksize", o.blksize), slog.Int("windowsize", o.windowsize),
 			slog.Int("retransmits", o.retransmits))...)
-		s.rec.RecordTransfer(Transfer{
+		s.rec.TFTPSent(ctx, Transfer{
 			Remote: o.remote, File: o.file, Bytes: o.bytes, Duration: o.duration,
 			Blksize: o.blksize, Windowsize: o.windowsize,
 		})
 	case ResultProbe:
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "tftp: size probe", attrs...)
+		s.log.LogAttrs(ctx, slog.LevelDebug, "tftp: size probe", attrs...)
 	case ResultBadRequest:
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "tftp: bad packet", append(attrs, slog.Any("err", o.err))...)
+		s.log.LogAttrs(ctx, slog.LevelDebug, "tftp: bad packet", append(attrs, slog.Any("err", o.err))...)
 	case ResultNotFound:
-		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: file not found in ipxe.dir", attrs...)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "tftp: file not found in ipxe.dir", attrs...)
 	case ResultAborted:
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "tftp: transfer aborted", append(attrs,
+		s.log.LogAttrs(ctx, slog.LevelInfo, "tftp: transfer aborted", append(attrs,
 			slog.Int64("size", o.bytes), slog.Duration("duration", o.duration), slog.Any("err", o.err))...)
 	case ResultError:
-		s.log.LogAttrs(context.Background(), slog.LevelError, "tftp: transfer failed", append(attrs, slog.Any("err", o.err))...)
+		s.log.LogAttrs(ctx, slog.LevelError, "tftp: transfer failed", append(attrs, slog.Any("err", o.err))...)
 	case ResultTimeout:
-		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: client stopped acknowledging", append(attrs,
+		s.log.LogAttrs(ctx, slog.LevelWarn, "tftp: client stopped acknowledging", append(attrs,
 			slog.Int64("size", o.bytes), slog.Duration("duration", o.duration),
 			slog.Int("blksize", o.blksize), slog.Int("windowsize", o.windowsize))...)
 	default:
-		s.log.LogAttrs(context.Background(), slog.LevelWarn, "tftp: request "+string(o.result), append(attrs, slog.Any("err", o.err))...)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "tftp: request "+string(o.result), append(attrs, slog.Any("err", o.err))...)
 	}
 }
