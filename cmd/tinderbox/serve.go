@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -17,11 +21,13 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
-	"github.com/tinderbox-boot/tinderbox/internal/factory"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
+	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 	"github.com/tinderbox-boot/tinderbox/internal/version"
 )
 
@@ -45,7 +51,8 @@ privileged fails at start, naming the port.`,
 	}
 }
 
-// run binds every socket, then serves until ctx is cancelled.
+// run binds every socket, builds every subsystem on them, then serves
+// until ctx is cancelled.
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	d, err := newDaemon(ctx, cfg, log)
 	if err != nil {
@@ -56,28 +63,17 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 // daemon is tinderbox with every socket bound and every server built.
 type daemon struct {
-	cfg      *config.Config
 	log      *slog.Logger
 	registry *prometheus.Registry
-	// boot is the boot HTTP server; subsystems mount their routes on its
-	// router while the daemon is being built.
-	boot     *httpserver.Server
 	state    *state.Store
-	factory  *factory.Client
-	cache    *cache.Cache
 	profiles *profiles.Store
-	flow     *bootflow.Flow
-	// events carries state changes to the admin API's event streams.
-	events  *admin.Hub
-	servers []server
-	// closers release what newDaemon opened: after Run's servers have
-	// stopped, or at once should a later step of newDaemon fail.
+	servers  []server
+	// closers release what newDaemon opened, newest last: after Run's
+	// servers have stopped, or at once should newDaemon fail part-way.
 	closers []func() error
-	// httpAddr and adminAddr are the listeners' addresses (a test binding
-	// :0 reads the ports here).
+	// The bound addresses (a test binding :0 reads the ports here);
+	// tftpAddr is nil when TFTP is off.
 	httpAddr, adminAddr, tftpAddr net.Addr
-	// httpMetrics are the request metrics both HTTP servers share.
-	httpMetrics *httpserver.Metrics
 }
 
 // server is one of the daemon's servers, ready to run.
@@ -86,49 +82,248 @@ type server struct {
 	serve func(ctx context.Context) error
 }
 
-// newDaemon binds every socket first, so that a busy port fails before any
-// server starts, and builds the servers on them. Each subsystem is wired by
-// an add… method in its own file.
+// sockets are every socket the daemon serves on. Each server's Serve owns
+// and closes its socket; close releases them for a daemon that never ran.
+type sockets struct {
+	boot, admin net.Listener
+	tftp        net.PacketConn // nil when tftp.enabled is false
+	dhcp        []dhcpSocket   // empty when dhcp.enabled is false
+}
+
+// dhcpSocket is one proxyDHCP port: 67 (with broadcast DISCOVERs) or the
+// PXE boot server port 4011 (unicast REQUESTs).
+type dhcpSocket struct {
+	what string
+	pxe  bool
+	conn *net.UDPConn
+}
+
+func (s *sockets) close() {
+	for _, c := range []io.Closer{s.boot, s.admin, s.tftp} {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+	for _, d := range s.dhcp {
+		_ = d.conn.Close()
+	}
+}
+
+// bindSockets binds every socket the config asks for, in the order the
+// operator reads them in the config file; the first that fails is returned
+// with its port named, and the ones already bound are closed.
+func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error) {
+	s := &sockets{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.boot, err = bind.TCP(ctx, "boot HTTP", cfg.HTTP.Listen); err != nil {
+		return nil, err
+	}
+	if s.admin, err = bind.TCP(ctx, "admin", cfg.Admin.Listen); err != nil {
+		return nil, err
+	}
+	if cfg.DHCP.Enabled {
+		ports := []dhcpSocket{{what: "proxyDHCP"}}
+		if cfg.DHCP.PXEPort != 0 {
+			ports = append(ports, dhcpSocket{what: "proxyDHCP PXE", pxe: true})
+		}
+		for _, p := range ports {
+			port := cfg.DHCP.Port
+			if p.pxe {
+				port = cfg.DHCP.PXEPort
+			}
+			if p.conn, err = proxydhcp.Listen(ctx, p.what, cfg.DHCP.Interface, port); err != nil {
+				return nil, err
+			}
+			s.dhcp = append(s.dhcp, p)
+		}
+	}
+	if cfg.TFTP.Enabled {
+		if s.tftp, err = bind.UDP(ctx, "TFTP", cfg.TFTP.Listen); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newDaemon binds every socket first, so that a busy or privileged port
+// fails before anything else happens (profiles loading may call the Image
+// Factory), then builds each subsystem from plain values, in dependency
+// order: state, assets, profiles, the boot flow over them, then the
+// servers that report to it.
 func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, registry: metrics.NewRegistry()}
+	var token string
+	if cfg.Admin.TokenFile != "" {
+		if token, err = config.ReadToken(cfg.Admin.TokenFile); err != nil {
+			return nil, err
+		}
+	}
+	var advertise netip.Addr
+	if cfg.DHCP.Enabled {
+		if advertise, err = netip.ParseAddr(cfg.Advertise); err != nil || !advertise.Is4() {
+			return nil, fmt.Errorf("proxyDHCP: advertise %q is not an IPv4 address; set advertise or dhcp.interface", cfg.Advertise)
+		}
+	}
+	socks, err := bindSockets(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{log: log, registry: metrics.NewRegistry(), httpAddr: socks.boot.Addr(), adminAddr: socks.admin.Addr()}
+	d.closers = append(d.closers, func() error { socks.close(); return nil })
+	if socks.tftp != nil {
+		d.tftpAddr = socks.tftp.LocalAddr()
+	}
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
-	// Servers are built in dependency order: the boot flow needs the
-	// state, the cache and the profiles; DHCP and TFTP report to the flow.
-	for _, add := range []func(context.Context) error{
-		d.addBootHTTP, d.addState, d.addAssets, d.addProfiles, d.addFlow, d.addTFTP, d.addDHCP, d.addAdmin,
-	} {
-		if err := add(ctx); err != nil {
-			return nil, err
-		}
+	baseURL := bootURL(cfg.Advertise, d.httpAddr.String())
+	warnSharedDHCPPorts(socks.dhcp, log)
+
+	// State: every change goes to the admin API's event streams.
+	events := admin.NewHub()
+	if d.state, err = state.Open(cfg.State.Dir, state.Options{Logger: log, OnChange: events.Publish}); err != nil {
+		return nil, err
 	}
+	d.closers = append(d.closers, d.state.Close)
+
+	// Assets: the Image Factory client and the on-disk cache in front of it.
+	fc, assets, err := openCache(cfg.Factory.URL, cfg.State.Dir, cfg.Cache.Dir, int64(cfg.Cache.MaxSize), log, d.registry)
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, assets.Close)
+	log.Info("asset cache ready", "dir", assets.Dir(), "entries", len(assets.List()), "size", assets.Size(),
+		"max_size", cfg.Cache.MaxSize.String(), "factory", fc.URL())
+
+	// Profiles: refuse to start on a problem (there is no earlier set to
+	// fall back on); the watcher serves later edits that load, and keeps
+	// the last good set on one that does not.
+	popts := profileOptions(cfg, fc)
+	popts.BaseURL = baseURL // the port actually bound, which differs from the config's for ":0"
+	if d.profiles, err = profiles.NewStore(ctx, popts, profiles.StoreOptions{Logger: log, Registerer: d.registry}); err != nil {
+		return nil, fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", cfg.Profiles.Dir, err)
+	}
+	log.Info("profiles loaded", "dir", cfg.Profiles.Dir, "machines", d.profiles.Set().Len(), "unknown", d.profiles.Unknown())
+
+	// iPXE binaries, for TFTP and for UEFI HTTP boot clients at /boot/{file}.
+	root := ipxe.NewRoot(cfg.IPXE.Dir)
+	d.closers = append(d.closers, root.Close)
+	if missing := ipxe.Missing(root.Dir(), ipxe.Required...); len(missing) > 0 {
+		log.Warn("ipxe.dir lacks boot binaries; serving what exists", "dir", root.Dir(), "missing", missing, "hint", ipxe.InstallHint)
+	}
+	arm64 := len(ipxe.Missing(root.Dir(), ipxe.EFIArm64)) == 0
+	if !arm64 {
+		log.Info("no arm64 iPXE in ipxe.dir; arm64 UEFI machines cannot netboot", "dir", root.Dir(), "file", ipxe.EFIArm64)
+	}
+
+	// The boot flow: what each machine is served, and the hooks the DHCP,
+	// TFTP and asset servers report to.
+	flow := bootflow.New(bootflow.Options{
+		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
+		Cmdlines: assets, Logger: log, Registerer: d.registry,
+	})
+
+	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
+	httpMetrics := httpserver.NewMetrics(d.registry)
+	bootSrv := httpserver.New(httpserver.Options{Name: "boot", Logger: log, Metrics: httpMetrics})
+	r := bootSrv.Router()
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	r.Method(http.MethodGet, "/metrics", metrics.Handler(d.registry))
+	ipxeFiles := ipxe.Handler(root, log)
+	r.Method(http.MethodGet, ipxe.HTTPPath, ipxeFiles)
+	r.Method(http.MethodHead, ipxe.HTTPPath, ipxeFiles)
+	flow.Mount(r)
+	cache.NewHandler(assets, log, flow).Mount(r)
+	d.add("boot HTTP", func(ctx context.Context) error { return bootSrv.Serve(ctx, socks.boot) })
+	d.add("profiles watcher", d.profiles.Watch)
+
+	// TFTP: the iPXE chain-load.
+	if socks.tftp != nil {
+		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow})
+		log.Info("tftp listening", "addr", d.tftpAddr.String(), "dir", root.Dir())
+		d.add("TFTP", func(ctx context.Context) error { return srv.Serve(ctx, socks.tftp) })
+	}
+
+	// proxyDHCP: points PXE firmware at iPXE and iPXE at /boot.ipxe.
+	if len(socks.dhcp) > 0 {
+		dcfg := proxydhcp.Config{Advertise: advertise, HTTPPort: d.httpAddr.(*net.TCPAddr).Port, Arm64: arm64}
+		m := proxydhcp.NewMetrics(d.registry)
+		for _, s := range socks.dhcp {
+			srv := proxydhcp.New(proxydhcp.Options{
+				Config: dcfg, Logger: log, Metrics: m, PXEPort: s.pxe, Policy: flow, Recorder: flow, Observer: flow,
+			})
+			d.add(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
+		}
+		log.Info("proxyDHCP listening", "interface", cfg.DHCP.Interface, "port", cfg.DHCP.Port, "pxe_port", cfg.DHCP.PXEPort,
+			"boot_script", dcfg.ScriptURL(), "arm64", arm64)
+	}
+
+	// Admin: the JSON API and the web UI.
+	adminSrv := httpserver.New(httpserver.Options{Name: "admin", Logger: log, Metrics: httpMetrics})
+	opts := admin.Options{
+		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
+		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
+		Listeners: d.listeners(cfg), Gatherer: d.registry,
+	}
+	admin.New(opts).Mount(adminSrv.Router())
+	log.Info("admin API and UI listening", "addr", d.adminAddr.String(), "auth", token != "")
+	d.add("admin HTTP", func(ctx context.Context) error {
+		// Event streams never end on their own: close them when the
+		// daemon stops, so the graceful shutdown does not wait for them.
+		stop := context.AfterFunc(ctx, events.Close)
+		defer stop()
+		return adminSrv.Serve(ctx, socks.admin)
+	})
+
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
 		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
 	return d, nil
 }
 
-// addBootHTTP binds http.listen and builds the boot HTTP server with
-// /healthz and /metrics.
-func (d *daemon) addBootHTTP(ctx context.Context) error {
-	ln, err := bind.TCP(ctx, "boot HTTP", d.cfg.HTTP.Listen)
-	if err != nil {
-		return err
-	}
-	d.closers = append(d.closers, ln.Close)
-	d.httpAddr = ln.Addr()
+func (d *daemon) add(name string, serve func(context.Context) error) {
+	d.servers = append(d.servers, server{name, serve})
+}
 
-	d.httpMetrics = httpserver.NewMetrics(d.registry)
-	d.boot = httpserver.New(httpserver.Options{Name: "boot", Logger: d.log, Metrics: d.httpMetrics})
-	d.boot.Router().Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	d.boot.Router().Method(http.MethodGet, "/metrics", metrics.Handler(d.registry))
-	d.servers = append(d.servers, server{"boot HTTP", func(ctx context.Context) error { return d.boot.Serve(ctx, ln) }})
-	return nil
+// listeners names every bound socket for the status page.
+func (d *daemon) listeners(cfg *config.Config) []admin.Listener {
+	ls := []admin.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: d.adminAddr.String()}}
+	if d.tftpAddr != nil {
+		ls = append(ls, admin.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
+	}
+	if cfg.DHCP.Enabled {
+		ls = append(ls, admin.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})
+		if cfg.DHCP.PXEPort != 0 {
+			ls = append(ls, admin.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", cfg.DHCP.PXEPort)})
+		}
+	}
+	return ls
+}
+
+// warnSharedDHCPPorts warns when another socket on this host listens on a
+// proxyDHCP port: the kernel hands each unicast packet to one socket only.
+func warnSharedDHCPPorts(socks []dhcpSocket, log *slog.Logger) {
+	for _, s := range socks {
+		port := s.conn.LocalAddr().(*net.UDPAddr).Port
+		others, err := proxydhcp.Sharers(s.conn)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+		case err != nil:
+			log.Warn("proxyDHCP: cannot tell whether another process shares the port", "port", port, "err", err)
+		case len(others) > 0:
+			log.Warn("proxyDHCP: another socket on this host listens on the same UDP port and interface; "+
+				"the kernel gives each unicast packet (port-4011 REQUESTs, relayed requests) to one socket only, "+
+				"so some PXE clients may go unanswered: stop the other server or bind each to its own interface (dhcp.interface)",
+				"port", port, "sharers", strings.Join(others, "; "))
+		}
+	}
 }
 
 // Run runs every server until ctx is cancelled or one of them fails; it
@@ -150,8 +345,8 @@ func (d *daemon) Run(ctx context.Context) error {
 }
 
 // close releases what newDaemon opened, newest first (the state store
-// after the servers that write to it). Listeners the servers already
-// closed report an error here, which is of no interest.
+// after the servers that write to it). Sockets a server already closed
+// report an error here, which is of no interest.
 func (d *daemon) close() {
 	for _, c := range slices.Backward(d.closers) {
 		_ = c()

@@ -196,6 +196,58 @@ func TestBusyPortFailsAtStart(t *testing.T) {
 	}
 }
 
+// TestSocketsBoundFirst: every socket is bound before the profiles load
+// (which may call the Image Factory) or the state is opened. With the
+// profiles broken and the admin port (bound last of the TCP sockets)
+// taken, the error is the port's, and nothing was created under
+// state.dir; with the port free, the profiles' error comes back and every
+// socket bound before it is released.
+func TestSocketsBoundFirst(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := testConfig(t)
+	cfg.HTTP.Listen = freeTCPAddr(t)
+	cfg.Admin.Listen = taken.Addr().String()
+	if err := os.WriteFile(filepath.Join(cfg.Profiles.Dir, "defaults.yaml"), []byte("talos: [broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = newDaemon(t.Context(), cfg, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "admin") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("newDaemon with the admin port taken and broken profiles: got %v, want the admin port's error", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.State.Dir, "state.db")); err == nil {
+		t.Errorf("state.db was created before every socket was bound")
+	}
+	taken.Close()
+	_, err = newDaemon(t.Context(), cfg, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "profiles") {
+		t.Fatalf("newDaemon with broken profiles: got %v, want the profiles' error", err)
+	}
+	for _, addr := range []string{cfg.HTTP.Listen, cfg.Admin.Listen} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still held after newDaemon failed: %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+}
+
+// freeTCPAddr returns a loopback address with a port that was free a
+// moment ago.
+func freeTCPAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // TestCLI runs the command line as a user would, through execute.
 func TestCLI(t *testing.T) {
 	root := filepath.Join("..", "..")

@@ -1,32 +1,30 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 )
 
-// addProfiles loads profiles.dir, refusing to start when it has a
-// problem (there is no earlier set to fall back on), and watches it: a
-// change that loads is served, one that does not is logged and the last
-// good set keeps serving.
-func (d *daemon) addProfiles(ctx context.Context) error {
-	opts := profileOptions(d.cfg, d.factory)
-	// The port actually bound, which differs from the config's for ":0".
-	opts.BaseURL = bootURL(d.cfg.Advertise, d.httpAddr.String())
-	store, err := profiles.NewStore(ctx, opts, profiles.StoreOptions{Logger: d.log, Registerer: d.registry})
+// openCache builds the factory client and opens the cache on it. reg may be
+// nil (the CLI registers no metrics).
+func openCache(factoryURL, stateDir, cacheDir string, maxSize int64, log *slog.Logger, reg prometheus.Registerer) (*factory.Client, *cache.Cache, error) {
+	fc, err := factory.New(factory.Options{URL: factoryURL, StateDir: stateDir, Logger: log, Registerer: reg})
 	if err != nil {
-		return fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", d.cfg.Profiles.Dir, err)
+		return nil, nil, err
 	}
-	d.profiles = store
-	d.log.Info("profiles loaded", "dir", d.cfg.Profiles.Dir, "machines", store.Set().Len(), "unknown", store.Unknown())
-	d.servers = append(d.servers, server{"profiles watcher", store.Watch})
-	return nil
+	c, err := cache.Open(cache.Options{Dir: cacheDir, MaxSize: maxSize, Upstream: cache.FromFactory(fc), Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (cache.dir)", err)
+	}
+	return fc, c, nil
 }
 
 // schematicResolver returns the Image Factory client that turns schematic
