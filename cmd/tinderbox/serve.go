@@ -12,11 +12,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tinderbox-boot/tinderbox/internal/admin"
 	"github.com/tinderbox-boot/tinderbox/internal/bind"
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
@@ -68,7 +68,7 @@ type daemon struct {
 	profiles *profiles.Store
 	flow     *bootflow.Flow
 	// events carries state changes to the admin API's event streams.
-	events  *admin.Hub
+	events  *eventhub.Hub
 	servers []server
 	// closers release what newDaemon opened: after Run's servers have
 	// stopped, or at once should a later step of newDaemon fail.

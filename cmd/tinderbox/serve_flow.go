@@ -9,15 +9,18 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/webui"
+	"github.com/tinderbox-boot/tinderbox/pkg/api"
 )
 
 // addState opens the machine-state database under state.dir; every change
 // goes to the admin API's event streams.
 func (d *daemon) addState(context.Context) error {
-	d.events = admin.NewHub()
-	st, err := state.Open(d.cfg.State.Dir, state.Options{Logger: d.log, OnChange: d.events.Publish})
+	d.events = eventhub.New()
+	st, err := state.Open(d.cfg.State.Dir, state.Options{Logger: d.log, OnChange: func(m state.Machine) { d.events.Publish(m.MAC) }})
 	if err != nil {
 		return err
 	}
@@ -44,7 +47,7 @@ func (d *daemon) addFlow(context.Context) error {
 	return nil
 }
 
-// addAdmin binds admin.listen and serves the admin API there.
+// addAdmin binds admin.listen and serves the admin API and the web UI there.
 func (d *daemon) addAdmin(ctx context.Context) error {
 	var token string
 	if d.cfg.Admin.TokenFile != "" {
@@ -60,14 +63,14 @@ func (d *daemon) addAdmin(ctx context.Context) error {
 	d.closers = append(d.closers, ln.Close)
 	d.adminAddr = ln.Addr()
 	srv := httpserver.New(httpserver.Options{Name: "admin", Logger: d.log, Metrics: d.httpMetrics})
-	listeners := []admin.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: ln.Addr().String()}}
+	listeners := []api.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: ln.Addr().String()}}
 	if d.tftpAddr != nil {
-		listeners = append(listeners, admin.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
+		listeners = append(listeners, api.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
 	}
 	if d.cfg.DHCP.Enabled {
-		listeners = append(listeners, admin.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", d.cfg.DHCP.Port)})
+		listeners = append(listeners, api.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", d.cfg.DHCP.Port)})
 		if d.cfg.DHCP.PXEPort != 0 {
-			listeners = append(listeners, admin.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", d.cfg.DHCP.PXEPort)})
+			listeners = append(listeners, api.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", d.cfg.DHCP.PXEPort)})
 		}
 	}
 	opts := admin.Options{
@@ -78,7 +81,9 @@ func (d *daemon) addAdmin(ctx context.Context) error {
 	if d.factory != nil {
 		opts.Factory = d.factory
 	}
-	admin.New(opts).Mount(srv.Router())
+	a := admin.New(opts)
+	a.Mount(srv.Router())
+	webui.New(webui.Options{API: a, Records: d.state, Profiles: d.profiles, Files: d.profiles, Logger: d.log}).Mount(srv.Router())
 	d.log.Info("admin API and UI listening", "addr", ln.Addr().String(), "auth", token != "")
 	d.servers = append(d.servers, server{"admin HTTP", func(ctx context.Context) error {
 		// Event streams never end on their own: close them when the

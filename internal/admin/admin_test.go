@@ -45,6 +45,8 @@ func (p fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error)
 	return []byte("machine:\n  network:\n    hostname: " + p[mac].Hostname + "\n"), nil
 }
 
+func (p fakeProfiles) Images() []profiles.Image { return nil }
+
 func (p fakeProfiles) Machines() []profiles.Profile {
 	var out []profiles.Profile
 	for _, pr := range p {

@@ -111,10 +111,18 @@ func (s *Store) MachineFile(mac machine.MAC) (MachineFile, error) {
 	return MachineFile{Rel: rel, Data: b, ETag: ETag(b)}, nil
 }
 
-// CheckMachine loads the directory as if mac's file held data and returns
-// every problem, joined, as Check does. Nothing is written.
-func (s *Store) CheckMachine(ctx context.Context, mac machine.MAC, data []byte) error {
-	return s.Check(ctx, machineRel(mac), data)
+// CheckMachine loads the directory as if mac's file held data, as
+// WriteMachine would, and returns an *InvalidError with every problem if
+// it does not load. Nothing is written; Written names the file only.
+func (s *Store) CheckMachine(ctx context.Context, mac machine.MAC, data []byte) (Written, error) {
+	out := Written{File: machineRel(mac)}
+	if data == nil {
+		data = []byte{} // nil means "absent" to Check
+	}
+	if err := s.Check(ctx, out.File, data); err != nil {
+		return out, &InvalidError{Err: err}
+	}
+	return out, nil
 }
 
 // WriteMachine replaces mac's profile file with data, after checking pre

@@ -142,3 +142,36 @@ func TestImages(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckMachine: a check names the file, refuses what does not load
+// with an *InvalidError, and writes nothing.
+func TestCheckMachine(t *testing.T) {
+	dir := copyDir(t, "testdata/golden/layers/profiles")
+	s, err := NewStore(t.Context(), testOptions(dir), StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := machine.MustParseMAC("52:54:00:00:00:09")
+	tests := []struct {
+		name, data  string
+		wantInvalid bool
+	}{
+		{name: "loads", data: "hostname: nine\nvalues: {host: 19}\n"},
+		// An empty body is an empty file (a machine with no values, which
+		// the patches need), not the file deleted (which would load).
+		{name: "empty file", data: "", wantInvalid: true},
+		{name: "does not load", data: "hostname: x\nbogus: 1\n", wantInvalid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := s.CheckMachine(t.Context(), mac, []byte(tt.data))
+			var inv *InvalidError
+			if w.File != "machines/52-54-00-00-00-09.yaml" || errors.As(err, &inv) != tt.wantInvalid || (err != nil) != tt.wantInvalid {
+				t.Errorf("got %+v, %v, want invalid=%v", w, err, tt.wantInvalid)
+			}
+			if f, _ := s.MachineFile(mac); f.Exists() {
+				t.Error("a check wrote the file")
+			}
+		})
+	}
+}
