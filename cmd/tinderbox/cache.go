@@ -5,18 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func newCacheCmd() *cobra.Command {
@@ -146,24 +146,7 @@ func profileTargets(cmd *cobra.Command, cfg *config.Config) ([]cache.Target, err
 	if err != nil {
 		return nil, fmt.Errorf("cache prefetch: the profiles do not load (`tinderbox validate` lists every problem): %w", err)
 	}
-	var targets []cache.Target
-	add := func(t profiles.Talos) {
-		if t.Version == "" || t.SchematicID == "" {
-			return
-		}
-		arch := t.Arch
-		if arch == "" {
-			arch = machine.ArchAMD64
-		}
-		tg := cache.Target{Schematic: t.SchematicID, Version: t.Version, Arch: arch}
-		if !slices.Contains(targets, tg) {
-			targets = append(targets, tg)
-		}
-	}
-	for _, p := range set.Machines() {
-		add(p.Talos)
-	}
-	add(set.Maintenance())
+	targets := cache.TargetsOf(set.Images())
 	if len(targets) == 0 {
 		return nil, errors.New("cache prefetch: the profiles name no Talos version and schematic; give --schematic and --version")
 	}
@@ -291,16 +274,6 @@ func newCachePruneCmd() *cobra.Command {
 	return cmd
 }
 
-// humanBytes formats n with a binary unit and one decimal.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes formats n with a binary unit: one decimal under 10 units
+// ("1.5 KiB"), none above ("320 KiB").
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

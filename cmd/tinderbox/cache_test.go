@@ -88,7 +88,7 @@ profiles: {dir: %[2]s}
 	}
 
 	out, _, err = run("list")
-	if err != nil || !strings.Contains(out, "initramfs-amd64.xz") || !strings.Contains(out, "3 assets, 320.2 KiB") {
+	if err != nil || !strings.Contains(out, "initramfs-amd64.xz") || !strings.Contains(out, "3 assets, 320 KiB") {
 		t.Errorf("list: got %v\n%s", err, out)
 	}
 	out, _, err = run("list", "-o", "json")

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // node is a simulated machine walking the boot sequence of

@@ -12,8 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tinderbox-boot/tinderbox/internal/admin"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/pkg/api"
+	"github.com/tinderbox-boot/tinderbox/pkg/client"
 )
 
 // clientFlags are the flags of the commands that talk to a running daemon.
@@ -30,7 +31,7 @@ func (f *clientFlags) add(cmd *cobra.Command) {
 // client builds the admin client from the flags, falling back on the
 // config file for the address and token. Config problems unrelated to
 // reaching the daemon (a missing profiles dir, say) do not stop it.
-func (f *clientFlags) client(cmd *cobra.Command) (*admin.Client, error) {
+func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("--output %q: want table or json", f.output)
 	}
@@ -52,7 +53,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*admin.Client, error) {
 			}
 		}
 	}
-	return admin.NewClient(server, token), nil
+	return client.New(server, token), nil
 }
 
 // adminURL turns a listen address into a URL a local client can reach.
@@ -157,7 +158,7 @@ func runList(cmd *cobra.Command, f *clientFlags) error {
 	return tw.Flush()
 }
 
-func printMachine(w io.Writer, output string, m admin.Machine) error {
+func printMachine(w io.Writer, output string, m api.Machine) error {
 	if output == "json" {
 		return printJSON(w, m)
 	}

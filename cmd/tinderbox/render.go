@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func newRenderCmd() *cobra.Command {

@@ -21,6 +21,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
@@ -29,6 +30,8 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 	"github.com/tinderbox-boot/tinderbox/internal/version"
+	"github.com/tinderbox-boot/tinderbox/internal/webui"
+	"github.com/tinderbox-boot/tinderbox/pkg/api"
 )
 
 func newServeCmd() *cobra.Command {
@@ -185,8 +188,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	warnSharedDHCPPorts(socks.dhcp, log)
 
 	// State: every change goes to the admin API's event streams.
-	events := admin.NewHub()
-	if d.state, err = state.Open(cfg.State.Dir, state.Options{Logger: log, OnChange: events.Publish}); err != nil {
+	events := eventhub.New()
+	onChange := func(m state.Machine) { events.Publish(m.MAC) }
+	if d.state, err = state.Open(cfg.State.Dir, state.Options{Logger: log, OnChange: onChange}); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, d.state.Close)
@@ -273,7 +277,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
 		Listeners: d.listeners(cfg), Gatherer: d.registry,
 	}
-	admin.New(opts).Mount(adminSrv.Router())
+	adminAPI := admin.New(opts)
+	adminAPI.Mount(adminSrv.Router())
+	webui.New(webui.Options{API: adminAPI, Records: d.state, Profiles: d.profiles, Files: d.profiles, Logger: log}).Mount(adminSrv.Router())
 	log.Info("admin API and UI listening", "addr", d.adminAddr.String(), "auth", token != "")
 	d.add("admin HTTP", func(ctx context.Context) error {
 		// Event streams never end on their own: close them when the
@@ -293,15 +299,15 @@ func (d *daemon) add(name string, serve func(context.Context) error) {
 }
 
 // listeners names every bound socket for the status page.
-func (d *daemon) listeners(cfg *config.Config) []admin.Listener {
-	ls := []admin.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: d.adminAddr.String()}}
+func (d *daemon) listeners(cfg *config.Config) []api.Listener {
+	ls := []api.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: d.adminAddr.String()}}
 	if d.tftpAddr != nil {
-		ls = append(ls, admin.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
+		ls = append(ls, api.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
 	}
 	if cfg.DHCP.Enabled {
-		ls = append(ls, admin.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})
+		ls = append(ls, api.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})
 		if cfg.DHCP.PXEPort != 0 {
-			ls = append(ls, admin.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", cfg.DHCP.PXEPort)})
+			ls = append(ls, api.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", cfg.DHCP.PXEPort)})
 		}
 	}
 	return ls

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"pack.ag/tftp"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // screenshotsEnv names the folder TestUIBrowser saves its screenshots in

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // TestEventsThroughDaemon: a state change in the daemon reaches an open

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/tinderbox-boot/tinderbox/internal/profiles"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,7 +14,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 const (
@@ -44,6 +44,8 @@ func (p fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error)
 	}
 	return []byte("machine:\n  network:\n    hostname: " + p[mac].Hostname + "\n"), nil
 }
+
+func (p fakeProfiles) Images() []profiles.Image { return nil }
 
 func (p fakeProfiles) Machines() []profiles.Profile {
 	var out []profiles.Profile

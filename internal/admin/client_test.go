@@ -1,14 +1,18 @@
 package admin
 
 import (
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"strings"
 	"testing"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/client"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
+// TestClient: pkg/client against this server: every call, and errors
+// carrying the server's message.
 func TestClient(t *testing.T) {
 	srv, store := newServer(t, "tok")
-	c := NewClient(srv.URL+"/", "tok")
+	c := client.New(srv.URL+"/", "tok")
 
 	list, err := c.Machines(t.Context())
 	if err != nil || len(list) != 3 || list[0].MAC.String() != macBooted {
@@ -37,7 +41,7 @@ func TestClient(t *testing.T) {
 	if _, err := c.Machine(t.Context(), "52:54:00:00:00:99"); err == nil || !strings.Contains(err.Error(), "no machine 52:54:00:00:00:99") || !strings.Contains(err.Error(), "HTTP 404") {
 		t.Errorf("unknown machine: got %v", err)
 	}
-	if _, err := NewClient(srv.URL, "bad").Machines(t.Context()); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+	if _, err := client.New(srv.URL, "bad").Machines(t.Context()); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Errorf("bad token: got %v", err)
 	}
 	srv.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
+	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 )
@@ -22,7 +23,7 @@ type full struct {
 	api      *API
 	store    *state.Store
 	profiles *profiles.Store
-	hub      *Hub
+	hub      *eventhub.Hub
 	dir      string
 }
 
@@ -56,9 +57,9 @@ func newFull(t *testing.T, token string, tweak func(*Options)) *full {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := NewHub()
+	hub := eventhub.New()
 	t.Cleanup(hub.Close)
-	store, err := state.Open(t.TempDir(), state.Options{OnChange: hub.Publish})
+	store, err := state.Open(t.TempDir(), state.Options{OnChange: func(m state.Machine) { hub.Publish(m.MAC) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,15 @@ package admin
 
 import (
 	"context"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/version"
+	"github.com/tinderbox-boot/tinderbox/pkg/api"
 )
 
 // Cache is the asset cache as the API uses it. *cache.Cache implements it.
@@ -28,32 +27,19 @@ type Factory interface {
 	Versions(ctx context.Context) ([]string, error)
 }
 
-// Listener is one of the daemon's sockets.
-type Listener struct {
-	Name string `json:"name"`
-	Addr string `json:"addr"`
-}
-
 // factoryTimeout bounds the reachability probe, so a status page does not
 // hang on a factory that does not answer.
 const factoryTimeout = 3 * time.Second
 
-// FactoryStatus says whether the Image Factory answers.
-type FactoryStatus struct {
-	URL       string `json:"url"`
-	Reachable bool   `json:"reachable"`
-	Error     string `json:"error,omitempty"`
-	// Versions is how many Talos versions it offers.
-	Versions int `json:"versions,omitempty"`
-}
-
-func (a *API) factoryStatus(ctx context.Context) FactoryStatus {
+// FactoryStatus asks the Image Factory for its versions, for at most
+// three seconds, to tell whether it answers.
+func (a *API) FactoryStatus(ctx context.Context) api.FactoryStatus {
 	if a.opts.Factory == nil {
-		return FactoryStatus{Error: "no Image Factory configured"}
+		return api.FactoryStatus{Error: "no Image Factory configured"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, factoryTimeout)
 	defer cancel()
-	st := FactoryStatus{URL: a.opts.Factory.URL()}
+	st := api.FactoryStatus{URL: a.opts.Factory.URL()}
 	vs, err := a.opts.Factory.Versions(ctx)
 	if err != nil {
 		st.Error = err.Error()
@@ -63,31 +49,7 @@ func (a *API) factoryStatus(ctx context.Context) FactoryStatus {
 	return st
 }
 
-// CacheListing is the answer of GET /api/v1/cache.
-type CacheListing struct {
-	Entries  []cache.Entry `json:"entries"`
-	Size     int64         `json:"size"`
-	Prefetch PrefetchState `json:"prefetch"`
-	// Factory is filled only with ?factory=1: probing it takes time.
-	Factory *FactoryStatus `json:"factory,omitempty"`
-}
-
-// PrefetchState is the background prefetch's progress.
-type PrefetchState struct {
-	Running  bool       `json:"running"`
-	Started  *time.Time `json:"started,omitempty"`
-	Finished *time.Time `json:"finished,omitempty"`
-	Targets  []string   `json:"targets,omitempty"`
-	Fetched  int        `json:"fetched"`
-	Error    string     `json:"error,omitempty"`
-}
-
-type prefetchState struct {
-	mu sync.Mutex
-	PrefetchState
-}
-
-func (p *prefetchState) get() PrefetchState {
+func (p *prefetchState) get() api.PrefetchState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.PrefetchState
@@ -95,44 +57,42 @@ func (p *prefetchState) get() PrefetchState {
 	return s
 }
 
-func (a *API) cacheList(w http.ResponseWriter, r *http.Request) {
+// CacheListing is the asset cache's entries, size and prefetch progress,
+// without the factory's status; ok is false when the API has no cache.
+func (a *API) CacheListing() (l api.CacheListing, ok bool) {
 	if a.opts.Cache == nil {
-		writeError(w, http.StatusNotImplemented, "this server has no asset cache")
+		return api.CacheListing{}, false
+	}
+	entries := a.opts.Cache.List()
+	l = api.CacheListing{Entries: make([]api.CacheEntry, 0, len(entries)), Size: a.opts.Cache.Size(), Prefetch: a.prefetch.get()}
+	for _, e := range entries {
+		l.Entries = append(l.Entries, api.CacheEntry{
+			Schematic: e.Schematic, Version: e.Version, File: e.File,
+			Size: e.Size, SHA256: e.SHA256, Fetched: e.Fetched, LastUsed: e.LastUsed,
+		})
+	}
+	return l, true
+}
+
+func (a *API) cacheList(w http.ResponseWriter, r *http.Request) {
+	out, ok := a.CacheListing()
+	if !ok {
+		WriteError(w, http.StatusNotImplemented, "this server has no asset cache")
 		return
 	}
-	out := CacheListing{Entries: a.opts.Cache.List(), Size: a.opts.Cache.Size(), Prefetch: a.prefetch.get()}
 	if r.URL.Query().Get("factory") != "" {
-		f := a.factoryStatus(r.Context())
+		f := a.FactoryStatus(r.Context())
 		out.Factory = &f
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// prefetchTargets is every Talos image the profiles name: each machine's
-// and the maintenance image, once each.
-func (a *API) prefetchTargets() []cache.Target {
-	var out []cache.Target
-	add := func(version, schematic string, arch machine.Arch) {
-		if version == "" || schematic == "" {
-			return
-		}
-		if arch == "" {
-			arch = machine.ArchAMD64
-		}
-		t := cache.Target{Schematic: schematic, Version: version, Arch: arch}
-		if !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	for _, p := range a.opts.Profiles.Machines() {
-		add(p.Talos.Version, p.Talos.SchematicID, p.Talos.Arch)
-	}
-	m := a.opts.Profiles.Maintenance()
-	add(m.Version, m.SchematicID, m.Arch)
-	return out
+// PrefetchTargets is every Talos image the profiles name, each once.
+func (a *API) PrefetchTargets() []cache.Target {
+	return cache.TargetsOf(a.opts.Profiles.Images())
 }
 
-// prefetchContext bounds a background prefetch: several hundred MiB from
+// prefetchTimeout bounds a background prefetch: several hundred MiB from
 // the factory, one asset after the other.
 const prefetchTimeout = 30 * time.Minute
 
@@ -141,23 +101,23 @@ const prefetchTimeout = 30 * time.Minute
 // shows the progress. A second call while one runs answers 409.
 func (a *API) cachePrefetch(w http.ResponseWriter, _ *http.Request) {
 	if a.opts.Cache == nil {
-		writeError(w, http.StatusNotImplemented, "this server has no asset cache")
+		WriteError(w, http.StatusNotImplemented, "this server has no asset cache")
 		return
 	}
-	targets := a.prefetchTargets()
+	targets := a.PrefetchTargets()
 	if len(targets) == 0 {
-		writeError(w, http.StatusUnprocessableEntity, "the profiles name no Talos version and schematic to prefetch")
+		WriteError(w, http.StatusUnprocessableEntity, "the profiles name no Talos version and schematic to prefetch")
 		return
 	}
 	p := &a.prefetch
 	p.mu.Lock()
 	if p.Running {
 		p.mu.Unlock()
-		writeError(w, http.StatusConflict, "a prefetch is already running")
+		WriteError(w, http.StatusConflict, "a prefetch is already running")
 		return
 	}
 	now := time.Now()
-	p.PrefetchState = PrefetchState{Running: true, Started: &now}
+	p.PrefetchState = api.PrefetchState{Running: true, Started: &now}
 	for _, t := range targets {
 		p.Targets = append(p.Targets, t.String())
 	}
@@ -184,54 +144,19 @@ func (a *API) cachePrefetch(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusAccepted, out)
 }
 
-// Status is the answer of GET /api/v1/status.
-type Status struct {
-	Version   string        `json:"version"`
-	Commit    string        `json:"commit"`
-	Listeners []Listener    `json:"listeners"`
-	Counters  []Counter     `json:"counters"`
-	IPXE      IPXEStatus    `json:"ipxe"`
-	Profiles  ProfileStatus `json:"profiles"`
-	Factory   FactoryStatus `json:"factory"`
-	Events    int           `json:"eventSubscribers"`
-}
-
-// IPXEStatus lists the boot binaries found in ipxe.dir and those missing.
-type IPXEStatus struct {
-	Dir     string   `json:"dir"`
-	Found   []string `json:"found"`
-	Missing []string `json:"missing"`
-	Hint    string   `json:"hint,omitempty"`
-}
-
-// ProfileStatus is how loading the profiles directory goes.
-type ProfileStatus struct {
-	Dir         string     `json:"dir"`
-	Machines    int        `json:"machines"`
-	LoadedAt    *time.Time `json:"loadedAt,omitempty"`
-	LastAttempt *time.Time `json:"lastAttempt,omitempty"`
-	// Problems are why the files on disk do not load; the set loaded at
-	// LoadedAt keeps serving meanwhile.
-	Problems []string `json:"problems"`
-}
-
-// Counter is one tinderbox counter series.
-type Counter struct {
-	Name   string  `json:"name"`
-	Labels string  `json:"labels,omitempty"`
-	Value  float64 `json:"value"`
-}
-
-func (a *API) statusOf(ctx context.Context) Status {
-	st := Status{Version: version.Version, Commit: version.Commit, Listeners: a.opts.Listeners, Counters: a.counters(), Factory: a.factoryStatus(ctx)}
+// Status is what GET /api/v1/status answers: version, listeners,
+// counters, iPXE binaries, profiles and the factory (probed, so it may
+// take up to three seconds).
+func (a *API) Status(ctx context.Context) api.Status {
+	st := api.Status{Version: version.Version, Commit: version.Commit, Listeners: a.opts.Listeners, Counters: a.counters(), Factory: a.FactoryStatus(ctx)}
 	if st.Listeners == nil {
-		st.Listeners = []Listener{}
+		st.Listeners = []api.Listener{}
 	}
 	if a.opts.Hub != nil {
 		st.Events = a.opts.Hub.Subscribers()
 	}
 	all := append(slices.Clone(ipxe.Required), ipxe.EFIArm64)
-	st.IPXE = IPXEStatus{Dir: a.opts.IPXEDir, Found: []string{}, Missing: ipxe.Missing(a.opts.IPXEDir, all...)}
+	st.IPXE = api.IPXEStatus{Dir: a.opts.IPXEDir, Found: []string{}, Missing: ipxe.Missing(a.opts.IPXEDir, all...)}
 	for _, f := range all {
 		if !slices.Contains(st.IPXE.Missing, f) {
 			st.IPXE.Found = append(st.IPXE.Found, f)
@@ -260,12 +185,12 @@ func (a *API) statusOf(ctx context.Context) Status {
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.statusOf(r.Context()))
+	writeJSON(w, http.StatusOK, a.Status(r.Context()))
 }
 
 // counters gathers every tinderbox_… counter series.
-func (a *API) counters() []Counter {
-	out := []Counter{}
+func (a *API) counters() []api.Counter {
+	out := []api.Counter{}
 	if a.opts.Gatherer == nil {
 		return out
 	}
@@ -282,7 +207,7 @@ func (a *API) counters() []Counter {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+"="+l.GetValue())
 			}
-			out = append(out, Counter{Name: mf.GetName(), Labels: strings.Join(labels, ","), Value: m.GetCounter().GetValue()})
+			out = append(out, api.Counter{Name: mf.GetName(), Labels: strings.Join(labels, ","), Value: m.GetCounter().GetValue()})
 		}
 	}
 	return out

@@ -2,7 +2,6 @@ package boot
 
 import (
 	"flag"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -3,8 +3,6 @@ package bootflow
 import (
 	"context"
 	"errors"
-	"github.com/tinderbox-boot/tinderbox/internal/profiles"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 var (

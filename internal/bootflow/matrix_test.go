@@ -2,13 +2,13 @@ package bootflow
 
 import (
 	"fmt"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/tinderbox-boot/tinderbox/internal/boot"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // TestScriptMatrix asks for a script in every combination of profile

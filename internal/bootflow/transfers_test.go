@@ -1,7 +1,6 @@
 package bootflow
 
 import (
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"net/netip"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func TestTFTPSent(t *testing.T) {

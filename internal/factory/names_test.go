@@ -1,12 +1,12 @@
 package factory_test
 
 import (
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"strings"
 	"testing"
 
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func TestNormalizeVersion(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")

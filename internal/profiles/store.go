@@ -50,6 +50,11 @@ type Store struct {
 	log      *slog.Logger
 	debounce time.Duration
 
+	// writeMu serialises WriteMachine and DeleteMachine: check, write
+	// and reload happen as one step, so a precondition compares against
+	// the file being replaced.
+	writeMu sync.Mutex
+
 	mu      sync.RWMutex
 	set     *Set
 	status  Status
@@ -148,6 +153,9 @@ func (s *Store) Maintenance() Talos { return s.Set().Maintenance() }
 func (s *Store) Render(ctx context.Context, mac machine.MAC) ([]byte, error) {
 	return s.Set().Render(ctx, mac)
 }
+
+// Images is every Talos image the served set names; see Set.Images.
+func (s *Store) Images() []Image { return s.Set().Images() }
 
 // Dir is the profiles directory.
 func (s *Store) Dir() string { return s.opts.Dir }

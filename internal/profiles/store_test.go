@@ -3,7 +3,6 @@ package profiles
 import (
 	"bytes"
 	"context"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // copyDir copies a profiles directory into a temporary one.

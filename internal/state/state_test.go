@@ -2,13 +2,14 @@ package state
 
 import (
 	"fmt"
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func TestReconcile(t *testing.T) {

@@ -1,7 +1,6 @@
-package admin
+package webui
 
 import (
-	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,14 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tinderbox-boot/tinderbox/internal/admin"
 )
 
 // TestLogin: pages send a browser without the cookie to the login page;
 // a wrong token is refused; the right one sets an HttpOnly, SameSite=Strict
 // cookie holding it and returns to the page asked for; log-out clears it.
 func TestLogin(t *testing.T) {
-	c, _ := newCache(t)
-	f := newFull(t, "s3cret", func(o *Options) { o.Cache = c; o.Factory = fakeFactory{} })
+	srv := newServer(t, "s3cret")
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +28,7 @@ func TestLogin(t *testing.T) {
 	}}
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := client.Get(f.srv.URL + path)
+		resp, err := client.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,12 +38,12 @@ func TestLogin(t *testing.T) {
 	}
 	post := func(path string, form url.Values) (*http.Response, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(form.Encode()))
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", f.srv.URL)
+		req.Header.Set("Origin", srv.URL)
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +68,7 @@ func TestLogin(t *testing.T) {
 	}
 	var cookie *http.Cookie
 	for _, c := range resp.Request.Response.Cookies() {
-		if c.Name == CookieName {
+		if c.Name == admin.CookieName {
 			cookie = c
 		}
 	}
@@ -102,8 +102,8 @@ func TestLogin(t *testing.T) {
 
 // TestOpenListener: without a token the pages need no login.
 func TestOpenListener(t *testing.T) {
-	f := newFull(t, "", nil)
-	resp, err := http.Get(f.srv.URL + "/")
+	srv := newServer(t, "")
+	resp, err := http.Get(srv.URL + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,71 +116,21 @@ func TestOpenListener(t *testing.T) {
 	}
 }
 
-func TestMaskSecrets(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     []string
-		hidden   []string
-	}{
-		{
-			name:   "talos secrets",
-			in:     "machine:\n  token: abc.def\n  ca:\n    crt: LS0tCRT\n    key: LS0tKEY\n  network:\n    hostname: cp-01\ncluster:\n  secret: s3\n  aescbcEncryptionSecret: aesvalue\n  serviceAccount:\n    key: sa\n",
-			want:   []string{"hostname: cp-01", "token: " + masked, "crt: " + masked},
-			hidden: []string{"abc.def", "LS0tCRT", "LS0tKEY", "s3", "aesvalue", ": sa"},
-		},
-		{
-			name:   "several documents and lists",
-			in:     "a: 1\n---\ncerts:\n  - one\n  - two\nkeep: [x]\n",
-			want:   []string{"a: 1", "keep: [x]", "- " + masked},
-			hidden: []string{"one", "two"},
-		},
-		{name: "not YAML", in: "a: [\n", want: []string{masked}, hidden: []string{"a:"}},
+// TestCrossSiteLogin: a login form posted from another site is refused.
+func TestCrossSiteLogin(t *testing.T) {
+	srv := newServer(t, "s3cret")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/login", strings.NewReader("token=s3cret"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := maskSecrets([]byte(tt.in))
-			for _, w := range tt.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("got\n%s\nwant it to hold %q", got, w)
-				}
-			}
-			for _, h := range tt.hidden {
-				if strings.Contains(got, h) {
-					t.Errorf("got\n%s\nwant %q masked", got, h)
-				}
-			}
-		})
+	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestTimeline(t *testing.T) {
-	at := func(s int) time.Time { return time.Date(2026, 1, 1, 0, 0, s, 0, time.UTC) }
-	ev := func(s int, k machine.EventKind, detail string, n int64) machine.Event {
-		return machine.Event{Time: at(s), Kind: k, Detail: detail, Bytes: n}
-	}
-	events := []machine.Event{
-		ev(1, machine.EventDHCPOffer, "offer", 0), ev(2, machine.EventScript, "netboot", 0), ev(3, machine.EventConfig, "", 10),
-		// The next boot: only its steps count.
-		ev(10, machine.EventDHCPOffer, "offer", 0), ev(11, machine.EventDHCPOffer, "ack", 0), ev(12, machine.EventTFTP, "ipxe.efi", 1000),
-		ev(13, machine.EventScript, "netboot", 0), ev(14, machine.EventKernel, "kernel-amd64", 5000), ev(15, machine.EventInitramfs, "initramfs-amd64.xz", 9000),
-		ev(16, machine.EventAsset, "cmdline-metal-amd64", 50), ev(17, machine.EventReinstall, "", 0),
-	}
-	steps := timeline(events)
-	want := []struct {
-		done bool
-		sec  int
-		n    int64
-	}{{true, 11, 0}, {true, 12, 1000}, {true, 13, 0}, {true, 14, 5000}, {true, 15, 9000}, {false, 0, 0}, {false, 0, 0}}
-	if len(steps) != len(want) {
-		t.Fatalf("got %d steps, want %d", len(steps), len(want))
-	}
-	for i, w := range want {
-		s := steps[i]
-		if s.Done != w.done || (w.done && (!s.Time.Equal(at(w.sec)) || s.Bytes != w.n)) {
-			t.Errorf("step %s: got done=%v at %v %d bytes, want done=%v at %ds %d bytes", s.Name, s.Done, s.Time, s.Bytes, w.done, w.sec, w.n)
-		}
-	}
-	if got := timeline(nil); len(got) != 7 || got[0].Done {
-		t.Errorf("no events: got %+v", got)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Errorf("got %d with cookies %v, want 403 and none", resp.StatusCode, resp.Cookies())
 	}
 }

@@ -1,0 +1,175 @@
+// Package api holds the JSON shapes of tinderbox's admin API, /api/v1 on
+// the admin listener: what the server writes and what pkg/client reads.
+// Every answer is JSON except the profile, config and script calls
+// (YAML or text) and the event stream (server-sent events whose "machine"
+// events carry a MachineEvent). An error answer of any call is an Error.
+package api
+
+import (
+	"time"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
+)
+
+// Machine is one row of GET /api/v1/machines, and the answer of GET
+// /api/v1/machines/{mac} and POST /api/v1/machines/{mac}/reinstall: what
+// tinderbox recorded of a machine joined with its profile.
+type Machine struct {
+	MAC      machine.MAC `json:"mac"`
+	Hostname string      `json:"hostname"`
+	// State is the recorded state, or for a machine that never booted the
+	// state it would start in.
+	State     machine.State `json:"state"`
+	Arch      machine.Arch  `json:"arch"`
+	UUID      string        `json:"uuid"`
+	IP        string        `json:"ip"`
+	FirstSeen *time.Time    `json:"firstSeen"`
+	LastSeen  *time.Time    `json:"lastSeen"`
+	// Profile says whether the machine has a profile.
+	Profile bool `json:"profile"`
+	// LastStep names the newest event for people ("Kernel", "Local boot",
+	// "reinstall"), "" when it never booted.
+	LastStep string `json:"lastStep"`
+	// Events, oldest first, are set only for one machine, not in the list.
+	Events []machine.Event `json:"events,omitempty"`
+}
+
+// MachineEvent is the data of a "machine" server-sent event of GET
+// /api/v1/events: the machine as GET /api/v1/machines/{mac} shows it, or
+// only its MAC with Gone set when it has neither a record nor a profile
+// any more.
+type MachineEvent struct {
+	Machine
+	Gone bool `json:"gone,omitempty"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+	// Problems lists every problem, for validation failures (HTTP 422),
+	// each as "file:line: message".
+	Problems []string `json:"problems,omitempty"`
+	// At gives each of Problems apart, for the UI to show by its line.
+	At []ProblemAt `json:"at,omitempty"`
+}
+
+// ProblemAt is one validation problem: the file (under the profiles
+// directory) and line at fault where known.
+type ProblemAt struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Machine string `json:"machine,omitempty"`
+	Message string `json:"message"`
+}
+
+// ProfileWritten is the answer to PUT or DELETE
+// /api/v1/machines/{mac}/profile.
+type ProfileWritten struct {
+	MAC machine.MAC `json:"mac"`
+	// File is the profile file's path under the profiles directory.
+	File string `json:"file"`
+	// ETag is the new file's entity tag, "" after a DELETE or a check.
+	ETag string `json:"etag,omitempty"`
+	// Checked is true when the call only checked (?check=1).
+	Checked bool `json:"checked,omitempty"`
+	// ReloadError is set when the file was written but the directory
+	// did not reload (another file broke meanwhile): the older set keeps
+	// serving until that is fixed.
+	ReloadError string `json:"reloadError,omitempty"`
+}
+
+// CacheListing is the answer of GET /api/v1/cache.
+type CacheListing struct {
+	Entries []CacheEntry `json:"entries"`
+	// Size is the bytes of every entry together.
+	Size     int64         `json:"size"`
+	Prefetch PrefetchState `json:"prefetch"`
+	// Factory is filled only with ?factory=1: probing it takes time.
+	Factory *FactoryStatus `json:"factory,omitempty"`
+}
+
+// CacheEntry is one cached Image Factory asset.
+type CacheEntry struct {
+	// Schematic is the 64-hex schematic ID.
+	Schematic string `json:"schematic"`
+	// Version is the Talos version, with its leading "v".
+	Version string `json:"version"`
+	// File is the factory's file name (kernel-amd64, initramfs-amd64.xz,
+	// cmdline-metal-amd64).
+	File string `json:"file"`
+	// Size is in bytes.
+	Size int64 `json:"size"`
+	// SHA256 is the hex digest of the file, also its ETag.
+	SHA256   string    `json:"sha256"`
+	Fetched  time.Time `json:"fetched"`
+	LastUsed time.Time `json:"lastUsed"`
+}
+
+// PrefetchState is the progress of the background prefetch POST
+// /api/v1/cache/prefetch starts.
+type PrefetchState struct {
+	Running  bool       `json:"running"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	// Targets are schematic/version/arch, one per image.
+	Targets []string `json:"targets,omitempty"`
+	// Fetched is the number of assets fetched or found cached.
+	Fetched int    `json:"fetched"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	Version   string        `json:"version"`
+	Commit    string        `json:"commit"`
+	Listeners []Listener    `json:"listeners"`
+	Counters  []Counter     `json:"counters"`
+	IPXE      IPXEStatus    `json:"ipxe"`
+	Profiles  ProfileStatus `json:"profiles"`
+	Factory   FactoryStatus `json:"factory"`
+	// Events is the number of open event streams.
+	Events int `json:"eventSubscribers"`
+}
+
+// Listener is one of the daemon's sockets.
+type Listener struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+}
+
+// Counter is one tinderbox counter series.
+type Counter struct {
+	Name string `json:"name"`
+	// Labels are name=value pairs, comma-separated.
+	Labels string  `json:"labels,omitempty"`
+	Value  float64 `json:"value"`
+}
+
+// IPXEStatus lists the boot binaries found in ipxe.dir and those missing.
+type IPXEStatus struct {
+	Dir     string   `json:"dir"`
+	Found   []string `json:"found"`
+	Missing []string `json:"missing"`
+	// Hint says how to get the missing ones.
+	Hint string `json:"hint,omitempty"`
+}
+
+// ProfileStatus is how loading the profiles directory goes.
+type ProfileStatus struct {
+	Dir         string     `json:"dir"`
+	Machines    int        `json:"machines"`
+	LoadedAt    *time.Time `json:"loadedAt,omitempty"`
+	LastAttempt *time.Time `json:"lastAttempt,omitempty"`
+	// Problems are why the files on disk do not load; the set loaded at
+	// LoadedAt keeps serving meanwhile.
+	Problems []string `json:"problems"`
+}
+
+// FactoryStatus says whether the Image Factory answers.
+type FactoryStatus struct {
+	URL       string `json:"url"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// Versions is how many Talos versions it offers.
+	Versions int `json:"versions,omitempty"`
+}
