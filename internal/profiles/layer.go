@@ -141,9 +141,7 @@ func parseLayer(path string, data []byte, k kind) (*layer, error) {
 		case "install":
 			var s string
 			if decode(key, vn, &s) {
-				if s == "" {
-					bad(vn, "install: %q: want once, always or never", s)
-				} else if m, err := machine.ParseInstall(s); err != nil {
+				if m, err := machine.ParseInstall(s); err != nil {
 					bad(vn, "install: %q: want once, always or never", s)
 				} else {
 					l.install = &m
@@ -190,7 +188,7 @@ func parseLayer(path string, data []byte, k kind) (*layer, error) {
 		case "unknown":
 			var s string
 			if decode(key, vn, &s) {
-				if u, err := machine.ParseUnknown(s); err != nil || s == "" {
+				if u, err := machine.ParseUnknown(s); err != nil {
 					bad(vn, "unknown: %q: want maintenance, local or ignore", s)
 				} else {
 					l.unknown = &u

@@ -37,6 +37,8 @@ func TestCheck(t *testing.T) {
 		{name: "bad YAML", rel: "machines/52-54-00-00-00-01.yaml", data: []byte("hostname: x\ngroups: [\n"), wantLine: 2},
 		{name: "missing group", rel: "machines/52-54-00-00-00-09.yaml", data: []byte("hostname: x\ngroups: [nope]\n"), wantLine: 2, wantMsg: "nope"},
 		{name: "broken defaults", rel: "defaults.yaml", data: []byte("install: sometimes\n"), wantLine: 1, wantMsg: "sometimes"},
+		{name: "empty install", rel: "defaults.yaml", data: []byte("install: \"\"\n"), wantLine: 1, wantMsg: "want once, always or never"},
+		{name: "empty unknown", rel: "defaults.yaml", data: []byte("unknown: \"\"\n"), wantLine: 1, wantMsg: "want maintenance, local or ignore"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

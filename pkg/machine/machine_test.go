@@ -147,14 +147,17 @@ func TestFirmware(t *testing.T) {
 }
 
 func TestParsePolicies(t *testing.T) {
-	if i, err := ParseInstall(""); err != nil || i != InstallOnce {
-		t.Errorf("ParseInstall(\"\") = %q, %v; want once", i, err)
+	if i, err := ParseInstall(""); err == nil {
+		t.Errorf("ParseInstall(\"\") = %q, want an error", i)
+	}
+	if i, err := ParseInstall("never"); err != nil || i != InstallNever {
+		t.Errorf("ParseInstall(never) = %q, %v", i, err)
 	}
 	if _, err := ParseInstall("sometimes"); err == nil {
 		t.Errorf("ParseInstall accepted sometimes")
 	}
-	if u, err := ParseUnknown(""); err != nil || u != UnknownMaintenance {
-		t.Errorf("ParseUnknown(\"\") = %q, %v; want maintenance", u, err)
+	if u, err := ParseUnknown(""); err == nil {
+		t.Errorf("ParseUnknown(\"\") = %q, want an error", u)
 	}
 	if u, err := ParseUnknown("ignore"); err != nil || u != UnknownIgnore {
 		t.Errorf("ParseUnknown(ignore) = %q, %v", u, err)

@@ -104,11 +104,10 @@ const (
 	InstallNever Install = "never"
 )
 
-// ParseInstall reads a profile's install mode; "" is once.
+// ParseInstall reads a profile's install mode. "" is an error: a profile
+// that leaves the key out gets once from its layering, not from here.
 func ParseInstall(s string) (Install, error) {
 	switch i := Install(s); i {
-	case "":
-		return InstallOnce, nil
 	case InstallOnce, InstallAlways, InstallNever:
 		return i, nil
 	}
@@ -130,11 +129,11 @@ const (
 	UnknownIgnore Unknown = "ignore"
 )
 
-// ParseUnknown reads the defaults' unknown policy; "" is maintenance.
+// ParseUnknown reads the defaults' unknown policy. "" is an error: a
+// defaults file that leaves the key out gets maintenance from the profile
+// set, not from here.
 func ParseUnknown(s string) (Unknown, error) {
 	switch u := Unknown(s); u {
-	case "":
-		return UnknownMaintenance, nil
 	case UnknownMaintenance, UnknownLocal, UnknownIgnore:
 		return u, nil
 	}
