@@ -134,9 +134,6 @@ func (s *Store) CheckMachine(ctx context.Context, mac machine.MAC, data []byte) 
 // precondition compares against the file being replaced. It blocks while
 // schematic names are resolved.
 func (s *Store) WriteMachine(ctx context.Context, mac machine.MAC, data []byte, pre Precondition) (Written, error) {
-	if data == nil {
-		data = []byte{} // nil means "absent" to Check
-	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	cur, err := s.MachineFile(mac)
@@ -147,8 +144,8 @@ func (s *Store) WriteMachine(ctx context.Context, mac machine.MAC, data []byte, 
 	if err := pre.check(cur); err != nil {
 		return out, err
 	}
-	if err := s.Check(ctx, cur.Rel, data); err != nil {
-		return out, &InvalidError{Err: err}
+	if _, err := s.CheckMachine(ctx, mac, data); err != nil {
+		return out, err
 	}
 	if err := replaceFile(s.path(cur.Rel), data); err != nil {
 		return out, fmt.Errorf("profiles: write %s: %w", cur.Rel, err)
