@@ -4,20 +4,29 @@
 // the generic /boot.ipxe, each machine's /ipxe script, and its machine
 // config at /config/{mac}, guarded by a per-machine token. It also turns
 // what the DHCP, TFTP and asset servers report into machine events.
+//
+// A request acts for its machine only when evidence binds its source
+// address to the machine's MAC (internal/evidence; docs/security.md): only
+// such a request gets a script carrying the config token, moves the
+// machine's state, or gets the machine config. Any other request gets a
+// script that carries no secret and changes nothing, or a refusal, and the
+// log says why. Every /config refusal looks the same to the client,
+// whatever its reason.
 package bootflow
 
 import (
 	"context"
 	"fmt"
+	"errors"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
+	"net/netip"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/evidence"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
@@ -56,7 +65,9 @@ type Options struct {
 	Store     *state.Store
 	Profiles  Profiles
 	Cmdlines  Cmdlines
-	Logger    *slog.Logger
+	// Evidence binds request addresses to MACs; nil means binding off.
+	Evidence *evidence.Binder
+	Logger   *slog.Logger
 	// Registerer receives the boot-step and machines-by-state metrics.
 	Registerer prometheus.Registerer
 }
@@ -65,21 +76,31 @@ type Options struct {
 type Flow struct {
 	opts  Options
 	log   *slog.Logger
+	ev    *evidence.Binder
 	steps *prometheus.CounterVec
-
-	// ips maps a node's IP to its MAC, learnt from DHCP and script
-	// requests, so TFTP and asset transfers (which only know the peer's
-	// address) land in the right machine's log.
-	mu  sync.Mutex
-	ips map[string]machine.MAC
+	// denials bounds the refusal events being written in the background.
+	denials chan struct{}
 }
+
+// maxDenialWrites bounds refusal events written at once; beyond it they
+// are dropped (the log still has them), so a flood of refused requests
+// cannot queue database writes without end.
+const maxDenialWrites = 16
 
 // New returns a Flow and registers its metrics.
 func New(opts Options) *Flow {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ev := opts.Evidence
+	if ev == nil {
+		ev, _ = evidence.New(evidence.Options{})
+	}
 	f := &Flow{
-		opts: opts,
-		log:  opts.Logger,
-		ips:  map[string]machine.MAC{},
+		opts:    opts,
+		log:     opts.Logger,
+		ev:      ev,
+		denials: make(chan struct{}, maxDenialWrites),
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -123,22 +144,48 @@ type ScriptResult struct {
 	State  machine.State
 	Body   string
 	Status int
+	// Secret is true when Body carries the machine's config token.
+	Secret bool
 }
 
 // Script decides and writes the iPXE script for mac (as `tinderbox script`
 // and GET /ipxe do), recording the request in the machine's state when
-// record is true. buildarch is iPXE's ${buildarch}; remoteIP may be empty.
-// The error comes with the HTTP status it is answered with.
+// record is true. buildarch is iPXE's ${buildarch}; uuid must be a
+// canonical SMBIOS UUID or empty (anything else is dropped); remoteIP may
+// be empty. The error comes with the HTTP status it is answered with.
+// Script itself checks no evidence: callers that act for a network
+// request do (see serveScript).
 func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, remoteIP string, record bool) (ScriptResult, error) {
+	return f.script(ctx, scriptRequest{mac: mac, uuid: uuid, buildarch: buildarch, ip: remoteIP, record: record, create: record})
+}
+
+// scriptRequest is one script to decide.
+type scriptRequest struct {
+	mac                 machine.MAC
+	uuid, buildarch, ip string
+	// record stores the request's effect; create lets it make a record
+	// for a machine that has none.
+	record, create bool
+}
+
+// errNoRecord stops an update that would create a record it must not.
+var errNoRecord = errors.New("no record to update")
+
+func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, error) {
+	mac := req.mac
 	prof, known := f.opts.Profiles.Machine(mac)
 	policy := f.opts.Profiles.Unknown()
-	arch, _ := machine.ArchFromIPXE(buildarch)
+	arch, _ := machine.ArchFromIPXE(req.buildarch)
 	if known && prof.Talos.Arch != "" {
 		arch = prof.Talos.Arch
 	}
+	uuid := canonicalUUID(req.uuid)
 
 	var m state.Machine
-	apply := func(m *state.Machine, _ bool) error {
+	apply := func(m *state.Machine, exists bool) error {
+		if !exists && !req.create {
+			return errNoRecord
+		}
 		m.State = state.Reconcile(m.State, known, prof.Install)
 		m.ScriptServed()
 		if arch != "" {
@@ -147,20 +194,22 @@ func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, rem
 		if uuid != "" {
 			m.UUID = uuid
 		}
-		if remoteIP != "" {
-			m.IP = remoteIP
+		if req.ip != "" {
+			m.IP = req.ip
 		}
 		return nil
 	}
+	record := req.record && (known || policy != machine.UnknownIgnore) // ignored machines leave no trace, as with DHCP
 	var err error
 	if record {
-		if !known && policy == machine.UnknownIgnore {
-			// Ignored machines leave no trace, as with DHCP.
-			m = state.Machine{MAC: mac, State: machine.Discovered}
-		} else if m, err = f.opts.Store.Update(mac, apply); err != nil {
+		m, err = f.opts.Store.Update(mac, apply)
+		if errors.Is(err, errNoRecord) {
+			record = false
+		} else if err != nil {
 			return ScriptResult{Status: http.StatusInternalServerError}, err
 		}
-	} else {
+	}
+	if !record {
 		cur, _, err := f.opts.Store.Get(mac)
 		if err != nil {
 			return ScriptResult{Status: http.StatusInternalServerError}, err
@@ -188,7 +237,7 @@ func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, rem
 			talos.Arch = arch
 		}
 		if talos.Arch == "" {
-			return ScriptResult{Status: http.StatusBadRequest}, fmt.Errorf("machine %s: arch %q is not amd64 or arm64, and its profile names none", mac, buildarch)
+			return ScriptResult{Status: http.StatusBadRequest}, fmt.Errorf("machine %s: arch %q is not amd64 or arm64, and its profile names none", mac, clip(req.buildarch))
 		}
 		if talos.Version == "" || talos.SchematicID == "" {
 			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
@@ -198,12 +247,13 @@ func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, rem
 			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
 		params := boot.NetbootParams{
-			BaseURL: f.opts.BaseURL, MAC: mac, UUID: m.UUID, Hostname: hostname,
+			BaseURL: f.opts.BaseURL, MAC: mac, UUID: canonicalUUID(m.UUID), Hostname: hostname,
 			SchematicID: talos.SchematicID, Version: talos.Version, Arch: talos.Arch,
 			Cmdline: cmdline, KernelArgs: args,
 		}
 		if res.Action == boot.Netboot {
 			params.ConfigURL = f.ConfigURL(m)
+			res.Secret = true
 		}
 		if res.Body, err = boot.NetbootScript(params); err != nil {
 			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: %w", mac, err)
@@ -224,29 +274,66 @@ func short(id string) string {
 	return id
 }
 
+// maxField bounds every query value and path segment a node sends: the
+// longest legitimate one is a MAC in one of its spellings or a UUID.
+const maxField = 64
+
+// clip shortens a client-supplied value for a log line or an error.
+func clip(s string) string {
+	if len(s) > maxField {
+		return s[:maxField] + "…"
+	}
+	return s
+}
+
+// refusedScript is the body of a refused script request; iPXE prints it,
+// and the generic script retries after its pause.
+const refusedScript = "tinderbox: refused; see the tinderbox log\n"
+
 func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	ip := remoteIP(r)
-	mac, err := machine.ParseMAC(q.Get("mac"))
+	src := remoteAddr(r)
+	ip := addrString(src)
+	rawMAC, rawUUID, rawArch := q.Get("mac"), q.Get("uuid"), q.Get("arch")
+	if len(rawMAC) > maxField || len(rawUUID) > maxField || len(rawArch) > maxField {
+		f.steps.WithLabelValues("script", "error").Inc()
+		f.log.Warn("boot script refused", "mac", clip(rawMAC), "remote", ip, "status", http.StatusBadRequest, "err", "query value too long")
+		httpError(w, http.StatusBadRequest, "query value too long")
+		return
+	}
+	mac, err := machine.ParseMAC(rawMAC)
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
-		f.log.Warn("boot script refused", "mac", q.Get("mac"), "remote", ip, "status", http.StatusBadRequest, "err", err)
+		f.log.Warn("boot script refused", "mac", rawMAC, "remote", ip, "status", http.StatusBadRequest, "err", err)
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	res, err := f.Script(r.Context(), mac, q.Get("uuid"), q.Get("arch"), ip, true)
+	v := f.ev.Check(src, mac)
+	_, known := f.opts.Profiles.Machine(mac)
+	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, ip: ip, record: v.Bound()}
+	// A record is made for a machine a profile or the evidence vouches
+	// for; with binding off, only DHCP (which made it) or a profile does.
+	req.create = known || v.Via == evidence.ViaNeighbour || v.Via == evidence.ViaRelayedDHCP
+	if !v.Bound() {
+		req.ip, req.uuid = "", ""
+	}
+	res, err := f.script(r.Context(), req)
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
 		level := slog.LevelWarn
 		if res.Status >= 500 {
 			level = slog.LevelError
 		}
-		f.log.Log(r.Context(), level, "boot script refused", "mac", q.Get("mac"), "remote", ip, "status", res.Status, "err", err)
+		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", ip, "status", res.Status, "err", err)
 		httpError(w, res.Status, "%v", err)
 		return
 	}
-	if ip != "" && res.Action != boot.Ignore {
-		f.learnIP(ip, mac)
+	if !v.Bound() {
+		f.unbound(r.Context(), w, mac, ip, v, res)
+		return
+	}
+	if src.IsValid() && res.Action != boot.Ignore && !v.Checked() {
+		f.ev.Learn(src, mac, netip.Addr{})
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	if res.Action != boot.Ignore {
@@ -257,47 +344,101 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 		f.record(mac, evs...)
 	}
-	f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State)
+	f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State, "evidence", v.Via)
 	writeScript(w, res.Status, res.Body)
 }
 
-func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
-	ip := remoteIP(r)
-	mac, err := machine.ParseMAC(chi.URLParam(r, "mac"))
-	if err != nil {
-		f.steps.WithLabelValues("config", "bad_request").Inc()
-		httpError(w, http.StatusBadRequest, "%v", err)
+// unbound answers a script request that no evidence ties to its machine:
+// a script without secrets is served as decided (nothing was recorded); a
+// script with the config token is refused.
+func (f *Flow) unbound(ctx context.Context, w http.ResponseWriter, mac machine.MAC, ip string, v evidence.Verdict, res ScriptResult) {
+	why := f.why(mac, ip, v)
+	if res.Secret {
+		f.steps.WithLabelValues("script", "unbound").Inc()
+		f.log.InfoContext(ctx, "boot script refused", "mac", mac, "remote", ip, "reason", why)
+		httpError(w, http.StatusForbidden, "refused; see the tinderbox log")
 		return
 	}
-	m, ok, err := f.opts.Store.Get(mac)
+	f.steps.WithLabelValues("script", string(res.Action)).Inc()
+	f.log.InfoContext(ctx, "boot script served without recording", "mac", mac, "remote", ip, "action", res.Action, "reason", why)
+	writeScript(w, res.Status, res.Body)
+}
+
+// why says, for the log, why a request from ip is not mac's: "request
+// for cp-01 from 10.0.0.9, which is aa:bb:…; cp-01 is at 10.0.0.11".
+func (f *Flow) why(mac machine.MAC, ip string, v evidence.Verdict) string {
+	name := mac.String()
+	if p, ok := f.opts.Profiles.Machine(mac); ok && p.Hostname != "" {
+		name = p.Hostname + " (" + mac.String() + ")"
+	}
+	msg := "request for " + name + " from " + ip
+	if v.HasOwner {
+		msg += ", which is " + v.Owner.String()
+	}
+	msg += ": " + v.Reason
+	if m, ok, err := f.opts.Store.Get(mac); err == nil && ok && m.IP != "" {
+		msg += "; " + name + " was last at " + m.IP
+	}
+	return msg
+}
+
+// refusedConfig is the one answer to every refused config request, so a
+// client learns nothing of why: not whether the MAC is known, nor whether
+// its token, address or state was at fault.
+const refusedConfig = "tinderbox: config refused\n"
+
+func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
+	src := remoteAddr(r)
+	ip := addrString(src)
+	raw, token := chi.URLParam(r, "mac"), r.URL.Query().Get("token")
+	// Every check runs whatever failed before it, so a refusal takes the
+	// same path for every MAC and every reason.
+	var (
+		mac    machine.MAC
+		m      state.Machine
+		exists bool
+		reason string
+	)
+	if len(raw) > maxField || len(token) > maxField {
+		reason = "path or token too long"
+	} else if parsed, err := machine.ParseMAC(raw); err != nil {
+		reason = "not a MAC: " + err.Error()
+	} else {
+		mac = parsed
+	}
+	m, exists, err := f.opts.Store.Get(mac)
 	if err != nil {
 		f.steps.WithLabelValues("config", "error").Inc()
 		f.log.Error("config: state lookup", "mac", mac, "err", err)
 		httpError(w, http.StatusInternalServerError, "state lookup failed")
 		return
 	}
-	token := r.URL.Query().Get("token")
-	if !ok || !f.opts.Store.CheckToken(m, token) {
-		f.steps.WithLabelValues("config", "forbidden").Inc()
-		reason := "wrong token"
-		if token == "" {
-			reason = "no token"
-		}
-		if !ok {
-			reason = "machine never booted through tinderbox"
-		}
-		f.log.Warn("config refused", "mac", mac, "remote", ip, "reason", reason)
-		if ok {
-			f.event(mac, machine.EventDenied, reason, 0)
-		}
-		httpError(w, http.StatusForbidden, "config for %s refused: %s", mac, reason)
-		return
+	m.MAC = mac
+	tokenOK := f.opts.Store.CheckToken(m, token)
+	v := f.ev.Check(src, mac)
+	switch {
+	case reason != "":
+	case !exists:
+		reason = "machine never booted through tinderbox"
+	case token == "":
+		reason = "no token"
+	case !tokenOK:
+		reason = "wrong token"
+	case !v.Bound():
+		reason = f.why(mac, ip, v)
+	case !m.ConfigAllowed():
+		reason = "outside the install window: machine is " + string(m.State) + " (re-arm it with `tinderbox machines reinstall " + mac.String() + "`)"
 	}
-	if !m.ConfigAllowed() {
+	if reason != "" {
 		f.steps.WithLabelValues("config", "forbidden").Inc()
-		f.log.Warn("config refused", "mac", mac, "remote", ip, "reason", "state "+string(m.State))
-		f.event(mac, machine.EventDenied, "state "+string(m.State), 0)
-		httpError(w, http.StatusForbidden, "config for %s refused: machine is %s (re-arm it with `tinderbox machines reinstall %s`)", mac, m.State, mac)
+		f.log.Info("config refused", "mac", clip(raw), "remote", ip, "reason", reason)
+		if exists {
+			f.denied(mac, "config: "+reason)
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(refusedConfig))
 		return
 	}
 	body, err := f.opts.Profiles.Render(r.Context(), mac)
@@ -318,10 +459,26 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		f.log.Error("config: state update", "mac", mac, "err", err)
 	}
 	f.steps.WithLabelValues("config", "ok").Inc()
-	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body))
+	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body), "evidence", v.Via)
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
+}
+
+// denied records a refusal in the machine's timeline in the background,
+// after the answer is written, so the database write does not make a
+// known machine's refusal slower than an unknown one's. Beyond
+// maxDenialWrites at once, refusals go to the log only.
+func (f *Flow) denied(mac machine.MAC, detail string) {
+	ev := f.opts.Store.Event(machine.EventDenied, detail, 0)
+	select {
+	case f.denials <- struct{}{}:
+		go func() {
+			defer func() { <-f.denials }()
+			f.record(mac, ev)
+		}()
+	default:
+	}
 }
 
 // event appends one event to a machine's log.
@@ -329,41 +486,46 @@ func (f *Flow) event(mac machine.MAC, kind machine.EventKind, detail string, byt
 	f.record(mac, f.opts.Store.Event(kind, detail, bytes))
 }
 
-// record appends events to a machine's log in one transaction; failures are
-// logged, since the request they describe has been answered already.
+// record appends events to an existing machine's log in one transaction;
+// failures are logged, since the request they describe has been answered
+// already.
 func (f *Flow) record(mac machine.MAC, evs ...machine.Event) {
-	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
+	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
+		if !exists {
+			return errNoRecord
+		}
 		m.Events = append(m.Events, evs...)
 		return nil
-	}); err != nil {
+	}); err != nil && !errors.Is(err, errNoRecord) {
 		f.log.Error("state: record events", "mac", mac, "kind", evs[0].Kind, "err", err)
 	}
 }
 
-func (f *Flow) learnIP(ip string, mac machine.MAC) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	// Bounded: one entry per address on the boot LAN; a /16 worth at most.
-	if len(f.ips) >= 1<<16 {
-		clear(f.ips)
-	}
-	f.ips[ip] = mac
-}
-
-// MACOf returns the MAC last seen at ip, if any.
+// MACOf returns the MAC at ip for attributing a transfer: the neighbour
+// table's, else the last DHCP exchange's or script request's.
 func (f *Flow) MACOf(ip string) (machine.MAC, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	mac, ok := f.ips[ip]
-	return mac, ok
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return machine.MAC{}, false
+	}
+	return f.ev.Owner(a)
 }
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// remoteAddr is the request's source address; invalid when RemoteAddr
+// is not an address (as in handler tests that leave it empty).
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
 		return ""
 	}
-	return host
+	return a.String()
 }
 
 // machinesCollector exports tinderbox_machines{state} from the store at

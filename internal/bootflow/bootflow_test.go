@@ -5,19 +5,23 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/evidence"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
@@ -82,7 +86,43 @@ type env struct {
 	profiles *fakeProfiles
 	srv      *httptest.Server
 	reg      *prometheus.Registry
+	neigh    *fakeNeighbours
+	// lastDenial is the newest refusal event waitEvent has seen.
+	lastDenial time.Time
 }
+
+// fakeNeighbours is a neighbour table the test writes: each machine asks
+// from a loopback address of its own (hostOf), which the table binds to
+// its MAC, as the kernel's table binds a LAN client's address.
+type fakeNeighbours struct {
+	mu sync.Mutex
+	m  map[netip.Addr]machine.MAC
+}
+
+func (n *fakeNeighbours) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	mac, ok := n.m[ip]
+	return mac, ok, nil
+}
+
+func (n *fakeNeighbours) set(ip netip.Addr, mac machine.MAC) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.m[ip] = mac
+}
+
+// hostOf is the loopback address mac's requests come from in tests.
+func hostOf(mac machine.MAC) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 1, mac[4], mac[5]})
+}
+
+// testUUID is the SMBIOS UUID test machines report, in upper case as some
+// firmware prints it; it is stored in canonical lower case.
+const testUUID = "8A3B5C1E-0F2D-4E6A-9B7C-1D2E3F4A5B6C"
+
+// nobody is a loopback address the neighbour table holds nothing for.
+var nobody = netip.MustParseAddr("127.0.0.1")
 
 func newEnv(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error) *env {
 	t.Helper()
@@ -101,17 +141,46 @@ func newEnv(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	reg := prometheus.NewRegistry()
+	neigh := &fakeNeighbours{m: map[netip.Addr]machine.MAC{}}
+	ev, err := evidence.New(evidence.Options{Enabled: true, Neighbours: neigh})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := New(Options{
-		BaseURL: srv.URL, LocalBoot: localBoot, Store: store, Profiles: profiles,
+		BaseURL: srv.URL, LocalBoot: localBoot, Store: store, Profiles: profiles, Evidence: ev,
 		Cmdlines: fakeCmdlines{err: cmdErr}, Logger: slog.New(slog.DiscardHandler), Registerer: reg,
 	})
 	f.Mount(r)
-	return &env{flow: f, store: store, profiles: profiles, srv: srv, reg: reg}
+	return &env{flow: f, store: store, profiles: profiles, srv: srv, reg: reg, neigh: neigh}
 }
 
+// get requests path as the machine it names (?mac= or /config/MAC) would:
+// from that machine's own address. A path naming no MAC is requested from
+// an address nothing is bound to.
 func (e *env) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(e.srv.URL + path)
+	u, err := url.Parse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := u.Query().Get("mac")
+	if rest, ok := strings.CutPrefix(u.Path, "/config/"); ok {
+		raw = rest
+	}
+	src := nobody
+	if mac, err := machine.ParseMAC(raw); err == nil {
+		src = hostOf(mac)
+		e.neigh.set(src, mac)
+	}
+	return e.getFrom(t, src, path)
+}
+
+// getFrom requests path from the loopback address src.
+func (e *env) getFrom(t *testing.T, src netip.Addr, path string) (int, string) {
+	t.Helper()
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}}
+	resp, err := client.Get(e.srv.URL + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -125,7 +194,7 @@ func (e *env) get(t *testing.T, path string) (int, string) {
 
 func (e *env) script(t *testing.T, mac, arch string) (int, string) {
 	t.Helper()
-	return e.get(t, "/ipxe?"+url.Values{"mac": {mac}, "uuid": {"u-1"}, "arch": {arch}}.Encode())
+	return e.get(t, "/ipxe?"+url.Values{"mac": {mac}, "uuid": {testUUID}, "arch": {arch}}.Encode())
 }
 
 func (e *env) machine(t *testing.T, mac machine.MAC) state.Machine {
@@ -174,7 +243,7 @@ func TestInstallOnceFlow(t *testing.T) {
 		t.Errorf("config body differs from Render:\n%s\nwant\n%s", body, want)
 	}
 	m := e.machine(t, macOnce)
-	if m.State != machine.Installing || m.IP != "127.0.0.1" || m.UUID != "u-1" || m.Arch != "amd64" {
+	if m.State != machine.Installing || m.IP != hostOf(macOnce).String() || m.UUID != strings.ToLower(testUUID) || m.Arch != "amd64" {
 		t.Errorf("after config: got %+v", m)
 	}
 
@@ -185,22 +254,34 @@ func TestInstallOnceFlow(t *testing.T) {
 	if st := e.machine(t, macOnce).State; st != machine.Installed {
 		t.Errorf("after second script: state %q, want installed", st)
 	}
+	// The install completed: its token is spent, and even the machine's
+	// current token gets no config outside the install window.
 	if code, _ := e.get(t, cfg); code != http.StatusForbidden {
-		t.Errorf("config once installed: got %d, want 403", code)
+		t.Errorf("spent token once installed: got %d, want 403", code)
 	}
+	e.waitEvent(t, macOnce, "config: wrong token")
+	current := strings.TrimPrefix(e.flow.ConfigURL(e.machine(t, macOnce)), e.srv.URL)
+	if current == cfg {
+		t.Error("token not rotated when the install completed")
+	}
+	if code, _ := e.get(t, current); code != http.StatusForbidden {
+		t.Errorf("current token once installed: got %d, want 403", code)
+	}
+	e.waitEvent(t, macOnce, "config: outside the install window: machine is installed")
 
 	if _, err := e.store.Update(macOnce, func(m *state.Machine, _ bool) error { m.Reinstall(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := e.get(t, cfg); code != http.StatusForbidden {
+	if code, _ := e.get(t, current); code != http.StatusForbidden {
 		t.Errorf("old token after reinstall: got %d, want 403", code)
 	}
+	e.waitEvent(t, macOnce, "config: wrong token")
 	code, s = e.script(t, macOnce.Dashed(), "x86_64")
 	if code != http.StatusOK || !strings.Contains(s, "talos.config=") {
 		t.Fatalf("boot after reinstall: got %d\n%s", code, s)
 	}
 	newCfg := configPath(t, e, s)
-	if newCfg == cfg {
+	if newCfg == cfg || newCfg == current {
 		t.Error("token not rotated by reinstall")
 	}
 	if code, _ := e.get(t, newCfg); code != http.StatusOK {
@@ -211,12 +292,14 @@ func TestInstallOnceFlow(t *testing.T) {
 	for _, ev := range e.machine(t, macOnce).Events {
 		kinds = append(kinds, string(ev.Kind)+":"+ev.Detail)
 	}
-	wantKinds := "script:netboot config: script:local local_boot:exit config_denied:state installed config_denied:wrong token script:netboot config:"
+	wantKinds := "script:netboot config: script:local local_boot:exit config_denied:config: wrong token " +
+		"config_denied:config: outside the install window: machine is installed (re-arm it with `tinderbox machines reinstall 52:54:00:00:00:01`) " +
+		"config_denied:config: wrong token script:netboot config:"
 	if got := strings.Join(kinds, " "); got != wantKinds {
 		t.Errorf("events:\n got %s\nwant %s", got, wantKinds)
 	}
-	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("config", "forbidden")); got != 2 {
-		t.Errorf("config forbidden count: got %v, want 2", got)
+	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("config", "forbidden")); got != 3 {
+		t.Errorf("config forbidden count: got %v, want 3", got)
 	}
 }
 
@@ -297,13 +380,19 @@ func TestConfigRefusals(t *testing.T) {
 		{"empty token", path + "?token=", http.StatusForbidden},
 		{"wrong token", path + "?token=0123456789abcdef0123456789abcdef", http.StatusForbidden},
 		{"other machine's path", "/config/52-54-00-00-00-02" + good[len(path):], http.StatusForbidden},
-		{"bad MAC", "/config/..%2f..%2fetc?token=x", http.StatusBadRequest},
+		{"bad MAC", "/config/..%2f..%2fetc?token=x", http.StatusForbidden},
+		{"long MAC", "/config/" + strings.Repeat("a", 5000) + "?token=x", http.StatusForbidden},
+		{"long token", path + "?token=" + strings.Repeat("a", 5000), http.StatusForbidden},
 		{"right token", good, http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if code, body := e.get(t, tt.path); code != tt.want {
-				t.Errorf("GET %s: got %d %q, want %d", tt.path, code, body, tt.want)
+			code, body := e.get(t, tt.path)
+			if code != tt.want {
+				t.Errorf("GET %s: got %d %q, want %d", clip(tt.path), code, body, tt.want)
+			}
+			if code != http.StatusOK && body != refusedConfig {
+				t.Errorf("GET %s: refusal body %q, want the one uniform %q", clip(tt.path), body, refusedConfig)
 			}
 		})
 	}
@@ -343,8 +432,8 @@ tinderbox_machines{state="pending"} 1
 	if problems, err := testutil.GatherAndLint(e.reg); err != nil || len(problems) > 0 {
 		t.Errorf("metrics lint: %v %v", problems, err)
 	}
-	if mac, ok := e.flow.MACOf("127.0.0.1"); !ok || mac != macUnknown {
-		t.Errorf("MACOf(127.0.0.1): got %q %v, want the last script requester %s", mac, ok, macUnknown)
+	if mac, ok := e.flow.MACOf(hostOf(macUnknown).String()); !ok || mac != macUnknown {
+		t.Errorf("MACOf(%s): got %q %v, want %s", hostOf(macUnknown), mac, ok, macUnknown)
 	}
 }
 
@@ -362,4 +451,22 @@ func TestScriptWithoutRecording(t *testing.T) {
 	if _, ok, _ := e.store.Get(macOnce); ok {
 		t.Error("Script with record=false created a state record")
 	}
+}
+
+// waitEvent waits for mac's newest refusal event to read detail: refusals
+// are recorded in the background, after the answer.
+func (e *env) waitEvent(t *testing.T, mac machine.MAC, detail string) {
+	t.Helper()
+	for range 500 {
+		m, _, err := e.store.Get(mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev, ok := m.LastEvent(machine.EventDenied); ok && strings.HasPrefix(ev.Detail, detail) && ev.Time.After(e.lastDenial) {
+			e.lastDenial = ev.Time
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: no refusal event %q recorded", mac, detail)
 }

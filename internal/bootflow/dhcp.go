@@ -2,6 +2,8 @@ package bootflow
 
 import (
 	"context"
+	"net"
+	"net/netip"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
@@ -21,9 +23,7 @@ func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict,
 	if !known && f.opts.Profiles.Unknown() == machine.UnknownIgnore {
 		return proxydhcp.Verdict{Reason: "no profile, and unknown machines are ignored"}, nil
 	}
-	if c.IP != nil && !c.MAC.IsZero() {
-		f.learnIP(c.IP.String(), c.MAC)
-	}
+	f.learn(c.IP, c)
 	return proxydhcp.Verdict{Answer: true}, nil
 }
 
@@ -41,7 +41,7 @@ func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
 	ip := ""
 	if s.Client.IP != nil {
 		ip = s.Client.IP.String()
-		f.learnIP(ip, mac)
+		f.learn(s.Client.IP, s.Client)
 	}
 	kind := "offer"
 	if s.Type == dhcpv4.MessageTypeAck {
@@ -56,8 +56,8 @@ func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
 		if a := s.Client.Firmware.Arch(); a != "" {
 			m.Arch = a
 		}
-		if s.Client.UUID != "" {
-			m.UUID = s.Client.UUID
+		if u := canonicalUUID(s.Client.UUID); u != "" {
+			m.UUID = u
 		}
 		if ip != "" {
 			m.IP = ip
@@ -75,8 +75,19 @@ func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
 // the router's lease names the address it will use, so TFTP and asset
 // transfers from it are attributed to the right machine.
 func (f *Flow) DHCPObserved(_ context.Context, c proxydhcp.Client) {
-	if c.MAC.IsZero() {
+	f.learn(c.RequestedIP, c)
+}
+
+// learn remembers that a DHCP exchange tied ip to the client's MAC, and
+// through which relay agent, if any.
+func (f *Flow) learn(ip net.IP, c proxydhcp.Client) {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
 		return
 	}
-	f.learnIP(c.RequestedIP.String(), c.MAC)
+	var relay netip.Addr
+	if r, ok := netip.AddrFromSlice(c.Relay); ok {
+		relay = r.Unmap()
+	}
+	f.ev.Learn(a, c.MAC, relay)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
@@ -22,7 +23,8 @@ func TestTFTPSent(t *testing.T) {
 	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("tftp", "unattributed")); got != 1 {
 		t.Errorf("unattributed transfers: got %v, want 1", got)
 	}
-	e.flow.learnIP("192.0.2.80", macOnce)
+	e.flow.ev.Learn(netip.MustParseAddr("192.0.2.80"), macOnce, netip.Addr{})
+	seed(t, e, macOnce)
 	e.flow.TFTPSent(t.Context(), tr)
 	m := e.machine(t, macOnce)
 	if ev, ok := m.LastEvent(machine.EventTFTP); !ok || ev.Detail != "ipxe.efi" || ev.Bytes != 1024 {
@@ -32,11 +34,12 @@ func TestTFTPSent(t *testing.T) {
 
 func TestAssetSent(t *testing.T) {
 	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
-	e.flow.learnIP("192.0.2.80", macOnce)
+	e.flow.ev.Learn(netip.MustParseAddr("192.0.2.80"), macOnce, netip.Addr{})
+	seed(t, e, macOnce)
 	remote := netip.MustParseAddr("192.0.2.80")
 	key := cache.Key{Schematic: schematic, Version: "v1.12.7", File: "kernel-amd64"}
 	e.flow.AssetSent(t.Context(), cache.Sent{Remote: remote, Key: key, Bytes: 100})
-	if _, ok, _ := e.store.Get(macOnce); ok {
+	if _, ok := e.machine(t, macOnce).LastEvent(machine.EventKernel); ok {
 		t.Error("a partial transfer was recorded")
 	}
 	e.flow.AssetSent(t.Context(), cache.Sent{Remote: remote, Key: key, Bytes: 8 << 20, Complete: true})
@@ -58,5 +61,16 @@ func TestAssetSent(t *testing.T) {
 	e.flow.AssetSent(t.Context(), cache.Sent{Remote: netip.MustParseAddr("192.0.2.81"), Key: key, Bytes: 1, Complete: true})
 	if got := testutil.ToFloat64(e.flow.steps.WithLabelValues("asset", "unattributed")); got != 1 {
 		t.Errorf("unattributed assets: got %v, want 1", got)
+	}
+}
+
+// seed makes a record for mac, as its DHCP exchange would.
+func seed(t *testing.T, e *env, mac machine.MAC) {
+	t.Helper()
+	if _, err := e.store.Update(mac, func(m *state.Machine, _ bool) error {
+		m.State = machine.Pending
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

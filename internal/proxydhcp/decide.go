@@ -68,6 +68,9 @@ type Client struct {
 	IPXE bool
 	// HTTPBoot is true for UEFI HTTP-boot firmware.
 	HTTPBoot bool
+	// Relay is the relay agent that forwarded the request (giaddr, RFC
+	// 2131 §4.1); nil for a request heard on the local segment.
+	Relay net.IP
 }
 
 // Verdict is a Policy's answer for one client.
@@ -252,6 +255,9 @@ func parseClient(p *dhcpv4.DHCPv4, vendor string, ipxeClient, httpBoot bool) Cli
 	}
 	if ip := p.RequestedIPAddress().To4(); ip != nil && !ip.IsUnspecified() {
 		c.RequestedIP = ip
+	}
+	if ip := p.GatewayIPAddr.To4(); ip != nil && !ip.IsUnspecified() {
+		c.Relay = ip
 	}
 	return c
 }

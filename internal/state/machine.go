@@ -26,8 +26,8 @@ type Machine struct {
 	IP        string        `json:"ip,omitempty"`
 	FirstSeen time.Time     `json:"firstSeen"`
 	LastSeen  time.Time     `json:"lastSeen"`
-	// Generation counts re-arms; the config token is derived from it, so
-	// a reinstall rotates the token.
+	// Generation counts install sessions; the config token is derived
+	// from it, so a reinstall and a completed install rotate the token.
 	Generation uint64          `json:"generation"`
 	Events     []machine.Event `json:"events,omitempty"`
 }
@@ -53,10 +53,12 @@ func Reconcile(cur machine.State, known bool, install machine.Install) machine.S
 
 // ScriptServed applies a network boot (an iPXE script request): a machine
 // that was installing has rebooted into the network again after installing,
-// so it is now installed. It returns the state the script is chosen by.
+// so it is now installed, and its config token is rotated (the install
+// session's token is spent). It returns the state the script is chosen by.
 func (m *Machine) ScriptServed() machine.State {
 	if m.State == machine.Installing {
 		m.State = machine.Installed
+		m.Generation++
 	}
 	return m.State
 }

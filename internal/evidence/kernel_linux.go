@@ -1,0 +1,213 @@
+package evidence
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
+)
+
+// usableStates are the neighbour states (NUD_*, linux/neighbour.h) whose
+// link-layer address the kernel sends to: an incomplete or failed entry
+// has none that was confirmed.
+const usableStates = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT
+
+// minDumpGap bounds how often a lookup that misses dumps the table while
+// the notifications are flowing: misses are then mostly addresses that
+// are not neighbours at all (routed clients), and the notification for a
+// new neighbour is usually applied before its first request arrives.
+const minDumpGap = 100 * time.Millisecond
+
+// Kernel is the Linux kernel's neighbour table of the network namespace
+// it was opened in, kept in memory: a dump at open, then the kernel's
+// RTM_NEWNEIGH/RTM_DELNEIGH notifications (rtnetlink group RTNLGRP_NEIGH).
+// A lookup that misses, or any lookup while the notifications are down,
+// dumps the table again (RTM_GETNEIGH), so a positive answer is never older
+// than the kernel's own view. Close stops it.
+type Kernel struct {
+	log  *slog.Logger
+	ns   netns.NsHandle
+	h    *netlink.Handle
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu    sync.RWMutex
+	table map[netip.Addr]machine.MAC
+
+	live atomic.Bool // the notifications are being applied
+
+	dumpMu   sync.Mutex
+	dumpedAt time.Time // when the last completed dump started
+}
+
+// OpenKernel opens the neighbour table of the calling thread's network
+// namespace. It fails when netlink cannot be opened or the first dump
+// fails.
+func OpenKernel(log *slog.Logger) (*Kernel, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("evidence: network namespace: %w", err)
+	}
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("evidence: netlink: %w", err)
+	}
+	k := &Kernel{log: log, ns: ns, h: h, done: make(chan struct{}), table: map[netip.Addr]machine.MAC{}}
+	if err := k.dump(time.Now()); err != nil {
+		h.Close()
+		ns.Close()
+		return nil, err
+	}
+	k.wg.Add(1)
+	go k.follow()
+	return k, nil
+}
+
+// Close stops following the table.
+func (k *Kernel) Close() error {
+	close(k.done)
+	k.wg.Wait()
+	k.h.Close()
+	return k.ns.Close()
+}
+
+// Lookup implements Neighbours.
+func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
+	ip = ip.Unmap()
+	k.mu.RLock()
+	mac, ok := k.table[ip]
+	k.mu.RUnlock()
+	live := k.live.Load()
+	if ok && live {
+		return mac, true, nil
+	}
+	missed := time.Now()
+	if live {
+		missed = missed.Add(-minDumpGap)
+	}
+	if err := k.dump(missed); err != nil {
+		return machine.MAC{}, false, err
+	}
+	k.mu.RLock()
+	mac, ok = k.table[ip]
+	k.mu.RUnlock()
+	return mac, ok, nil
+}
+
+// dump replaces the table with a fresh dump, unless a dump that started
+// at or after since has completed meanwhile. Concurrent callers share one
+// dump.
+func (k *Kernel) dump(since time.Time) error {
+	k.dumpMu.Lock()
+	defer k.dumpMu.Unlock()
+	if !k.dumpedAt.Before(since) {
+		return nil
+	}
+	start := time.Now()
+	table := map[netip.Addr]machine.MAC{}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		list, err := k.h.NeighList(0, family)
+		if err != nil {
+			return fmt.Errorf("evidence: neighbour table: %w", err)
+		}
+		for _, n := range list {
+			if ip, mac, ok := usable(n); ok {
+				table[ip] = mac
+			}
+		}
+	}
+	k.mu.Lock()
+	k.table = table
+	k.mu.Unlock()
+	k.dumpedAt = start
+	return nil
+}
+
+// usable returns the address and MAC of an entry the kernel sends to.
+func usable(n netlink.Neigh) (netip.Addr, machine.MAC, bool) {
+	if n.State&usableStates == 0 {
+		return netip.Addr{}, machine.MAC{}, false
+	}
+	ip, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Addr{}, machine.MAC{}, false
+	}
+	mac, err := machine.MACFromHardwareAddr(n.HardwareAddr)
+	if err != nil || mac.IsZero() {
+		return netip.Addr{}, machine.MAC{}, false
+	}
+	return ip.Unmap(), mac, true
+}
+
+// follow applies the kernel's notifications until Close, subscribing again
+// (after a pause) when the subscription fails; lookups dump the table
+// while it is down.
+func (k *Kernel) follow() {
+	defer k.wg.Done()
+	for {
+		ch := make(chan netlink.NeighUpdate, 1024)
+		stop := make(chan struct{})
+		err := netlink.NeighSubscribeWithOptions(ch, stop, netlink.NeighSubscribeOptions{
+			Namespace: &k.ns,
+			ErrorCallback: func(err error) {
+				k.log.Warn("neighbour table: notification error; reading the table on each lookup until it recovers", "err", err)
+			},
+		})
+		if err == nil {
+			// Updates between the last dump and the subscription are
+			// caught by a dump now.
+			k.live.Store(true)
+			_ = k.dump(time.Now())
+			k.apply(ch)
+		} else {
+			k.log.Warn("neighbour table: cannot subscribe to changes; reading the table on each lookup", "err", err)
+		}
+		k.live.Store(false)
+		close(stop)
+		select {
+		case <-k.done:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// apply applies notifications until the channel closes or Close.
+func (k *Kernel) apply(ch <-chan netlink.NeighUpdate) {
+	for {
+		select {
+		case <-k.done:
+			return
+		case u, ok := <-ch:
+			if !ok {
+				return
+			}
+			if u.Family != netlink.FAMILY_V4 && u.Family != netlink.FAMILY_V6 {
+				continue
+			}
+			k.mu.Lock()
+			ip, mac, ok := usable(u.Neigh)
+			switch {
+			case u.Type == unix.RTM_NEWNEIGH && ok:
+				k.table[ip] = mac
+			case ok || u.IP != nil:
+				if a, valid := netip.AddrFromSlice(u.IP); valid {
+					delete(k.table, a.Unmap())
+				}
+			}
+			k.mu.Unlock()
+		}
+	}
+}
