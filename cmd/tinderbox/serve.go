@@ -22,6 +22,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
+	"github.com/tinderbox-boot/tinderbox/internal/evidence"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
@@ -227,9 +228,13 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 
 	// The boot flow: what each machine is served, and the hooks the DHCP,
 	// TFTP and asset servers report to.
+	binder, err := d.openEvidence(cfg.Binding)
+	if err != nil {
+		return nil, err
+	}
 	flow := bootflow.New(bootflow.Options{
 		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
-		Cmdlines: assets, Logger: log, Registerer: d.registry,
+		Cmdlines: assets, Evidence: binder, Logger: log, Registerer: d.registry,
 	})
 
 	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
@@ -292,6 +297,25 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
 		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
 	return d, nil
+}
+
+// openEvidence opens the kernel's neighbour table when binding is on
+// (docs/security.md) and returns the binder the boot flow judges requests
+// by.
+func (d *daemon) openEvidence(cfg config.Binding) (*evidence.Binder, error) {
+	opts := evidence.Options{Enabled: cfg.Enabled, Routed: cfg.Routed()}
+	if cfg.Enabled {
+		k, err := evidence.OpenKernel(d.log)
+		if err != nil {
+			return nil, fmt.Errorf("binding.enabled: %w", err)
+		}
+		d.closers = append(d.closers, k.Close)
+		opts.Neighbours = k
+		d.log.Info("boot sessions bound to evidence: config tokens, state changes and configs only for requests from the machine itself", "routed_networks", cfg.RoutedNetworks)
+	} else {
+		d.log.Warn("binding.enabled is false: any host that reaches the boot HTTP server can fetch any machine's config token and config, and move its state (docs/security.md)")
+	}
+	return evidence.New(opts)
 }
 
 func (d *daemon) add(name string, serve func(context.Context) error) {

@@ -7,7 +7,12 @@
 // section.
 package config
 
-import "github.com/tinderbox-boot/tinderbox/internal/problem"
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
+)
 
 // Config is the whole tinderbox configuration.
 type Config struct {
@@ -25,6 +30,7 @@ type Config struct {
 	State     State    `mapstructure:"state"`
 	Profiles  Profiles `mapstructure:"profiles"`
 	Log       Log      `mapstructure:"log"`
+	Binding   Binding  `mapstructure:"binding"`
 
 	// File is the configuration file that was read, or "" when only built-in
 	// defaults, environment and flags were used.
@@ -96,6 +102,32 @@ type Profiles struct {
 	Dir string `mapstructure:"dir"`
 }
 
+// Binding ties each boot session to evidence from the machine itself
+// (docs/security.md): a script with the config token, a state change and a
+// machine config go only to a request whose source address the kernel's
+// neighbour table, or a relayed DHCP exchange, binds to the machine's MAC.
+type Binding struct {
+	// Enabled turns binding on (the default). Off, any host that can
+	// reach the boot HTTP server can ask for any machine's script.
+	Enabled bool `mapstructure:"enabled"`
+	// RoutedNetworks are the networks (CIDR) behind DHCP relay agents whose
+	// relayed DHCP exchanges bind addresses, where the neighbour table
+	// holds only the router.
+	RoutedNetworks []string `mapstructure:"routedNetworks"`
+}
+
+// Routed returns RoutedNetworks parsed; entries that do not parse (which
+// Validate reports) are left out.
+func (b Binding) Routed() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range b.RoutedNetworks {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
 // Log sets the daemon's log level and format.
 type Log struct {
 	Level  string `mapstructure:"level"`
@@ -108,25 +140,27 @@ type Log struct {
 // unknown-key check and for environment variables) is derived from it.
 func defaults() map[string]any {
 	return map[string]any{
-		"advertise":       "",
-		"http.listen":     ":8080",
-		"admin.listen":    "127.0.0.1:8081",
-		"admin.tokenFile": "",
-		"dhcp.enabled":    true,
-		"dhcp.interface":  "",
-		"dhcp.port":       67,
-		"dhcp.pxePort":    4011,
-		"tftp.enabled":    true,
-		"tftp.listen":     ":69",
-		"ipxe.dir":        "/usr/lib/ipxe",
-		"ipxe.localBoot":  LocalBootExit,
-		"factory.url":     "https://factory.talos.dev",
-		"cache.dir":       "/var/lib/tinderbox/cache",
-		"cache.maxSize":   "20GiB",
-		"state.dir":       "/var/lib/tinderbox",
-		"profiles.dir":    "/etc/tinderbox/profiles",
-		"log.level":       "info",
-		"log.format":      "text",
+		"advertise":              "",
+		"http.listen":            ":8080",
+		"admin.listen":           "127.0.0.1:8081",
+		"admin.tokenFile":        "",
+		"dhcp.enabled":           true,
+		"dhcp.interface":         "",
+		"dhcp.port":              67,
+		"dhcp.pxePort":           4011,
+		"tftp.enabled":           true,
+		"tftp.listen":            ":69",
+		"ipxe.dir":               "/usr/lib/ipxe",
+		"ipxe.localBoot":         LocalBootExit,
+		"factory.url":            "https://factory.talos.dev",
+		"cache.dir":              "/var/lib/tinderbox/cache",
+		"cache.maxSize":          "20GiB",
+		"state.dir":              "/var/lib/tinderbox",
+		"profiles.dir":           "/etc/tinderbox/profiles",
+		"log.level":              "info",
+		"log.format":             "text",
+		"binding.enabled":        true,
+		"binding.routedNetworks": []string{},
 	}
 }
 

@@ -94,6 +94,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		State:     State{Dir: "testdata/config/scratch/state"},
 		Profiles:  Profiles{Dir: "testdata/config"},
 		Log:       Log{Level: "debug", Format: "json"},
+		Binding:   Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
 		File:      "testdata/config/valid.yaml",
 	}
 	if !reflect.DeepEqual(cfg, want) {

@@ -101,6 +101,16 @@ func (c *Config) Validate() error {
 		add("profiles.dir: %s is not a directory", c.Profiles.Dir)
 	}
 
+	for _, n := range c.Binding.RoutedNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		switch {
+		case err != nil:
+			add("binding.routedNetworks: %q is not a network in CIDR form (10.20.0.0/24)", n)
+		case p.Bits() == 0:
+			add("binding.routedNetworks: %s would trust relayed DHCP for every address; name the networks behind your relays", p)
+		}
+	}
+
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
