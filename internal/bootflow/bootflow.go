@@ -16,8 +16,8 @@ package bootflow
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"

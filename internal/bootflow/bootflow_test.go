@@ -87,6 +87,7 @@ type env struct {
 	srv      *httptest.Server
 	reg      *prometheus.Registry
 	neigh    *fakeNeighbours
+	logs     *syncBuffer
 	// lastDenial is the newest refusal event waitEvent has seen.
 	lastDenial time.Time
 }
@@ -126,6 +127,12 @@ var nobody = netip.MustParseAddr("127.0.0.1")
 
 func newEnv(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error) *env {
 	t.Helper()
+	return newEnvBinding(t, localBoot, policy, cmdErr, true)
+}
+
+// newEnvBinding is newEnv with binding on or off.
+func newEnvBinding(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error, binding bool) *env {
+	t.Helper()
 	store, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -142,16 +149,17 @@ func newEnv(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error
 	t.Cleanup(srv.Close)
 	reg := prometheus.NewRegistry()
 	neigh := &fakeNeighbours{m: map[netip.Addr]machine.MAC{}}
-	ev, err := evidence.New(evidence.Options{Enabled: true, Neighbours: neigh})
+	logs := &syncBuffer{}
+	ev, err := evidence.New(evidence.Options{Enabled: binding, Neighbours: neigh})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := New(Options{
 		BaseURL: srv.URL, LocalBoot: localBoot, Store: store, Profiles: profiles, Evidence: ev,
-		Cmdlines: fakeCmdlines{err: cmdErr}, Logger: slog.New(slog.DiscardHandler), Registerer: reg,
+		Cmdlines: fakeCmdlines{err: cmdErr}, Logger: slog.New(slog.NewTextHandler(logs, nil)), Registerer: reg,
 	})
 	f.Mount(r)
-	return &env{flow: f, store: store, profiles: profiles, srv: srv, reg: reg, neigh: neigh}
+	return &env{flow: f, store: store, profiles: profiles, srv: srv, reg: reg, neigh: neigh, logs: logs}
 }
 
 // get requests path as the machine it names (?mac= or /config/MAC) would:
@@ -469,4 +477,22 @@ func (e *env) waitEvent(t *testing.T, mac machine.MAC, detail string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s: no refusal event %q recorded", mac, detail)
+}
+
+// syncBuffer is a log sink tests read while handlers write to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
