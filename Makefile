@@ -60,10 +60,11 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 	done
 
 .PHONY: bench
-bench: ## Go benchmarks with allocations, then the TFTP (vs dnsmasq) and cache (vs nginx) bench scripts
+bench: ## Go benchmarks with allocations, then the TFTP (vs dnsmasq), cache (vs nginx) and binding (on vs off) bench scripts
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	scripts/bench-tftp.sh
 	scripts/bench-cache.sh
+	scripts/bench-binding.sh
 
 .PHONY: capture-dhcp
 capture-dhcp: ## re-record the DHCP packets of real firmware for the golden tests (root)

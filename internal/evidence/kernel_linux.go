@@ -26,6 +26,10 @@ const usableStates = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix
 // new neighbour is usually applied before its first request arrives.
 const minDumpGap = 100 * time.Millisecond
 
+// rcvbuf is the notification socket's receive buffer: room for tens of
+// thousands of neighbour messages.
+const rcvbuf = 8 << 20
+
 // Kernel is the Linux kernel's neighbour table of the network namespace
 // it was opened in, kept in memory: a dump at open, then the kernel's
 // RTM_NEWNEIGH/RTM_DELNEIGH notifications (rtnetlink group RTNLGRP_NEIGH).
@@ -82,6 +86,10 @@ func (k *Kernel) Close() error {
 	k.h.Close()
 	return k.ns.Close()
 }
+
+// Following reports whether the kernel's notifications are being applied;
+// while they are not, every lookup dumps the table.
+func (k *Kernel) Following() bool { return k.live.Load() }
 
 // Lookup implements Neighbours.
 func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
@@ -159,12 +167,21 @@ func (k *Kernel) follow() {
 	for {
 		ch := make(chan netlink.NeighUpdate, 1024)
 		stop := make(chan struct{})
-		err := netlink.NeighSubscribeWithOptions(ch, stop, netlink.NeighSubscribeOptions{
+		opts := netlink.NeighSubscribeOptions{
 			Namespace: &k.ns,
 			ErrorCallback: func(err error) {
 				k.log.Warn("neighbour table: notification error; reading the table on each lookup until it recovers", "err", err)
 			},
-		})
+			// A storm of nodes (or a whole table flushed) notifies in
+			// bursts; a socket buffer past net.core.rmem_max, which
+			// needs CAP_NET_ADMIN, keeps them from overflowing it.
+			ReceiveBufferSize: rcvbuf, ReceiveBufferForceSize: true,
+		}
+		err := netlink.NeighSubscribeWithOptions(ch, stop, opts)
+		if err != nil {
+			opts.ReceiveBufferForceSize = false
+			err = netlink.NeighSubscribeWithOptions(ch, stop, opts)
+		}
 		if err == nil {
 			// Updates between the last dump and the subscription are
 			// caught by a dump now.

@@ -23,6 +23,9 @@ func OpenKernel(*slog.Logger) (*Kernel, error) {
 // Close does nothing.
 func (*Kernel) Close() error { return nil }
 
+// Following reports false: there is nothing to follow.
+func (*Kernel) Following() bool { return false }
+
 // Lookup implements Neighbours; it always fails.
 func (*Kernel) Lookup(netip.Addr) (machine.MAC, bool, error) {
 	return machine.MAC{}, false, errors.New("evidence: no neighbour table on this system")
