@@ -15,6 +15,10 @@
 #      boots with no talos.config; state discovered.
 #   4. install: never → not netbooted; state local.
 #   5. Two VMs at once from a cold cache → one upstream fetch per asset.
+#   6. An intruder on the LAN (its own MAC and address) asks for a
+#      machine's script and presents its config URL: refused, no token, no
+#      state change, and the log names the intruder (binding is on, as by
+#      default).
 # Prints a timings table per scenario and step. Topology: scripts/e2e/lib.sh.
 # Needs root and qemu-system-x86, ovmf, ipxe, ipxe-qemu, dnsmasq, busybox-static.
 set -euo pipefail
@@ -201,6 +205,21 @@ check "5: VM A got its config" config_matches cold-a "$colda"
 check "5: VM B got its config" config_matches cold-b "$coldb"
 check "5: kernel fetched once for both" fetched_once v1.13.0 kernel-amd64
 check "5: initramfs fetched once for both" fetched_once v1.13.0 initramfs-amd64.xz
+
+# 6. An intruder on the LAN: the LAN namespace is a host of its own on the
+# bridge ($NET.1, the bridge's MAC), asking over plain HTTP for cold-a's
+# script and presenting the config URL cold-a fetched. It gets neither a
+# token nor the config, cold-a's state does not move, and the log names it.
+http_code() { inlan curl -s -o "$work/intruder.body" -w '%{http_code}' "$1"; }
+cfg_url=$(serial cold-a "fetching config: " | tail -n 1 | sed 's/.*fetching config: //' | tr -d '\r')
+brmac=$(inlan cat "/sys/class/net/$br/address")
+check "6: intruder gets no config with cold-a's URL" test "$(http_code "$cfg_url")" = 403
+check "6: the refusal says nothing of why" grep -qx "tinderbox: config refused" "$work/intruder.body"
+tb machines reinstall "$colda" >/dev/null
+check "6: intruder gets no token script for cold-a" test "$(http_code "http://$NET.2:8080/ipxe?mac=${colda//:/-}&arch=x86_64")" = 403
+check "6: no token in the answer" bash -c "! grep -q token= '$work/intruder.body'"
+check "6: cold-a is still pending" state_is "$colda" pending
+check "6: the log names the intruder" grep -q "request for cold-a ($colda) from $NET.1, which is $brmac" "$work/tinderbox.log"
 
 check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox.log'"
 
