@@ -119,6 +119,7 @@ func Load(opts Options) (*Config, error) {
 
 	cfg := &Config{File: path}
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		splitList,
 		mapstructure.TextUnmarshallerHookFunc(),
 	))
 	// Keys whose value did not decode are reported once, by the decoder;
@@ -146,6 +147,23 @@ func Load(opts Options) (*Config, error) {
 		}
 	}
 	return cfg, errors.Join(problems...)
+}
+
+// splitList reads a list key set from the environment, one string of
+// comma-separated values.
+func splitList(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts, nil
 }
 
 // decodeProblems turns the decoder's one multi-line error into one Problem
@@ -198,9 +216,13 @@ func checkKeys(path string, data []byte) []error {
 		return []error{&Problem{File: path, Line: root.Line, Msg: "want a mapping of keys at the top level"}}
 	}
 	leaves := map[string]bool{}
+	lists := map[string]bool{}
 	sections := map[string]bool{}
-	for k := range defaults() {
+	for k, v := range defaults() {
 		leaves[strings.ToLower(k)] = true
+		if _, ok := v.([]string); ok {
+			lists[strings.ToLower(k)] = true
+		}
 		for i := strings.Index(k, "."); i >= 0; i = indexFrom(k, ".", i+1) {
 			sections[strings.ToLower(k[:i])] = true
 		}
@@ -222,6 +244,10 @@ func checkKeys(path string, data []byte) []error {
 				} else if !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null") {
 					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " is a section: want a mapping of keys"})
 				}
+			case lists[lk]:
+				if !isList(vn) {
+					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " wants a list of values"})
+				}
 			case leaves[lk]:
 				if vn.Kind != yaml.ScalarNode {
 					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " wants a single value"})
@@ -233,6 +259,22 @@ func checkKeys(path string, data []byte) []error {
 	}
 	walk("", root)
 	return errs
+}
+
+// isList reports whether n is a list of single values, or empty.
+func isList(n *yaml.Node) bool {
+	if n.Kind == yaml.ScalarNode {
+		return n.Tag == "!!null"
+	}
+	if n.Kind != yaml.SequenceNode {
+		return false
+	}
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			return false
+		}
+	}
+	return true
 }
 
 func indexFrom(s, sub string, from int) int {
