@@ -98,7 +98,8 @@ type Options struct {
 	// 0 means DefaultNegativeTTL, a negative value remembers nothing. 5xx
 	// answers, timeouts and network errors are never remembered.
 	NegativeTTL time.Duration
-	// Now is the clock of the remembered answers; nil is time.Now.
+	// Now is the clock of the remembered answers and of the entries'
+	// fetch and last-use times; nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 	// Registerer receives the cache's metrics; nil registers none.
@@ -545,7 +546,7 @@ func (c *Cache) lookup(ctx context.Context, k Key, joined bool) (*Asset, *flight
 		f, err := os.Open(filepath.Join(c.dir, k.rel()))
 		if err == nil {
 			e.refs++
-			now := time.Now()
+			now := c.now()
 			e.LastUsed = now
 			if now.Sub(e.touched) >= touchEvery {
 				e.touched = now
@@ -820,7 +821,7 @@ func (c *Cache) download(fl *flight) (Entry, error) {
 	if err := f.Sync(); err != nil {
 		return Entry{}, &fetchError{"disk", err}
 	}
-	now := time.Now()
+	now := c.now()
 	e := Entry{Key: fl.key, Size: written, SHA256: hex.EncodeToString(h.Sum(nil)), Fetched: now, LastUsed: now}
 	dst := filepath.Join(c.dir, fl.key.rel())
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
