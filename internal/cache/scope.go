@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
@@ -83,16 +84,30 @@ func (s *ProfileScope) keys() map[Key]struct{} {
 // maintenance. An image without a version or schematic boots nothing; one
 // without an architecture stands for both.
 func ReferencedKeys(set *profiles.Set) map[Key]struct{} {
-	out := map[Key]struct{}{}
+	machines := set.Machines()
+	// Most sets boot a handful of images, but the map is sized for the
+	// worst case, every machine its own image on both architectures: it
+	// is built once per loaded set, and growing it costs more than that.
+	out := make(map[Key]struct{}, 6*(len(machines)+1))
 	add := func(t profiles.Talos) {
 		if t.Version == "" || t.SchematicID == "" {
 			return
 		}
-		// The profiles were checked when they loaded: an error here
-		// would be an image that cannot boot anyway.
-		_ = addImage(out, t.SchematicID, t.Version, t.Arch)
+		// Built without NewKey's checks, which cost more than the rest:
+		// a key that would fail them can never equal a request's key,
+		// which passed them, so it only wastes a map slot.
+		arches := factory.Arches
+		if t.Arch != "" {
+			arches = []machine.Arch{t.Arch}
+		}
+		v := "v" + strings.TrimPrefix(t.Version, "v")
+		for _, a := range arches {
+			for _, f := range factory.Files(a) {
+				out[Key{Schematic: t.SchematicID, Version: v, File: f}] = struct{}{}
+			}
+		}
 	}
-	for _, p := range set.Machines() {
+	for _, p := range machines {
 		add(p.Talos)
 	}
 	if set.Unknown() == machine.UnknownMaintenance {

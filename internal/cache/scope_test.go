@@ -42,7 +42,7 @@ func (c *clock) Add(d time.Duration) {
 // the maintenance image (version and arch may be ""), a base config, and
 // one machine file per talos block given (its "talos:" mapping, in flow
 // style), MACs 52:54:00:00:00:01 and on.
-func profileDir(t *testing.T, dir, unknown, version, arch string, machines ...string) {
+func profileDir(t testing.TB, dir, unknown, version, arch string, machines ...string) {
 	t.Helper()
 	defaults := "unknown: " + unknown + "\nconfig: node\ntalos:\n  schematic: " + testID + "\n"
 	if version != "" {
@@ -62,7 +62,7 @@ func profileDir(t *testing.T, dir, unknown, version, arch string, machines ...st
 		}
 	}
 	for i, talos := range machines {
-		files[fmt.Sprintf("machines/52-54-00-00-00-%02x.yaml", i+1)] = fmt.Sprintf("hostname: n%d\ntalos: %s\n", i+1, talos)
+		files[fmt.Sprintf("machines/52-54-00-00-%02x-%02x.yaml", (i+1)>>8, (i+1)&0xff)] = fmt.Sprintf("hostname: n%d\ntalos: %s\n", i+1, talos)
 	}
 	for name, text := range files {
 		p := filepath.Join(dir, name)
@@ -76,7 +76,7 @@ func profileDir(t *testing.T, dir, unknown, version, arch string, machines ...st
 }
 
 // newStore loads a profiles directory written by profileDir.
-func newStore(t *testing.T, dir string) *profiles.Store {
+func newStore(t testing.TB, dir string) *profiles.Store {
 	t.Helper()
 	s, err := profiles.NewStore(t.Context(), profiles.Options{Dir: dir}, profiles.StoreOptions{})
 	if err != nil {
