@@ -49,7 +49,9 @@ const (
 	// otherwise flood the log.
 	logEvery = time.Minute
 	// logAssets bounds the assets logged per minute: a client asking for
-	// made-up assets gets this many lines, then a count of the rest.
+	// made-up assets gets this many lines, then a count of the rest. 32
+	// covers the files of a few images misnamed at once (six per image),
+	// and keeps the limiter's table small whatever the requests.
 	logAssets = 32
 )
 
