@@ -198,7 +198,7 @@ dhcp: {enabled: false}
 tftp: {enabled: false}
 ipxe: {dir: $work/ipxe}
 factory: {url: "$url"}
-cache: {dir: $dir, maxSize: 20GiB}
+cache: {dir: $dir, maxSize: 20GiB, allow: ["$ID/$VERSION/amd64"]}
 state: {dir: $work/state}
 profiles: {dir: $work/profiles}
 log: {level: warn}

@@ -45,7 +45,11 @@ func withCache(cmd *cobra.Command, fn func(cfg *config.Config, c *cache.Cache) e
 		lc.Level = "warn"
 	}
 	log := newLogger(lc, cmd.ErrOrStderr())
-	_, c, err := openCache(cfg.Factory.URL, cfg.State.Dir, cfg.Cache.Dir, int64(cfg.Cache.MaxSize), log, nil)
+	fc, err := newFactory(cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	c, err := openCache(cfg, fc, nil, log, nil)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
@@ -27,11 +28,14 @@ func startFakeFactory(t *testing.T) *fakefactory.Server {
 }
 
 // TestServeAssets: the daemon serves /assets from the factory through the
-// cache, and exports the cache's metrics.
+// cache for an image cache.allow names (the profiles name none), refuses
+// every other image without asking the factory, and exports the cache's
+// metrics.
 func TestServeAssets(t *testing.T) {
 	f := startFakeFactory(t)
 	cfg := testConfig(t)
 	cfg.Factory.URL = f.URL
+	cfg.Cache.Allow = []config.Image{{Schematic: cacheTestID, Version: "v1.12.7", Arch: "amd64"}}
 	d, stop := startDaemon(t, cfg)
 	base := "http://" + d.httpAddr.String()
 	for range 2 {
@@ -43,8 +47,17 @@ func TestServeAssets(t *testing.T) {
 	if code, body := get(t, http.DefaultClient, base+"/assets/"+cacheTestID+"/latest/kernel-amd64"); code != 400 || !strings.Contains(body, "version") {
 		t.Errorf("bad version: got %d %q, want 400", code, body)
 	}
+	for _, path := range []string{"1.13.0/initramfs-amd64.xz", "1.12.7/initramfs-arm64.xz"} {
+		if code, body := get(t, http.DefaultClient, base+"/assets/"+cacheTestID+"/"+path); code != 404 || !strings.Contains(body, "cache.allow") {
+			t.Errorf("%s, not allowed: got %d %q, want 404 naming cache.allow", path, code, body)
+		}
+	}
+	if got := f.Counts(); len(got) != 1 {
+		t.Errorf("factory requests: got %v, want only the allowed initramfs", got)
+	}
 	_, metrics := get(t, http.DefaultClient, base+"/metrics")
 	for _, want := range []string{
+		`tinderbox_cache_lookups_total{result="refused"} 2`,
 		`tinderbox_cache_lookups_total{result="hit"} 1`,
 		`tinderbox_factory_fetches_total{result="ok"} 1`,
 		`tinderbox_factory_requests_total{op="image",result="2xx"} 1`,

@@ -13,18 +13,38 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 )
 
-// openCache builds the factory client and opens the cache on it. reg may be
-// nil (the CLI registers no metrics).
-func openCache(factoryURL, stateDir, cacheDir string, maxSize int64, log *slog.Logger, reg prometheus.Registerer) (*factory.Client, *cache.Cache, error) {
-	fc, err := factory.New(factory.Options{URL: factoryURL, StateDir: stateDir, Logger: log, Registerer: reg})
+// newFactory builds the Image Factory client assets are fetched with. reg
+// may be nil (the CLI registers no metrics).
+func newFactory(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*factory.Client, error) {
+	return factory.New(factory.Options{URL: cfg.Factory.URL, StateDir: cfg.State.Dir, Logger: log, Registerer: reg})
+}
+
+// openCache opens the asset cache of cfg on fc. scope is what the asset
+// route serves, fetches and keeps longest; nil (the CLI) wants everything.
+// reg may be nil.
+func openCache(cfg *config.Config, fc *factory.Client, scope cache.Scope, log *slog.Logger, reg prometheus.Registerer) (*cache.Cache, error) {
+	c, err := cache.Open(cache.Options{
+		Dir: cfg.Cache.Dir, MaxSize: int64(cfg.Cache.MaxSize), Upstream: cache.FromFactory(fc), Scope: scope,
+		Logger: log, Registerer: reg,
+	})
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("%w (cache.dir)", err)
 	}
-	c, err := cache.Open(cache.Options{Dir: cacheDir, MaxSize: maxSize, Upstream: cache.FromFactory(fc), Logger: log, Registerer: reg})
+	return c, nil
+}
+
+// assetScope is the daemon's asset scope: what the profiles store serves
+// boots, and cfg's cache.allow.
+func assetScope(cfg *config.Config, store *profiles.Store) (*cache.ProfileScope, error) {
+	allow := make([]cache.Target, 0, len(cfg.Cache.Allow))
+	for _, im := range cfg.Cache.Allow {
+		allow = append(allow, cache.Target{Schematic: im.Schematic, Version: im.Version, Arch: im.Arch})
+	}
+	s, err := cache.NewProfileScope(store, allow)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (cache.dir)", err)
+		return nil, fmt.Errorf("cache.allow: %w", err)
 	}
-	return fc, c, nil
+	return s, nil
 }
 
 // schematicResolver returns the Image Factory client that turns schematic

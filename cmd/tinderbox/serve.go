@@ -156,8 +156,8 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 // newDaemon binds every socket first, so that a busy or privileged port
 // fails before anything else happens (profiles loading may call the Image
 // Factory), then builds each subsystem from plain values, in dependency
-// order: state, assets, profiles, the boot flow over them, then the
-// servers that report to it.
+// order: state, the factory client, profiles, the assets they boot, the
+// boot flow over them, then the servers that report to it.
 func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
 	var token string
 	if cfg.Admin.TokenFile != "" {
@@ -196,14 +196,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	}
 	d.closers = append(d.closers, d.state.Close)
 
-	// Assets: the Image Factory client and the on-disk cache in front of it.
-	fc, assets, err := openCache(cfg.Factory.URL, cfg.State.Dir, cfg.Cache.Dir, int64(cfg.Cache.MaxSize), log, d.registry)
+	// The Image Factory client: profiles resolve schematic names with it,
+	// the asset cache fetches from it.
+	fc, err := newFactory(cfg, log, d.registry)
 	if err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, assets.Close)
-	log.Info("asset cache ready", "dir", assets.Dir(), "entries", len(assets.List()), "size", assets.Size(),
-		"max_size", cfg.Cache.MaxSize.String(), "factory", fc.URL())
 
 	// Profiles: refuse to start on a problem (there is no earlier set to
 	// fall back on); the watcher serves later edits that load, and keeps
@@ -214,6 +212,21 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		return nil, fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", cfg.Profiles.Dir, err)
 	}
 	log.Info("profiles loaded", "dir", cfg.Profiles.Dir, "machines", d.profiles.Set().Len(), "unknown", d.profiles.Unknown())
+
+	// Assets: the on-disk cache in front of the factory, serving and
+	// fetching only what the profiles being served boot and cache.allow
+	// names (followed across reloads), and keeping those longest.
+	scope, err := assetScope(cfg, d.profiles)
+	if err != nil {
+		return nil, err
+	}
+	assets, err := openCache(cfg, fc, scope, log, d.registry)
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, assets.Close)
+	log.Info("asset cache ready", "dir", assets.Dir(), "entries", len(assets.List()), "size", assets.Size(),
+		"max_size", cfg.Cache.MaxSize.String(), "allow", len(cfg.Cache.Allow), "factory", fc.URL())
 
 	// iPXE binaries, for TFTP and for UEFI HTTP boot clients at /boot/{file}.
 	root := ipxe.NewRoot(cfg.IPXE.Dir)

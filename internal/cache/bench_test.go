@@ -1,6 +1,7 @@
 package cache_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -41,6 +42,43 @@ func BenchmarkOpenHit(b *testing.B) {
 		}
 		a.Close()
 	}
+}
+
+// BenchmarkScope measures the asset scope of a set of 500 machines, each on
+// its own Talos version: Allowed on a request (the keys memoised for the set
+// being served), and the keys computed again after a reload.
+func BenchmarkScope(b *testing.B) {
+	dir := b.TempDir()
+	machines := make([]string, 500)
+	for i := range machines {
+		machines[i] = fmt.Sprintf("{version: v1.%d.%d}", i/10, i%10)
+	}
+	profileDir(b, dir, "maintenance", "v2.0.0", "", machines...)
+	store := newStore(b, dir)
+	s, err := cache.NewProfileScope(store, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, _ := cache.NewKey(testID, "v1.49.9", "initramfs-arm64.xz")
+	out, _ := cache.NewKey(testID, "v9.0.0", "initramfs-arm64.xz")
+	if !s.Allowed(in) || s.Allowed(out) {
+		b.Fatal("the scope does not hold the set's images")
+	}
+	b.Run("allowed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Allowed(in)
+			s.Allowed(out)
+		}
+	})
+	b.Run("reload", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if len(cache.ReferencedKeys(store.Set())) != 501*6 {
+				b.Fatal("wrong key count")
+			}
+		}
+	})
 }
 
 func newEnvB(b *testing.B, size int) *env {

@@ -15,8 +15,10 @@
 // Concurrent requests for a missing asset share one upstream fetch, and each
 // is streamed the bytes as they arrive. The fetch belongs to the cache, not
 // to a request: a client that goes away does not cancel it for the others.
-// Entries are evicted least recently used beyond the size limit, never while
-// they are being served.
+// A factory's 4xx answer is remembered for a short time (Options.NegativeTTL),
+// so a missing asset asked for again does not reach the factory again.
+// Entries are evicted least recently used beyond the size limit, those the
+// Scope does not want first, and never while they are being served.
 package cache
 
 import (
@@ -30,6 +32,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,7 +55,17 @@ const (
 	// touchEvery throttles rewriting a sidecar's last-use time on disk; the
 	// in-memory value that eviction uses is exact.
 	touchEvery = time.Minute
+	// maxNegative bounds the remembered 4xx answers. Only wanted assets
+	// reach the factory through the boot HTTP route, so a full table means
+	// an admin's prefetch of many missing images; the oldest answers go.
+	maxNegative = 1024
 )
+
+// DefaultNegativeTTL is how long a factory's 4xx answer for an asset is
+// remembered: long enough that a rack of nodes retrying a missing asset
+// every few seconds asks the factory about once a minute, short enough that
+// a version published meanwhile is soon found.
+const DefaultNegativeTTL = time.Minute
 
 // Upstream opens an asset's body at its source. size is the announced
 // length, or -1. Reads from body must fail, not end early, when the body is
@@ -77,7 +90,18 @@ type Options struct {
 	// used entries are evicted beyond it. 0: no bound.
 	MaxSize  int64
 	Upstream Upstream
-	Logger   *slog.Logger
+	// Scope is what the asset route serves and fetches, and what eviction
+	// keeps longest; nil wants every asset (the CLI, tests).
+	Scope Scope
+	// NegativeTTL is how long an upstream 4xx answer (other than 408 and
+	// 429) for an asset is remembered and returned without asking again:
+	// 0 means DefaultNegativeTTL, a negative value remembers nothing. 5xx
+	// answers, timeouts and network errors are never remembered.
+	NegativeTTL time.Duration
+	// Now is the clock of the remembered answers and of the entries'
+	// fetch and last-use times; nil is time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Registerer receives the cache's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -89,6 +113,9 @@ type Cache struct {
 	dir, tmp string
 	maxSize  int64
 	upstream Upstream
+	scope    Scope
+	negTTL   time.Duration
+	now      func() time.Time
 	log      *slog.Logger
 	m        *metricSet
 	ctx      context.Context
@@ -99,7 +126,14 @@ type Cache struct {
 	entries map[Key]*entry
 	total   int64
 	flights map[Key]*flight
+	missing map[Key]negative
 	closed  bool
+}
+
+// negative is a remembered upstream 4xx answer.
+type negative struct {
+	err   error
+	until time.Time
 }
 
 type entry struct {
@@ -124,9 +158,19 @@ func Open(opts Options) (*Cache, error) {
 		tmp:      filepath.Join(opts.Dir, tmpDirName),
 		maxSize:  opts.MaxSize,
 		upstream: opts.Upstream,
+		scope:    opts.Scope,
+		negTTL:   opts.NegativeTTL,
+		now:      opts.Now,
 		log:      opts.Logger,
 		entries:  map[Key]*entry{},
 		flights:  map[Key]*flight{},
+		missing:  map[Key]negative{},
+	}
+	if c.negTTL == 0 {
+		c.negTTL = DefaultNegativeTTL
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -325,17 +369,27 @@ func (c *Cache) Size() int64 {
 func (c *Cache) Prune(limit int64) []Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.evictLocked(limit, Key{})
+	return c.evictLocked(limit, Key{}, false)
 }
 
-// evictLocked removes the least recently used idle entries, other than
-// keep, until total <= limit.
-func (c *Cache) evictLocked(limit int64, keep Key) []Entry {
+// evictLocked removes idle entries other than keep until total <= limit:
+// the least recently used of those the scope does not want first, then,
+// only when none is left, the least recently used wanted one. auto says
+// the eviction keeps the cache within cache.maxSize (not a prune): having
+// to remove a wanted entry then means the limit is too small, and is
+// logged as a warning.
+func (c *Cache) evictLocked(limit int64, keep Key, auto bool) []Entry {
 	var gone []Entry
 	for c.total > limit {
-		var lru *entry
+		var lru, lruWanted *entry
 		for _, e := range c.entries {
 			if e.refs > 0 || e.Key == keep {
+				continue
+			}
+			if c.scope != nil && c.scope.Allowed(e.Key) {
+				if lruWanted == nil || e.LastUsed.Before(lruWanted.LastUsed) {
+					lruWanted = e
+				}
 				continue
 			}
 			if lru == nil || e.LastUsed.Before(lru.LastUsed) {
@@ -343,7 +397,14 @@ func (c *Cache) evictLocked(limit int64, keep Key) []Entry {
 			}
 		}
 		if lru == nil {
-			break
+			lru = lruWanted
+			if lru == nil {
+				break
+			}
+			if auto {
+				c.log.Warn("cache: evicting an asset the profiles or cache.allow name: cache.maxSize is smaller than the images they need",
+					"asset", lru.Key.String(), "max_size", c.maxSize, "size", c.total)
+			}
 		}
 		delete(c.entries, lru.Key)
 		c.total -= lru.Size
@@ -427,7 +488,7 @@ func (a *Asset) Close() error {
 		a.c.mu.Lock()
 		a.e.refs--
 		if a.e.refs == 0 && a.c.maxSize > 0 && a.c.total > a.c.maxSize {
-			a.c.evictLocked(a.c.maxSize, Key{})
+			a.c.evictLocked(a.c.maxSize, Key{}, true)
 		}
 		a.c.mu.Unlock()
 	})
@@ -485,7 +546,7 @@ func (c *Cache) lookup(ctx context.Context, k Key, joined bool) (*Asset, *flight
 		f, err := os.Open(filepath.Join(c.dir, k.rel()))
 		if err == nil {
 			e.refs++
-			now := time.Now()
+			now := c.now()
 			e.LastUsed = now
 			if now.Sub(e.touched) >= touchEvery {
 				e.touched = now
@@ -506,6 +567,13 @@ func (c *Cache) lookup(ctx context.Context, k Key, joined bool) (*Asset, *flight
 	}
 	fl, ok := c.flights[k]
 	if !ok {
+		if n, ok := c.missing[k]; ok {
+			if c.now().Before(n.until) {
+				c.m.lookups.WithLabelValues("negative").Inc()
+				return nil, nil, fmt.Errorf("%w (remembered; the factory is asked again after %s)", n.err, n.until.Format(time.TimeOnly))
+			}
+			delete(c.missing, k)
+		}
 		if c.upstream == nil {
 			return nil, nil, fmt.Errorf("cache: %s is not cached and there is no upstream", k)
 		}
@@ -631,11 +699,14 @@ func (c *Cache) fetch(fl *flight) {
 
 	c.mu.Lock()
 	delete(c.flights, fl.key)
+	if err != nil && c.negTTL > 0 && permanent(err) {
+		c.rememberLocked(fl.key, err)
+	}
 	if err == nil {
 		c.entries[fl.key] = &entry{Entry: e, touched: e.LastUsed}
 		c.total += e.Size
 		if c.maxSize > 0 {
-			c.evictLocked(c.maxSize, fl.key)
+			c.evictLocked(c.maxSize, fl.key, true)
 		}
 		c.m.size.Set(float64(c.total))
 		c.m.entries.Set(float64(len(c.entries)))
@@ -649,6 +720,41 @@ func (c *Cache) fetch(fl *flight) {
 	}
 	c.log.Info("cache: fetched", "asset", fl.key.String(), "size", e.Size, "sha256", e.SHA256,
 		"duration", time.Since(start).Round(time.Millisecond))
+}
+
+// permanent reports whether err is an upstream answer that asking again
+// soon would not change: a 4xx other than 408 (Request Timeout) and 429
+// (Too Many Requests), which say "later", not "no".
+func permanent(err error) bool {
+	var fe *factory.Error
+	if !errors.As(err, &fe) {
+		return false
+	}
+	return fe.Status >= 400 && fe.Status < 500 && fe.Status != http.StatusRequestTimeout && fe.Status != http.StatusTooManyRequests
+}
+
+// rememberLocked remembers k's upstream answer err for negTTL, making room
+// when the table is full: expired answers go, then the one closest to
+// expiry.
+func (c *Cache) rememberLocked(k Key, err error) {
+	now := c.now()
+	if len(c.missing) >= maxNegative {
+		var first Key
+		var firstUntil time.Time
+		for mk, n := range c.missing {
+			if !now.Before(n.until) {
+				delete(c.missing, mk)
+				continue
+			}
+			if firstUntil.IsZero() || n.until.Before(firstUntil) {
+				first, firstUntil = mk, n.until
+			}
+		}
+		if len(c.missing) >= maxNegative {
+			delete(c.missing, first)
+		}
+	}
+	c.missing[k] = negative{err: err, until: now.Add(c.negTTL)}
 }
 
 // download streams the upstream body into a locked temporary file, checks
@@ -715,7 +821,7 @@ func (c *Cache) download(fl *flight) (Entry, error) {
 	if err := f.Sync(); err != nil {
 		return Entry{}, &fetchError{"disk", err}
 	}
-	now := time.Now()
+	now := c.now()
 	e := Entry{Key: fl.key, Size: written, SHA256: hex.EncodeToString(h.Sum(nil)), Fetched: now, LastUsed: now}
 	dst := filepath.Join(c.dir, fl.key.rel())
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

@@ -48,7 +48,9 @@ type envOpts struct {
 	dir     string
 	url     string // factory URL; default the fake's
 	timeout time.Duration
-	logTo   io.Writer // handler log; default the test log
+	logTo   io.Writer // handler and cache log; default the test log
+	scope   cache.Scope
+	now     func() time.Time
 }
 
 func newEnv(t *testing.T, o envOpts) *env { return newEnvTB(t, o) }
@@ -76,17 +78,20 @@ func newEnvTB(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(cache.Options{Dir: e.dir, MaxSize: o.maxSize, Upstream: cache.FromFactory(fc), Registerer: e.reg})
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.logTo != nil {
+		log = slog.New(slog.NewTextHandler(o.logTo, nil))
+	}
+	c, err := cache.Open(cache.Options{
+		Dir: e.dir, MaxSize: o.maxSize, Upstream: cache.FromFactory(fc), Scope: o.scope, Now: o.now,
+		Logger: log, Registerer: e.reg,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	e.cache = c
 	r := chi.NewRouter()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if o.logTo != nil {
-		log = slog.New(slog.NewTextHandler(o.logTo, nil))
-	}
 	cache.NewHandler(c, log, e.rec).Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

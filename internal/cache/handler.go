@@ -43,23 +43,30 @@ type NopRecorder struct{}
 // AssetSent does nothing.
 func (NopRecorder) AssetSent(context.Context, Sent) {}
 
-// errorLogEvery bounds logging of a failing asset to one line per asset per
-// minute: a rack of nodes retrying a missing initramfs would otherwise flood
-// the log.
-const errorLogEvery = time.Minute
+const (
+	// logEvery bounds logging of a failing or refused asset to one line per
+	// asset per minute: a rack of nodes retrying a missing initramfs would
+	// otherwise flood the log.
+	logEvery = time.Minute
+	// logAssets bounds the assets logged per minute: a client asking for
+	// made-up assets gets this many lines, then a count of the rest. 32
+	// covers the files of a few images misnamed at once (six per image),
+	// and keeps the limiter's table small whatever the requests.
+	logAssets = 32
+)
 
 // Handler serves GET and HEAD /assets/{schematic}/{version}/{file}: cached
 // files with Range, ETag (the sha256) and Content-Length through
 // http.ServeContent on the open file, so the kernel's sendfile path does the
-// copying; a missing asset is fetched and streamed as it arrives. It is safe
-// for concurrent use.
+// copying; a missing asset is fetched and streamed as it arrives. An asset
+// the cache's Scope does not want is refused with 404, whether cached or
+// not, and never fetched. It is safe for concurrent use.
 type Handler struct {
 	c   *Cache
 	log *slog.Logger
 	rec Recorder
 
-	mu     sync.Mutex
-	logged map[Key]time.Time
+	failures, refusals logLimit
 }
 
 // NewHandler returns the asset handler for c. rec may be nil.
@@ -67,7 +74,7 @@ func NewHandler(c *Cache, log *slog.Logger, rec Recorder) *Handler {
 	if rec == nil {
 		rec = NopRecorder{}
 	}
-	return &Handler{c: c, log: log, rec: rec, logged: map[Key]time.Time{}}
+	return &Handler{c: c, log: log, rec: rec}
 }
 
 // Mount adds the asset route for GET and HEAD to r.
@@ -80,6 +87,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k, err := NewKey(chi.URLParam(r, "schematic"), chi.URLParam(r, "version"), chi.URLParam(r, "file"))
 	if err != nil {
 		http.Error(w, "bad asset path: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if s := h.c.scope; s != nil && !s.Allowed(k) {
+		h.refuse(w, r, k)
 		return
 	}
 	a, err := h.c.Open(r.Context(), k)
@@ -180,23 +191,66 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, k Key, err error)
 	http.Error(w, fmt.Sprintf("tinderbox: %s is not cached and could not be fetched: %v", k, err), status)
 }
 
-// logFailure logs err for k at most once per errorLogEvery.
+// refuse answers a request for an asset no profile and no cache.allow
+// entry names: 404, without a look at the disk or the factory.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, k Key) {
+	h.c.m.lookups.WithLabelValues("refused").Inc()
+	if ok, dropped := h.refusals.allow(k, h.c.now()); ok {
+		h.log.Info("asset refused: no profile and no cache.allow entry names its image",
+			withDropped(dropped, "asset", k.String(), "remote", r.RemoteAddr)...)
+	}
+	http.Error(w, fmt.Sprintf("tinderbox: %s is not an asset of an image the profiles or cache.allow name; not served", k), http.StatusNotFound)
+}
+
+// logFailure logs err for k, at most once per asset per logEvery.
 func (h *Handler) logFailure(k Key, err error) {
-	now := time.Now()
-	h.mu.Lock()
-	last, seen := h.logged[k]
-	if seen && now.Sub(last) < errorLogEvery {
-		h.mu.Unlock()
-		return
+	if ok, dropped := h.failures.allow(k, h.c.now()); ok {
+		h.log.Warn("asset unavailable", withDropped(dropped, "asset", k.String(), "err", err)...)
 	}
-	h.logged[k] = now
-	for old, t := range h.logged {
-		if now.Sub(t) >= errorLogEvery {
-			delete(h.logged, old)
+}
+
+// withDropped adds to a log line's attributes how many lines about other
+// requests were held back before it, when any were.
+func withDropped(dropped int, args ...any) []any {
+	if dropped > 0 {
+		args = append(args, "not_logged", dropped)
+	}
+	return args
+}
+
+// logLimit rate-limits log lines per asset: one per logEvery, and at most
+// logAssets assets a period, so its memory stays bounded whatever the
+// requests. The zero value is ready to use.
+type logLimit struct {
+	mu      sync.Mutex
+	last    map[Key]time.Time
+	swept   time.Time
+	dropped int
+}
+
+// allow reports whether a line about k may be logged now, and how many
+// lines were held back since the last one allowed.
+func (l *logLimit) allow(k Key, now time.Time) (ok bool, dropped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last = map[Key]time.Time{}
+	}
+	if now.Sub(l.swept) >= logEvery {
+		for old, t := range l.last {
+			if now.Sub(t) >= logEvery {
+				delete(l.last, old)
+			}
 		}
+		l.swept = now
 	}
-	h.mu.Unlock()
-	h.log.Warn("asset unavailable", "asset", k.String(), "err", err)
+	if t, seen := l.last[k]; (seen && now.Sub(t) < logEvery) || (!seen && len(l.last) >= logAssets) {
+		l.dropped++
+		return false, 0
+	}
+	l.last[k] = now
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped
 }
 
 func contentType(file string) string {

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metricSet, error) {
 	m := &metricSet{
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "cache", Name: "lookups_total",
-			Help: "Asset lookups, by result: hit (served from disk) or miss (fetched, or joined a fetch in flight).",
+			Help: "Asset lookups, by result: hit (served from disk), miss (fetched, or joined a fetch in flight), negative (a factory 4xx answer remembered), refused (an asset no profile or cache.allow names).",
 		}, []string{"result"}),
 		servedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "cache", Name: "served_bytes_total",
@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metricSet, error) {
 			Buckets: []float64{.05, .25, 1, 5, 15, 60, 180, 600},
 		}),
 	}
-	for _, r := range []string{"hit", "miss"} {
+	for _, r := range []string{"hit", "miss", "negative", "refused"} {
 		m.lookups.WithLabelValues(r)
 	}
 	if reg != nil {

@@ -88,8 +88,12 @@ type Factory struct {
 // Cache is the on-disk cache of Image Factory assets.
 type Cache struct {
 	Dir string `mapstructure:"dir"`
-	// MaxSize bounds the cache; least recently used assets are evicted beyond it.
+	// MaxSize bounds the cache; least recently used assets are evicted
+	// beyond it, those no profile or Allow entry names first.
 	MaxSize ByteSize `mapstructure:"maxSize"`
+	// Allow names images the boot HTTP server serves and fetches beyond
+	// those the profiles name; every other asset is refused.
+	Allow []Image `mapstructure:"allow"`
 }
 
 // State is where the embedded machine-state database lives.
@@ -155,6 +159,7 @@ func defaults() map[string]any {
 		"factory.url":            "https://factory.talos.dev",
 		"cache.dir":              "/var/lib/tinderbox/cache",
 		"cache.maxSize":          "20GiB",
+		"cache.allow":            []string{},
 		"state.dir":              "/var/lib/tinderbox",
 		"profiles.dir":           "/etc/tinderbox/profiles",
 		"log.level":              "info",

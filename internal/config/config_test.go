@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // chdirRoot makes the repository root the working directory, so the paths
@@ -90,17 +91,22 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		TFTP:      TFTP{Enabled: true, Listen: "127.0.0.1:1069"},
 		IPXE:      IPXE{Dir: "/usr/lib/ipxe", LocalBoot: LocalBootSanboot},
 		Factory:   Factory{URL: "https://factory.example.org"},
-		Cache:     Cache{Dir: "testdata/config/scratch/cache", MaxSize: 512 << 20},
-		State:     State{Dir: "testdata/config/scratch/state"},
-		Profiles:  Profiles{Dir: "testdata/config"},
-		Log:       Log{Level: "debug", Format: "json"},
-		Binding:   Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
-		File:      "testdata/config/valid.yaml",
+		Cache: Cache{Dir: "testdata/config/scratch/cache", MaxSize: 512 << 20, Allow: []Image{
+			{Schematic: testID, Version: "v1.12.7"},
+			{Schematic: testID, Version: "v1.13.0-beta.1", Arch: machine.ArchARM64},
+		}},
+		State:    State{Dir: "testdata/config/scratch/state"},
+		Profiles: Profiles{Dir: "testdata/config"},
+		Log:      Log{Level: "debug", Format: "json"},
+		Binding:  Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
+		File:     "testdata/config/valid.yaml",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
 }
+
+const testID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 
 // TestDefaults checks the built-in defaults are those docs/configuration.md
 // lists.
@@ -132,6 +138,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if !cfg.DHCP.Enabled || cfg.DHCP.Port != 67 || cfg.DHCP.PXEPort != 4011 || !cfg.TFTP.Enabled {
 		t.Errorf("dhcp/tftp defaults: got %+v %+v", cfg.DHCP, cfg.TFTP)
+	}
+	if len(cfg.Cache.Allow) != 0 {
+		t.Errorf("cache.allow: got %v, want none", cfg.Cache.Allow)
 	}
 }
 
@@ -209,12 +218,51 @@ func TestEnvironmentSetsEveryKey(t *testing.T) {
 	t.Setenv("TINDERBOX_CACHE_MAXSIZE", "1GB")
 	t.Setenv("TINDERBOX_IPXE_LOCALBOOT", "notfound")
 	t.Setenv("TINDERBOX_DHCP_ENABLED", "false")
+	t.Setenv("TINDERBOX_CACHE_ALLOW", testID+"/v1.11.6/amd64, "+testID+"/1.12.7")
 	cfg, err := Load(Options{Path: "testdata/config/valid.yaml"})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if cfg.DHCP.PXEPort != 0 || cfg.Cache.MaxSize != 1e9 || cfg.IPXE.LocalBoot != "notfound" || cfg.DHCP.Enabled {
 		t.Errorf("got pxePort=%d maxSize=%d localBoot=%q dhcp.enabled=%v", cfg.DHCP.PXEPort, cfg.Cache.MaxSize, cfg.IPXE.LocalBoot, cfg.DHCP.Enabled)
+	}
+	wantAllow := []Image{{Schematic: testID, Version: "v1.11.6", Arch: machine.ArchAMD64}, {Schematic: testID, Version: "v1.12.7"}}
+	if !slices.Equal(cfg.Cache.Allow, wantAllow) {
+		t.Errorf("cache.allow from the environment: got %v, want %v", cfg.Cache.Allow, wantAllow)
+	}
+}
+
+func TestParseImage(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Image
+		err      string
+	}{
+		{name: "both arches", in: testID + "/1.12.7", want: Image{Schematic: testID, Version: "v1.12.7"}},
+		{name: "one arch", in: testID + "/v1.12.7/arm64", want: Image{Schematic: testID, Version: "v1.12.7", Arch: machine.ArchARM64}},
+		{name: "no version", in: testID, err: "want SCHEMATIC-ID/VERSION"},
+		{name: "too many parts", in: testID + "/v1.12.7/amd64/kernel-amd64", err: "want SCHEMATIC-ID/VERSION"},
+		{name: "upper-case schematic", in: strings.ToUpper(testID) + "/v1.12.7", err: "schematic ID"},
+		{name: "bad version", in: testID + "/latest", err: "version"},
+		{name: "bad arch", in: testID + "/v1.12.7/riscv64", err: "architecture"},
+		{name: "empty", in: "", err: "want SCHEMATIC-ID/VERSION"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseImage(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("ParseImage(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseImage(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+			if back, err := ParseImage(got.String()); err != nil || back != got {
+				t.Errorf("round trip of %q: %q → %v, %v", tt.in, got.String(), back, err)
+			}
+		})
 	}
 }
 

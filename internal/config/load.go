@@ -119,8 +119,8 @@ func Load(opts Options) (*Config, error) {
 
 	cfg := &Config{File: path}
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		splitList,
 		mapstructure.TextUnmarshallerHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
 	))
 	// Keys whose value did not decode are reported once, by the decoder;
 	// Validate would only repeat them as zero values.
@@ -147,6 +147,23 @@ func Load(opts Options) (*Config, error) {
 		}
 	}
 	return cfg, errors.Join(problems...)
+}
+
+// splitList reads a list key set from the environment, one string of
+// comma-separated values.
+func splitList(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts, nil
 }
 
 // decodeProblems turns the decoder's one multi-line error into one Problem
@@ -228,7 +245,7 @@ func checkKeys(path string, data []byte) []error {
 					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " is a section: want a mapping of keys"})
 				}
 			case lists[lk]:
-				if vn.Kind != yaml.SequenceNode || slices.ContainsFunc(vn.Content, func(e *yaml.Node) bool { return e.Kind != yaml.ScalarNode }) {
+				if !isList(vn) {
 					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " wants a list of values"})
 				}
 			case leaves[lk]:
@@ -242,6 +259,22 @@ func checkKeys(path string, data []byte) []error {
 	}
 	walk("", root)
 	return errs
+}
+
+// isList reports whether n is a list of single values, or empty.
+func isList(n *yaml.Node) bool {
+	if n.Kind == yaml.ScalarNode {
+		return n.Tag == "!!null"
+	}
+	if n.Kind != yaml.SequenceNode {
+		return false
+	}
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			return false
+		}
+	}
+	return true
 }
 
 func indexFrom(s, sub string, from int) int {
