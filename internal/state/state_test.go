@@ -360,11 +360,11 @@ func TestCompactsSparseDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := strings.Repeat("x", 1000)
+	big := strings.Repeat("x", MaxDetail)
 	for i := range 400 {
 		mac := machine.MustParseMAC(fmt.Sprintf("52:54:00:00:%02x:%02x", i/256, i%256))
 		if _, err := s.Update(mac, func(m *Machine, _ bool) error {
-			for range 10 {
+			for range 40 {
 				m.Events = append(m.Events, machine.Event{Kind: machine.EventScript, Detail: big})
 			}
 			return nil
