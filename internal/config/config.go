@@ -7,7 +7,11 @@
 // section.
 package config
 
-import "github.com/tinderbox-boot/tinderbox/internal/problem"
+import (
+	"time"
+
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
+)
 
 // Config is the whole tinderbox configuration.
 type Config struct {
@@ -86,9 +90,22 @@ type Cache struct {
 	MaxSize ByteSize `mapstructure:"maxSize"`
 }
 
-// State is where the embedded machine-state database lives.
+// State is where the embedded machine-state database lives, and how many
+// records of machines without a profile it keeps.
 type State struct {
-	Dir string `mapstructure:"dir"`
+	Dir        string     `mapstructure:"dir"`
+	Discovered Discovered `mapstructure:"discovered"`
+}
+
+// Discovered bounds the records of discovered machines (no profile), which
+// any host on the boot LAN can create.
+type Discovered struct {
+	// Max is how many are kept; beyond it the least recently seen are
+	// forgotten. At least 1.
+	Max int `mapstructure:"max"`
+	// TTL is how long after it was last seen one is forgotten; 0 keeps
+	// them until Max pushes them out.
+	TTL time.Duration `mapstructure:"ttl"`
 }
 
 // Profiles is the profiles directory (docs/profiles.md).
@@ -108,25 +125,27 @@ type Log struct {
 // unknown-key check and for environment variables) is derived from it.
 func defaults() map[string]any {
 	return map[string]any{
-		"advertise":       "",
-		"http.listen":     ":8080",
-		"admin.listen":    "127.0.0.1:8081",
-		"admin.tokenFile": "",
-		"dhcp.enabled":    true,
-		"dhcp.interface":  "",
-		"dhcp.port":       67,
-		"dhcp.pxePort":    4011,
-		"tftp.enabled":    true,
-		"tftp.listen":     ":69",
-		"ipxe.dir":        "/usr/lib/ipxe",
-		"ipxe.localBoot":  LocalBootExit,
-		"factory.url":     "https://factory.talos.dev",
-		"cache.dir":       "/var/lib/tinderbox/cache",
-		"cache.maxSize":   "20GiB",
-		"state.dir":       "/var/lib/tinderbox",
-		"profiles.dir":    "/etc/tinderbox/profiles",
-		"log.level":       "info",
-		"log.format":      "text",
+		"advertise":            "",
+		"http.listen":          ":8080",
+		"admin.listen":         "127.0.0.1:8081",
+		"admin.tokenFile":      "",
+		"dhcp.enabled":         true,
+		"dhcp.interface":       "",
+		"dhcp.port":            67,
+		"dhcp.pxePort":         4011,
+		"tftp.enabled":         true,
+		"tftp.listen":          ":69",
+		"ipxe.dir":             "/usr/lib/ipxe",
+		"ipxe.localBoot":       LocalBootExit,
+		"factory.url":          "https://factory.talos.dev",
+		"cache.dir":            "/var/lib/tinderbox/cache",
+		"cache.maxSize":        "20GiB",
+		"state.dir":            "/var/lib/tinderbox",
+		"state.discovered.max": 1000,
+		"state.discovered.ttl": "24h",
+		"profiles.dir":         "/etc/tinderbox/profiles",
+		"log.level":            "info",
+		"log.format":           "text",
 	}
 }
 
