@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -188,13 +189,24 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	baseURL := bootURL(cfg.Advertise, d.httpAddr.String())
 	warnSharedDHCPPorts(socks.dhcp, log)
 
-	// State: every change goes to the admin API's event streams.
+	// State: every change goes to the admin API's event streams;
+	// discovered records past their TTL are swept while serving.
 	events := eventhub.New()
 	onChange := func(m state.Machine) { events.Publish(m.MAC) }
-	if d.state, err = state.Open(cfg.State.Dir, state.Options{Logger: log, OnChange: onChange}); err != nil {
+	disc := cfg.State.Discovered
+	if d.state, err = state.Open(cfg.State.Dir, state.Options{
+		Logger: log, OnChange: onChange, DiscoveredMax: disc.Max, DiscoveredTTL: disc.TTL,
+	}); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, d.state.Close)
+	if disc.TTL > 0 {
+		d.add("state sweeper", func(ctx context.Context) error {
+			t := time.NewTicker(state.SweepInterval(disc.TTL))
+			defer t.Stop()
+			return d.state.Expire(ctx, t.C)
+		})
+	}
 
 	// The Image Factory client: profiles resolve schematic names with it,
 	// the asset cache fetches from it.

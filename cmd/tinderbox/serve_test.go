@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tinderbox-boot/tinderbox/internal/config"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // testConfig returns a valid config whose sockets bind 127.0.0.1:0 and
@@ -39,7 +42,7 @@ func testConfig(t *testing.T) *config.Config {
 		IPXE:      config.IPXE{Dir: filepath.Join(dir, "ipxe"), LocalBoot: config.LocalBootExit},
 		Factory:   config.Factory{URL: "http://127.0.0.1:1"},
 		Cache:     config.Cache{Dir: filepath.Join(dir, "cache"), MaxSize: 1 << 30},
-		State:     config.State{Dir: filepath.Join(dir, "state")},
+		State:     config.State{Dir: filepath.Join(dir, "state"), Discovered: config.Discovered{Max: 1000, TTL: 24 * time.Hour}},
 		Profiles:  config.Profiles{Dir: profiles},
 		Log:       config.Log{Level: "debug", Format: "text"},
 	}
@@ -145,6 +148,60 @@ func TestServeLifecycle(t *testing.T) {
 	transport.CloseIdleConnections()
 	if _, err := client.Get(base + "/healthz"); err == nil {
 		t.Error("GET /healthz after shutdown: got an answer, want the listener closed")
+	}
+}
+
+// TestServeBoundsDiscovered: state.discovered.max and .ttl reach the
+// store (a database over them is brought within them at start), and the
+// sweeper runs only when a TTL is set.
+func TestServeBoundsDiscovered(t *testing.T) {
+	cfg := testConfig(t)
+	long := time.Now().Add(-48 * time.Hour)
+	old, err := state.Open(cfg.State.Dir, state.Options{Now: func() time.Time { return long }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := func(i int, st machine.State, at time.Time) {
+		t.Helper()
+		if _, err := old.Update(machine.MustParseMAC(fmt.Sprintf("52:54:00:00:00:%02x", i)), func(m *state.Machine, _ bool) error {
+			m.State = st
+			m.Events = append(m.Events, machine.Event{Time: at, Kind: machine.EventDHCPOffer})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen(1, machine.Discovered, long) // past the TTL
+	seen(2, machine.Installed, long)  // as old, but not discovered
+	for i := 3; i < 6; i++ {
+		seen(i, machine.Discovered, time.Now().Add(time.Duration(i)*time.Minute-time.Hour))
+	}
+	old.Close()
+
+	cfg.State.Discovered = config.Discovered{Max: 2, TTL: 24 * time.Hour}
+	d, stop := startDaemon(t, cfg)
+	list, err := d.state.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, m := range list {
+		kept = append(kept, m.MAC.String())
+	}
+	if want := []string{"52:54:00:00:00:02", "52:54:00:00:00:04", "52:54:00:00:00:05"}; !slices.Equal(kept, want) {
+		t.Errorf("records at start: got %v, want %v", kept, want)
+	}
+	if !slices.ContainsFunc(d.servers, func(s server) bool { return s.name == "state sweeper" }) {
+		t.Error("with state.discovered.ttl set, no state sweeper runs")
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+
+	cfg.State.Discovered.TTL = 0
+	d, _ = startDaemon(t, cfg)
+	if slices.ContainsFunc(d.servers, func(s server) bool { return s.name == "state sweeper" }) {
+		t.Error("with state.discovered.ttl 0, a state sweeper runs")
 	}
 }
 

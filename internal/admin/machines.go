@@ -81,7 +81,7 @@ func (a *API) reinstall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("machine re-armed for reinstall", "mac", mac)
-	m := a.views.Of(mac, rec, true)
+	m := a.views.Of(mac, rec.Summary(), true)
 	m.Events = rec.Events
 	writeJSON(w, http.StatusOK, m)
 }

@@ -529,7 +529,7 @@ func addrString(a netip.Addr) string {
 }
 
 // machinesCollector exports tinderbox_machines{state} from the store at
-// scrape time.
+// scrape time; it reads the store's in-memory counts, no record.
 type machinesCollector struct{ store *state.Store }
 
 var machinesDesc = prometheus.NewDesc(metrics.Namespace+"_machines", "Machines known to tinderbox, by state.", []string{"state"}, nil)
@@ -537,15 +537,7 @@ var machinesDesc = prometheus.NewDesc(metrics.Namespace+"_machines", "Machines k
 func (c *machinesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- machinesDesc }
 
 func (c *machinesCollector) Collect(ch chan<- prometheus.Metric) {
-	list, err := c.store.List()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(machinesDesc, err)
-		return
-	}
-	counts := map[machine.State]int{}
-	for _, m := range list {
-		counts[m.State]++
-	}
+	counts := c.store.CountByState()
 	for _, s := range machine.States {
 		ch <- prometheus.MustNewConstMetric(machinesDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}

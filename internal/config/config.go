@@ -10,6 +10,7 @@ package config
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
 )
@@ -96,9 +97,22 @@ type Cache struct {
 	Allow []Image `mapstructure:"allow"`
 }
 
-// State is where the embedded machine-state database lives.
+// State is where the embedded machine-state database lives, and how many
+// records of machines without a profile it keeps.
 type State struct {
-	Dir string `mapstructure:"dir"`
+	Dir        string     `mapstructure:"dir"`
+	Discovered Discovered `mapstructure:"discovered"`
+}
+
+// Discovered bounds the records of discovered machines (no profile), which
+// any host on the boot LAN can create.
+type Discovered struct {
+	// Max is how many are kept; beyond it the least recently seen are
+	// forgotten. At least 1.
+	Max int `mapstructure:"max"`
+	// TTL is how long after it was last seen one is forgotten; 0 keeps
+	// them until Max pushes them out.
+	TTL time.Duration `mapstructure:"ttl"`
 }
 
 // Profiles is the profiles directory (docs/profiles.md).
@@ -161,6 +175,8 @@ func defaults() map[string]any {
 		"cache.maxSize":          "20GiB",
 		"cache.allow":            []string{},
 		"state.dir":              "/var/lib/tinderbox",
+		"state.discovered.max":   1000,
+		"state.discovered.ttl":   "24h",
 		"profiles.dir":           "/etc/tinderbox/profiles",
 		"log.level":              "info",
 		"log.format":             "text",

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -95,7 +96,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 			{Schematic: testID, Version: "v1.12.7"},
 			{Schematic: testID, Version: "v1.13.0-beta.1", Arch: machine.ArchARM64},
 		}},
-		State:    State{Dir: "testdata/config/scratch/state"},
+		State:    State{Dir: "testdata/config/scratch/state", Discovered: Discovered{Max: 500, TTL: 150 * time.Minute}},
 		Profiles: Profiles{Dir: "testdata/config"},
 		Log:      Log{Level: "debug", Format: "json"},
 		Binding:  Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
@@ -141,6 +142,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if len(cfg.Cache.Allow) != 0 {
 		t.Errorf("cache.allow: got %v, want none", cfg.Cache.Allow)
+	}
+	if d := cfg.State.Discovered; d.Max != 1000 || d.TTL != 24*time.Hour {
+		t.Errorf("state.discovered defaults: got %+v, want max 1000, ttl 24h", d)
 	}
 }
 
@@ -219,9 +223,13 @@ func TestEnvironmentSetsEveryKey(t *testing.T) {
 	t.Setenv("TINDERBOX_IPXE_LOCALBOOT", "notfound")
 	t.Setenv("TINDERBOX_DHCP_ENABLED", "false")
 	t.Setenv("TINDERBOX_CACHE_ALLOW", testID+"/v1.11.6/amd64, "+testID+"/1.12.7")
+	t.Setenv("TINDERBOX_STATE_DISCOVERED_TTL", "0")
 	cfg, err := Load(Options{Path: "testdata/config/valid.yaml"})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
+	}
+	if cfg.State.Discovered.TTL != 0 {
+		t.Errorf("state.discovered.ttl from the environment: got %v, want 0", cfg.State.Discovered.TTL)
 	}
 	if cfg.DHCP.PXEPort != 0 || cfg.Cache.MaxSize != 1e9 || cfg.IPXE.LocalBoot != "notfound" || cfg.DHCP.Enabled {
 		t.Errorf("got pxePort=%d maxSize=%d localBoot=%q dhcp.enabled=%v", cfg.DHCP.PXEPort, cfg.Cache.MaxSize, cfg.IPXE.LocalBoot, cfg.DHCP.Enabled)
@@ -396,5 +404,38 @@ func TestCheckCreatableDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "a")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("checkCreatableDir created a directory: %v", err)
+	}
+}
+
+func TestDurationHook(t *testing.T) {
+	to := reflect.TypeFor[time.Duration]()
+	tests := []struct {
+		name    string
+		in      any
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "go duration", in: "1h30m", want: 90 * time.Minute},
+		{name: "zero string", in: "0", want: 0},
+		{name: "zero number", in: 0, want: 0},
+		{name: "bare number", in: 3600, wantErr: "3600 has no unit"},
+		{name: "words", in: "a day", wantErr: `"a day" is not a duration`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := durationHook(reflect.TypeOf(tt.in), to, tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("got %v, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	if got, err := durationHook(reflect.TypeOf(""), reflect.TypeOf(""), "24h"); got != "24h" || err != nil {
+		t.Errorf("a string key: got %v, %v; want it untouched", got, err)
 	}
 }

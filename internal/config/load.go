@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
@@ -121,6 +122,7 @@ func Load(opts Options) (*Config, error) {
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		splitList,
 		mapstructure.TextUnmarshallerHookFunc(),
+		durationHook,
 	))
 	// Keys whose value did not decode are reported once, by the decoder;
 	// Validate would only repeat them as zero values.
@@ -164,6 +166,30 @@ func splitList(from, to reflect.Type, data any) (any, error) {
 		parts[i] = strings.TrimSpace(p)
 	}
 	return parts, nil
+}
+
+// durationHook decodes a duration written as Go writes one ("24h",
+// "1h30m"). A bare number other than 0 is refused rather than read as
+// nanoseconds, which no one writing "ttl: 3600" means.
+func durationHook(_, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	want := "want a duration with a unit, such as 24h or 90m, or 0"
+	switch v := data.(type) {
+	case string:
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration: %s", v, want)
+		}
+		return d, nil
+	case int, int64, uint64, float64:
+		if reflect.ValueOf(v).IsZero() {
+			return time.Duration(0), nil
+		}
+		return nil, fmt.Errorf("%v has no unit: %s", v, want)
+	}
+	return data, nil
 }
 
 // decodeProblems turns the decoder's one multi-line error into one Problem

@@ -93,6 +93,12 @@ func (c *Config) Validate() error {
 	if err := checkCreatableDir(c.State.Dir); err != nil {
 		add("state.dir: %v", err)
 	}
+	if c.State.Discovered.Max < 1 {
+		add("state.discovered.max: %d: want at least 1 (the records of machines without a profile that are kept)", c.State.Discovered.Max)
+	}
+	if c.State.Discovered.TTL < 0 {
+		add("state.discovered.ttl: %s: want a duration such as 24h, or 0 to keep them until state.discovered.max pushes them out", c.State.Discovered.TTL)
+	}
 	if c.Profiles.Dir == "" {
 		add("profiles.dir: empty")
 	} else if fi, err := os.Stat(c.Profiles.Dir); err != nil {

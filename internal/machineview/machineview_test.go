@@ -142,7 +142,7 @@ func TestViews(t *testing.T) {
 		})
 	}
 	list, err := v.List()
-	if err != nil || len(list) != 2 || list[0].MAC != pending || list[1].MAC != booted || list[1].Events != nil {
+	if err != nil || len(list) != 2 || list[0].MAC != pending || list[1].MAC != booted || list[1].Events != nil || list[1].LastStep != "Kernel" {
 		t.Errorf("List: got %+v, %v", list, err)
 	}
 }

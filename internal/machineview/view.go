@@ -18,9 +18,10 @@ import (
 
 // Records is what Views reads of the state store. *state.Store
 // implements it.
+// List gives summaries only, so a list never reads any event log.
 type Records interface {
 	Get(mac machine.MAC) (m state.Machine, ok bool, err error)
-	List() ([]state.Machine, error)
+	List() ([]state.Summary, error)
 }
 
 // Profiles is what Views reads of the profiles. *profiles.Store
@@ -37,17 +38,17 @@ type Views struct {
 	Profiles Profiles
 }
 
-// Of joins rec (recorded says whether there is one) with mac's profile,
-// without the events. A machine with a profile that never booted shows
-// the state it would start in and its profile's arch.
-func (v Views) Of(mac machine.MAC, rec state.Machine, recorded bool) api.Machine {
+// Of joins rec, a record's summary (recorded says whether there is one),
+// with mac's profile, without the events. A machine with a profile that
+// never booted shows the state it would start in and its profile's arch.
+func (v Views) Of(mac machine.MAC, rec state.Summary, recorded bool) api.Machine {
 	prof, known := v.Profiles.Machine(mac)
 	m := api.Machine{MAC: mac, Hostname: prof.Hostname, Profile: known}
 	if recorded {
 		m.State, m.Arch, m.UUID, m.IP = rec.State, rec.Arch, rec.UUID, rec.IP
 		m.FirstSeen, m.LastSeen = &rec.FirstSeen, &rec.LastSeen
-		if n := len(rec.Events); n > 0 {
-			m.LastStep = StepLabel(rec.Events[n-1])
+		if rec.Last != nil {
+			m.LastStep = StepLabel(*rec.Last)
 		}
 	} else {
 		m.State = state.Reconcile("", known, prof.Install)
@@ -63,13 +64,13 @@ func (v Views) Get(mac machine.MAC) (m api.Machine, found bool, err error) {
 	if err != nil {
 		return api.Machine{}, false, err
 	}
-	m = v.Of(mac, rec, recorded)
+	m = v.Of(mac, rec.Summary(), recorded)
 	m.Events = rec.Events
 	return m, recorded || m.Profile, nil
 }
 
 // List returns every machine with a record or a profile, by MAC, without
-// their events.
+// their events (it reads none).
 func (v Views) List() ([]api.Machine, error) {
 	recs, err := v.Records.List()
 	if err != nil {
@@ -83,7 +84,7 @@ func (v Views) List() ([]api.Machine, error) {
 	}
 	for _, p := range v.Profiles.Machines() {
 		if !seen[p.MAC] {
-			out = append(out, v.Of(p.MAC, state.Machine{}, false))
+			out = append(out, v.Of(p.MAC, state.Summary{}, false))
 		}
 	}
 	slices.SortFunc(out, func(x, y api.Machine) int { return bytes.Compare(x.MAC[:], y.MAC[:]) })

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,8 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,12 +41,36 @@ const (
 	compactFreeRatio = 0.5
 )
 
-var machinesBucket = []byte("machines")
+// The database's buckets, each keyed by the MAC's canonical string:
+// machines holds each machine's Summary, events its event log (a JSON
+// array, oldest first). Databases written before the split kept the log
+// inside the machines record; Open moves it out (migrate).
+var (
+	machinesBucket = []byte("machines")
+	eventsBucket   = []byte("events")
+)
+
+// Defaults for the bounds on discovered records (machines without a
+// profile), which any host on the boot LAN can create.
+const (
+	// DefaultDiscoveredMax is enough for every machine of a large boot
+	// LAN at once, and small enough to list in one page.
+	DefaultDiscoveredMax = 1000
+	// DefaultDiscoveredTTL forgets a machine a day after it was last
+	// seen without a profile.
+	DefaultDiscoveredTTL = 24 * time.Hour
+)
 
 // Options configures Open.
 type Options struct {
 	// MaxEvents bounds each machine's event log; 0 means DefaultMaxEvents.
 	MaxEvents int
+	// DiscoveredMax bounds the number of discovered records: beyond it,
+	// the least recently seen are forgotten. 0 means DefaultDiscoveredMax.
+	DiscoveredMax int
+	// DiscoveredTTL is how long after it was last seen a discovered
+	// record is forgotten by Sweep; 0 means never.
+	DiscoveredTTL time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -54,16 +82,34 @@ type Options struct {
 // Store is the machine-state database. It is safe for concurrent use.
 // Close it when done.
 type Store struct {
-	db        *bolt.DB
-	secret    []byte
-	maxEvents int
-	now       func() time.Time
-	onChange  func(Machine)
-	mu        sync.Mutex // serialises Update's read-modify-write with OnChange order
+	db            *bolt.DB
+	secret        []byte
+	maxEvents     int
+	discoveredMax int
+	discoveredTTL time.Duration
+	now           func() time.Time
+	log           *slog.Logger
+	onChange      func(Machine)
+	mu            sync.Mutex // serialises writes (and the index's changes) with OnChange order
+
+	// index mirrors each record's state and LastSeen, for CountByState and
+	// the discovered bounds without a database read. Writers change it
+	// under mu and imu after their transaction commits; under mu alone
+	// they may read it.
+	imu        sync.RWMutex
+	index      map[machine.MAC]indexEntry
+	discovered int // index entries in state discovered
 }
 
-// Open opens (creating if needed) the store under dir. It fails, naming
-// the directory, when another tinderbox holds the database.
+type indexEntry struct {
+	state    machine.State
+	lastSeen time.Time
+}
+
+// Open opens (creating if needed) the store under dir, moving a database
+// of the older layout (event logs inside the machine records) to the
+// current one, and forgetting discovered records beyond the bounds. It
+// fails, naming the directory, when another tinderbox holds the database.
 func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -77,6 +123,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	s := &Store{
+		secret: secret, maxEvents: opts.MaxEvents, discoveredMax: opts.DiscoveredMax, discoveredTTL: opts.DiscoveredTTL,
+		now: opts.Now, log: log, onChange: opts.OnChange,
+	}
+	if s.maxEvents <= 0 {
+		s.maxEvents = DefaultMaxEvents
+	}
+	if s.discoveredMax <= 0 {
+		s.discoveredMax = DefaultDiscoveredMax
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if err := compactIfSparse(path, log); err != nil {
 		return nil, err
 	}
@@ -84,21 +143,79 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(machinesBucket)
-		return err
-	}); err != nil {
+	migrated, err := s.prepare(db)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state: %s: %w", path, err)
 	}
-	s := &Store{db: db, secret: secret, maxEvents: opts.MaxEvents, now: opts.Now, onChange: opts.OnChange}
-	if s.maxEvents <= 0 {
-		s.maxEvents = DefaultMaxEvents
+	if migrated > 0 {
+		log.Info("state database moved to the split layout", "file", path, "machines", migrated)
+		// The old records' pages are free now: compact them away.
+		db.Close()
+		if err := compactIfSparse(path, log); err != nil {
+			return nil, err
+		}
+		if db, err = openDB(path); err != nil {
+			return nil, err
+		}
 	}
-	if s.now == nil {
-		s.now = time.Now
+	s.db = db
+	if err := s.loadIndex(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: %s: %w", path, err)
+	}
+	if _, err := s.Sweep(); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
+}
+
+// prepare creates the buckets, migrating records of the older layout;
+// it returns how many it migrated.
+func (s *Store) prepare(db *bolt.DB) (migrated int, err error) {
+	err = db.Update(func(tx *bolt.Tx) error {
+		old := tx.Bucket(machinesBucket) != nil && tx.Bucket(eventsBucket) == nil
+		sb, err := tx.CreateBucketIfNotExists(machinesBucket)
+		if err != nil {
+			return err
+		}
+		eb, err := tx.CreateBucketIfNotExists(eventsBucket)
+		if err != nil {
+			return err
+		}
+		if !old {
+			return nil
+		}
+		migrated, err = s.migrate(sb, eb)
+		return err
+	})
+	return migrated, err
+}
+
+// migrate splits every record of the older layout, which held the event
+// log inline, into its summary and its event log, bounding both as
+// Update does.
+func (s *Store) migrate(sb, eb *bolt.Bucket) (int, error) {
+	// A bucket must not change under its cursor: collect the keys first.
+	var keys [][]byte
+	if err := sb.ForEach(func(k, _ []byte) error {
+		keys = append(keys, slices.Clone(k))
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		var m Machine
+		if err := json.Unmarshal(sb.Get(k), &m); err != nil {
+			return 0, fmt.Errorf("record %s: %w", k, err)
+		}
+		s.trim(&m)
+		if err := put(sb, eb, k, &m); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }
 
 func openDB(path string) (*bolt.DB, error) {
@@ -207,16 +324,13 @@ func trimNL(b []byte) []byte {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Get returns the machine recorded under mac; ok is false when there is none.
+// Get returns the machine recorded under mac, with its event log; ok is
+// false when there is none.
 func (s *Store) Get(mac machine.MAC) (m Machine, ok bool, err error) {
-	key := mac.String()
+	key := []byte(mac.String())
 	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(machinesBucket).Get([]byte(key))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		return json.Unmarshal(v, &m)
+		ok, err = load(tx.Bucket(machinesBucket), tx.Bucket(eventsBucket), key, &m)
+		return err
 	})
 	if err != nil {
 		return Machine{}, false, fmt.Errorf("state: get %s: %w", key, err)
@@ -224,12 +338,15 @@ func (s *Store) Get(mac machine.MAC) (m Machine, ok bool, err error) {
 	return m, ok, nil
 }
 
-// List returns every machine, ordered by MAC.
-func (s *Store) List() ([]Machine, error) {
-	var out []Machine
+// List returns every machine's summary, ordered by MAC. It reads no event
+// log.
+func (s *Store) List() ([]Summary, error) {
+	s.imu.RLock()
+	out := make([]Summary, 0, len(s.index))
+	s.imu.RUnlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(machinesBucket).ForEach(func(k, v []byte) error {
-			var m Machine
+			var m Summary
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("record %s: %w", k, err)
 			}
@@ -243,24 +360,88 @@ func (s *Store) List() ([]Machine, error) {
 	return out, nil
 }
 
+// CountByState returns how many machines are recorded in each state
+// (states with none are absent). It reads no database: the store keeps
+// each record's state in memory.
+func (s *Store) CountByState() map[machine.State]int {
+	s.imu.RLock()
+	defer s.imu.RUnlock()
+	out := map[machine.State]int{}
+	for _, e := range s.index {
+		out[e.state]++
+	}
+	return out
+}
+
+// load reads the record under key into m; ok is false when there is none.
+func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
+	v := sb.Get(key)
+	if v == nil {
+		return false, nil
+	}
+	var sum Summary
+	if err := json.Unmarshal(v, &sum); err != nil {
+		return false, fmt.Errorf("record %s: %w", key, err)
+	}
+	*m = Machine{
+		MAC: sum.MAC, State: sum.State, Arch: sum.Arch, UUID: sum.UUID, IP: sum.IP,
+		FirstSeen: sum.FirstSeen, LastSeen: sum.LastSeen, Generation: sum.Generation,
+	}
+	if v := eb.Get(key); v != nil {
+		if err := json.Unmarshal(v, &m.Events); err != nil {
+			return false, fmt.Errorf("events of %s: %w", key, err)
+		}
+	}
+	return true, nil
+}
+
+// put stores m under key: its summary, and its event log apart.
+func put(sb, eb *bolt.Bucket, key []byte, m *Machine) error {
+	v, err := json.Marshal(m.Summary())
+	if err != nil {
+		return err
+	}
+	if err := sb.Put(key, v); err != nil {
+		return err
+	}
+	if len(m.Events) == 0 {
+		return eb.Delete(key)
+	}
+	if v, err = json.Marshal(m.Events); err != nil {
+		return err
+	}
+	return eb.Put(key, v)
+}
+
+// trim bounds m: its event log to the newest maxEvents, each text field
+// to its limit.
+func (s *Store) trim(m *Machine) {
+	if over := len(m.Events) - s.maxEvents; over > 0 {
+		m.Events = append([]machine.Event(nil), m.Events[over:]...)
+	}
+	m.bound()
+}
+
 // Update runs fn on the machine recorded under mac (a new record, with
 // exists false, when there is none) and stores the result, in one
 // transaction. A new record's FirstSeen is set; LastSeen is set when fn
-// adds events. The event log is trimmed to its bound. If fn returns an
-// error nothing is stored. Update returns the machine as stored.
+// adds events. The event log is trimmed to its bound and every text field
+// clipped to its limit (MaxUUID, MaxIP, MaxName, MaxDetail). If fn returns
+// an error nothing is stored. A record stored as discovered may push the
+// least recently seen other discovered records out (Options.DiscoveredMax),
+// in the same transaction; each is reported to OnChange as forgotten.
+// Update returns the machine as stored.
 func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) (Machine, error) {
-	key := mac.String()
+	key := []byte(mac.String())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var m Machine
+	var dropped []machine.MAC
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(machinesBucket)
-		exists := false
-		if v := b.Get([]byte(key)); v != nil {
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("record %s: %w", key, err)
-			}
-			exists = true
+		sb, eb := tx.Bucket(machinesBucket), tx.Bucket(eventsBucket)
+		exists, err := load(sb, eb, key, &m)
+		if err != nil {
+			return err
 		}
 		m.MAC = mac
 		before := len(m.Events)
@@ -275,22 +456,127 @@ func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) 
 		if len(m.Events) != before && len(m.Events) > 0 {
 			m.LastSeen = m.Events[len(m.Events)-1].Time
 		}
-		if over := len(m.Events) - s.maxEvents; over > 0 {
-			m.Events = append([]machine.Event(nil), m.Events[over:]...)
-		}
-		v, err := json.Marshal(&m)
-		if err != nil {
+		s.trim(&m)
+		if err := put(sb, eb, key, &m); err != nil {
 			return err
 		}
-		return b.Put([]byte(key), v)
+		if m.State == machine.Discovered {
+			dropped = s.overflow(mac)
+		}
+		return deleteAll(sb, eb, dropped)
 	})
 	if err != nil {
 		return Machine{}, fmt.Errorf("state: update %s: %w", key, err)
 	}
-	if s.onChange != nil {
-		s.onChange(m)
+	s.imu.Lock()
+	s.setIndex(mac, m.State, m.LastSeen)
+	for _, d := range dropped {
+		s.dropIndex(d)
 	}
+	s.imu.Unlock()
+	for _, d := range dropped {
+		s.log.Debug("discovered machine forgotten: over state.discovered.max", "mac", d, "max", s.discoveredMax)
+	}
+	s.notify(m)
+	s.notifyForgotten(dropped)
 	return m, nil
+}
+
+// overflow returns the discovered records, other than mac, to forget so
+// that no more than discoveredMax remain with mac stored as discovered.
+// The caller holds mu.
+func (s *Store) overflow(mac machine.MAC) []machine.MAC {
+	n := s.discovered
+	if e, ok := s.index[mac]; !ok || e.state != machine.Discovered {
+		n++
+	}
+	if n <= s.discoveredMax {
+		return nil
+	}
+	return s.oldestDiscovered(n-s.discoveredMax, func(k machine.MAC) bool { return k == mac })
+}
+
+// oldestDiscovered returns up to n discovered records, least recently
+// seen first (ties broken by MAC), passing over those skip names. The
+// caller holds mu.
+func (s *Store) oldestDiscovered(n int, skip func(machine.MAC) bool) []machine.MAC {
+	var macs []machine.MAC
+	for k, e := range s.index {
+		if e.state == machine.Discovered && !skip(k) {
+			macs = append(macs, k)
+		}
+	}
+	slices.SortFunc(macs, func(a, b machine.MAC) int {
+		if c := s.index[a].lastSeen.Compare(s.index[b].lastSeen); c != 0 {
+			return c
+		}
+		return bytes.Compare(a[:], b[:])
+	})
+	return macs[:min(n, len(macs))]
+}
+
+// Sweep forgets the discovered records last seen longer ago than
+// Options.DiscoveredTTL (none when it is 0), then the least recently seen
+// beyond Options.DiscoveredMax, in one transaction; each is reported to
+// OnChange as forgotten. It returns how many it forgot.
+func (s *Store) Sweep() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	expired := map[machine.MAC]bool{}
+	if s.discoveredTTL > 0 {
+		cutoff := s.now().Add(-s.discoveredTTL)
+		for k, e := range s.index {
+			if e.state == machine.Discovered && e.lastSeen.Before(cutoff) {
+				expired[k] = true
+			}
+		}
+	}
+	doomed := slices.Collect(maps.Keys(expired))
+	if over := s.discovered - len(expired) - s.discoveredMax; over > 0 {
+		doomed = append(doomed, s.oldestDiscovered(over, func(k machine.MAC) bool { return expired[k] })...)
+	}
+	if len(doomed) == 0 {
+		return 0, nil
+	}
+	slices.SortFunc(doomed, func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) })
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return deleteAll(tx.Bucket(machinesBucket), tx.Bucket(eventsBucket), doomed)
+	}); err != nil {
+		return 0, fmt.Errorf("state: sweep: %w", err)
+	}
+	s.imu.Lock()
+	for _, d := range doomed {
+		s.dropIndex(d)
+	}
+	s.imu.Unlock()
+	s.notifyForgotten(doomed)
+	return len(doomed), nil
+}
+
+// Expire calls Sweep each time tick delivers, until ctx is cancelled; it
+// then returns nil. A failed sweep is logged and tried again at the next
+// tick. The daemon runs it with a time.Ticker of SweepInterval.
+func (s *Store) Expire(ctx context.Context, tick <-chan time.Time) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			n, err := s.Sweep()
+			if err != nil {
+				s.log.Error("state: sweep discovered machines", "err", err)
+			} else if n > 0 {
+				s.log.Info("discovered machines forgotten", "count", n, "ttl", s.discoveredTTL, "max", s.discoveredMax)
+			}
+		}
+	}
+}
+
+// SweepInterval is how often the daemon sweeps for a discovered-record
+// TTL: every minute, or every ttl when that is shorter, so a record lives
+// at most about ttl plus one interval.
+func SweepInterval(ttl time.Duration) time.Duration {
+	return min(ttl, time.Minute)
 }
 
 // Event returns an event of kind k stamped with the store's clock.
@@ -300,21 +586,80 @@ func (s *Store) Event(k machine.EventKind, detail string, bytes int64) machine.E
 
 // Forget deletes the machine's record; ok is false when there was none.
 func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
-	key := mac.String()
+	key := []byte(mac.String())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(machinesBucket)
-		ok = b.Get([]byte(key)) != nil
-		return b.Delete([]byte(key))
+		sb := tx.Bucket(machinesBucket)
+		ok = sb.Get(key) != nil
+		return deleteAll(sb, tx.Bucket(eventsBucket), []machine.MAC{mac})
 	})
 	if err != nil {
 		return false, fmt.Errorf("state: forget %s: %w", key, err)
 	}
-	if ok && s.onChange != nil {
-		s.onChange(Machine{MAC: mac})
+	if ok {
+		s.imu.Lock()
+		s.dropIndex(mac)
+		s.imu.Unlock()
+		s.notifyForgotten([]machine.MAC{mac})
 	}
 	return ok, nil
+}
+
+// deleteAll deletes the records (summary and event log) of macs.
+func deleteAll(sb, eb *bolt.Bucket, macs []machine.MAC) error {
+	for _, mac := range macs {
+		key := []byte(mac.String())
+		if err := errors.Join(sb.Delete(key), eb.Delete(key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadIndex fills the in-memory index from the stored summaries.
+func (s *Store) loadIndex() error {
+	s.index = map[machine.MAC]indexEntry{}
+	s.discovered = 0
+	list, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, m := range list {
+		s.setIndex(m.MAC, m.State, m.LastSeen)
+	}
+	return nil
+}
+
+// setIndex and dropIndex change the index; the caller holds mu and imu
+// (or owns the store, before Open returns).
+func (s *Store) setIndex(mac machine.MAC, st machine.State, lastSeen time.Time) {
+	s.dropIndex(mac)
+	s.index[mac] = indexEntry{state: st, lastSeen: lastSeen}
+	if st == machine.Discovered {
+		s.discovered++
+	}
+}
+
+func (s *Store) dropIndex(mac machine.MAC) {
+	if e, ok := s.index[mac]; ok {
+		if e.state == machine.Discovered {
+			s.discovered--
+		}
+		delete(s.index, mac)
+	}
+}
+
+func (s *Store) notify(m Machine) {
+	if s.onChange != nil {
+		s.onChange(m)
+	}
+}
+
+func (s *Store) notifyForgotten(macs []machine.MAC) {
+	for _, mac := range macs {
+		s.notify(Machine{MAC: mac})
+	}
 }
 
 // Token returns the machine's config token: an HMAC of its MAC and
