@@ -286,10 +286,6 @@ func clip(s string) string {
 	return s
 }
 
-// refusedScript is the body of a refused script request; iPXE prints it,
-// and the generic script retries after its pause.
-const refusedScript = "tinderbox: refused; see the tinderbox log\n"
-
 func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	src := remoteAddr(r)
