@@ -120,6 +120,8 @@ func Load(opts Options) (*Config, error) {
 	cfg := &Config{File: path}
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.TextUnmarshallerHookFunc(),
+		// A list from the environment: TINDERBOX_ADMIN_HOSTS=a.example,b.example.
+		mapstructure.StringToSliceHookFunc(","),
 	))
 	// Keys whose value did not decode are reported once, by the decoder;
 	// Validate would only repeat them as zero values.
@@ -198,9 +200,13 @@ func checkKeys(path string, data []byte) []error {
 		return []error{&Problem{File: path, Line: root.Line, Msg: "want a mapping of keys at the top level"}}
 	}
 	leaves := map[string]bool{}
+	lists := map[string]bool{}
 	sections := map[string]bool{}
-	for k := range defaults() {
+	for k, v := range defaults() {
 		leaves[strings.ToLower(k)] = true
+		if _, ok := v.([]string); ok {
+			lists[strings.ToLower(k)] = true
+		}
 		for i := strings.Index(k, "."); i >= 0; i = indexFrom(k, ".", i+1) {
 			sections[strings.ToLower(k[:i])] = true
 		}
@@ -221,6 +227,16 @@ func checkKeys(path string, data []byte) []error {
 					walk(key, vn)
 				} else if !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null") {
 					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " is a section: want a mapping of keys"})
+				}
+			case lists[lk]:
+				if vn.Kind != yaml.SequenceNode && !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null") {
+					errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: key + " wants a list"})
+				} else {
+					for _, e := range vn.Content {
+						if e.Kind != yaml.ScalarNode {
+							errs = append(errs, &Problem{File: path, Line: e.Line, Msg: key + " wants a list of single values"})
+						}
+					}
 				}
 			case leaves[lk]:
 				if vn.Kind != yaml.ScalarNode {
