@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"context"
 	"fmt"
 	"io"
@@ -186,7 +187,7 @@ func TestUIBrowser(t *testing.T) {
 	cfg.Factory.URL = ff.URL
 	cfg.DHCP.Enabled, cfg.DHCP.Port, cfg.DHCP.PXEPort = true, freeUDPPort(t), freeUDPPort(t)
 	cfg.TFTP.Enabled = true
-	const token = "ui-test-token"
+	token := rand.Text() + rand.Text() // 2 × 26 base32 characters: 260 bits, as admin.tokenFile wants
 	cfg.Admin.TokenFile = filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(cfg.Admin.TokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)

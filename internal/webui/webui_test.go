@@ -14,7 +14,9 @@ import (
 
 // TestLogin: pages send a browser without the cookie to the login page;
 // a wrong token is refused; the right one sets an HttpOnly, SameSite=Strict
-// cookie holding it and returns to the page asked for; log-out clears it.
+// cookie holding a session id (not the token) and returns to the page
+// asked for; log-out clears it and ends the session on the server, so the
+// old cookie, sent again, no longer works.
 func TestLogin(t *testing.T) {
 	srv := newServer(t, "s3cret")
 	jar, err := cookiejar.New(nil)
@@ -72,8 +74,9 @@ func TestLogin(t *testing.T) {
 			cookie = c
 		}
 	}
-	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Value != "s3cret" {
-		t.Fatalf("login cookie: %+v", cookie)
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" ||
+		cookie.MaxAge != int(admin.SessionTTL/time.Second) || len(cookie.Value) < 43 || strings.Contains(cookie.Value, "s3cret") {
+		t.Fatalf("login cookie: %+v; want a 256-bit session id, HttpOnly, SameSite=Strict, Path=/, Max-Age 12 h", cookie)
 	}
 	pages := []struct{ path, want string }{
 		{"/", "1c:69:7a:00:00:11"},
@@ -97,6 +100,19 @@ func TestLogin(t *testing.T) {
 	}
 	if _, body := get("/"); !strings.Contains(body, `id="token"`) {
 		t.Error("after logout the machines page is still shown")
+	}
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/machines", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(cookie)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the logged-out session's cookie, replayed: got %d, want 401", resp.StatusCode)
 	}
 }
 
