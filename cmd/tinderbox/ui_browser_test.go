@@ -313,3 +313,29 @@ func TestUIBrowser(t *testing.T) {
 	}
 	shots(t, ctx, "status")
 }
+
+// TestUIBrowserOpen drives the UI of the default listener (loopback, no
+// token) in headless Chromium, reached as localhost: the browser's own
+// same-origin calls pass the Host and cross-site checks, and a reinstall
+// from the machine page goes through.
+func TestUIBrowserOpen(t *testing.T) {
+	ctx := browser(t)
+	ff, err := fakefactory.Start(fakefactory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ff.Close)
+	cfg := testConfig(t)
+	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
+	cfg.Factory.URL = ff.URL
+	d, _ := startDaemon(t, cfg)
+	_, port, _ := net.SplitHostPort(d.adminAddr.String())
+	const mac = "1c:69:7a:00:00:11" // cp-01 in the example profiles
+	step(t, ctx, "open the machine page", chromedp.Navigate("http://localhost:"+port+"/machines/"+mac), chromedp.WaitVisible(chromedp.CSS("#reinstall")))
+	step(t, ctx, "reinstall", chromedp.Click(chromedp.CSS("#reinstall")))
+	waitJS(t, ctx, "the answer", `document.querySelector("#action-msg").textContent.startsWith("Re-armed")`)
+	rec, ok, err := d.state.Get(machine.MustParseMAC(mac))
+	if err != nil || !ok || rec.State != machine.Pending || len(rec.Events) == 0 {
+		t.Fatalf("record after the UI's reinstall: %+v ok=%v err=%v, want pending with a reinstall event", rec, ok, err)
+	}
+}

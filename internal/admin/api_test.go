@@ -29,7 +29,8 @@ import (
 )
 
 // call sends a request with an optional bearer token, body and headers
-// and returns the status, the headers and the body.
+// (a "Host" among them replaces the request's Host) and returns the
+// status, the headers and the body.
 func call(t *testing.T, url, method, path, token, body string, hdr map[string]string) (int, http.Header, string) {
 	t.Helper()
 	var rd io.Reader
@@ -44,6 +45,9 @@ func call(t *testing.T, url, method, path, token, body string, hdr map[string]st
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
