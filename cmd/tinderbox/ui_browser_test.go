@@ -4,8 +4,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
