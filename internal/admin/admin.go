@@ -7,7 +7,7 @@
 // where state changes must not come from another site; the web UI
 // (internal/webui), built on this API, logs in with the token and keeps
 // a session cookie, which the API accepts too. Failed token attempts are
-// throttled per source address. RequireHost guards the whole listener
+// throttled per source address. Hosts.Middleware guards the whole listener
 // against DNS rebinding.
 package admin
 

@@ -140,7 +140,7 @@ func (a *API) Logout(r *http.Request) *http.Cookie {
 // origin check covers browsers and proxies that do not honour it. On an
 // open listener any page the operator's browser shows could send a
 // request, so a state change is refused when the browser says it comes
-// from another site (CrossSite); a client that names no origin at all
+// from another site (crossSite); a client that names no origin at all
 // (the CLI, curl, pkg/client) is no browser and is let through.
 func (a *API) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +148,7 @@ func (a *API) auth(next http.Handler) http.Handler {
 		switch kind {
 		case AuthBearer:
 		case AuthOpen:
-			if !safeMethod(r.Method) && CrossSite(r) {
+			if !safeMethod(r.Method) && crossSite(r) {
 				a.log.Info("admin: cross-site state change refused", "remote", r.RemoteAddr, "path", r.URL.Path,
 					"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 				RefuseCrossSite(w)
@@ -160,7 +160,7 @@ func (a *API) auth(next http.Handler) http.Handler {
 				return
 			}
 		case AuthThrottled:
-			RefuseThrottled(w, wait)
+			refuseThrottled(w, wait)
 			return
 		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tinderbox"`)
@@ -186,13 +186,13 @@ func SameOrigin(r *http.Request) bool {
 	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
 
-// CrossSite says a browser marked the request as coming from somewhere
+// crossSite says a browser marked the request as coming from somewhere
 // other than this listener's own pages: an Origin header that does not
 // name this host (including "null"), or a Sec-Fetch-Site other than
 // same-origin or none (a typed URL or bookmark). A request with neither
 // header is not cross-site: browsers send at least one on every
 // state-changing request, other clients send neither.
-func CrossSite(r *http.Request) bool {
+func crossSite(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" && !originIsHost(o, r.Host) {
 		return true
 	}
@@ -204,7 +204,7 @@ func CrossSite(r *http.Request) bool {
 }
 
 // originIsHost says the Origin header o is http(s)://host, host being the
-// request's Host header (which RequireHost has checked names this
+// request's Host header (which Hosts.Middleware has checked names this
 // listener).
 func originIsHost(o, host string) bool {
 	u, err := url.Parse(o)
@@ -218,9 +218,9 @@ func RefuseCrossSite(w http.ResponseWriter) {
 		"(a browser's Origin or Sec-Fetch-Site header named another site)")
 }
 
-// RefuseThrottled answers 429 with Retry-After to a source that failed
+// refuseThrottled answers 429 with Retry-After to a source that failed
 // too often lately.
-func RefuseThrottled(w http.ResponseWriter, wait time.Duration) {
+func refuseThrottled(w http.ResponseWriter, wait time.Duration) {
 	s := retryAfter(wait)
 	w.Header().Set("Retry-After", strconv.Itoa(s))
 	WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed attempts from this address; try again in %d s", s))

@@ -120,11 +120,11 @@ func hostGuarded(t *testing.T, extra []string, tweak func(*Options)) (*full, *sy
 	return f, &logs
 }
 
-// TestRequireHost: over a real socket, a Host that does not name the
+// TestHostMiddleware: over a real socket, a Host that does not name the
 // listener gets a JSON 421 whatever the call and credentials; the
 // listener's own names and admin.hosts get through, and so does
 // pkg/client.
-func TestRequireHost(t *testing.T) {
+func TestHostMiddleware(t *testing.T) {
 	f, logs := hostGuarded(t, []string{"tinderbox.example"}, nil)
 	p := ":" + strconv.Itoa(f.srv.Listener.Addr().(*net.TCPAddr).Port)
 	tests := []struct {

@@ -16,8 +16,8 @@ const MinTokenBits = 256
 // 1e-9); a token of a few characters repeated is typed, not generated.
 const minTokenDistinct = 10
 
-// TokenHint tells how to make a token ReadToken accepts.
-const TokenHint = "make one with: openssl rand -hex 32 > FILE"
+// tokenHint tells how to make a token ReadToken accepts.
+const tokenHint = "make one with: openssl rand -hex 32 > FILE"
 
 // ReadToken reads a bearer token file: its first line, trimmed. It fails
 // when the file cannot be read, holds no token, or the token is weak
@@ -30,7 +30,7 @@ func ReadToken(path string) (string, error) {
 	tok, _, _ := strings.Cut(string(data), "\n")
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", fmt.Errorf("%s holds no token (%s)", path, TokenHint)
+		return "", fmt.Errorf("%s holds no token (%s)", path, tokenHint)
 	}
 	if err := CheckToken(tok); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
@@ -44,17 +44,17 @@ func ReadToken(path string) (string, error) {
 // a good one and never holds the token.
 func CheckToken(tok string) error {
 	if bits := TokenBits(tok); bits < MinTokenBits {
-		return fmt.Errorf("the token is too weak: about %d bits of entropy, want at least %d (%s)", int(bits), MinTokenBits, TokenHint)
+		return fmt.Errorf("the token is too weak: about %d bits of entropy, want at least %d (%s)", int(bits), MinTokenBits, tokenHint)
 	}
 	distinct := map[rune]bool{}
 	for _, r := range tok {
 		distinct[r] = true
 	}
 	if len(distinct) < minTokenDistinct {
-		return fmt.Errorf("the token is too repetitive: %d distinct characters, want at least %d (%s)", len(distinct), minTokenDistinct, TokenHint)
+		return fmt.Errorf("the token is too repetitive: %d distinct characters, want at least %d (%s)", len(distinct), minTokenDistinct, tokenHint)
 	}
 	if p := period(tok); p < len(tok) {
-		return fmt.Errorf("the token repeats a %d-character string (%s)", p, TokenHint)
+		return fmt.Errorf("the token repeats a %d-character string (%s)", p, tokenHint)
 	}
 	return nil
 }
