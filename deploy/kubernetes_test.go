@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"crypto/rand"
 	"errors"
 	"io/fs"
 	"net"
@@ -107,15 +108,16 @@ type rendered struct {
 
 // renderExample renders the example overlay exactly as `kubectl apply -k`
 // would, with the base and overlay copied into an in-memory file system
-// beside the repository's example profiles and a test admin token (the
-// token is the user's to write; it is not in the repository).
+// beside the repository's example profiles and a test admin token, made
+// as strong as tinderbox requires (the token is the user's to write; it is
+// not in the repository).
 func renderExample(t *testing.T) *rendered {
 	t.Helper()
 	mem := filesys.MakeFsInMemory()
 	copyTree(t, mem, baseDir, "/k/base")
 	copyTree(t, mem, exampleDir, "/k/example")
 	copyTree(t, mem, profilesDir, "/k/example/profiles")
-	if err := mem.WriteFile("/k/example/admin-token", []byte("test-token\n")); err != nil {
+	if err := mem.WriteFile("/k/example/admin-token", []byte(rand.Text()+rand.Text()+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/k/example")
@@ -410,8 +412,11 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 			t.Errorf("admin.tokenFile %s: got directory %s, want the token volume's %s", cfg.Admin.TokenFile, filepath.Dir(cfg.Admin.TokenFile), dir)
 		}
 		s := r.secrets[volumeOf(t, d, "admin-token").Secret.SecretName]
-		if _, ok := s.Data[filepath.Base(cfg.Admin.TokenFile)]; !ok {
+		tok, ok := s.Data[filepath.Base(cfg.Admin.TokenFile)]
+		if !ok {
 			t.Errorf("Secret %s has no key %s", s.Name, filepath.Base(cfg.Admin.TokenFile))
+		} else if err := config.CheckToken(strings.TrimSpace(string(tok))); err != nil {
+			t.Errorf("Secret %s: %v", s.Name, err)
 		}
 	})
 	t.Run("state and cache on the claim", func(t *testing.T) {

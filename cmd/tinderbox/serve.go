@@ -300,8 +300,14 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 			"boot_script", dcfg.ScriptURL(), "arm64", arm64)
 	}
 
-	// Admin: the JSON API and the web UI.
+	// Admin: the JSON API and the web UI, behind the Host check (DNS
+	// rebinding) for every request.
 	adminSrv := httpserver.New(httpserver.Options{Name: "admin", Logger: log, Metrics: httpMetrics})
+	adminHosts, err := admin.NewHosts(d.adminAddr, cfg.Admin.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	adminSrv.Router().Use(adminHosts.Middleware(log))
 	opts := admin.Options{
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
 		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -186,7 +187,7 @@ func TestUIBrowser(t *testing.T) {
 	cfg.Factory.URL = ff.URL
 	cfg.DHCP.Enabled, cfg.DHCP.Port, cfg.DHCP.PXEPort = true, freeUDPPort(t), freeUDPPort(t)
 	cfg.TFTP.Enabled = true
-	const token = "ui-test-token"
+	token := rand.Text() + rand.Text() // 2 × 26 base32 characters: 260 bits, as admin.tokenFile wants
 	cfg.Admin.TokenFile = filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(cfg.Admin.TokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -311,4 +312,30 @@ func TestUIBrowser(t *testing.T) {
 		t.Errorf("status page lacks iPXE binaries or counters:\n%s", got)
 	}
 	shots(t, ctx, "status")
+}
+
+// TestUIBrowserOpen drives the UI of the default listener (loopback, no
+// token) in headless Chromium, reached as localhost: the browser's own
+// same-origin calls pass the Host and cross-site checks, and a reinstall
+// from the machine page goes through.
+func TestUIBrowserOpen(t *testing.T) {
+	ctx := browser(t)
+	ff, err := fakefactory.Start(fakefactory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ff.Close)
+	cfg := testConfig(t)
+	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
+	cfg.Factory.URL = ff.URL
+	d, _ := startDaemon(t, cfg)
+	_, port, _ := net.SplitHostPort(d.adminAddr.String())
+	const mac = "1c:69:7a:00:00:11" // cp-01 in the example profiles
+	step(t, ctx, "open the machine page", chromedp.Navigate("http://localhost:"+port+"/machines/"+mac), chromedp.WaitVisible(chromedp.CSS("#reinstall")))
+	step(t, ctx, "reinstall", chromedp.Click(chromedp.CSS("#reinstall")))
+	waitJS(t, ctx, "the answer", `document.querySelector("#action-msg").textContent.startsWith("Re-armed")`)
+	rec, ok, err := d.state.Get(machine.MustParseMAC(mac))
+	if err != nil || !ok || rec.State != machine.Pending || len(rec.Events) == 0 {
+		t.Fatalf("record after the UI's reinstall: %+v ok=%v err=%v, want pending with a reinstall event", rec, ok, err)
+	}
 }

@@ -3,9 +3,12 @@
 // rendered configs and boot scripts, re-arming a machine for a reinstall,
 // live machine events as server-sent events, the asset cache and the
 // daemon's status. Its JSON shapes are in pkg/api. Every call needs the
-// bearer token, except on a loopback listener configured without one;
-// the web UI (internal/webui), built on this API, keeps the token in a
-// cookie after its login page, which the API accepts too.
+// bearer token, except on a loopback listener configured without one,
+// where state changes must not come from another site; the web UI
+// (internal/webui), built on this API, logs in with the token and keeps
+// a session cookie, which the API accepts too. Failed token attempts are
+// throttled per source address. Hosts.Middleware guards the whole listener
+// against DNS rebinding.
 package admin
 
 import (
@@ -76,6 +79,9 @@ type Options struct {
 	Listeners []api.Listener
 	// Gatherer supplies the counters the status shows; nil shows none.
 	Gatherer prometheus.Gatherer
+	// Clock is the time for login sessions and the failed-attempt
+	// throttle; nil means time.Now.
+	Clock func() time.Time
 }
 
 // API serves /api/v1. It is safe for concurrent use.
@@ -84,6 +90,8 @@ type API struct {
 	log      *slog.Logger
 	views    machineview.Views
 	prefetch prefetchState
+	throttle *throttle
+	sessions *sessions
 }
 
 // New returns the API.
@@ -94,7 +102,13 @@ func New(opts Options) *API {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = DefaultHeartbeat
 	}
-	return &API{opts: opts, log: opts.Logger, views: machineview.Views{Records: opts.Store, Profiles: opts.Profiles}}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &API{
+		opts: opts, log: opts.Logger, views: machineview.Views{Records: opts.Store, Profiles: opts.Profiles},
+		throttle: newThrottle(opts.Clock), sessions: newSessions(opts.Clock),
+	}
 }
 
 // maxBody bounds request bodies; the machine calls take none, and a

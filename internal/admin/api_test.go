@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,8 @@ import (
 )
 
 // call sends a request with an optional bearer token, body and headers
-// and returns the status, the headers and the body.
+// (a "Host" among them replaces the request's Host) and returns the
+// status, the headers and the body.
 func call(t *testing.T, url, method, path, token, body string, hdr map[string]string) (int, http.Header, string) {
 	t.Helper()
 	var rd io.Reader
@@ -43,6 +45,9 @@ func call(t *testing.T, url, method, path, token, body string, hdr map[string]st
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -236,12 +241,15 @@ var everyCall = []struct{ method, path, body string }{
 }
 
 // TestAuthEveryCall: every call refuses no token and a wrong one with a
-// JSON 401, and takes the right one.
+// JSON 401, and takes the right one. The clock moves a FailureWindow on
+// before each call's wrong token, so the throttle stays out of it.
 func TestAuthEveryCall(t *testing.T) {
 	c, _ := newCache(t)
-	f := newFull(t, "s3cret", func(o *Options) { o.Cache = c })
+	clk := newClock()
+	f := newFull(t, "s3cret", func(o *Options) { o.Cache, o.Clock = c, clk.Now })
 	for _, c := range everyCall {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			clk.Advance(FailureWindow)
 			for _, tok := range []string{"", "wrong"} {
 				code, hdr, body := call(t, f.srv.URL, c.method, c.path, tok, c.body, nil)
 				if code != http.StatusUnauthorized || !strings.Contains(body, `"error"`) || hdr.Get("WWW-Authenticate") == "" {
@@ -254,29 +262,36 @@ func TestAuthEveryCall(t *testing.T) {
 		})
 	}
 	t.Run("events", func(t *testing.T) {
+		clk.Advance(FailureWindow)
 		if code, _, _ := call(t, f.srv.URL, http.MethodGet, "/api/v1/events", "wrong", "", nil); code != http.StatusUnauthorized {
 			t.Errorf("got %d, want 401", code)
 		}
 	})
 }
 
-// TestCookieAuth: the UI's cookie stands in for the token; state changes
-// under it need the UI's own origin.
+// TestCookieAuth: the UI's session cookie stands in for the token; state
+// changes under it need the UI's own origin.
 func TestCookieAuth(t *testing.T) {
 	f := newFull(t, "s3cret", nil)
 	host := strings.TrimPrefix(f.srv.URL, "http://")
+	c, err := f.api.Login(httptest.NewRequest(http.MethodPost, "/login", nil), "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := c.Value
 	tests := []struct {
 		name, method, path, cookie string
 		hdr                        map[string]string
 		want                       int
 	}{
-		{"read with cookie", http.MethodGet, "/api/v1/machines", "s3cret", nil, http.StatusOK},
+		{"read with cookie", http.MethodGet, "/api/v1/machines", session, nil, http.StatusOK},
 		{"read with a wrong cookie", http.MethodGet, "/api/v1/machines", "guess", nil, http.StatusUnauthorized},
-		{"write, same origin", http.MethodPost, "/api/v1/machines/" + macCP + "/reinstall", "s3cret", map[string]string{"Origin": "http://" + host}, http.StatusOK},
-		{"write, Sec-Fetch-Site same-origin", http.MethodPost, "/api/v1/machines/" + macCP + "/reinstall", "s3cret", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
-		{"write, other origin", http.MethodPost, "/api/v1/machines/" + macCP + "/reinstall", "s3cret", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
-		{"write, cross-site fetch", http.MethodDelete, "/api/v1/machines/" + macCP + "/profile", "s3cret", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
-		{"write, no origin at all", http.MethodPut, "/api/v1/machines/" + macCP + "/profile", "s3cret", nil, http.StatusForbidden},
+		{"the token is no session", http.MethodGet, "/api/v1/machines", "s3cret", nil, http.StatusUnauthorized},
+		{"write, same origin", http.MethodPost, "/api/v1/machines/" + macCP + "/reinstall", session, map[string]string{"Origin": "http://" + host}, http.StatusOK},
+		{"write, Sec-Fetch-Site same-origin", http.MethodPost, "/api/v1/machines/" + macCP + "/reinstall", session, map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		{"write, other origin", http.MethodPost, "/api/v1/machines/" + macCP + "/reinstall", session, map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"write, cross-site fetch", http.MethodDelete, "/api/v1/machines/" + macCP + "/profile", session, map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"write, no origin at all", http.MethodPut, "/api/v1/machines/" + macCP + "/profile", session, nil, http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -76,4 +78,25 @@ func newFull(t *testing.T, token string, tweak func(*Options)) *full {
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return &full{srv: srv, api: api, store: store, profiles: ps, hub: hub, dir: dir}
+}
+
+// clock is a test clock for Options.Clock: it stands still until Advance.
+// It is safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }

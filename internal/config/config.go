@@ -48,7 +48,13 @@ type HTTP struct {
 type Admin struct {
 	Listen string `mapstructure:"listen"`
 	// TokenFile holds the bearer token; required when Listen is not loopback.
+	// ReadToken refuses a token of less than MinTokenBits.
 	TokenFile string `mapstructure:"tokenFile"`
+	// Hosts are more names the listener answers to in the Host header
+	// (a reverse proxy's or the host's own DNS name), each "name" (any
+	// port) or "name:port". Loopback names and the address a request
+	// arrived on are always accepted.
+	Hosts []string `mapstructure:"hosts"`
 }
 
 // DHCP is the proxyDHCP responder.
@@ -162,6 +168,7 @@ func defaults() map[string]any {
 		"http.listen":            ":8080",
 		"admin.listen":           "127.0.0.1:8081",
 		"admin.tokenFile":        "",
+		"admin.hosts":            []string{},
 		"dhcp.enabled":           true,
 		"dhcp.interface":         "",
 		"dhcp.port":              67,

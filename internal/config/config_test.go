@@ -87,7 +87,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 	want := &Config{
 		Advertise: "192.0.2.10",
 		HTTP:      HTTP{Listen: ":18080"},
-		Admin:     Admin{Listen: "127.0.0.1:18081"},
+		Admin:     Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
 		DHCP:      DHCP{Enabled: true, Port: 1067, PXEPort: 14011},
 		TFTP:      TFTP{Enabled: true, Listen: "127.0.0.1:1069"},
 		IPXE:      IPXE{Dir: "/usr/lib/ipxe", LocalBoot: LocalBootSanboot},
@@ -224,12 +224,16 @@ func TestEnvironmentSetsEveryKey(t *testing.T) {
 	t.Setenv("TINDERBOX_DHCP_ENABLED", "false")
 	t.Setenv("TINDERBOX_CACHE_ALLOW", testID+"/v1.11.6/amd64, "+testID+"/1.12.7")
 	t.Setenv("TINDERBOX_STATE_DISCOVERED_TTL", "0")
+	t.Setenv("TINDERBOX_ADMIN_HOSTS", "a.example,b.example:8443")
 	cfg, err := Load(Options{Path: "testdata/config/valid.yaml"})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if cfg.State.Discovered.TTL != 0 {
 		t.Errorf("state.discovered.ttl from the environment: got %v, want 0", cfg.State.Discovered.TTL)
+	}
+	if !slices.Equal(cfg.Admin.Hosts, []string{"a.example", "b.example:8443"}) {
+		t.Errorf("admin.hosts: got %q", cfg.Admin.Hosts)
 	}
 	if cfg.DHCP.PXEPort != 0 || cfg.Cache.MaxSize != 1e9 || cfg.IPXE.LocalBoot != "notfound" || cfg.DHCP.Enabled {
 		t.Errorf("got pxePort=%d maxSize=%d localBoot=%q dhcp.enabled=%v", cfg.DHCP.PXEPort, cfg.Cache.MaxSize, cfg.IPXE.LocalBoot, cfg.DHCP.Enabled)

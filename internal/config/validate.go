@@ -46,6 +46,11 @@ func (c *Config) Validate() error {
 			add("admin.tokenFile: %v", err)
 		}
 	}
+	if err := CheckHosts(c.Admin.Hosts); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			add("admin.hosts: %v", e)
+		}
+	}
 
 	if c.DHCP.Enabled {
 		if c.DHCP.Port < 1 || c.DHCP.Port > 65535 {
@@ -160,20 +165,6 @@ func IsLoopback(addr string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-// ReadToken reads a bearer token file: its first line, trimmed, must not be empty.
-func ReadToken(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	tok, _, _ := strings.Cut(string(data), "\n")
-	tok = strings.TrimSpace(tok)
-	if tok == "" {
-		return "", fmt.Errorf("%s holds no token", path)
-	}
-	return tok, nil
-}
-
 // checkCreatableDir accepts an existing writable directory, or a missing one
 // whose nearest existing ancestor is a writable directory. It creates nothing.
 func checkCreatableDir(dir string) error {
@@ -268,4 +259,44 @@ func defaultRouteInterface() string {
 		}
 	}
 	return ""
+}
+
+// CheckHosts checks admin.hosts entries: each a host name or IP address,
+// optionally with ":port", and nothing else (no scheme, path or
+// wildcard).
+func CheckHosts(hosts []string) error {
+	var errs []error
+	for _, h := range hosts {
+		if err := checkHost(h); err != nil {
+			errs = append(errs, fmt.Errorf("%q: %w", h, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkHost(h string) error {
+	errShape := errors.New("want a host name or IP address, optionally with :port (no scheme, path or wildcard)")
+	if strings.ContainsAny(h, "/*@?# ") {
+		return errShape
+	}
+	name := h
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+		}
+		name = host
+	}
+	if name == "" {
+		return errShape
+	}
+	if net.ParseIP(strings.Trim(name, "[]")) != nil {
+		return nil
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if label == "" || len(label) > 63 || strings.Trim(strings.ToLower(label), "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return errShape
+		}
+	}
+	return nil
 }

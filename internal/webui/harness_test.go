@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -32,6 +33,12 @@ func (fakeFactory) Versions(context.Context) ([]string, error) {
 // a real state store and an empty cache.
 func newServer(t *testing.T, token string) *httptest.Server {
 	t.Helper()
+	return newServerClock(t, token, nil)
+}
+
+// newServerClock is newServer with the API's clock (nil: time.Now).
+func newServerClock(t *testing.T, token string, clock func() time.Time) *httptest.Server {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "profiles"))); err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func newServer(t *testing.T, token string) *httptest.Server {
 	}
 	t.Cleanup(func() { c.Close() })
 	log := slog.New(slog.DiscardHandler)
-	a := admin.New(admin.Options{Token: token, Store: store, Profiles: ps, Files: ps, Cache: c, Factory: fakeFactory{}, Logger: log})
+	a := admin.New(admin.Options{Token: token, Store: store, Profiles: ps, Files: ps, Cache: c, Factory: fakeFactory{}, Logger: log, Clock: clock})
 	r := chi.NewRouter()
 	a.Mount(r)
 	New(Options{API: a, Records: store, Profiles: ps, Files: ps, Logger: log}).Mount(r)

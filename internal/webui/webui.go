@@ -3,17 +3,21 @@
 // the asset cache, the daemon's status, login) from the templates and
 // static files package web embeds. The pages' scripts call the JSON API
 // (internal/admin) for every change and follow its event stream; the UI
-// shares the API's token, as a cookie set by its login page.
+// shares the API's token: its login page checks it and sets the API's
+// session cookie.
 package webui
 
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,10 +166,11 @@ func headers(next http.Handler) http.Handler {
 	})
 }
 
-// auth sends a browser without the cookie to the login page.
+// auth sends a browser without a session to the login page.
 func (u *UI) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u.opts.API.Authenticate(r) == admin.AuthNone {
+		switch u.opts.API.Authenticate(r) {
+		case admin.AuthNone, admin.AuthThrottled:
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
@@ -178,24 +183,45 @@ type loginData struct {
 	Open        bool
 }
 
-// localNext keeps a post-login redirect on this site.
-func localNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) {
+// LocalNext returns next when it is a path of this site, else "/": it
+// keeps the post-login redirect from leaving the site. A local path
+// starts with a single "/" (not "//" or "/\", which browsers read as
+// another host), parses as a URL with neither scheme nor host, and holds
+// no backslash or ASCII control character, raw or percent-decoded (browsers
+// drop a TAB or newline from a URL, so "/\t/evil.example" would become
+// "//evil.example").
+func LocalNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) || badURLChars(next) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || badURLChars(u.Path) {
+		return "/"
+	}
+	if q, err := url.QueryUnescape(u.RawQuery); err != nil || badURLChars(q) {
 		return "/"
 	}
 	return next
 }
 
-func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
-	u.render(w, http.StatusOK, "login", "Log in", loginData{Next: localNext(r.URL.Query().Get("next")), Open: u.opts.API.Open()})
+// badURLChars says s holds a backslash or an ASCII control character
+// (TAB and newline included).
+func badURLChars(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || r < 0x20 || r == 0x7f })
 }
 
-// login checks the token from the form and keeps it in the cookie. The
-// form must come from this origin (a login from another site would log
-// the browser into the attacker's session of nothing, but refuse it all
-// the same).
+func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
+	u.render(w, http.StatusOK, "login", "Log in", loginData{Next: LocalNext(r.URL.Query().Get("next")), Open: u.opts.API.Open()})
+}
+
+// login checks the token from the form and starts a session, kept in the
+// cookie. The form must come from this origin (a login from another site
+// would log the browser into the attacker's session of nothing, but
+// refuse it all the same). Wrong tokens are throttled per address by the
+// API (429 with Retry-After).
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
-	next := localNext(r.FormValue("next"))
+	next := LocalNext(r.FormValue("next"))
 	if !admin.SameOrigin(r) {
 		admin.RefuseCrossSite(w)
 		return
@@ -204,22 +230,27 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	if !u.opts.API.TokenOK(r.FormValue("token")) {
+	cookie, err := u.opts.API.Login(r, r.FormValue("token"))
+	var throttled *admin.ThrottledError
+	switch {
+	case errors.As(err, &throttled):
+		w.Header().Set("Retry-After", strconv.Itoa(throttled.Seconds()))
+		u.render(w, http.StatusTooManyRequests, "login", "Log in", loginData{Next: next, Error: fmt.Sprintf("Too many wrong tokens from your address: try again in %d s.", throttled.Seconds())})
+		return
+	case err != nil:
 		u.render(w, http.StatusUnauthorized, "login", "Log in", loginData{Next: next, Error: "That token is not the one in admin.tokenFile."})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: admin.CookieName, Value: strings.TrimSpace(r.FormValue("token")), Path: "/",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
-	})
+	http.SetCookie(w, cookie)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout ends the session and clears the cookie.
 func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
 	if !admin.SameOrigin(r) {
 		admin.RefuseCrossSite(w)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: admin.CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, u.opts.API.Logout(r))
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

@@ -1,6 +1,6 @@
 // tinderbox admin UI: live machine list, profile editor, actions.
-// Plain script, no library: fetch() for the JSON API (the cookie carries
-// the token; the API checks the Origin header on state changes) and
+// Plain script, no library: fetch() for the JSON API (the session cookie
+// authenticates; the API checks the Origin header on state changes) and
 // EventSource for live updates.
 "use strict";
 
