@@ -1,9 +1,10 @@
 // Package machine is tinderbox's vocabulary: the names every other
-// package uses for a network-booting machine. A MAC address and a SMBIOS
-// System UUID each have one type with one canonical spelling; the Talos architecture, the firmware class a
-// DHCP client announces, a profile's install mode, the policy for machines
-// with no profile, a machine's state in the install cycle and the kinds of
-// event in its log are typed values, not free strings.
+// package uses for a network-booting machine. A MAC address and an SMBIOS
+// System UUID each have one type with one canonical spelling; the Talos
+// architecture, the firmware class a DHCP client announces, a profile's
+// install mode, the policy for machines with no profile, a machine's state
+// in the install cycle and the kinds of event in its log are typed values,
+// not free strings.
 //
 // It is a leaf: it imports nothing of tinderbox, so every package,
 // including the public admin API client, can speak it.
