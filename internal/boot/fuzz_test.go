@@ -71,7 +71,7 @@ func FuzzNetbootScript(f *testing.F) {
 		s, err := NetbootScript(p)
 		if err != nil {
 			var ve *ValueError
-			if s != "" || !errors.As(err, &ve) || len(err.Error()) > 600 || ve.MAC != testMAC {
+			if s != "" || !errors.As(err, &ve) || len(err.Error()) > maxErrLen || ve.MAC != testMAC {
 				t.Fatalf("refusal: got script %q, error %v (%d bytes); want no script and a short *ValueError for %s", s, err, len(err.Error()), testMAC)
 			}
 			return

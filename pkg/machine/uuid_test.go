@@ -51,8 +51,10 @@ func TestParseUUID(t *testing.T) {
 	}
 }
 
-// maxErrLen bounds a parse error's text, whatever the input's length.
-const maxErrLen = 120
+// maxErrLen bounds a parse error's text, whatever the input: at most 32
+// bytes are quoted, each as at most 4 characters (\xa8), with the
+// message around them.
+const maxErrLen = 256
 
 // TestParseLongInput checks that a huge input is refused without being
 // carried into the error: an attacker's 500 KB query value must not reach
