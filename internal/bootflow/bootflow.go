@@ -256,7 +256,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 			res.Secret = true
 		}
 		if res.Body, err = boot.NetbootScript(params); err != nil {
-			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: %w", mac, err)
+			return ScriptResult{Status: http.StatusInternalServerError}, err
 		}
 	}
 	return res, nil

@@ -91,3 +91,13 @@ func (f *Flow) learn(ip net.IP, c proxydhcp.Client) {
 	}
 	f.ev.Learn(a, c.MAC, relay)
 }
+
+// canonicalUUID returns s as a canonical SMBIOS UUID, or "" when it is not
+// one (including the "not set" all-zero and all-FF values).
+func canonicalUUID(s string) string {
+	u, err := machine.ParseUUID(s)
+	if err != nil {
+		return ""
+	}
+	return u.String()
+}

@@ -55,9 +55,11 @@ type Client struct {
 	// Firmware is ClientArch's firmware class; Firmware.Label(HTTPBoot)
 	// is the client's metric and log label (bios, efi-x64-http, …, other).
 	Firmware machine.Firmware
-	// UUID is the machine's SMBIOS UUID from option 97, in the canonical form
-	// dmidecode and iPXE's ${uuid} print; empty when option 97 is missing or
-	// malformed.
+	// UUID is the machine's SMBIOS UUID from option 97, in the canonical
+	// form of machine.UUID.String (as dmidecode and iPXE's ${uuid} print
+	// it): 36 lower-case characters, or empty when option 97 is missing,
+	// malformed or the SMBIOS "no UUID" value. Nothing else is ever stored
+	// here.
 	UUID string
 	// IP is the client's address when the request carries one (ciaddr).
 	IP net.IP
@@ -278,17 +280,28 @@ func clientArch(p *dhcpv4.DHCPv4, vendor string) iana.Arch {
 	return iana.INTEL_X86PC
 }
 
-// machineUUID formats option 97 (RFC 4578 §2.3: type 0, then 16 bytes) as
-// the SMBIOS UUID's canonical string. Firmware sends the SMBIOS bytes as
-// stored, whose first three fields are little-endian (SMBIOS 2.6+), so they
-// are swapped back to read like dmidecode, QEMU's -uuid and iPXE's ${uuid}.
+// machineUUID reads option 97 (RFC 4578 §2.3: type 0, then 16 bytes) as the
+// machine's SMBIOS UUID in canonical form; "" when the option is missing,
+// malformed or holds the SMBIOS "no UUID" value (all 00h or all FFh).
+//
+// Byte order: every client sends the first three fields little-endian,
+// the layout of SMBIOS 2.6+ storage and of an EFI GUID. Firmware PXE
+// stacks send the bytes as stored; iPXE prints ${uuid} in the canonical
+// (big-endian) order and swaps back to the little-endian layout before
+// writing option 97 (its DHCP request builder, following the EFI
+// reading of RFC 4578). tinderbox does the swap on its side, in
+// machine.UUIDFromSMBIOS: the captures in testdata/capture (QEMU -uuid
+// given, SeaBIOS with its iPXE ROM, OVMF's PXE and ipxe.efi) all decode to
+// the -uuid QEMU was started with.
 func machineUUID(raw []byte) string {
 	if len(raw) != 17 || raw[0] != 0 {
 		return ""
 	}
-	g := raw[1:]
-	return fmt.Sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%x-%x",
-		g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8:10], g[10:16])
+	u, err := machine.UUIDFromSMBIOS(raw[1:])
+	if err != nil {
+		return ""
+	}
+	return u.String()
 }
 
 func isHTTPArch(a iana.Arch) bool {

@@ -176,6 +176,9 @@ func TestDecide(t *testing.T) {
 		{name: "option 97 with non-zero type: echoed, no UUID", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(0), vendorOpt("PXEClient"), dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{1}, testGUID[1:]...))},
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "undionly.kpxe", vendor: "PXEClient", opt43: true, class: "bios"}},
+		{name: "option 97 all FFh (SMBIOS: no UUID): echoed, no UUID", mt: dhcpv4.MessageTypeDiscover,
+			mods: []dhcpv4.Modifier{archOpt(7), vendorOpt("PXEClient"), dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{0}, bytes.Repeat([]byte{0xff}, 16)...))},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64"}},
 		{name: "truncated option 60", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(7), vendorOpt("PXECli")}, want: want{reason: ReasonNotPXE}},
 		{name: "truncated HTTPClient", mt: dhcpv4.MessageTypeDiscover,
@@ -355,6 +358,8 @@ func TestMachineUUID(t *testing.T) {
 		{"no type byte", testGUID[1:], ""},
 		{"type 1", append([]byte{1}, testGUID[1:]...), ""},
 		{"too long", append(append([]byte{}, testGUID...), 0), ""},
+		{"SMBIOS \"not present\": all 00h", make([]byte, 17), ""},
+		{"SMBIOS \"not set\": all FFh", append([]byte{0}, bytes.Repeat([]byte{0xff}, 16)...), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,12 +5,14 @@ import (
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 // FuzzDecide feeds arbitrary bytes to the packet path (parse, decide,
 // encode) and asserts: no panic; a reply parses back; it never carries a
 // yiaddr; it always carries options 53, 54 and 60 and the boot file in
-// both places. Seeds: testdata/fuzz/FuzzDecide (captured firmware packets,
+// both places; the client's UUID is empty or a canonical SMBIOS UUID. Seeds: testdata/fuzz/FuzzDecide (captured firmware packets,
 // written by TestGolden -update) and the packets below.
 func FuzzDecide(f *testing.F) {
 	for _, mods := range [][]dhcpv4.Modifier{firmware(0), firmware(7), firmware(11), firmware(16), ipxeClient(0), nil} {
@@ -24,6 +26,11 @@ func FuzzDecide(f *testing.F) {
 			return
 		}
 		d := Decide(t.Context(), Request{Packet: req, ServerIP: testServer, PXEPort: pxePort}, cfg, nil)
+		if d.Client != nil && d.Client.UUID != "" {
+			if u, err := machine.ParseUUID(d.Client.UUID); err != nil || u.String() != d.Client.UUID {
+				t.Fatalf("client UUID %q is not canonical (%v)", d.Client.UUID, err)
+			}
+		}
 		if d.Reply == nil {
 			if d.Reason == "" {
 				t.Fatalf("no reply and no reason for\n%s", req.Summary())

@@ -140,6 +140,38 @@ func TestServerOffer(t *testing.T) {
 	}
 }
 
+// TestServerDropsBadUUID checks that a malformed option 97 or the SMBIOS
+// "no UUID" value still gets its offer, but reaches the recorder (which
+// stores it) and the log as no UUID at all.
+func TestServerDropsBadUUID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  []byte
+	}{
+		{"all 00h", make([]byte, 17)},
+		{"all FFh", append([]byte{0}, bytes.Repeat([]byte{0xff}, 16)...)},
+		{"type 1", append([]byte{1}, testGUID[1:]...)},
+		{"16 bytes", testGUID[:16]},
+		{"a script line", []byte("\x00x\nchain http://e/")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rig := startServer(t, false, nil)
+			c := client(t, rig.addr)
+			mods := append(firmware(7), dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, tc.opt))
+			if _, err := c.DiscoverOffer(t.Context(), mods...); err != nil {
+				t.Fatalf("DiscoverOffer: %v", err)
+			}
+			waitFor(t, func() bool { return len(rig.rec.all()) == 1 })
+			if got := rig.rec.all()[0]; got.Client.UUID != "" || got.File != "ipxe.efi" {
+				t.Errorf("got recorded uuid %q file %q, want no UUID and an offer of ipxe.efi", got.Client.UUID, got.File)
+			}
+			if logs := rig.log(t); !strings.Contains(logs, ` uuid="" `) {
+				t.Errorf("got log\n%s\nwant uuid=\"\"", logs)
+			}
+		})
+	}
+}
+
 // TestServerAck is EDK2's boot-server REQUEST: to port 4011, from the
 // client's new address, no option 54; it waits for a unicast ACK.
 func TestServerAck(t *testing.T) {

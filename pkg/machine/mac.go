@@ -1,9 +1,10 @@
 // Package machine is tinderbox's vocabulary: the names every other
-// package uses for a network-booting machine. A MAC address has one type
-// with one canonical spelling; the Talos architecture, the firmware class a
-// DHCP client announces, a profile's install mode, the policy for machines
-// with no profile, a machine's state in the install cycle and the kinds of
-// event in its log are typed values, not free strings.
+// package uses for a network-booting machine. A MAC address and an SMBIOS
+// System UUID each have one type with one canonical spelling; the Talos
+// architecture, the firmware class a DHCP client announces, a profile's
+// install mode, the policy for machines with no profile, a machine's state
+// in the install cycle and the kinds of event in its log are typed values,
+// not free strings.
 //
 // It is a leaf: it imports nothing of tinderbox, so every package,
 // including the public admin API client, can speak it.
@@ -21,22 +22,31 @@ import (
 // comparable, so it can key a map.
 type MAC [6]byte
 
+// maxMACLen is the longest spelling ParseMAC accepts: six hex pairs and
+// five separators.
+const maxMACLen = 17
+
 // ParseMAC reads a MAC address in any spelling firmware, iPXE or a person
 // uses: colon or dash separated (iPXE's ${net0/mac} and ${mac:hexhyp}),
 // Cisco dotted (0123.4567.89ab), or 12 bare hex digits, in either case. It
-// returns an error naming the input for anything else, including the
-// 8- and 20-byte addresses net.ParseMAC also accepts.
+// returns an error naming the input (at most its first 32 bytes) for
+// anything else, including the 8- and 20-byte addresses net.ParseMAC also
+// accepts. An input longer than the longest spelling (17 bytes) is refused
+// before any other work.
 func ParseMAC(s string) (MAC, error) {
 	var m MAC
+	if len(s) > maxMACLen {
+		return MAC{}, fmt.Errorf("%s is not a MAC address", quoteInput(s))
+	}
 	if len(s) == 12 {
 		if _, err := hex.Decode(m[:], []byte(s)); err == nil {
 			return m, nil
 		}
-		return MAC{}, fmt.Errorf("%q is not a MAC address", s)
+		return MAC{}, fmt.Errorf("%s is not a MAC address", quoteInput(s))
 	}
 	hw, err := net.ParseMAC(s)
 	if err != nil || len(hw) != len(m) {
-		return MAC{}, fmt.Errorf("%q is not a MAC address", s)
+		return MAC{}, fmt.Errorf("%s is not a MAC address", quoteInput(s))
 	}
 	copy(m[:], hw)
 	return m, nil
