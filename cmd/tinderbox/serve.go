@@ -76,6 +76,8 @@ type daemon struct {
 	// closers release what newDaemon opened, newest last: after Run's
 	// servers have stopped, or at once should newDaemon fail part-way.
 	closers []func() error
+	// neighbours is the kernel's neighbour table when binding is on.
+	neighbours *evidence.Kernel
 	// The bound addresses (a test binding :0 reads the ports here);
 	// tftpAddr is nil when TFTP is off.
 	httpAddr, adminAddr, tftpAddr net.Addr
@@ -312,6 +314,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
 		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
 		Listeners: d.listeners(cfg), Gatherer: d.registry,
+		Binding: func() api.BindingStatus {
+			return api.BindingStatus{Enabled: cfg.Binding.Enabled, Following: d.neighbours != nil && d.neighbours.Following(), RoutedNetworks: cfg.Binding.RoutedNetworks}
+		},
 	}
 	adminAPI := admin.New(opts)
 	adminAPI.Mount(adminSrv.Router())
@@ -341,6 +346,7 @@ func (d *daemon) openEvidence(cfg config.Binding) (*evidence.Binder, error) {
 			return nil, fmt.Errorf("binding.enabled: %w", err)
 		}
 		d.closers = append(d.closers, k.Close)
+		d.neighbours = k
 		opts.Neighbours = k
 		d.log.Info("boot sessions bound to evidence: config tokens, state changes and configs only for requests from the machine itself", "routed_networks", cfg.RoutedNetworks)
 	} else {

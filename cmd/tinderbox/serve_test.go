@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/api"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -426,5 +428,34 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBindingStatus: with binding on, the daemon follows the kernel's
+// neighbour table and says so in the status; off, it says that too.
+func TestBindingStatus(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		cfg := testConfig(t)
+		cfg.Binding = config.Binding{Enabled: on, RoutedNetworks: []string{"10.20.0.0/24"}}
+		d, _ := startDaemon(t, cfg)
+		var st api.Status
+		for range 200 {
+			resp, err := http.Get("http://" + d.adminAddr.String() + "/api/v1/status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Binding.Following == on {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if st.Binding.Enabled != on || st.Binding.Following != on || !slices.Equal(st.Binding.RoutedNetworks, []string{"10.20.0.0/24"}) {
+			t.Errorf("binding %v: status %+v", on, st.Binding)
+		}
 	}
 }

@@ -77,6 +77,9 @@ type Options struct {
 	IPXEDir string
 	// Listeners are the daemon's sockets, for the status.
 	Listeners []api.Listener
+	// Binding reports how boot sessions are bound, for the status; nil
+	// reports binding off.
+	Binding func() api.BindingStatus
 	// Gatherer supplies the counters the status shows; nil shows none.
 	Gatherer prometheus.Gatherer
 	// Clock is the time for login sessions and the failed-attempt

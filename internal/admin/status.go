@@ -145,12 +145,18 @@ func (a *API) cachePrefetch(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Status is what GET /api/v1/status answers: version, listeners,
-// counters, iPXE binaries, profiles and the factory (probed, so it may
+// counters, iPXE binaries, profiles, binding and the factory (probed, so it may
 // take up to three seconds).
 func (a *API) Status(ctx context.Context) api.Status {
 	st := api.Status{Version: version.Version, Commit: version.Commit, Listeners: a.opts.Listeners, Counters: a.counters(), Factory: a.FactoryStatus(ctx)}
 	if st.Listeners == nil {
 		st.Listeners = []api.Listener{}
+	}
+	if a.opts.Binding != nil {
+		st.Binding = a.opts.Binding()
+	}
+	if st.Binding.RoutedNetworks == nil {
+		st.Binding.RoutedNetworks = []string{}
 	}
 	if a.opts.Hub != nil {
 		st.Events = a.opts.Hub.Subscribers()

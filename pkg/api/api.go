@@ -127,8 +127,22 @@ type Status struct {
 	IPXE      IPXEStatus    `json:"ipxe"`
 	Profiles  ProfileStatus `json:"profiles"`
 	Factory   FactoryStatus `json:"factory"`
+	Binding   BindingStatus `json:"binding"`
 	// Events is the number of open event streams.
 	Events int `json:"eventSubscribers"`
+}
+
+// BindingStatus says how boot sessions are bound to evidence
+// (docs/security.md).
+type BindingStatus struct {
+	// Enabled is binding.enabled.
+	Enabled bool `json:"enabled"`
+	// Following is true while the kernel's neighbour-table notifications
+	// are applied; false (with binding on) means every lookup reads the
+	// whole table until they recover.
+	Following bool `json:"following"`
+	// RoutedNetworks is binding.routedNetworks.
+	RoutedNetworks []string `json:"routedNetworks"`
 }
 
 // Listener is one of the daemon's sockets.
