@@ -54,6 +54,14 @@ func testConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
+// copyTree copies the example profiles so the test can edit them.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // testLogger writes the daemon's log, debug and up, into the test's output.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -160,14 +160,6 @@ func shots(t *testing.T, ctx context.Context, name string) {
 	step(t, ctx, "viewport back", chromedp.EmulateViewport(1280, 800))
 }
 
-// copyTree copies the example profiles so the test can edit them.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestUIBrowser drives the web UI in headless Chromium against the daemon
 // on loopback: log in, watch a new machine appear live as a simulated node
 // boots, open it and see its boot timeline, write its profile with a
