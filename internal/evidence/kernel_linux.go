@@ -37,8 +37,11 @@ const rcvbuf = 8 << 20
 // dumps the table again (RTM_GETNEIGH), so a positive answer is never older
 // than the kernel's own view. Close stops it.
 type Kernel struct {
-	log  *slog.Logger
-	ns   netns.NsHandle
+	log *slog.Logger
+	// ns is the namespace to follow when it is not the process's own (in
+	// tests); nil otherwise, so no thread ever enters a namespace, which
+	// needs CAP_SYS_ADMIN that a sandboxed service does not have.
+	ns   *netns.NsHandle
 	h    *netlink.Handle
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -59,19 +62,24 @@ func OpenKernel(log *slog.Logger) (*Kernel, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ns, err := netns.Get()
-	if err != nil {
-		return nil, fmt.Errorf("evidence: network namespace: %w", err)
+	ns := otherNamespace()
+	var (
+		h   *netlink.Handle
+		err error
+	)
+	if ns != nil {
+		h, err = netlink.NewHandleAt(*ns, unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		ns.Close()
+		closeNs(ns)
 		return nil, fmt.Errorf("evidence: netlink: %w", err)
 	}
 	k := &Kernel{log: log, ns: ns, h: h, done: make(chan struct{}), table: map[netip.Addr]machine.MAC{}}
 	if err := k.dump(time.Now()); err != nil {
 		h.Close()
-		ns.Close()
+		closeNs(ns)
 		return nil, err
 	}
 	k.wg.Add(1)
@@ -79,12 +87,40 @@ func OpenKernel(log *slog.Logger) (*Kernel, error) {
 	return k, nil
 }
 
+// otherNamespace returns the calling thread's network namespace when it is
+// not the process's own (a test that entered a namespace of its own), and
+// nil when it is, or when either cannot be read.
+func otherNamespace() *netns.NsHandle {
+	cur, err := netns.Get()
+	if err != nil {
+		return nil
+	}
+	proc, err := netns.GetFromPath("/proc/self/ns/net")
+	if err != nil {
+		cur.Close()
+		return nil
+	}
+	defer proc.Close()
+	if cur.Equal(proc) {
+		cur.Close()
+		return nil
+	}
+	return &cur
+}
+
+func closeNs(ns *netns.NsHandle) {
+	if ns != nil {
+		ns.Close()
+	}
+}
+
 // Close stops following the table.
 func (k *Kernel) Close() error {
 	close(k.done)
 	k.wg.Wait()
 	k.h.Close()
-	return k.ns.Close()
+	closeNs(k.ns)
+	return nil
 }
 
 // Following reports whether the kernel's notifications are being applied;
@@ -168,7 +204,7 @@ func (k *Kernel) follow() {
 		ch := make(chan netlink.NeighUpdate, 1024)
 		stop := make(chan struct{})
 		opts := netlink.NeighSubscribeOptions{
-			Namespace: &k.ns,
+			Namespace: k.ns,
 			ErrorCallback: func(err error) {
 				k.log.Warn("neighbour table: notification error; reading the table on each lookup until it recovers", "err", err)
 			},
