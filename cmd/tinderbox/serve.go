@@ -341,7 +341,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 func (d *daemon) openEvidence(cfg config.Binding) (*evidence.Binder, error) {
 	opts := evidence.Options{Enabled: cfg.Enabled, Routed: cfg.Routed()}
 	if cfg.Enabled {
-		k, err := evidence.OpenKernel(d.log)
+		k, err := evidence.OpenKernel(d.log, "")
 		if err != nil {
 			return nil, fmt.Errorf("binding.enabled: %w", err)
 		}

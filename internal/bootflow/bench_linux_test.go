@@ -46,7 +46,7 @@ func BenchmarkEvidence(b *testing.B) {
 		kernel *evidence.Kernel
 		err    error
 	)
-	netnstest.Run(b, ns, func() { kernel, err = evidence.OpenKernel(nil) })
+	kernel, err = evidence.OpenKernel(nil, ns)
 	if err != nil {
 		b.Fatal(err)
 	}

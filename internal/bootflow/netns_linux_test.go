@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -68,16 +70,14 @@ func TestBindingOnARealLAN(t *testing.T) {
 		kernel *evidence.Kernel
 		ln     net.Listener
 	)
-	netnstest.Run(t, server, func() {
-		if kernel, err = evidence.OpenKernel(nil); err != nil {
-			return
-		}
-		ln, err = net.Listen("tcp4", "10.77.0.1:0")
-	})
-	if err != nil {
+	if kernel, err = evidence.OpenKernel(nil, server); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { kernel.Close() })
+	netnstest.Run(t, server, func() { ln, err = net.Listen("tcp4", "10.77.0.1:0") })
+	if err != nil {
+		t.Fatal(err)
+	}
 	binder, err := evidence.New(evidence.Options{Enabled: true, Neighbours: kernel})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,9 @@ func TestBindingOnARealLAN(t *testing.T) {
 	}
 	code, body := get("a", scriptURL)
 	if code != http.StatusOK || !strings.Contains(body, "token=") {
-		t.Fatalf("cp-01's own script: got %d %q", code, body)
+		out, _ := exec.Command("ip", "-n", server, "neigh").CombinedOutput()
+		mac, ok, err := kernel.Lookup(netip.MustParseAddr(ipA))
+		t.Fatalf("cp-01's own script: got %d %q\n%s\nneigh:\n%s\nlookup now: %s %v %v following %v", code, body, logs, out, mac, ok, err, kernel.Following())
 	}
 	cfgURL := configURLRe.FindStringSubmatch(body)[1]
 	if code, body := get("b", cfgURL); code != http.StatusForbidden || body != refusedConfig {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +21,16 @@ import (
 // has none that was confirmed.
 const usableStates = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT
 
-// minDumpGap bounds how often a lookup that misses dumps the table while
-// the notifications are flowing: misses are then mostly addresses that
-// are not neighbours at all (routed clients), and the notification for a
-// new neighbour is usually applied before its first request arrives.
+// notifyWait is how long a lookup that misses waits for the kernel's
+// notification about its address while notifications flow: the kernel
+// makes the entry before it completes the request's TCP handshake, so its
+// notification is on its way and only needs applying.
+const notifyWait = 25 * time.Millisecond
+
+// minDumpGap bounds how often lookups that still miss dump the table while
+// the notifications flow: such misses are addresses that are not
+// neighbours at all (routed clients, or someone probing), and a dump of a
+// large table costs milliseconds.
 const minDumpGap = 100 * time.Millisecond
 
 // rcvbuf is the notification socket's receive buffer: room for tens of
@@ -38,9 +45,8 @@ const rcvbuf = 8 << 20
 // than the kernel's own view. Close stops it.
 type Kernel struct {
 	log *slog.Logger
-	// ns is the namespace to follow when it is not the process's own (in
-	// tests); nil otherwise, so no thread ever enters a namespace, which
-	// needs CAP_SYS_ADMIN that a sandboxed service does not have.
+	// ns is the namespace followed when it is not the process's own (in
+	// tests); nil otherwise.
 	ns   *netns.NsHandle
 	h    *netlink.Handle
 	done chan struct{}
@@ -48,6 +54,9 @@ type Kernel struct {
 
 	mu    sync.RWMutex
 	table map[netip.Addr]machine.MAC
+	// waiting are lookups that missed, waiting for a notification about
+	// their address; guarded by mu.
+	waiting map[netip.Addr][]chan struct{}
 
 	live atomic.Bool // the notifications are being applied
 
@@ -55,20 +64,27 @@ type Kernel struct {
 	dumpedAt time.Time // when the last completed dump started
 }
 
-// OpenKernel opens the neighbour table of the calling thread's network
-// namespace. It fails when netlink cannot be opened or the first dump
-// fails.
-func OpenKernel(log *slog.Logger) (*Kernel, error) {
+// OpenKernel opens the neighbour table of the network namespace named
+// nsName (as `ip netns` names them, for tests), or of the process's own
+// when nsName is "". It fails when netlink cannot be opened or the first
+// dump fails. With nsName "" no thread ever enters a namespace: that needs
+// CAP_SYS_ADMIN, which a sandboxed service does not have.
+func OpenKernel(log *slog.Logger, nsName string) (*Kernel, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ns := otherNamespace()
 	var (
+		ns  *netns.NsHandle
 		h   *netlink.Handle
 		err error
 	)
-	if ns != nil {
-		h, err = netlink.NewHandleAt(*ns, unix.NETLINK_ROUTE)
+	if nsName != "" {
+		handle, err := netns.GetFromName(nsName)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: network namespace %s: %w", nsName, err)
+		}
+		ns = &handle
+		h, err = netlink.NewHandleAt(handle, unix.NETLINK_ROUTE)
 	} else {
 		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
@@ -76,7 +92,7 @@ func OpenKernel(log *slog.Logger) (*Kernel, error) {
 		closeNs(ns)
 		return nil, fmt.Errorf("evidence: netlink: %w", err)
 	}
-	k := &Kernel{log: log, ns: ns, h: h, done: make(chan struct{}), table: map[netip.Addr]machine.MAC{}}
+	k := &Kernel{log: log, ns: ns, h: h, done: make(chan struct{}), table: map[netip.Addr]machine.MAC{}, waiting: map[netip.Addr][]chan struct{}{}}
 	if err := k.dump(time.Now()); err != nil {
 		h.Close()
 		closeNs(ns)
@@ -85,27 +101,6 @@ func OpenKernel(log *slog.Logger) (*Kernel, error) {
 	k.wg.Add(1)
 	go k.follow()
 	return k, nil
-}
-
-// otherNamespace returns the calling thread's network namespace when it is
-// not the process's own (a test that entered a namespace of its own), and
-// nil when it is, or when either cannot be read.
-func otherNamespace() *netns.NsHandle {
-	cur, err := netns.Get()
-	if err != nil {
-		return nil
-	}
-	proc, err := netns.GetFromPath("/proc/self/ns/net")
-	if err != nil {
-		cur.Close()
-		return nil
-	}
-	defer proc.Close()
-	if cur.Equal(proc) {
-		cur.Close()
-		return nil
-	}
-	return &cur
 }
 
 func closeNs(ns *netns.NsHandle) {
@@ -137,6 +132,11 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 	if ok && live {
 		return mac, true, nil
 	}
+	if live {
+		if mac, ok := k.await(ip); ok {
+			return mac, true, nil
+		}
+	}
 	missed := time.Now()
 	if live {
 		missed = missed.Add(-minDumpGap)
@@ -148,6 +148,35 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 	mac, ok = k.table[ip]
 	k.mu.RUnlock()
 	return mac, ok, nil
+}
+
+// await waits up to notifyWait for a notification that gives ip an entry.
+func (k *Kernel) await(ip netip.Addr) (machine.MAC, bool) {
+	ch := make(chan struct{})
+	k.mu.Lock()
+	if mac, ok := k.table[ip]; ok {
+		k.mu.Unlock()
+		return mac, true
+	}
+	k.waiting[ip] = append(k.waiting[ip], ch)
+	k.mu.Unlock()
+	t := time.NewTimer(notifyWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-k.done:
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if w := k.waiting[ip]; len(w) > 0 {
+		k.waiting[ip] = slices.DeleteFunc(w, func(c chan struct{}) bool { return c == ch })
+		if len(k.waiting[ip]) == 0 {
+			delete(k.waiting, ip)
+		}
+	}
+	mac, ok := k.table[ip]
+	return mac, ok
 }
 
 // dump replaces the table with a fresh dump, unless a dump that started
@@ -206,6 +235,11 @@ func (k *Kernel) follow() {
 		opts := netlink.NeighSubscribeOptions{
 			Namespace: k.ns,
 			ErrorCallback: func(err error) {
+				select {
+				case <-k.done:
+					return // closing: the socket's end is no news
+				default:
+				}
 				k.log.Warn("neighbour table: notification error; reading the table on each lookup until it recovers", "err", err)
 			},
 			// A storm of nodes (or a whole table flushed) notifies in
@@ -255,6 +289,10 @@ func (k *Kernel) apply(ch <-chan netlink.NeighUpdate) {
 			switch {
 			case u.Type == unix.RTM_NEWNEIGH && ok:
 				k.table[ip] = mac
+				for _, c := range k.waiting[ip] {
+					close(c)
+				}
+				delete(k.waiting, ip)
 			case ok || u.IP != nil:
 				if a, valid := netip.AddrFromSlice(u.IP); valid {
 					delete(k.table, a.Unmap())

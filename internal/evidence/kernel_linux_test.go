@@ -37,7 +37,7 @@ func openIn(t testing.TB, ns string) *Kernel {
 		k   *Kernel
 		err error
 	)
-	netnstest.Run(t, ns, func() { k, err = OpenKernel(nil) })
+	k, err = OpenKernel(nil, ns)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ type Kernel struct{}
 
 // OpenKernel fails: on this system tinderbox cannot read the neighbour
 // table, so binding must be turned off (binding.enabled: false).
-func OpenKernel(*slog.Logger) (*Kernel, error) {
+func OpenKernel(*slog.Logger, string) (*Kernel, error) {
 	return nil, errors.New("evidence: the neighbour table is read through Linux netlink; on this system set binding.enabled: false (docs/security.md)")
 }
 
