@@ -163,6 +163,12 @@ type NetbootParams struct {
 	KernelArgs []string
 	// ConfigURL is the talos.config URL; empty for a maintenance boot.
 	ConfigURL string
+	// Own are tinderbox's own arguments (talos.events.sink=…,
+	// talos.logging.kernel=…). They go first, right after talos.config,
+	// ahead of the factory's and the profile's, so that what matters most
+	// to the install is never what a long command line loses; a profile's
+	// "-name" still removes one.
+	Own []string
 }
 
 // ValueError is the error of NetbootScript and KernelArgs for a value
@@ -290,10 +296,11 @@ func NetbootScript(p NetbootParams) (string, error) {
 	return b.String(), nil
 }
 
-// KernelArgs returns the kernel command line of a netboot: the factory's
-// cmdline, then the profile's arguments (an argument "-name" removes every
-// earlier argument named name, with or without a value), then
-// talos.config. ${mac}, ${uuid} and ${hostname} are filled in here, so
+// KernelArgs returns the kernel command line of a netboot: talos.config,
+// then tinderbox's own arguments (p.Own), then the factory's cmdline, then
+// the profile's arguments (an argument "-name" removes every earlier
+// argument named name, with or without a value; talos.config cannot be
+// removed or replaced). ${mac}, ${uuid} and ${hostname} are filled in here, so
 // iPXE, which would expand any ${…} itself, passes them on as written.
 // Every argument is checked after filling in, and the whole line, with the
 // image name and initrd= NetbootScript adds, against the kernel's limit;
@@ -303,6 +310,9 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 		return nil, valueError(p.MAC, "factory cmdline", p.Cmdline, false)
 	}
 	var args []kernelArg
+	for _, a := range p.Own {
+		args = append(args, kernelArg{a, "tinderbox argument"})
+	}
 	for _, a := range strings.Fields(p.Cmdline) {
 		args = append(args, kernelArg{a, "factory cmdline"})
 	}
@@ -318,7 +328,7 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 			return nil, err
 		}
 		args = slices.DeleteFunc(args, func(x kernelArg) bool { return argName(x.text) == "talos.config" })
-		args = append(args, kernelArg{"talos.config=" + p.ConfigURL, "talos.config URL"})
+		args = slices.Insert(args, 0, kernelArg{"talos.config=" + p.ConfigURL, "talos.config URL"})
 	}
 	fill, err := filler(p, args)
 	if err != nil {

@@ -73,7 +73,7 @@ func TestKernelArgs(t *testing.T) {
 		{
 			name: "factory line and config URL",
 			p:    NetbootParams{Cmdline: cmdline, ConfigURL: "http://192.0.2.1:8080/config/52-54-00-12-34-56?token=abc"},
-			want: cmdline + " talos.config=http://192.0.2.1:8080/config/52-54-00-12-34-56?token=abc",
+			want: "talos.config=http://192.0.2.1:8080/config/52-54-00-12-34-56?token=abc " + cmdline,
 		},
 		{
 			name: "maintenance has no talos.config",
@@ -98,7 +98,13 @@ func TestKernelArgs(t *testing.T) {
 		{
 			name: "a profile's talos.config is replaced by tinderbox's",
 			p:    NetbootParams{Cmdline: "a", KernelArgs: []string{"talos.config=http://elsewhere/"}, ConfigURL: "http://192.0.2.1/config/x"},
-			want: "a talos.config=http://192.0.2.1/config/x",
+			want: "talos.config=http://192.0.2.1/config/x a",
+		},
+		{
+			name: "tinderbox's own arguments go first, after talos.config; a profile can remove one",
+			p: NetbootParams{Cmdline: "talos.platform=metal", KernelArgs: []string{"-talos.logging.kernel", "b"}, ConfigURL: "http://192.0.2.1/config/x",
+				Own: []string{"talos.events.sink=192.0.2.1:8091", "talos.logging.kernel=tcp://192.0.2.1:8092/"}},
+			want: "talos.config=http://192.0.2.1/config/x talos.events.sink=192.0.2.1:8091 talos.platform=metal b",
 		},
 		{
 			name: "placeholders filled by tinderbox, the uuid in canonical form",

@@ -234,7 +234,7 @@ func TestInstallOnceFlow(t *testing.T) {
 	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 
 	code, s := e.script(t, macOnce.Dashed(), "x86_64")
-	if code != http.StatusOK || !strings.Contains(s, "/assets/"+schematic+"/v1.12.7/kernel-amd64 initrd=initramfs-amd64.xz "+cmdline+" talos.config=") {
+	if code != http.StatusOK || !strings.Contains(s, "/assets/"+schematic+"/v1.12.7/kernel-amd64 initrd=initramfs-amd64.xz talos.config=") || !strings.Contains(s, "?token=") || !strings.Contains(s, " "+cmdline+" || goto failed") {
 		t.Fatalf("first boot: got %d\n%s", code, s)
 	}
 	if st := e.machine(t, macOnce).State; st != machine.Pending {
