@@ -4,9 +4,9 @@
 # the latter against the kernel's own neighbour table holding 5000 entries
 # in a network namespace the benchmark makes and removes
 # (internal/bootflow BenchmarkEvidence), plus the neighbour lookup alone
-# (internal/evidence BenchmarkKernelLookup): a hit, and a miss (an address
-# that is no neighbour, which waits up to 25 ms for the kernel's
-# notification before it reads the table).
+# (internal/evidence BenchmarkKernelLookup): a hit, and a miss for an
+# address off every local network (a routed client). A miss on a local
+# network waits up to 25 ms for the kernel's notification instead.
 # Each run measures off and on back to back in one process (paired); the
 # script prints, per endpoint, the median (min-max) of each over RUNS runs
 # and the median (min-max) of the paired differences on - off.

@@ -57,6 +57,10 @@ type Kernel struct {
 	// waiting are lookups that missed, waiting for a notification about
 	// their address; guarded by mu.
 	waiting map[netip.Addr][]chan struct{}
+	// onLink are the networks of this host's own addresses, as of the last
+	// dump; guarded by mu. Only an address in one of them can become a
+	// neighbour, so only a miss there waits for a notification.
+	onLink []netip.Prefix
 
 	live atomic.Bool // the notifications are being applied
 
@@ -132,7 +136,7 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 	if ok && live {
 		return mac, true, nil
 	}
-	if live {
+	if live && k.isOnLink(ip) {
 		if mac, ok := k.await(ip); ok {
 			return mac, true, nil
 		}
@@ -148,6 +152,19 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 	mac, ok = k.table[ip]
 	k.mu.RUnlock()
 	return mac, ok, nil
+}
+
+// isOnLink reports whether ip is in the network of one of this host's
+// addresses.
+func (k *Kernel) isOnLink(ip netip.Addr) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, p := range k.onLink {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // await waits up to notifyWait for a notification that gives ip an entry.
@@ -201,8 +218,24 @@ func (k *Kernel) dump(since time.Time) error {
 			}
 		}
 	}
+	var onLink []netip.Prefix
+	addrs, err := k.h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("evidence: addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		ones, _ := a.Mask.Size()
+		if ok {
+			onLink = append(onLink, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+		}
+	}
 	k.mu.Lock()
 	k.table = table
+	k.onLink = onLink
 	k.mu.Unlock()
 	k.dumpedAt = start
 	return nil
