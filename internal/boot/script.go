@@ -81,7 +81,7 @@ func Decide(st machine.State, known bool, unknown machine.Unknown) Action {
 		return Maintenance
 	}
 	switch st {
-	case machine.Pending, machine.Installing, machine.Netboot:
+	case machine.Pending, machine.Installing, machine.Failed, machine.Netboot:
 		return Netboot
 	}
 	return LocalBoot

@@ -28,7 +28,7 @@ func TestDecide(t *testing.T) {
 					want = LocalBoot
 				case !known:
 					want = Ignore
-				case st == machine.Pending || st == machine.Installing || st == machine.Netboot:
+				case st == machine.Pending || st == machine.Installing || st == machine.Failed || st == machine.Netboot:
 					want = Netboot
 				default:
 					want = LocalBoot

@@ -428,11 +428,13 @@ func TestGenericScriptAndMetrics(t *testing.T) {
 # HELP tinderbox_machines Machines known to tinderbox, by state.
 # TYPE tinderbox_machines gauge
 tinderbox_machines{state="discovered"} 1
+tinderbox_machines{state="failed"} 0
 tinderbox_machines{state="installed"} 0
 tinderbox_machines{state="installing"} 0
 tinderbox_machines{state="local"} 1
 tinderbox_machines{state="netboot"} 0
 tinderbox_machines{state="pending"} 1
+tinderbox_machines{state="ready"} 0
 `
 	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(wantMachines), "tinderbox_machines"); err != nil {
 		t.Error(err)

@@ -49,14 +49,17 @@ func TestScriptMatrix(t *testing.T) {
 						case "never":
 							want, wantState = boot.LocalBoot, machine.Local
 						case "once":
-							// Installing or installed: this is the boot after the install.
-							if prior == machine.Installing || prior == machine.Installed {
+							switch prior {
+							case machine.Installing, machine.Installed:
+								// The boot after the install (no Talos reports).
 								want, wantState = boot.LocalBoot, machine.Installed
-							} else {
+							case machine.Ready:
+								want, wantState = boot.LocalBoot, machine.Ready
+							case machine.Failed:
+								// A failed install is retried with the config.
+								want, wantState = boot.Netboot, machine.Failed
+							default:
 								want, wantState = boot.Netboot, machine.Pending
-								if prior == machine.Pending {
-									wantState = machine.Pending
-								}
 							}
 						}
 

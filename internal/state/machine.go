@@ -34,8 +34,27 @@ type Machine struct {
 	LastSeen  time.Time     `json:"lastSeen"`
 	// Generation counts install sessions; the config token is derived
 	// from it, so a reinstall and a completed install rotate the token.
-	Generation uint64          `json:"generation"`
-	Events     []machine.Event `json:"events,omitempty"`
+	Generation uint64 `json:"generation"`
+	Talos
+	Events []machine.Event `json:"events,omitempty"`
+}
+
+// Talos is what the machine's Talos reported of itself through the event
+// sink (Reported), and why a machine failed.
+type Talos struct {
+	// Reporting is true once Talos reported anything in this install
+	// session (a reinstall clears it): from then on, only its reports
+	// mark the install done.
+	Reporting bool `json:"reporting,omitempty"`
+	// Stage and Ready are its last machine status: "booting",
+	// "installing", "maintenance", "running", "rebooting", …
+	Stage string `json:"stage,omitempty"`
+	Ready bool   `json:"ready,omitempty"`
+	// ReportedAt is when it last reported.
+	ReportedAt time.Time `json:"reportedAt,omitzero"`
+	// Failure says why the machine is failed: Talos' own error message,
+	// or what tinderbox saw.
+	Failure string `json:"failure,omitempty"`
 }
 
 // Summary is a machine's record without its event log: what lists and
@@ -49,14 +68,15 @@ type Summary struct {
 	FirstSeen  time.Time      `json:"firstSeen"`
 	LastSeen   time.Time      `json:"lastSeen"`
 	Generation uint64         `json:"generation"`
-	Last       *machine.Event `json:"last,omitempty"`
+	Talos
+	Last *machine.Event `json:"last,omitempty"`
 }
 
 // Summary returns m without its event log.
 func (m Machine) Summary() Summary {
 	s := Summary{
 		MAC: m.MAC, State: m.State, Arch: m.Arch, UUID: m.UUID, IP: m.IP,
-		FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Generation: m.Generation,
+		FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Generation: m.Generation, Talos: m.Talos,
 	}
 	if n := len(m.Events); n > 0 {
 		last := m.Events[n-1]
@@ -109,6 +129,8 @@ func (m *Machine) bound() {
 	m.Arch = machine.Arch(clip(string(m.Arch), MaxName))
 	m.UUID = clip(m.UUID, MaxUUID)
 	m.IP = clip(m.IP, MaxIP)
+	m.Stage = clip(m.Stage, MaxName)
+	m.Failure = clip(m.Failure, MaxDetail)
 	for i := range m.Events {
 		e := &m.Events[i]
 		e.Kind = machine.EventKind(clip(string(e.Kind), MaxName))
@@ -129,45 +151,125 @@ func Reconcile(cur machine.State, known bool, install machine.Install) machine.S
 		return machine.Netboot
 	}
 	switch cur {
-	case machine.Pending, machine.Installing, machine.Installed:
+	case machine.Pending, machine.Installing, machine.Failed, machine.Installed, machine.Ready:
 		return cur
 	}
 	return machine.Pending
 }
 
-// ScriptServed applies a network boot (an iPXE script request): a machine
-// that was installing has rebooted into the network again after installing,
-// so it is now installed, and its config token is rotated (the install
-// session's token is spent). It returns the state the script is chosen by.
+// ScriptServed applies a network boot (an iPXE script request) and
+// returns the state the script is chosen by. A machine that was installing
+// has rebooted into the network again: if its Talos never reported, that
+// is the only sign the install finished, so it is now installed and its
+// config token is rotated (the session's token is spent); if Talos did
+// report but never said the install was done, the install failed.
 func (m *Machine) ScriptServed() machine.State {
 	if m.State == machine.Installing {
-		m.State = machine.Installed
-		m.Generation++
+		if m.Reporting {
+			m.fail("network-booted again before Talos reported its install done")
+		} else {
+			m.State = machine.Installed
+			m.Generation++
+		}
 	}
 	return m.State
 }
 
-// ConfigServed applies a served machine config: pending becomes installing.
+// ConfigServed applies a served machine config: pending (or failed, on a
+// retry) becomes installing.
 func (m *Machine) ConfigServed() {
-	if m.State == machine.Pending {
+	if m.State == machine.Pending || m.State == machine.Failed {
 		m.State = machine.Installing
 	}
 }
 
 // ConfigAllowed reports whether the machine's config may be served in its
-// state: only while it is to be installed or netbooted.
+// state: only while it is to be installed (a failed install is retried)
+// or netbooted.
 func (m *Machine) ConfigAllowed() bool {
 	switch m.State {
-	case machine.Pending, machine.Installing, machine.Netboot:
+	case machine.Pending, machine.Installing, machine.Failed, machine.Netboot:
 		return true
 	}
 	return false
 }
 
-// Reinstall re-arms the machine: back to pending, with a new token.
+// Reinstall re-arms the machine: back to pending, with a new token, and
+// what Talos reported of the last session forgotten.
 func (m *Machine) Reinstall() {
 	m.State = machine.Pending
 	m.Generation++
+	m.Talos = Talos{}
+}
+
+func (m *Machine) fail(why string) {
+	m.State = machine.Failed
+	m.Failure = why
+}
+
+// Report is one thing Talos said of itself through its event sink, as the
+// install cycle reads it; internal/talosevents decodes the wire.
+type Report struct {
+	// Sequence names a sequence event ("install", "boot", "initialize",
+	// …; Talos' machine.SequenceEvent); Stop tells its end from its start,
+	// and Error is the message of one that ended with an error.
+	Sequence string
+	Stop     bool
+	Error    string
+	// Stage is a machine status event's stage in lower case ("running",
+	// "maintenance", …; Talos' machine.MachineStatusEvent), "" for a
+	// sequence; Ready is its status.ready.
+	Stage string
+	Ready bool
+}
+
+// Reported applies a report from the machine's Talos, at now, and returns
+// the state before it. In the install cycle: the install sequence's start
+// makes it installing; a sequence that ends with an error while it is
+// pending or installing, or maintenance mode while installing, makes it
+// failed with the reason; the install sequence's clean end makes it
+// installed (and spends the token); running and ready makes an installed
+// machine ready, anything else a ready one installed again. Machines
+// outside the install cycle (discovered, netboot, local) only record it.
+func (m *Machine) Reported(r Report, now time.Time) (before machine.State) {
+	before = m.State
+	m.Reporting = true
+	m.ReportedAt = now
+	if r.Stage != "" {
+		m.Stage, m.Ready = r.Stage, r.Ready
+	}
+	switch m.State {
+	case machine.Pending, machine.Installing, machine.Failed, machine.Installed, machine.Ready:
+	default:
+		return before
+	}
+	switch {
+	case r.Sequence == "install" && !r.Stop:
+		if m.State != machine.Installed && m.State != machine.Ready {
+			m.State, m.Failure = machine.Installing, ""
+		}
+	case r.Sequence != "" && r.Stop && r.Error != "":
+		if m.State == machine.Pending || m.State == machine.Installing {
+			m.fail("Talos " + r.Sequence + " sequence failed: " + r.Error)
+		}
+	case r.Sequence == "install" && r.Stop:
+		if m.State == machine.Installing || m.State == machine.Pending || m.State == machine.Failed {
+			m.State, m.Failure = machine.Installed, ""
+			m.Generation++
+		}
+	case r.Stage == "maintenance":
+		if m.State == machine.Installing {
+			m.fail("Talos is in maintenance mode: it did not take its machine config")
+		}
+	case r.Stage != "":
+		switch {
+		case m.State == machine.Installed && r.Stage == "running" && r.Ready:
+			m.State = machine.Ready
+		case m.State == machine.Ready && (r.Stage != "running" || !r.Ready):
+			m.State = machine.Installed
+		}
+	}
+	return before
 }
 
 // LastEvent returns the newest event of kind k, if any.

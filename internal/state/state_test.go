@@ -73,7 +73,7 @@ func TestInstallOnceCycle(t *testing.T) {
 }
 
 func TestConfigAllowed(t *testing.T) {
-	want := map[machine.State]bool{machine.Pending: true, machine.Installing: true, machine.Netboot: true}
+	want := map[machine.State]bool{machine.Pending: true, machine.Installing: true, machine.Failed: true, machine.Netboot: true}
 	for _, s := range machine.States {
 		m := Machine{State: s}
 		if got := m.ConfigAllowed(); got != want[s] {

@@ -149,11 +149,20 @@ const (
 	Discovered State = "discovered"
 	// Pending: install: once, waiting to netboot the installer.
 	Pending State = "pending"
-	// Installing: its machine config was served; Talos is installing.
+	// Installing: its machine config was served, or Talos reported its
+	// install sequence started.
 	Installing State = "installing"
-	// Installed: it network-booted again after installing; it is told to
-	// boot its disk until re-armed.
+	// Failed: Talos reported a sequence that stopped with an error, or
+	// stayed in maintenance mode, or the machine network-booted again
+	// before Talos reported its install done. Its next network boot
+	// netboots again with its config.
+	Failed State = "failed"
+	// Installed: Talos reported its install done, or (for a machine that
+	// reports nothing) it network-booted again after its config was
+	// served; it is told to boot its disk until re-armed.
 	Installed State = "installed"
+	// Ready: installed, and Talos reported itself running and ready.
+	Ready State = "ready"
 	// Netboot: install: always; it netboots Talos on every boot.
 	Netboot State = "netboot"
 	// Local: install: never; it is told to boot its disk.
@@ -161,7 +170,7 @@ const (
 )
 
 // States lists every state, in cycle order.
-var States = []State{Discovered, Pending, Installing, Installed, Netboot, Local}
+var States = []State{Discovered, Pending, Installing, Failed, Installed, Ready, Netboot, Local}
 
 // EventKind names a boot step or an operator action in a machine's log.
 type EventKind string
