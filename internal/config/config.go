@@ -32,6 +32,7 @@ type Config struct {
 	Profiles  Profiles `mapstructure:"profiles"`
 	Log       Log      `mapstructure:"log"`
 	Binding   Binding  `mapstructure:"binding"`
+	Reports   Reports  `mapstructure:"reports"`
 
 	// File is the configuration file that was read, or "" when only built-in
 	// defaults, environment and flags were used.
@@ -152,6 +153,22 @@ func (b Binding) Routed() []netip.Prefix {
 	return out
 }
 
+// Reports are what Talos tells tinderbox of itself (docs/protocol.md,
+// "Talos reports back"): its runtime events through the event sink
+// (talos.events.sink) and its kernel log (talos.logging.kernel), both
+// named on every netboot's kernel command line.
+type Reports struct {
+	// Enabled turns both receivers and the kernel arguments on.
+	Enabled bool `mapstructure:"enabled"`
+	// EventsListen is the event sink's gRPC listen address.
+	EventsListen string `mapstructure:"eventsListen"`
+	// LogsListen is the kernel log receiver's address, TCP and UDP.
+	LogsListen string `mapstructure:"logsListen"`
+	// StallAfter is how long a machine may make no progress after a boot
+	// step before it is shown as stalled; 0 never.
+	StallAfter time.Duration `mapstructure:"stallAfter"`
+}
+
 // Log sets the daemon's log level and format.
 type Log struct {
 	Level  string `mapstructure:"level"`
@@ -189,6 +206,10 @@ func defaults() map[string]any {
 		"log.format":             "text",
 		"binding.enabled":        true,
 		"binding.routedNetworks": []string{},
+		"reports.enabled":        true,
+		"reports.eventsListen":   ":8091",
+		"reports.logsListen":     ":8092",
+		"reports.stallAfter":     "15m",
 	}
 }
 

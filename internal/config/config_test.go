@@ -100,6 +100,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		Profiles: Profiles{Dir: "testdata/config"},
 		Log:      Log{Level: "debug", Format: "json"},
 		Binding:  Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
+		Reports:  Reports{Enabled: true, EventsListen: "127.0.0.1:18091", LogsListen: "127.0.0.1:18092", StallAfter: 20 * time.Minute},
 		File:     "testdata/config/valid.yaml",
 	}
 	if !reflect.DeepEqual(cfg, want) {

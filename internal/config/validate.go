@@ -122,6 +122,18 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.Reports.Enabled {
+		if err := checkListen(c.Reports.EventsListen); err != nil {
+			add("reports.eventsListen: %v", err)
+		}
+		if err := checkListen(c.Reports.LogsListen); err != nil {
+			add("reports.logsListen: %v", err)
+		}
+	}
+	if c.Reports.StallAfter < 0 {
+		add("reports.stallAfter: %s is negative: want a duration such as 15m, or 0 to never mark machines stalled", c.Reports.StallAfter)
+	}
+
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
