@@ -1,12 +1,15 @@
 package bootflow
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -148,4 +151,49 @@ func TestHostileQueryValues(t *testing.T) {
 			t.Errorf("overlong query: got %d, want 400", code)
 		}
 	}
+}
+
+// TestRefusalsOnTheTimeline: what tinderbox itself refuses or fails lands
+// on the machine's timeline with its reason: a script the factory could
+// not help with, a script refused to another host, an asset not served.
+func TestRefusalsOnTheTimeline(t *testing.T) {
+	e := newEnv(t, "exit", machine.UnknownMaintenance, errors.New("factory: 503 Service Unavailable"))
+	e.neigh.set(intruder, macIntruder)
+	seed(t, e, macOnce)
+
+	if code, _ := e.get(t, scriptPath(macOnce)); code != http.StatusBadGateway {
+		t.Fatalf("script with the factory down: got %d, want 502", code)
+	}
+	e.waitKind(t, macOnce, machine.EventRefused, "script: 502, kernel command line for 52:54:00:00:00:01")
+
+	e.flow.opts.Cmdlines = fakeCmdlines{}
+	if code, _ := e.getFrom(t, intruder, scriptPath(macOnce)); code != http.StatusForbidden {
+		t.Fatalf("intruder's script: got %d, want 403", code)
+	}
+	e.waitKind(t, macOnce, machine.EventRefused, "script: 403, request for cp-01")
+
+	e.flow.AssetSent(t.Context(), cache.Sent{Remote: hostOf(macOnce), Key: cache.Key{Schematic: schematic, Version: "v9.9.9", File: "kernel-amd64"},
+		Status: http.StatusNotFound, Failure: "no profile and no cache.allow entry names its image"})
+	e.waitKind(t, macOnce, machine.EventRefused, "asset kernel-amd64: 404, no profile")
+}
+
+// waitKind waits for mac's newest event of kind k to start with detail:
+// refusals are recorded in the background, after the answer.
+func (e *env) waitKind(t *testing.T, mac machine.MAC, k machine.EventKind, detail string) {
+	t.Helper()
+	var last machine.Event
+	for range 500 {
+		m, _, err := e.store.Get(mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev, ok := m.LastEvent(k); ok {
+			last = ev
+			if strings.HasPrefix(ev.Detail, detail) {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: no %s event %q; the last was %+v", mac, k, detail, last)
 }

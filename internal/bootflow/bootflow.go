@@ -321,6 +321,9 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelError
 		}
 		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", ip, "status", res.Status, "err", err)
+		if v.Bound() {
+			f.denied(mac, machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err))
+		}
 		httpError(w, res.Status, "%v", err)
 		return
 	}
@@ -352,6 +355,7 @@ func (f *Flow) unbound(ctx context.Context, w http.ResponseWriter, mac machine.M
 	if res.Secret {
 		f.steps.WithLabelValues("script", "unbound").Inc()
 		f.log.InfoContext(ctx, "boot script refused", "mac", mac, "remote", ip, "reason", why)
+		f.denied(mac, machine.EventRefused, "script: 403, "+why)
 		httpError(w, http.StatusForbidden, "refused; see the tinderbox log")
 		return
 	}
@@ -429,7 +433,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		f.steps.WithLabelValues("config", "forbidden").Inc()
 		f.log.Info("config refused", "mac", clip(raw), "remote", ip, "reason", reason)
 		if exists {
-			f.denied(mac, "config: "+reason)
+			f.denied(mac, machine.EventDenied, "config: "+reason)
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -461,12 +465,12 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// denied records a refusal in the machine's timeline in the background,
+// denied records a refusal of kind k in the machine's timeline in the background,
 // after the answer is written, so the database write does not make a
 // known machine's refusal slower than an unknown one's. Beyond
 // maxDenialWrites at once, refusals go to the log only.
-func (f *Flow) denied(mac machine.MAC, detail string) {
-	ev := f.opts.Store.Event(machine.EventDenied, detail, 0)
+func (f *Flow) denied(mac machine.MAC, k machine.EventKind, detail string) {
+	ev := f.opts.Store.Event(k, detail, 0)
 	select {
 	case f.denials <- struct{}{}:
 		go func() {

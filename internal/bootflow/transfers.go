@@ -2,6 +2,7 @@ package bootflow
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
 	"github.com/tinderbox-boot/tinderbox/internal/factory"
@@ -29,6 +30,12 @@ func (f *Flow) TFTPSent(_ context.Context, t tftp.Transfer) {
 // lands in the log of the machine last seen at the address. Ranges and cut
 // transfers are left out: they are retries, not boot steps.
 func (f *Flow) AssetSent(_ context.Context, s cache.Sent) {
+	if s.Failure != "" {
+		if mac, ok := f.MACOf(s.Remote.Unmap().String()); ok {
+			f.denied(mac, machine.EventRefused, fmt.Sprintf("asset %s: %d, %s", s.Key.File, s.Status, s.Failure))
+		}
+		return
+	}
 	if !s.Complete {
 		return
 	}

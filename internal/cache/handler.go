@@ -29,6 +29,10 @@ type Sent struct {
 	// whole asset (not a range, not a cut transfer) was sent.
 	Bytes    int64
 	Complete bool
+	// Status and Failure describe an asset that was not served: the HTTP
+	// status answered and why. Failure is "" for an asset served.
+	Status  int
+	Failure string
 }
 
 // Recorder is told about every asset sent. The machine-state layer
@@ -188,7 +192,17 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, k Key, err error)
 		status = http.StatusGatewayTimeout
 	}
 	h.logFailure(k, err)
+	h.failed(r, k, status, fmt.Sprintf("not cached and could not be fetched: %v", err))
 	http.Error(w, fmt.Sprintf("tinderbox: %s is not cached and could not be fetched: %v", k, err), status)
+}
+
+// failed tells the recorder of an asset that was not served.
+func (h *Handler) failed(r *http.Request, k Key, status int, why string) {
+	remote := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		remote = ap.Addr().Unmap()
+	}
+	h.rec.AssetSent(r.Context(), Sent{Remote: remote, Key: k, Status: status, Failure: why})
 }
 
 // refuse answers a request for an asset no profile and no cache.allow
@@ -199,6 +213,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, k Key) {
 		h.log.Info("asset refused: no profile and no cache.allow entry names its image",
 			withDropped(dropped, "asset", k.String(), "remote", r.RemoteAddr)...)
 	}
+	h.failed(r, k, http.StatusNotFound, "no profile and no cache.allow entry names its image")
 	http.Error(w, fmt.Sprintf("tinderbox: %s is not an asset of an image the profiles or cache.allow name; not served", k), http.StatusNotFound)
 }
 

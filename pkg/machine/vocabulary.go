@@ -187,7 +187,9 @@ const (
 	EventLocalBoot  EventKind = "local_boot"    // told to boot the local disk
 	EventReinstall  EventKind = "reinstall"     // re-armed by the operator
 	EventTransition EventKind = "transition"    // state changed
-	EventDenied     EventKind = "config_denied" // config asked for with a missing or wrong token
+	EventDenied     EventKind = "config_denied" // config refused (the reason is the detail)
+	EventRefused    EventKind = "refused"       // a script or an asset refused or failed (the reason is the detail)
+	EventTalos      EventKind = "talos"         // Talos reported a sequence or a status
 )
 
 // Event is one timestamped entry of a machine's log.
