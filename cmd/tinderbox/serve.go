@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 	"github.com/tinderbox-boot/tinderbox/internal/version"
 	"github.com/tinderbox-boot/tinderbox/internal/webui"
@@ -76,6 +78,8 @@ type daemon struct {
 	// closers release what newDaemon opened, newest last: after Run's
 	// servers have stopped, or at once should newDaemon fail part-way.
 	closers []func() error
+	// eventsAddr is the Talos event sink's address; nil when off.
+	eventsAddr net.Addr
 	// neighbours is the kernel's neighbour table when binding is on.
 	neighbours *evidence.Kernel
 	// The bound addresses (a test binding :0 reads the ports here);
@@ -95,6 +99,7 @@ type sockets struct {
 	boot, admin net.Listener
 	tftp        net.PacketConn // nil when tftp.enabled is false
 	dhcp        []dhcpSocket   // empty when dhcp.enabled is false
+	events      net.Listener   // Talos' event sink; nil when reports.enabled is false
 }
 
 // dhcpSocket is one proxyDHCP port: 67 (with broadcast DISCOVERs) or the
@@ -106,7 +111,7 @@ type dhcpSocket struct {
 }
 
 func (s *sockets) close() {
-	for _, c := range []io.Closer{s.boot, s.admin, s.tftp} {
+	for _, c := range []io.Closer{s.boot, s.admin, s.tftp, s.events} {
 		if c != nil {
 			_ = c.Close()
 		}
@@ -153,7 +158,24 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 			return nil, err
 		}
 	}
+	if cfg.Reports.Enabled {
+		if s.events, err = bind.TCP(ctx, "Talos event sink", cfg.Reports.EventsListen); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// reportArgs are the kernel arguments that point a netbooted Talos at
+// tinderbox's receivers (docs/protocol.md, "Talos reports back"), at the
+// advertised address and the ports actually bound.
+func reportArgs(advertise string, s *sockets) []string {
+	var args []string
+	if s.events != nil {
+		port := s.events.Addr().(*net.TCPAddr).Port
+		args = append(args, "talos.events.sink="+net.JoinHostPort(advertise, strconv.Itoa(port)))
+	}
+	return args
 }
 
 // newDaemon binds every socket first, so that a busy or privileged port
@@ -261,7 +283,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	}
 	flow := bootflow.New(bootflow.Options{
 		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
-		Cmdlines: assets, Evidence: binder, Logger: log, Registerer: d.registry,
+		Cmdlines: assets, Evidence: binder, Own: reportArgs(cfg.Advertise, socks), Logger: log, Registerer: d.registry,
 	})
 
 	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
@@ -280,6 +302,14 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	cache.NewHandler(assets, log, flow).Mount(r)
 	d.add("boot HTTP", func(ctx context.Context) error { return bootSrv.Serve(ctx, socks.boot) })
 	d.add("profiles watcher", d.profiles.Watch)
+
+	// What Talos reports of itself: its event sink.
+	if socks.events != nil {
+		d.eventsAddr = socks.events.Addr()
+		sink := talosevents.New(talosevents.Options{Recorder: flow, Logger: log, Metrics: talosevents.NewMetrics(d.registry)})
+		log.Info("Talos event sink listening", "addr", d.eventsAddr.String(), "kernel_args", reportArgs(cfg.Advertise, socks))
+		d.add("Talos event sink", func(ctx context.Context) error { return sink.Serve(ctx, socks.events) })
+	}
 
 	// TFTP: the iPXE chain-load.
 	if socks.tftp != nil {
@@ -364,6 +394,9 @@ func (d *daemon) listeners(cfg *config.Config) []api.Listener {
 	ls := []api.Listener{{Name: "boot HTTP", Addr: d.httpAddr.String()}, {Name: "admin HTTP and UI", Addr: d.adminAddr.String()}}
 	if d.tftpAddr != nil {
 		ls = append(ls, api.Listener{Name: "TFTP", Addr: d.tftpAddr.String()})
+	}
+	if d.eventsAddr != nil {
+		ls = append(ls, api.Listener{Name: "Talos event sink", Addr: d.eventsAddr.String()})
 	}
 	if cfg.DHCP.Enabled {
 		ls = append(ls, api.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})

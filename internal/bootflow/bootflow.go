@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,7 +68,11 @@ type Options struct {
 	Cmdlines  Cmdlines
 	// Evidence binds request addresses to MACs; nil means binding off.
 	Evidence *evidence.Binder
-	Logger   *slog.Logger
+	// Own are tinderbox's own kernel arguments for every netboot (the
+	// event sink and the log receiver: talos.events.sink=…,
+	// talos.logging.kernel=…), placed first after talos.config.
+	Own    []string
+	Logger *slog.Logger
 	// Registerer receives the boot-step and machines-by-state metrics.
 	Registerer prometheus.Registerer
 }
@@ -80,6 +85,10 @@ type Flow struct {
 	steps *prometheus.CounterVec
 	// denials bounds the refusal events being written in the background.
 	denials chan struct{}
+
+	// ids are Talos event ids already applied (TalosEvent).
+	idsMu sync.Mutex
+	ids   map[string]struct{}
 }
 
 // maxDenialWrites bounds refusal events written at once; beyond it they
@@ -101,6 +110,7 @@ func New(opts Options) *Flow {
 		log:     opts.Logger,
 		ev:      ev,
 		denials: make(chan struct{}, maxDenialWrites),
+		ids:     map[string]struct{}{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -249,7 +259,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		params := boot.NetbootParams{
 			BaseURL: f.opts.BaseURL, MAC: mac, UUID: canonicalUUID(m.UUID), Hostname: hostname,
 			SchematicID: talos.SchematicID, Version: talos.Version, Arch: talos.Arch,
-			Cmdline: cmdline, KernelArgs: args,
+			Cmdline: cmdline, KernelArgs: args, Own: f.opts.Own,
 		}
 		if res.Action == boot.Netboot {
 			params.ConfigURL = f.ConfigURL(m)

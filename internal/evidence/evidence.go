@@ -174,6 +174,37 @@ func (b *Binder) Owner(ip netip.Addr) (machine.MAC, bool) {
 	return l.mac, ok
 }
 
+// Identify returns the machine at ip for a report that names no MAC (a
+// Talos event or log line): the neighbour table's MAC, or for an address
+// in a routed network the MAC a relayed DHCP exchange gave it. With binding
+// off it is any MAC learnt for ip (ViaUnchecked). ok is false, with the
+// reason, when nothing identifies ip.
+func (b *Binder) Identify(ip netip.Addr) (mac machine.MAC, via Via, reason string) {
+	ip = ip.Unmap()
+	if !b.opts.Enabled {
+		if mac, ok := b.Owner(ip); ok {
+			return mac, ViaUnchecked, ""
+		}
+		return machine.MAC{}, ViaNone, fmt.Sprintf("no DHCP exchange or script request came from %s", ip)
+	}
+	got, ok, err := b.opts.Neighbours.Lookup(ip)
+	switch {
+	case err != nil:
+		return machine.MAC{}, ViaNone, fmt.Sprintf("the neighbour table could not be read: %v", err)
+	case ok:
+		return got, ViaNeighbour, ""
+	case !b.routed(ip):
+		return machine.MAC{}, ViaNone, fmt.Sprintf("%s is not in the neighbour table (not on a local network) and not in binding.routedNetworks", ip)
+	}
+	b.mu.Lock()
+	l, ok := b.learnt[ip]
+	b.mu.Unlock()
+	if ok && l.relay.IsValid() {
+		return l.mac, ViaRelayedDHCP, ""
+	}
+	return machine.MAC{}, ViaNone, fmt.Sprintf("no relayed DHCP exchange gave %s to a machine", ip)
+}
+
 // Check judges a request from ip that acts for mac.
 func (b *Binder) Check(ip netip.Addr, mac machine.MAC) Verdict {
 	if !b.opts.Enabled {

@@ -83,9 +83,9 @@ func OpenKernel(log *slog.Logger, nsName string) (*Kernel, error) {
 		err error
 	)
 	if nsName != "" {
-		handle, err := netns.GetFromName(nsName)
-		if err != nil {
-			return nil, fmt.Errorf("evidence: network namespace %s: %w", nsName, err)
+		handle, nerr := netns.GetFromName(nsName)
+		if nerr != nil {
+			return nil, fmt.Errorf("evidence: network namespace %s: %w", nsName, nerr)
 		}
 		ns = &handle
 		h, err = netlink.NewHandleAt(handle, unix.NETLINK_ROUTE)

@@ -60,14 +60,14 @@ type Talos struct {
 // Summary is a machine's record without its event log: what lists and
 // counts need. Last is its newest event, nil when it has none.
 type Summary struct {
-	MAC        machine.MAC    `json:"mac"`
-	State      machine.State  `json:"state"`
-	Arch       machine.Arch   `json:"arch,omitempty"`
-	UUID       string         `json:"uuid,omitempty"`
-	IP         string         `json:"ip,omitempty"`
-	FirstSeen  time.Time      `json:"firstSeen"`
-	LastSeen   time.Time      `json:"lastSeen"`
-	Generation uint64         `json:"generation"`
+	MAC        machine.MAC   `json:"mac"`
+	State      machine.State `json:"state"`
+	Arch       machine.Arch  `json:"arch,omitempty"`
+	UUID       string        `json:"uuid,omitempty"`
+	IP         string        `json:"ip,omitempty"`
+	FirstSeen  time.Time     `json:"firstSeen"`
+	LastSeen   time.Time     `json:"lastSeen"`
+	Generation uint64        `json:"generation"`
 	Talos
 	Last *machine.Event `json:"last,omitempty"`
 }

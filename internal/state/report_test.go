@@ -147,3 +147,32 @@ func TestReportedOutsideTheCycle(t *testing.T) {
 		}
 	}
 }
+
+// TestReportsSurviveTheStore: what Talos reported is stored with the
+// record and read back, by Get and in List's summaries.
+func TestReportsSurviveTheStore(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mac := machine.MustParseMAC("52:54:00:00:00:01")
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	if _, err := s.Update(mac, func(m *Machine, _ bool) error {
+		m.State = machine.Installing
+		m.Reported(installError, at)
+		m.Reported(Report{Stage: "maintenance"}, at)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := Talos{Reporting: true, Stage: "maintenance", ReportedAt: at, Failure: "Talos install sequence failed: failed to install: disk /dev/sdz not found"}
+	m, _, err := s.Get(mac)
+	if err != nil || m.Talos != want || m.State != machine.Failed {
+		t.Errorf("Get: %s %+v %v; want failed %+v", m.State, m.Talos, err, want)
+	}
+	list, err := s.List()
+	if err != nil || len(list) != 1 || list[0].Talos != want {
+		t.Errorf("List: %+v %v", list, err)
+	}
+}

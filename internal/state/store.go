@@ -385,7 +385,7 @@ func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
 	}
 	*m = Machine{
 		MAC: sum.MAC, State: sum.State, Arch: sum.Arch, UUID: sum.UUID, IP: sum.IP,
-		FirstSeen: sum.FirstSeen, LastSeen: sum.LastSeen, Generation: sum.Generation,
+		FirstSeen: sum.FirstSeen, LastSeen: sum.LastSeen, Generation: sum.Generation, Talos: sum.Talos,
 	}
 	if v := eb.Get(key); v != nil {
 		if err := json.Unmarshal(v, &m.Events); err != nil {

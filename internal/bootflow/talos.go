@@ -1,0 +1,135 @@
+package bootflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/tinderbox-boot/tinderbox/internal/evidence"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
+)
+
+// maxSeenIDs bounds the event ids remembered to drop the events Talos
+// sends again after it reconnects to the sink.
+const maxSeenIDs = 1 << 16
+
+// TalosEvent implements talosevents.Recorder: what a machine's Talos
+// reports of itself moves its install cycle (state.Machine.Reported) and
+// lands on its timeline. The machine is the one the evidence ties the
+// sender's address to (internal/evidence, Identify); a report from an
+// address nothing ties to a machine, or for a machine with no record, is
+// dropped. Events Talos sends again after a reconnection (same id) are
+// dropped too. Phase, task, service and address events are not install
+// progress and are only counted by the sink.
+func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev talosevents.Event) {
+	rep, detail, ok := reportOf(ev.Message)
+	if !ok {
+		return
+	}
+	mac, via, why := f.ev.Identify(from.Addr())
+	if via == evidence.ViaNone {
+		f.steps.WithLabelValues("talos", "unbound").Inc()
+		f.log.InfoContext(ctx, "Talos event dropped: its sender is no known machine", "remote", from.Addr(), "event", detail, "reason", why)
+		return
+	}
+	if ev.ID != "" && f.seenBefore(mac.String()+"/"+ev.ID) {
+		f.steps.WithLabelValues("talos", "repeated").Inc()
+		return
+	}
+	now := f.opts.Store.Event(machine.EventTalos, "", 0).Time
+	var before, after machine.State
+	_, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
+		if !exists {
+			return errNoRecord
+		}
+		before = m.Reported(rep, now)
+		after = m.State
+		m.Events = append(m.Events, machine.Event{Time: now, Kind: machine.EventTalos, Detail: detail})
+		if before != after {
+			m.Events = append(m.Events, machine.Event{Time: now, Kind: machine.EventTransition, Detail: string(before) + " → " + string(after)})
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		f.steps.WithLabelValues("talos", "ok").Inc()
+		f.log.InfoContext(ctx, "Talos reported", "mac", mac, "remote", from.Addr(), "event", detail, "state", after, "evidence", via)
+	case errors.Is(err, errNoRecord):
+		f.steps.WithLabelValues("talos", "no_record").Inc()
+		f.log.InfoContext(ctx, "Talos event dropped: no record for its machine", "mac", mac, "remote", from.Addr(), "event", detail)
+	default:
+		f.log.ErrorContext(ctx, "state: record Talos event", "mac", mac, "err", err)
+	}
+}
+
+// reportOf turns the events that move the install cycle into a report and
+// a timeline line; ok is false for the others.
+func reportOf(msg any) (r state.Report, detail string, ok bool) {
+	switch e := msg.(type) {
+	case talosevents.SequenceEvent:
+		return sequenceReport(e.Sequence, e.Action, e.Error)
+	case talosevents.MachineStatusEvent:
+		return statusReport(e)
+	case talosevents.ConfigLoadErrorEvent:
+		return configReport("load", e.Error)
+	case talosevents.ConfigValidationErrorEvent:
+		return configReport("validation", e.Error)
+	}
+	return state.Report{}, "", false
+}
+
+func sequenceReport(seq string, a talosevents.SequenceAction, e *talosevents.Error) (state.Report, string, bool) {
+	switch a {
+	case talosevents.SequenceStart:
+		return state.Report{Sequence: seq}, seq + " sequence started", true
+	case talosevents.SequenceStop:
+		r := state.Report{Sequence: seq, Stop: true}
+		if e != nil {
+			r.Error = e.Message
+			if r.Error == "" {
+				r.Error = "error " + e.Code.String()
+			}
+			return r, seq + " sequence failed: " + r.Error, true
+		}
+		return r, seq + " sequence done", true
+	}
+	return state.Report{}, "", false
+}
+
+func statusReport(e talosevents.MachineStatusEvent) (state.Report, string, bool) {
+	stage := strings.ToLower(e.Stage.String())
+	detail := stage
+	if e.Ready {
+		detail += ", ready"
+	} else if n := len(e.Unmet); n > 0 {
+		detail += fmt.Sprintf(", not ready: %s (%s)", e.Unmet[0].Name, e.Unmet[0].Reason)
+		if n > 1 {
+			detail += fmt.Sprintf(" and %d more", n-1)
+		}
+	}
+	return state.Report{Stage: stage, Ready: e.Ready}, detail, true
+}
+
+func configReport(what, msg string) (state.Report, string, bool) {
+	seq := "config " + what
+	return state.Report{Sequence: seq, Stop: true, Error: msg}, seq + " failed: " + msg, true
+}
+
+// seenBefore records key (a MAC and an event id: ids are only unique per
+// node) and reports whether it was recorded already.
+func (f *Flow) seenBefore(key string) bool {
+	f.idsMu.Lock()
+	defer f.idsMu.Unlock()
+	if _, ok := f.ids[key]; ok {
+		return true
+	}
+	if len(f.ids) >= maxSeenIDs {
+		clear(f.ids)
+	}
+	f.ids[key] = struct{}{}
+	return false
+}
