@@ -343,14 +343,14 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	opts := admin.Options{
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
 		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
-		Listeners: d.listeners(cfg), Gatherer: d.registry,
+		Listeners: d.listeners(cfg), Gatherer: d.registry, StallAfter: cfg.Reports.StallAfter,
 		Binding: func() api.BindingStatus {
 			return api.BindingStatus{Enabled: cfg.Binding.Enabled, Following: d.neighbours != nil && d.neighbours.Following(), RoutedNetworks: cfg.Binding.RoutedNetworks}
 		},
 	}
 	adminAPI := admin.New(opts)
 	adminAPI.Mount(adminSrv.Router())
-	webui.New(webui.Options{API: adminAPI, Records: d.state, Profiles: d.profiles, Files: d.profiles, Logger: log}).Mount(adminSrv.Router())
+	webui.New(webui.Options{API: adminAPI, Records: d.state, Profiles: d.profiles, Files: d.profiles, Logger: log, StallAfter: cfg.Reports.StallAfter}).Mount(adminSrv.Router())
 	log.Info("admin API and UI listening", "addr", d.adminAddr.String(), "auth", token != "")
 	d.add("admin HTTP", func(ctx context.Context) error {
 		// Event streams never end on their own: close them when the

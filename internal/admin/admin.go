@@ -80,6 +80,8 @@ type Options struct {
 	// Binding reports how boot sessions are bound, for the status; nil
 	// reports binding off.
 	Binding func() api.BindingStatus
+	// StallAfter is reports.stallAfter, for the machines' attention.
+	StallAfter time.Duration
 	// Gatherer supplies the counters the status shows; nil shows none.
 	Gatherer prometheus.Gatherer
 	// Clock is the time for login sessions and the failed-attempt
@@ -109,7 +111,7 @@ func New(opts Options) *API {
 		opts.Clock = time.Now
 	}
 	return &API{
-		opts: opts, log: opts.Logger, views: machineview.Views{Records: opts.Store, Profiles: opts.Profiles},
+		opts: opts, log: opts.Logger, views: machineview.Views{Records: opts.Store, Profiles: opts.Profiles, StallAfter: opts.StallAfter},
 		throttle: newThrottle(opts.Clock), sessions: newSessions(opts.Clock),
 	}
 }

@@ -146,3 +146,42 @@ func TestViews(t *testing.T) {
 		t.Errorf("List: got %+v, %v", list, err)
 	}
 }
+
+// TestAttention: a failed machine, and one stalled part-way through a boot
+// or an install, need an operator; one still within reports.stallAfter,
+// one done, or one that never booted do not.
+func TestAttention(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	kernel := machine.Event{Time: now.Add(-20 * time.Minute), Kind: machine.EventKernel}
+	config := machine.Event{Time: now.Add(-3 * time.Minute), Kind: machine.EventConfig}
+	sum := func(st machine.State, last *machine.Event, failure string) state.Summary {
+		s := state.Summary{State: st, Last: last}
+		s.Failure = failure
+		if last != nil {
+			s.LastSeen = last.Time
+		}
+		return s
+	}
+	tests := []struct {
+		name       string
+		stallAfter time.Duration
+		rec        state.Summary
+		want       string
+	}{
+		{"failed", 15 * time.Minute, sum(machine.Failed, &config, "Talos install sequence failed: no disk"), "failed: Talos install sequence failed: no disk"},
+		{"pending, stalled after the kernel", 15 * time.Minute, sum(machine.Pending, &kernel, ""), "stalled: no progress for 20m0s after Kernel"},
+		{"installing, stalled after the config", 2 * time.Minute, sum(machine.Installing, &config, ""), "stalled: no progress for 3m0s after Config"},
+		{"installing, within the limit", 15 * time.Minute, sum(machine.Installing, &config, ""), ""},
+		{"stalls not watched", 0, sum(machine.Pending, &kernel, ""), ""},
+		{"pending, never booted", 15 * time.Minute, sum(machine.Pending, nil, ""), ""},
+		{"installed long ago", 15 * time.Minute, sum(machine.Installed, &kernel, ""), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Views{Profiles: fakeProfiles{}, StallAfter: tt.stallAfter, Now: func() time.Time { return now }}
+			if got := v.Of(machine.MustParseMAC("52:54:00:00:00:01"), tt.rec, true).Attention; got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

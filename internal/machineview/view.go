@@ -7,8 +7,10 @@ package machineview
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
@@ -36,6 +38,11 @@ type Profiles interface {
 type Views struct {
 	Records  Records
 	Profiles Profiles
+	// StallAfter is reports.stallAfter: a machine part-way through a boot
+	// or an install that makes no progress this long is stalled; 0 never.
+	StallAfter time.Duration
+	// Now is the clock stalls are measured by; nil means time.Now.
+	Now func() time.Time
 }
 
 // Of joins rec, a record's summary (recorded says whether there is one),
@@ -50,6 +57,11 @@ func (v Views) Of(mac machine.MAC, rec state.Summary, recorded bool) api.Machine
 		if rec.Last != nil {
 			m.LastStep = StepLabel(*rec.Last)
 		}
+		if rec.Reporting {
+			m.Talos = &api.TalosReport{Stage: rec.Stage, Ready: rec.Ready, At: rec.ReportedAt}
+		}
+		m.Failure = rec.Failure
+		m.Attention = v.attention(rec)
 	} else {
 		m.State = state.Reconcile("", known, prof.Install)
 		m.Arch = prof.Talos.Arch
@@ -89,6 +101,27 @@ func (v Views) List() ([]api.Machine, error) {
 	}
 	slices.SortFunc(out, func(x, y api.Machine) int { return bytes.Compare(x.MAC[:], y.MAC[:]) })
 	return out, nil
+}
+
+// attention says why a machine needs an operator, "" when it does not: it
+// failed, or it stalled part-way (pending after its first boot step, or
+// installing) with no event for StallAfter.
+func (v Views) attention(rec state.Summary) string {
+	if rec.State == machine.Failed {
+		return "failed: " + rec.Failure
+	}
+	if v.StallAfter <= 0 || rec.Last == nil || (rec.State != machine.Pending && rec.State != machine.Installing) {
+		return ""
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	idle := now().Sub(rec.LastSeen)
+	if idle < v.StallAfter {
+		return ""
+	}
+	return fmt.Sprintf("stalled: no progress for %s after %s", idle.Round(time.Minute), StepLabel(*rec.Last))
 }
 
 // StepLabel names an event for people: its boot stage ("Kernel"), else

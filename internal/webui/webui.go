@@ -58,6 +58,8 @@ type Options struct {
 	// Files, when set, puts a profile editor on the machine page.
 	Files  Files
 	Logger *slog.Logger
+	// StallAfter is reports.stallAfter, for the machines' attention.
+	StallAfter time.Duration
 }
 
 // UI serves the pages. It is safe for concurrent use.
@@ -73,7 +75,7 @@ func New(opts Options) *UI {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &UI{opts: opts, log: opts.Logger, views: machineview.Views{Records: opts.Records, Profiles: opts.Profiles}, pages: loadPages()}
+	return &UI{opts: opts, log: opts.Logger, views: machineview.Views{Records: opts.Records, Profiles: opts.Profiles, StallAfter: opts.StallAfter}, pages: loadPages()}
 }
 
 var pageNames = []string{"machines", "machine", "cache", "status", "login"}

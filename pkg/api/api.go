@@ -30,8 +30,27 @@ type Machine struct {
 	// LastStep names the newest event for people ("Kernel", "Local boot",
 	// "reinstall"), "" when it never booted.
 	LastStep string `json:"lastStep"`
+	// Talos is what the machine's Talos last reported of itself; nil when
+	// it never reported (its state is then inferred from its boots).
+	Talos *TalosReport `json:"talos,omitempty"`
+	// Failure says why a failed machine failed: Talos' own message, or
+	// what tinderbox saw.
+	Failure string `json:"failure,omitempty"`
+	// Attention is set when the machine needs an operator: "failed: …",
+	// or "stalled: no progress for 17m after Kernel" (reports.stallAfter).
+	Attention string `json:"attention,omitempty"`
 	// Events, oldest first, are set only for one machine, not in the list.
 	Events []machine.Event `json:"events,omitempty"`
+}
+
+// TalosReport is a machine's Talos status as it last reported it.
+type TalosReport struct {
+	// Stage is "booting", "installing", "maintenance", "running",
+	// "rebooting", … (Talos' machine stage, lower case).
+	Stage string `json:"stage"`
+	Ready bool   `json:"ready"`
+	// At is when it last reported.
+	At time.Time `json:"at"`
 }
 
 // MachineEvent is the data of a "machine" server-sent event of GET

@@ -28,7 +28,8 @@ function rowHTML(m) {
   const action = m.profile ? "" : `<a class="button small primary" href="/machines/${esc(m.mac)}#profile">Create profile</a>`;
   return `<td data-label="MAC"><a href="/machines/${esc(m.mac)}" class="mono">${esc(m.mac)}</a></td>` +
     `<td data-label="Hostname">${host}</td>` +
-    `<td data-label="State"><span class="badge s-${esc(m.state)}">${esc(m.state)}</span></td>` +
+    `<td data-label="State"><span class="badge s-${esc(m.state)}">${esc(m.state)}</span>` +
+    (m.attention ? ` <span class="badge bad" title="${esc(m.attention)}">${esc(m.attention)}</span>` : "") + `</td>` +
     `<td data-label="Arch">${esc(m.arch || "—")}</td>` +
     `<td data-label="IP"><span class="mono">${esc(m.ip || "—")}</span></td>` +
     `<td data-label="Last seen">${when(m.lastSeen)}</td>` +
@@ -40,9 +41,10 @@ function applyFilter() {
   const f = $("#filter");
   if (!f) return;
   const q = f.value.trim().toLowerCase();
+  const only = $("#attention-only");
   let shown = 0;
   for (const tr of document.querySelectorAll("#machines tbody tr")) {
-    const hit = !q || tr.textContent.toLowerCase().includes(q);
+    const hit = (!q || tr.textContent.toLowerCase().includes(q)) && (!only || !only.checked || tr.classList.contains("attention"));
     tr.hidden = !hit;
     if (hit) shown++;
   }
@@ -61,7 +63,7 @@ function upsertRow(m) {
     const after = [...body.rows].find((r) => r.dataset.mac > m.mac);
     body.insertBefore(tr, after || null);
   }
-  tr.className = m.profile ? "" : "discovered";
+  tr.className = (m.profile ? "" : "discovered") + (m.attention ? " attention" : "");
   tr.innerHTML = rowHTML(m);
   tr.classList.add("flash");
   applyFilter();
@@ -78,6 +80,7 @@ function live(onMachine) {
 
 function machinesPage() {
   $("#filter")?.addEventListener("input", applyFilter);
+  $("#attention-only")?.addEventListener("change", applyFilter);
   live(upsertRow);
 }
 
@@ -93,7 +96,10 @@ function machinePage() {
     if (!confirm(`Re-arm ${mac} for a reinstall? Its next network boot installs Talos again.`)) return;
     const r = await api("POST", base + "/reinstall");
     say("#action-msg", r.ok ? "Re-armed: state is pending." : await errorText(r), r.ok);
-    if (r.ok) { const m = await r.json(); const b = $("#state"); b.textContent = m.state; b.className = "badge s-" + m.state; }
+    if (r.ok) {
+      const m = await r.json(); const b = $("#state"); b.textContent = m.state; b.className = "badge s-" + m.state;
+      const a = $("#attention"); if (a) { a.textContent = m.attention || ""; a.hidden = !m.attention; }
+    }
   });
   $("#forget")?.addEventListener("click", async () => {
     if (!confirm(`Forget ${mac}? Its recorded state and boot events are deleted; its profile file stays.`)) return;
