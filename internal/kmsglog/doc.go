@@ -8,10 +8,11 @@
 // Read in Talos' source (siderolabs/talos):
 // internal/app/machined/pkg/controllers/runtime/kmsg_log_config.go takes
 // the URL from the talos.logging.kernel argument (and the KmsgLogConfig
-// document); kmsg_log.go in the same directory reads /dev/kmsg from its
-// oldest record once the network is up, so a new connection first
-// carries the whole kernel ring buffer since boot, then follows it. The
-// kernel log also carries machined's own "[talos] …" lines.
+// document); kmsg_log.go in the same directory opens /dev/kmsg once the
+// network is up and reads it from its oldest record (siderolabs/go-kmsg's
+// reader, without FromTail), so the first connection after boot carries
+// the whole kernel ring buffer, then follows it. The kernel log also
+// carries machined's own "[talos] …" lines.
 // internal/app/machined/pkg/runtime/logging/sender_jsonlines.go encodes
 // each message as one JSON object (Go's encoding of a map, so keys in
 // sorted order), with a newline after each over TCP and one per

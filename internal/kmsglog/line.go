@@ -84,7 +84,7 @@ var (
 // wireLine is the JSON object Talos sends; metadata fields are decoded
 // leniently (see Parse).
 type wireLine struct {
-	Msg      *string         `json:"msg"`
+	Msg      json.RawMessage `json:"msg"`
 	Time     string          `json:"talos-time"`
 	Level    string          `json:"talos-level"`
 	Service  string          `json:"talos-service"`
@@ -116,11 +116,12 @@ func Parse(b []byte) (Line, error) {
 			return Line{}, fmt.Errorf("kmsglog: parse: %w: %w", ErrNotObject, err)
 		}
 	}
-	if w.Msg == nil {
+	var msg string
+	if len(w.Msg) == 0 || w.Msg[0] != '"' || json.Unmarshal(w.Msg, &msg) != nil {
 		return Line{}, fmt.Errorf("kmsglog: parse: %w", ErrNoMsg)
 	}
 	l := Line{
-		Msg:      *w.Msg,
+		Msg:      msg,
 		Level:    intern(w.Level, levels, maxShortField),
 		Facility: intern(w.Facility, facilities, maxShortField),
 		Priority: intern(w.Priority, priorities, maxShortField),
@@ -286,17 +287,39 @@ func partialString(b []byte) (string, bool) {
 		}
 	}
 	body = body[:len(body)-incompleteRune(body)]
-	// The longest escape is a surrogate pair, \uXXXX\uXXXX: dropping at
-	// most that many bytes from the end reaches a complete prefix.
-	const longestEscape = 12
-	for drop := 0; drop <= longestEscape && drop <= len(body); drop++ {
-		q := append(append([]byte{'"'}, body[:len(body)-drop]...), '"')
-		var s string
-		if json.Unmarshal(q, &s) == nil {
-			return s, true
+	body = body[:completeEscapes(body)]
+	var str string
+	if json.Unmarshal(append(append([]byte{'"'}, body...), '"'), &str) != nil {
+		return "", false
+	}
+	return str, true
+}
+
+// completeEscapes returns the length of the longest prefix of the JSON
+// string body b that does not end inside an escape, nor after the first
+// half of a UTF-16 surrogate pair (\uD800 to \uDBFF) whose second half
+// was cut.
+func completeEscapes(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		switch {
+		case i+1 >= len(b), b[i+1] == 'u' && i+6 > len(b):
+			// Cut inside this escape: what comes before may in turn end
+			// in the first half of a pair.
+			return completeEscapes(b[:i])
+		case b[i+1] != 'u':
+			i++
+		default:
+			hex := string(b[i+2 : i+6])
+			if i+6 == len(b) && (hex[0] == 'd' || hex[0] == 'D') && strings.ContainsRune("89abAB", rune(hex[1])) {
+				return i
+			}
+			i += 5
 		}
 	}
-	return "", false
+	return len(b)
 }
 
 // incompleteRune returns how many bytes at the end of b are the start of
