@@ -15,7 +15,8 @@ FUZZTIME    ?= 20s
 # Every native fuzz test, as package:Target.
 FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge \
                internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
-               pkg/machine:FuzzParseMAC pkg/machine:FuzzParseUUID internal/boot:FuzzNetbootScript
+               pkg/machine:FuzzParseMAC pkg/machine:FuzzParseUUID internal/boot:FuzzNetbootScript \
+               internal/kmsglog:FuzzParse
 
 .PHONY: help
 help: ## list the targets
