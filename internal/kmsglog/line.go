@@ -66,6 +66,9 @@ func (l Line) Kernel() bool { return l.Facility != "" }
 // TruncatedMarker ends the Msg of a line that was cut.
 const TruncatedMarker = " …[truncated]"
 
+// jsonSpace is the white space JSON allows around values (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
+
 // Bounds on the short fields of a Line, so that a sender cannot make the
 // metadata of a stored line large; Talos' own values are a few bytes.
 const (
@@ -97,13 +100,13 @@ type wireLine struct {
 // Parse decodes one line of Talos' json_lines log format: a JSON object
 // with a string msg field, optional talos-time, talos-level,
 // talos-service, facility, priority, seq and clock, and any other fields
-// (Talos' extraTags), which are ignored. Leading and trailing white space
-// is ignored. Metadata of the wrong type or out of range is left at its
+// (Talos' extraTags), which are ignored. JSON white space around the
+// object is ignored. Metadata of the wrong type or out of range is left at its
 // zero value (Seq at -1) rather than failing the line, since the message
 // is what matters; a line that is not one JSON object, or has no string
 // msg, is an error wrapping ErrNotObject or ErrNoMsg.
 func Parse(b []byte) (Line, error) {
-	b = bytes.TrimSpace(b)
+	b = bytes.Trim(b, jsonSpace)
 	if len(b) == 0 || b[0] != '{' {
 		return Line{}, fmt.Errorf("kmsglog: parse: %w", ErrNotObject)
 	}
@@ -210,7 +213,7 @@ var ErrCut = errors.New("line cut before its message")
 // TruncatedMarker. Truncated is set either way. When b holds no msg at
 // all, or is not the start of a JSON object, parseCut fails.
 func parseCut(b []byte) (Line, error) {
-	b = bytes.TrimLeft(b, " \t\r\n")
+	b = bytes.TrimLeft(b, jsonSpace)
 	if len(b) == 0 || b[0] != '{' {
 		return Line{}, fmt.Errorf("kmsglog: parse: %w", ErrNotObject)
 	}
@@ -267,12 +270,12 @@ func parseCut(b []byte) (Line, error) {
 // and the colon) at the beginning of b and was cut before its closing
 // quote. It drops an incomplete UTF-8 sequence or escape at the end.
 func partialString(b []byte) (string, bool) {
-	b = bytes.TrimLeft(b, " \t\r\n")
+	b = bytes.TrimLeft(b, jsonSpace)
 	b, ok := bytes.CutPrefix(b, []byte{':'})
 	if !ok {
 		return "", false
 	}
-	b = bytes.TrimLeft(b, " \t\r\n")
+	b = bytes.TrimLeft(b, jsonSpace)
 	if len(b) == 0 || b[0] != '"' {
 		return "", false
 	}

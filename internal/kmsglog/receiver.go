@@ -254,7 +254,7 @@ func (r *Receiver) serveConn(ctx context.Context, c net.Conn, src *source, from 
 		}
 		if skipping {
 			skipping = false // b is the end of the long line
-		} else if len(bytes.TrimSpace(b)) > 0 {
+		} else if len(bytes.Trim(b, jsonSpace)) > 0 {
 			// A last line without its newline (the node was cut off
 			// mid-write) is kept when it is whole JSON.
 			r.line(TCP, src, from, b, false)
@@ -310,7 +310,7 @@ func (r *Receiver) ServeUDP(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		b := buf[:n]
-		if len(bytes.TrimSpace(b)) == 0 {
+		if len(bytes.Trim(b, jsonSpace)) == 0 {
 			continue
 		}
 		from := addrPort(addr)
