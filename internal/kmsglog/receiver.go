@@ -19,13 +19,14 @@ import (
 
 // Defaults for Options.
 const (
-	// DefaultMaxLine bounds one line: a kernel message is at most about
-	// 1 KiB (the kernel's own record limit), a service line rarely more;
-	// 8 KiB keeps long stack traces readable and bounds what one
-	// connection holds.
+	// DefaultMaxLine bounds one line: a kernel message is under 1 KiB
+	// (printk's LOG_LINE_MAX is 1024 bytes less its prefix), a service
+	// line rarely more; 8 KiB keeps long ones readable and bounds what
+	// one connection holds.
 	DefaultMaxLine = 8 << 10
-	// minMaxLine keeps MaxLine above bufio's smallest buffer (16 bytes)
-	// and below which no Talos line fits anyway.
+	// minMaxLine is the smallest MaxLine: more than bufio's smallest
+	// buffer (16 bytes), and less than any line Talos sends (its
+	// talos-time field alone is over 40 bytes).
 	minMaxLine = 64
 	// DefaultMaxConns bounds open TCP connections: Talos keeps one per
 	// node, so a rack of a few hundred nodes fits twice over.
@@ -91,7 +92,7 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Rate is the lines per second one IP address may send on average,
 	// over TCP and UDP together; Burst is how many at once. Lines beyond
-	// are dropped and counted. 0 means DefaultRate and DefaultBurst.
+	// are dropped and counted. 0 means DefaultRate, DefaultBurst.
 	Rate  float64
 	Burst int
 	// MaxSources bounds the IP addresses whose rate is tracked; beyond
