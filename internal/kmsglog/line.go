@@ -15,8 +15,9 @@ import (
 
 // Line is one log message as Talos sent it, with where and when it
 // arrived. Its strings are valid UTF-8 (the JSON decoder replaces invalid
-// bytes with U+FFFD) and bounded: Msg by the receiver's MaxLine, Service by
-// 64 bytes, Level, Facility and Priority by 16.
+// bytes with U+FFFD) and bounded: Msg by the receiver's MaxLine (plus
+// TruncatedMarker when cut), Service by 64 bytes, Level, Facility and
+// Priority by 16.
 type Line struct {
 	// Time is when Talos logged the message (its talos-time field, RFC
 	// 3339 with nanoseconds). Parse leaves it zero when the field is

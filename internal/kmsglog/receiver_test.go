@@ -276,8 +276,11 @@ func TestUnboundedLine(t *testing.T) {
 	}
 	write(t, c, []byte("\"}\n{\"msg\":\"next\"}\n"))
 	first := col.next(t).l
-	if !first.Truncated || col.next(t).l.Msg != "next" {
-		t.Fatalf("got %q, want the cut line and then next", first.Msg)
+	if !first.Truncated || len(first.Msg) > 1024+len(TruncatedMarker) {
+		t.Fatalf("got a line of %d bytes, truncated %v: want it cut to 1024 and the marker", len(first.Msg), first.Truncated)
+	}
+	if got := col.next(t).l.Msg; got != "next" {
+		t.Fatalf("got %.40q after the long line, want next", got)
 	}
 	runtime.ReadMemStats(&after)
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > sent/8 {
