@@ -17,6 +17,7 @@ FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/
                internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
                pkg/machine:FuzzParseMAC pkg/machine:FuzzParseUUID internal/boot:FuzzNetbootScript \
                internal/talosevents:FuzzDecodeRequest
+               internal/kmsglog:FuzzParse
 
 .PHONY: help
 help: ## list the targets
