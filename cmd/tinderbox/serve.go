@@ -27,6 +27,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/evidence"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
+	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
@@ -36,6 +37,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/version"
 	"github.com/tinderbox-boot/tinderbox/internal/webui"
 	"github.com/tinderbox-boot/tinderbox/pkg/api"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func newServeCmd() *cobra.Command {
@@ -78,8 +80,11 @@ type daemon struct {
 	// closers release what newDaemon opened, newest last: after Run's
 	// servers have stopped, or at once should newDaemon fail part-way.
 	closers []func() error
-	// eventsAddr is the Talos event sink's address; nil when off.
-	eventsAddr net.Addr
+	// eventsAddr and logsAddr are the Talos event sink's and log
+	// receiver's addresses; nil when off.
+	eventsAddr, logsAddr net.Addr
+	// logs holds the machines' Talos log lines; nil when off.
+	logs *kmsglog.Buffer[machine.MAC]
 	// neighbours is the kernel's neighbour table when binding is on.
 	neighbours *evidence.Kernel
 	// The bound addresses (a test binding :0 reads the ports here);
@@ -100,6 +105,8 @@ type sockets struct {
 	tftp        net.PacketConn // nil when tftp.enabled is false
 	dhcp        []dhcpSocket   // empty when dhcp.enabled is false
 	events      net.Listener   // Talos' event sink; nil when reports.enabled is false
+	logsTCP     net.Listener   // Talos' log receiver, TCP and UDP on one port; nil when off
+	logsUDP     net.PacketConn
 }
 
 // dhcpSocket is one proxyDHCP port: 67 (with broadcast DISCOVERs) or the
@@ -111,7 +118,7 @@ type dhcpSocket struct {
 }
 
 func (s *sockets) close() {
-	for _, c := range []io.Closer{s.boot, s.admin, s.tftp, s.events} {
+	for _, c := range []io.Closer{s.boot, s.admin, s.tftp, s.events, s.logsTCP, s.logsUDP} {
 		if c != nil {
 			_ = c.Close()
 		}
@@ -162,6 +169,15 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 		if s.events, err = bind.TCP(ctx, "Talos event sink", cfg.Reports.EventsListen); err != nil {
 			return nil, err
 		}
+		if s.logsTCP, err = bind.TCP(ctx, "Talos log receiver", cfg.Reports.LogsListen); err != nil {
+			return nil, err
+		}
+		// UDP on the TCP socket's port, which port 0 has just picked.
+		host, _, _ := net.SplitHostPort(cfg.Reports.LogsListen)
+		port := strconv.Itoa(s.logsTCP.Addr().(*net.TCPAddr).Port)
+		if s.logsUDP, err = bind.UDP(ctx, "Talos log receiver", net.JoinHostPort(host, port)); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -174,6 +190,10 @@ func reportArgs(advertise string, s *sockets) []string {
 	if s.events != nil {
 		port := s.events.Addr().(*net.TCPAddr).Port
 		args = append(args, "talos.events.sink="+net.JoinHostPort(advertise, strconv.Itoa(port)))
+	}
+	if s.logsTCP != nil {
+		port := s.logsTCP.Addr().(*net.TCPAddr).Port
+		args = append(args, "talos.logging.kernel=tcp://"+net.JoinHostPort(advertise, strconv.Itoa(port))+"/")
 	}
 	return args
 }
@@ -310,6 +330,15 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		log.Info("Talos event sink listening", "addr", d.eventsAddr.String(), "kernel_args", reportArgs(cfg.Advertise, socks))
 		d.add("Talos event sink", func(ctx context.Context) error { return sink.Serve(ctx, socks.events) })
 	}
+	// And its log stream, kept per machine for the console.
+	if socks.logsTCP != nil {
+		d.logs = kmsglog.NewBuffer[machine.MAC](kmsglog.BufferOptions{})
+		d.logsAddr = socks.logsTCP.Addr()
+		recv := kmsglog.New(kmsglog.Options{Sink: flow.LogSink(d.logs), Logger: log, Registerer: d.registry})
+		log.Info("Talos log receiver listening", "addr", d.logsAddr.String(), "transports", "tcp, udp")
+		d.add("Talos log receiver (TCP)", func(ctx context.Context) error { return recv.ServeTCP(ctx, socks.logsTCP) })
+		d.add("Talos log receiver (UDP)", func(ctx context.Context) error { return recv.ServeUDP(ctx, socks.logsUDP) })
+	}
 
 	// TFTP: the iPXE chain-load.
 	if socks.tftp != nil {
@@ -343,7 +372,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	opts := admin.Options{
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
 		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
-		Listeners: d.listeners(cfg), Gatherer: d.registry, StallAfter: cfg.Reports.StallAfter,
+		Listeners: d.listeners(cfg), Gatherer: d.registry, StallAfter: cfg.Reports.StallAfter, Logs: d.logs,
 		Binding: func() api.BindingStatus {
 			return api.BindingStatus{Enabled: cfg.Binding.Enabled, Following: d.neighbours != nil && d.neighbours.Following(), RoutedNetworks: cfg.Binding.RoutedNetworks}
 		},
@@ -357,6 +386,10 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		// daemon stops, so the graceful shutdown does not wait for them.
 		stop := context.AfterFunc(ctx, events.Close)
 		defer stop()
+		if d.logs != nil {
+			stopLogs := context.AfterFunc(ctx, d.logs.Close)
+			defer stopLogs()
+		}
 		return adminSrv.Serve(ctx, socks.admin)
 	})
 
@@ -397,6 +430,9 @@ func (d *daemon) listeners(cfg *config.Config) []api.Listener {
 	}
 	if d.eventsAddr != nil {
 		ls = append(ls, api.Listener{Name: "Talos event sink", Addr: d.eventsAddr.String()})
+	}
+	if d.logsAddr != nil {
+		ls = append(ls, api.Listener{Name: "Talos log receiver (TCP, UDP)", Addr: d.logsAddr.String()})
 	}
 	if cfg.DHCP.Enabled {
 		ls = append(ls, api.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/internal/bootflow"
 	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
+	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
 	"github.com/tinderbox-boot/tinderbox/internal/machineview"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
@@ -80,6 +81,9 @@ type Options struct {
 	// Binding reports how boot sessions are bound, for the status; nil
 	// reports binding off.
 	Binding func() api.BindingStatus
+	// Logs holds the machines' received Talos log lines; nil makes the
+	// log calls answer 501.
+	Logs *kmsglog.Buffer[machine.MAC]
 	// StallAfter is reports.stallAfter, for the machines' attention.
 	StallAfter time.Duration
 	// Gatherer supplies the counters the status shows; nil shows none.
@@ -133,6 +137,8 @@ func (a *API) Mount(r chi.Router) {
 		r.Get("/machines/{mac}/profile", a.getProfile)
 		r.Put("/machines/{mac}/profile", a.putProfile)
 		r.Delete("/machines/{mac}/profile", a.deleteProfile)
+		r.Get("/machines/{mac}/logs", a.logs)
+		r.Get("/machines/{mac}/logs/stream", a.logStream)
 		r.Get("/events", a.events)
 		r.Get("/cache", a.cacheList)
 		r.Post("/cache/prefetch", a.cachePrefetch)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tinderbox-boot/tinderbox/internal/evidence"
+	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
@@ -132,4 +133,19 @@ func (f *Flow) seenBefore(key string) bool {
 	}
 	f.ids[key] = struct{}{}
 	return false
+}
+
+// LogSink returns the sink of the Talos log receiver: each line goes to
+// buf under the machine the evidence ties its sender's address to
+// (Identify), so a machine's console holds only what its own Talos sent.
+// Lines from an address nothing ties to a machine are dropped and counted.
+func (f *Flow) LogSink(buf *kmsglog.Buffer[machine.MAC]) kmsglog.Sink {
+	return kmsglog.SinkFunc(func(from netip.AddrPort, l kmsglog.Line) {
+		mac, via, _ := f.ev.Identify(from.Addr())
+		if via == evidence.ViaNone {
+			f.steps.WithLabelValues("talos_log", "unbound").Inc()
+			return
+		}
+		buf.Add(mac, l)
+	})
 }

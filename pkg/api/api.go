@@ -43,6 +43,30 @@ type Machine struct {
 	Events []machine.Event `json:"events,omitempty"`
 }
 
+// LogLine is one line of a machine's Talos log stream (its kernel log,
+// with machined's "[talos] …" lines), as GET /api/v1/machines/{mac}/logs
+// gives it.
+type LogLine struct {
+	// Time is when Talos logged it (else when tinderbox received it).
+	Time time.Time `json:"time"`
+	// Level is Talos' level: "debug", "info", "warn", "error".
+	Level string `json:"level,omitempty"`
+	// Facility and Priority are the kernel's syslog names ("kern",
+	// "info"); empty on service lines.
+	Facility string `json:"facility,omitempty"`
+	Priority string `json:"priority,omitempty"`
+	// Service is the Talos service of a service log line.
+	Service string `json:"service,omitempty"`
+	Msg     string `json:"msg"`
+	// Truncated is set when the line was cut to the receiver's limit.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// LogLines is the body of GET /api/v1/machines/{mac}/logs.
+type LogLines struct {
+	Lines []LogLine `json:"lines"`
+}
+
 // TalosReport is a machine's Talos status as it last reported it.
 type TalosReport struct {
 	// Stage is "booting", "installing", "maintenance", "running",
