@@ -78,7 +78,9 @@ func newMachinesCmd() *cobra.Command {
   tinderbox machines list             every machine, booted or with a profile
   tinderbox machines show MAC         one machine with its boot events
   tinderbox machines reinstall MAC    re-arm: netboot and install again on the next boot
-  tinderbox machines forget MAC       delete what tinderbox recorded of the machine`,
+  tinderbox machines forget MAC       delete what tinderbox recorded of the machine
+  tinderbox machines logs MAC [-f]    the machine's Talos log (its install console)
+  tinderbox machines watch            machine changes as they happen`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, &f) },
 	}
@@ -134,8 +136,89 @@ func newMachinesCmd() *cobra.Command {
 				return err
 			},
 		},
+		newLogsCmd(&f),
+		&cobra.Command{
+			Use: "watch", Short: "Print machine changes as they happen (state, step, attention) until interrupted", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := f.client(cmd)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				return c.Watch(cmd.Context(), func(m api.MachineEvent) error {
+					if f.output == "json" {
+						return json.NewEncoder(out).Encode(m)
+					}
+					if m.Gone {
+						_, err := fmt.Fprintf(out, "%s  %s  gone\n", time.Now().Format(time.TimeOnly), m.MAC)
+						return err
+					}
+					_, err := fmt.Fprintf(out, "%s  %s  %-12s %-11s %s%s\n", time.Now().Format(time.TimeOnly), m.MAC, dash(m.Hostname), m.State, dash(m.LastStep), attention(m))
+					return err
+				})
+			},
+		},
 	)
 	return cmd
+}
+
+// newLogsCmd is `machines logs MAC`: the machine's Talos log lines as
+// tinderbox received them, and with -f the new ones as they arrive.
+func newLogsCmd(f *clientFlags) *cobra.Command {
+	var (
+		follow bool
+		lines  int
+		grep   string
+	)
+	cmd := &cobra.Command{
+		Use:   "logs MAC",
+		Short: "Show a machine's Talos log (its kernel log, with machined's [talos] lines); -f follows it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			show := func(l api.LogLine) error {
+				if f.output == "json" {
+					return json.NewEncoder(out).Encode(l)
+				}
+				_, err := fmt.Fprintf(out, "%s  %-5s  %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), dash(l.Level), l.Msg)
+				return err
+			}
+			got, err := c.Logs(cmd.Context(), args[0], lines, grep)
+			if err != nil {
+				return err
+			}
+			for _, l := range got.Lines {
+				if err := show(l); err != nil {
+					return err
+				}
+			}
+			if !follow {
+				return nil
+			}
+			return c.FollowLogs(cmd.Context(), args[0], func(l api.LogLine) error {
+				if grep != "" && !strings.Contains(strings.ToLower(l.Msg), strings.ToLower(grep)) {
+					return nil
+				}
+				return show(l)
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing lines as they arrive, until interrupted")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "how many of the newest lines to print first (default: the server's, 200)")
+	cmd.Flags().StringVar(&grep, "grep", "", "only lines holding this text (any case)")
+	return cmd
+}
+
+// attention is a machine's attention, set off for a listing; "" when none.
+func attention(m api.MachineEvent) string {
+	if m.Attention == "" {
+		return ""
+	}
+	return "  ! " + m.Attention
 }
 
 func runList(cmd *cobra.Command, f *clientFlags) error {
@@ -151,9 +234,9 @@ func runList(cmd *cobra.Command, f *clientFlags) error {
 		return printJSON(cmd.OutOrStdout(), list)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tARCH\tIP\tLAST SEEN\tLAST STEP")
+	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tARCH\tIP\tLAST SEEN\tLAST STEP\tATTENTION")
 	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.Hostname), m.State, dash(string(m.Arch)), dash(m.IP), ago(m.LastSeen), dash(m.LastStep))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.Hostname), m.State, dash(string(m.Arch)), dash(m.IP), ago(m.LastSeen), dash(m.LastStep), dash(m.Attention))
 	}
 	return tw.Flush()
 }
@@ -167,6 +250,7 @@ func printMachine(w io.Writer, output string, m api.Machine) error {
 		{"MAC", m.MAC.String()}, {"Hostname", dash(m.Hostname)}, {"State", string(m.State)}, {"Profile", fmt.Sprint(m.Profile)},
 		{"Arch", dash(string(m.Arch))}, {"UUID", dash(m.UUID)}, {"IP", dash(m.IP)},
 		{"First seen", stamp(m.FirstSeen)}, {"Last seen", stamp(m.LastSeen)},
+		{"Talos", talosStatus(m.Talos)}, {"Attention", dash(m.Attention)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
@@ -186,6 +270,18 @@ func printMachine(w io.Writer, output string, m api.Machine) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Kind, e.Detail, size)
 	}
 	return tw.Flush()
+}
+
+// talosStatus says what the machine's Talos last reported.
+func talosStatus(t *api.TalosReport) string {
+	if t == nil {
+		return "no reports (the state is inferred from its boots)"
+	}
+	s := t.Stage
+	if t.Ready {
+		s += ", ready"
+	}
+	return s + " (" + t.At.Local().Format(time.DateTime) + ")"
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -4,6 +4,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +58,35 @@ func TestTalosReportsThroughTheSink(t *testing.T) {
 	}
 	if code, _ := n.get(match(t, configRe, string(body))); code != http.StatusOK {
 		t.Fatalf("config: %d", code)
+	}
+
+	// `machines watch` shows the changes as they happen.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	watched := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- execute(ctx, []string{"machines", "watch", "--server", "http://" + d.adminAddr.String()}, watched, io.Discard)
+	}()
+	defer func() {
+		for i := 0; !strings.Contains(watched.String(), "ready"); i++ {
+			if i == 500 {
+				t.Errorf("machines watch never showed ready:\n%s", watched)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("machines watch after interrupt: %v", err)
+		}
+	}()
+	// The stream must be open before the events it is to show.
+	for i := 0; d.hub.Subscribers() == 0; i++ {
+		if i == 500 {
+			t.Fatal("machines watch never subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 
 	conn, err := grpc.NewClient(sink, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -175,6 +207,62 @@ func TestTalosLogsToTheConsole(t *testing.T) {
 	if len(found.Lines) != 1 || !strings.Contains(found.Lines[0].Msg, "/dev/sda") {
 		t.Errorf("search: %+v", found)
 	}
+
+	// The CLI: the lines, searched, then followed until interrupted.
+	var out bytes.Buffer
+	if err := execute(t.Context(), []string{"machines", "logs", "1c-69-7a-00-00-11", "--grep", "/dev/sda", "--server", admin}, &out, io.Discard); err != nil {
+		t.Fatalf("machines logs: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, "info   [talos] installing Talos to /dev/sda") || strings.Contains(got, "task installing") {
+		t.Errorf("machines logs --grep:\n%s", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	followed := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- execute(ctx, []string{"machines", "logs", "1c:69:7a:00:00:11", "-f", "-n", "1", "--server", admin}, followed, io.Discard)
+	}()
+	for i := 0; !strings.Contains(followed.String(), "[talos]"); i++ {
+		if i == 500 {
+			t.Fatalf("machines logs -f printed no backlog: %q", followed.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; !strings.Contains(followed.String(), "rebooting"); i++ {
+		// Sent until the follower, subscribing after its backlog, sees it.
+		if i%50 == 0 {
+			if _, err := io.WriteString(c, line("[talos] rebooting")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 500 {
+			t.Fatalf("machines logs -f did not follow: %q", followed.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("machines logs -f after interrupt: %v", err)
+	}
+}
+
+// lockedBuffer is an output a command writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (n *node) getJSON(url string, out any) {

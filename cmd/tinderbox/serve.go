@@ -83,6 +83,8 @@ type daemon struct {
 	// eventsAddr and logsAddr are the Talos event sink's and log
 	// receiver's addresses; nil when off.
 	eventsAddr, logsAddr net.Addr
+	// hub fans machine changes out to the event streams.
+	hub *eventhub.Hub
 	// logs holds the machines' Talos log lines; nil when off.
 	logs *kmsglog.Buffer[machine.MAC]
 	// neighbours is the kernel's neighbour table when binding is on.
@@ -236,6 +238,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	// State: every change goes to the admin API's event streams;
 	// discovered records past their TTL are swept while serving.
 	events := eventhub.New()
+	d.hub = events
 	onChange := func(m state.Machine) { events.Publish(m.MAC) }
 	disc := cfg.State.Discovered
 	if d.state, err = state.Open(cfg.State.Dir, state.Options{

@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,4 +113,106 @@ func (c *Client) Script(ctx context.Context, mac, buildarch string) (string, err
 	}
 	body, err := c.do(ctx, http.MethodGet, path, nil)
 	return string(body), err
+}
+
+// Logs returns mac's newest received Talos log lines, oldest first: at
+// most lines of them (0: the server's default), only those holding q (any
+// case) when q is not empty.
+func (c *Client) Logs(ctx context.Context, mac string, lines int, q string) (api.LogLines, error) {
+	v := url.Values{}
+	if lines > 0 {
+		v.Set("lines", fmt.Sprint(lines))
+	}
+	if q != "" {
+		v.Set("q", q)
+	}
+	path := machinePath(mac) + "/logs"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out api.LogLines
+	_, err := c.do(ctx, http.MethodGet, path, &out)
+	return out, err
+}
+
+// FollowLogs calls fn with each of mac's log lines as it arrives, until ctx
+// ends (nil is returned then), fn fails, or the server ends the stream.
+func (c *Client) FollowLogs(ctx context.Context, mac string, fn func(api.LogLine) error) error {
+	return c.stream(ctx, machinePath(mac)+"/logs/stream", "line", func(data []byte) error {
+		var l api.LogLine
+		if err := json.Unmarshal(data, &l); err != nil {
+			return fmt.Errorf("admin: bad log line: %w", err)
+		}
+		return fn(l)
+	})
+}
+
+// Watch calls fn with each machine change as it happens (GET
+// /api/v1/events), until ctx ends (nil is returned then), fn fails, or the
+// server ends the stream.
+func (c *Client) Watch(ctx context.Context, fn func(api.MachineEvent) error) error {
+	return c.stream(ctx, "/api/v1/events", "machine", func(data []byte) error {
+		var m api.MachineEvent
+		if err := json.Unmarshal(data, &m); err != nil {
+			return fmt.Errorf("admin: bad machine event: %w", err)
+		}
+		return fn(m)
+	})
+}
+
+// maxEventLine bounds one line of a server-sent event stream.
+const maxEventLine = 1 << 20
+
+// stream reads a server-sent event stream (the HTML living standard's
+// text/event-stream) and calls fn with the data of each event named kind.
+func (c *Client) stream(ctx context.Context, path, kind string, fn func(data []byte) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := *c.HTTP
+	hc.Timeout = 0 // a stream lasts as long as ctx
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("admin: is tinderbox serving at %s? %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		var e api.Error
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		}
+		return fmt.Errorf("admin: GET %s: HTTP %d", path, resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
+	var event string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			event = ""
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == kind:
+			if err := fn([]byte(strings.TrimPrefix(line, "data: "))); err != nil {
+				return err
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("admin: GET %s: %w", path, err)
+	}
+	return fmt.Errorf("admin: GET %s: the server ended the stream", path)
 }
