@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +180,7 @@ func TestUIBrowser(t *testing.T) {
 	cfg.Factory.URL = ff.URL
 	cfg.DHCP.Enabled, cfg.DHCP.Port, cfg.DHCP.PXEPort = true, freeUDPPort(t), freeUDPPort(t)
 	cfg.TFTP.Enabled = true
+	cfg.Reports.Enabled, cfg.Reports.EventsListen, cfg.Reports.LogsListen = true, "127.0.0.1:0", "127.0.0.1:0"
 	token := rand.Text() + rand.Text() // 2 × 26 base32 characters: 260 bits, as admin.tokenFile wants
 	cfg.Admin.TokenFile = filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(cfg.Admin.TokenFile, []byte(token+"\n"), 0o600); err != nil {
@@ -224,6 +226,7 @@ func TestUIBrowser(t *testing.T) {
 	}
 	waitJS(t, ctx, "the booting machine's row, live", fmt.Sprintf(`document.querySelector('tr[data-mac=%q].discovered')`, mac))
 	_, script := n.get(boot + "/ipxe?mac=52-54-00-00-00-99&arch=x86_64")
+	sendLog(t, d, "[talos] backlog line")
 	for _, re := range []*regexp.Regexp{kernelRe, initrdRe} {
 		if code, _ := n.get(match(t, re, string(script))); code != http.StatusOK {
 			t.Fatalf("asset: %d", code)
@@ -245,6 +248,14 @@ func TestUIBrowser(t *testing.T) {
 	for _, want := range []string{"DHCP offer", "TFTP", "Script", "Kernel", "Initramfs"} {
 		waitJS(t, ctx, "timeline step "+want, fmt.Sprintf(`[...document.querySelectorAll("#timeline li.done .step")].some(s => s.textContent === %q)`, want))
 	}
+
+	// The install console: the lines its Talos sent before the page opened,
+	// then one sent now, live; the search hides the others.
+	waitJS(t, ctx, "console backlog", `document.querySelector("#console").textContent.includes("[talos] backlog line")`)
+	sendLog(t, d, "[talos] live line: installing to /dev/sda")
+	waitJS(t, ctx, "console live line", `document.querySelector("#console").textContent.includes("live line")`)
+	setInput(t, ctx, "#console-filter", "/dev/sda")
+	waitJS(t, ctx, "console search", `[...document.querySelectorAll("#console .line")].filter(l => !l.hidden).length === 1`)
 
 	// A profile with a mistake: the problem is shown by its line, Save is
 	// off, and nothing is written.
@@ -329,5 +340,20 @@ func TestUIBrowserOpen(t *testing.T) {
 	rec, ok, err := d.state.Get(machine.MustParseMAC(mac))
 	if err != nil || !ok || rec.State != machine.Pending || len(rec.Events) == 0 {
 		t.Fatalf("record after the UI's reinstall: %+v ok=%v err=%v, want pending with a reinstall event", rec, ok, err)
+	}
+}
+
+// sendLog sends one line to the daemon's Talos log receiver, from
+// loopback, as a node's Talos would over TCP.
+func sendLog(t *testing.T, d *daemon, msg string) {
+	t.Helper()
+	c, err := net.Dial("tcp", d.logsAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	line := `{"facility":"user","msg":` + strconv.Quote(msg) + `,"priority":"info","talos-level":"info","talos-time":"2026-11-30T12:00:00Z"}` + "\n"
+	if _, err := io.WriteString(c, line); err != nil {
+		t.Fatal(err)
 	}
 }

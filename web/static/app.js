@@ -117,6 +117,34 @@ function machinePage() {
     if (r.ok) location.reload(); else say("#save-msg", await errorText(r), false);
   });
   editor(base);
+  installConsole(base);
+}
+
+// installConsole fills the machine's console with its newest log lines,
+// then appends lines as they arrive; the search box hides the others.
+const consoleMax = 500;
+async function installConsole(base) {
+  const pre = $("#console"), filter = $("#console-filter"), state = $("#console-state");
+  if (!pre) return;
+  const show = (div) => { const q = (filter?.value || "").trim().toLowerCase(); div.hidden = q !== "" && !div.textContent.toLowerCase().includes(q); };
+  const add = (l) => {
+    const div = document.createElement("div");
+    div.className = "line " + (l.level || "");
+    div.textContent = (l.time ? l.time.slice(11, 23) + "  " : "") + l.msg;
+    show(div);
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.appendChild(div);
+    while (pre.childElementCount > consoleMax) pre.firstElementChild.remove();
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
+  filter?.addEventListener("input", () => { for (const d of pre.children) show(d); });
+  const r = await api("GET", base + "/logs?lines=" + consoleMax);
+  if (r.status === 501) { if (state) state.textContent = "Talos logs are not received (reports.enabled is false)."; return; }
+  if (r.ok) { for (const l of (await r.json()).lines) add(l); }
+  if (state && !pre.childElementCount) state.textContent = "No lines yet: they arrive once the machine's Talos is up.";
+  const es = new EventSource(base + "/logs/stream");
+  es.addEventListener("line", (e) => { if (state) state.textContent = "Live."; add(JSON.parse(e.data)); });
+  es.onerror = () => { if (state) state.textContent = "Live log interrupted; reconnecting…"; };
 }
 
 // refreshFacts replaces the state, facts and timeline with the server's
