@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,8 +19,12 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"pack.ag/tftp"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
 	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
@@ -124,6 +129,7 @@ func TestSimulatedNodeBoot(t *testing.T) {
 	cfg.Factory.URL = ff.URL
 	cfg.DHCP.Enabled, cfg.DHCP.Port, cfg.DHCP.PXEPort = true, freeUDPPort(t), freeUDPPort(t)
 	cfg.TFTP.Enabled = true
+	cfg.Reports.Enabled, cfg.Reports.EventsListen, cfg.Reports.LogsListen = true, "127.0.0.1:0", "127.0.0.1:0"
 	ipxeEFI := bytes.Repeat([]byte("iPXE for UEFI "), 5000)
 	if err := os.MkdirAll(cfg.IPXE.Dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -214,6 +220,15 @@ func TestSimulatedNodeBoot(t *testing.T) {
 		t.Errorf("after config: got %+v", m)
 	}
 
+	// 6b. Talos reports: its log lines (and one garbage line) on the log
+	// receiver, and its install's start and end on the event sink.
+	talosReports(t, d, match(t, sinkRe, script),
+		talosevents.SequenceEvent{Sequence: "install", Action: talosevents.SequenceStart},
+		talosevents.SequenceEvent{Sequence: "install", Action: talosevents.SequenceStop})
+	if m := n.machine(); m.State != machine.Installed || !m.Reporting {
+		t.Errorf("after Talos reported its install: %s, reporting %v", m.State, m.Reporting)
+	}
+
 	// 7. Next boot: told to boot the local disk.
 	code, body = n.get(scriptURL)
 	if code != http.StatusOK || !strings.Contains(string(body), "\nexit\n") {
@@ -221,6 +236,12 @@ func TestSimulatedNodeBoot(t *testing.T) {
 	}
 	if m := n.machine(); m.State != machine.Installed {
 		t.Errorf("after second boot: state %q, want installed", m.State)
+	}
+
+	// 7b. Talos reports it runs, ready, from the disk.
+	talosReports(t, d, match(t, sinkRe, script), talosevents.MachineStatusEvent{Stage: talosevents.StageRunning, Ready: true})
+	if m := n.machine(); m.State != machine.Ready {
+		t.Errorf("after Talos reported running and ready: %s", m.State)
 	}
 
 	// 8. Re-armed through the CLI and the admin API: netboots with a new token.
@@ -264,4 +285,65 @@ func writeConfig(t *testing.T, cfg *config.Config, d *daemon) string {
 		"cache: {dir: "+cfg.Cache.Dir+"}\nstate: {dir: "+t.TempDir()+"}\n"+
 		"profiles: {dir: "+cfg.Profiles.Dir+"}\n")
 	return path
+}
+
+// talosReports publishes msgs to the daemon's event sink as a node's Talos
+// would, and the first time sends log lines over TCP (one of them
+// garbage) and UDP, so every receiver metric has a series.
+func talosReports(t *testing.T, d *daemon, sink string, msgs ...any) {
+	t.Helper()
+	conn, err := grpc.NewClient(sink, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, m := range msgs {
+		if err := talosevents.Publish(t.Context(), conn, fmt.Sprintf("%T-%p", m, &m), m); err != nil {
+			t.Fatalf("publish %T: %v", m, err)
+		}
+	}
+	c, err := net.Dial("tcp", d.logsAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, `{"facility":"user","msg":"[talos] installing","priority":"info","talos-level":"info"}`+"\nnot json\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	u, err := net.Dial("udp", d.logsAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := io.WriteString(u, `{"msg":"[talos] installed"}`); err != nil {
+		t.Fatal(err)
+	}
+	// The receiver counts as it reads, after our writes returned.
+	for _, name := range []string{"tinderbox_kmsglog_connections_closed_total", "tinderbox_kmsglog_lines_dropped_total"} {
+		waitFamily(t, d, name)
+	}
+	for i := 0; len(d.logs.Search(machine.MustParseMAC("1c:69:7a:00:00:11"), "installed")) == 0; i++ {
+		if i == 500 {
+			t.Fatal("the UDP log line never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFamily waits until the daemon's registry has a series of name.
+func waitFamily(t *testing.T, d *daemon, name string) {
+	t.Helper()
+	for range 500 {
+		mfs, err := d.registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no series of %s", name)
 }

@@ -83,6 +83,10 @@ type Flow struct {
 	log   *slog.Logger
 	ev    *evidence.Binder
 	steps *prometheus.CounterVec
+	// installs and installTime are the install outcomes Talos reported and
+	// how long they took.
+	installs    *prometheus.CounterVec
+	installTime *prometheus.HistogramVec
 	// denials bounds the refusal events being written in the background.
 	denials chan struct{}
 
@@ -116,8 +120,17 @@ func New(opts Options) *Flow {
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
 		}, []string{"step", "result"}),
 	}
+	f.installs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "installs_total",
+		Help: "Installs as Talos reported them, by result: started, succeeded, failed.",
+	}, []string{"result"})
+	f.installTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metrics.Namespace, Name: "install_duration_seconds",
+		Help:    "Seconds from a machine's first DHCP offer of its install session until Talos reported it installed, or running and ready.",
+		Buckets: prometheus.ExponentialBuckets(30, 2, 9),
+	}, []string{"until"})
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(f.steps, &machinesCollector{store: opts.Store})
+		opts.Registerer.MustRegister(f.steps, f.installs, f.installTime, &machinesCollector{store: opts.Store})
 	}
 	return f
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/evidence"
 	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
@@ -42,13 +43,17 @@ func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev taloseven
 		return
 	}
 	now := f.opts.Store.Event(machine.EventTalos, "", 0).Time
-	var before, after machine.State
+	var (
+		before, after machine.State
+		started       time.Time
+	)
 	_, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
 		if !exists {
 			return errNoRecord
 		}
 		before = m.Reported(rep, now)
 		after = m.State
+		started = sessionStart(m)
 		m.Events = append(m.Events, machine.Event{Time: now, Kind: machine.EventTalos, Detail: detail})
 		if before != after {
 			m.Events = append(m.Events, machine.Event{Time: now, Kind: machine.EventTransition, Detail: string(before) + " → " + string(after)})
@@ -58,6 +63,7 @@ func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev taloseven
 	switch {
 	case err == nil:
 		f.steps.WithLabelValues("talos", "ok").Inc()
+		f.countInstall(before, after, now.Sub(started))
 		f.log.InfoContext(ctx, "Talos reported", "mac", mac, "remote", from.Addr(), "event", detail, "state", after, "evidence", via)
 	case errors.Is(err, errNoRecord):
 		f.steps.WithLabelValues("talos", "no_record").Inc()
@@ -65,6 +71,47 @@ func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev taloseven
 	default:
 		f.log.ErrorContext(ctx, "state: record Talos event", "mac", mac, "err", err)
 	}
+}
+
+// countInstall counts an install's start and end, and times how long it
+// took from the session's first DHCP offer to installed and to ready.
+func (f *Flow) countInstall(before, after machine.State, since time.Duration) {
+	if before == after {
+		return
+	}
+	switch after {
+	case machine.Installing:
+		f.installs.WithLabelValues("started").Inc()
+	case machine.Failed:
+		f.installs.WithLabelValues("failed").Inc()
+	case machine.Installed:
+		if before != machine.Ready {
+			f.installs.WithLabelValues("succeeded").Inc()
+			f.installTime.WithLabelValues("installed").Observe(since.Seconds())
+		}
+	case machine.Ready:
+		f.installTime.WithLabelValues("ready").Observe(since.Seconds())
+	}
+}
+
+// sessionStart is when the machine's current install session began: its
+// first DHCP offer after its last reinstall, else its first sighting.
+func sessionStart(m *state.Machine) time.Time {
+	var start time.Time
+	for _, e := range m.Events {
+		switch e.Kind {
+		case machine.EventReinstall:
+			start = time.Time{}
+		case machine.EventDHCPOffer:
+			if start.IsZero() {
+				start = e.Time
+			}
+		}
+	}
+	if start.IsZero() {
+		return m.FirstSeen
+	}
+	return start
 }
 
 // reportOf turns the events that move the install cycle into a report and
