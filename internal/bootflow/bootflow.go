@@ -504,9 +504,24 @@ func (f *Flow) denied(mac machine.MAC, k machine.EventKind, detail string) {
 	}
 }
 
-// event appends one event to a machine's log.
-func (f *Flow) event(mac machine.MAC, kind machine.EventKind, detail string, bytes int64) {
-	f.record(mac, f.opts.Store.Event(kind, detail, bytes))
+// transferred records a TFTP or asset transfer to mac, the machine the
+// evidence (or its DHCP exchange) ties the transfer's address to. Unlike
+// record it makes the record when there is none: a fast client's transfer
+// can end before its DHCP reply is recorded (Answer ties the address
+// first), and that exchange vouches for the machine.
+func (f *Flow) transferred(mac machine.MAC, kind machine.EventKind, detail string, bytes int64) {
+	prof, known := f.opts.Profiles.Machine(mac)
+	if !known && f.opts.Profiles.Unknown() == machine.UnknownIgnore {
+		return
+	}
+	ev := f.opts.Store.Event(kind, detail, bytes)
+	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
+		m.State = state.Reconcile(m.State, known, prof.Install)
+		m.Events = append(m.Events, ev)
+		return nil
+	}); err != nil {
+		f.log.Error("state: record transfer", "mac", mac, "kind", kind, "err", err)
+	}
 }
 
 // record appends events to an existing machine's log in one transaction;

@@ -23,7 +23,7 @@ func (f *Flow) TFTPSent(_ context.Context, t tftp.Transfer) {
 		return
 	}
 	f.steps.WithLabelValues("tftp", "ok").Inc()
-	f.event(mac, machine.EventTFTP, t.File, t.Bytes)
+	f.transferred(mac, machine.EventTFTP, t.File, t.Bytes)
 }
 
 // AssetSent implements cache.Recorder: a whole kernel or initramfs sent
@@ -45,7 +45,7 @@ func (f *Flow) AssetSent(_ context.Context, s cache.Sent) {
 		return
 	}
 	f.steps.WithLabelValues("asset", "ok").Inc()
-	f.event(mac, assetEvent(s.Key.File), s.Key.File, s.Bytes)
+	f.transferred(mac, assetEvent(s.Key.File), s.Key.File, s.Bytes)
 }
 
 // assetEvent is the event kind a whole asset sent marks: the Talos kernel

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tinderbox-boot/tinderbox/internal/cache"
+	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/internal/tftp"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
@@ -72,5 +73,21 @@ func seed(t *testing.T, e *env, mac machine.MAC) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTFTPBeforeDHCPRecorded: a fast client's TFTP transfer can end before
+// its DHCP reply is recorded (Answer tied its address first): the transfer
+// still lands on its timeline, in a record its profile's state reconciles.
+func TestTFTPBeforeDHCPRecorded(t *testing.T) {
+	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
+	ip := netip.MustParseAddr("192.0.2.81")
+	if v, err := e.flow.Answer(t.Context(), proxydhcp.Client{MAC: macOnce, IP: ip.AsSlice()}); err != nil || !v.Answer {
+		t.Fatalf("Answer: %+v %v", v, err)
+	}
+	e.flow.TFTPSent(t.Context(), tftp.Transfer{Remote: netip.AddrPortFrom(ip, 2070), File: "ipxe.efi", Bytes: 7})
+	m := e.machine(t, macOnce)
+	if ev, ok := m.LastEvent(machine.EventTFTP); !ok || ev.Detail != "ipxe.efi" || m.State != machine.Pending {
+		t.Errorf("got state %s, tftp event %+v %v", m.State, ev, ok)
 	}
 }
