@@ -35,10 +35,10 @@
 // factory's cmdline, the profile's kernelArgs, talos.config with its URL),
 // the base URL, schematic ID, Talos version and arch; a ${uuid} is filled
 // only with a canonical SMBIOS UUID (machine.ParseUUID), printed in
-// canonical form. The whole kernel command line must also fit the 2048
-// bytes, NUL included, that Linux keeps on x86-64 and arm64
-// (COMMAND_LINE_SIZE), since the kernel would silently cut the rest,
-// talos.config last. No value ends a line, so a trailing backslash cannot
+// canonical form. The whole kernel command line must also fit what Linux
+// keeps (COMMAND_LINE_SIZE, NUL included: 2048 bytes on x86-64, 4096 on
+// arm64; cmdlineLimit), since the kernel would silently cut the rest. No
+// value ends a line, so a trailing backslash cannot
 // join two. A script therefore consists of its template's lines only,
 // each starting with the template's own command; FuzzNetbootScript checks
 // exactly that.
@@ -199,11 +199,20 @@ func (e *ValueError) Error() string {
 	return fmt.Sprintf("boot: machine %s: %s %s: %s", e.MAC, e.Field, v, e.Reason)
 }
 
-// maxValue is the longest value, and the longest kernel command line, a
-// script may hold: Linux keeps COMMAND_LINE_SIZE bytes of the command
-// line, NUL included, which is 2048 on x86-64 and arm64, and silently cuts
-// the rest.
+// maxValue is the longest value a script may hold: the longest x86-64
+// kernel command line.
 const maxValue = 2047
+
+// cmdlineLimit is the longest kernel command line arch keeps: Linux keeps
+// COMMAND_LINE_SIZE bytes of it, NUL included, and silently cuts the rest.
+// COMMAND_LINE_SIZE is 2048 on x86-64 (arch/x86/include/asm/setup.h) and
+// 4096 on arm64 (arch/arm64/include/uapi/asm/setup.h).
+func cmdlineLimit(arch machine.Arch) int {
+	if arch == machine.ArchARM64 {
+		return 4095
+	}
+	return 2047
+}
 
 // valueError returns a *ValueError for field holding v, or nil when v is a
 // valid script value; word says v stands as a whole word of its line.
@@ -352,9 +361,9 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 		n += 1 + len(text)
 		out = append(out, text)
 	}
-	if n > maxValue {
+	if limit := cmdlineLimit(p.Arch); n > limit {
 		return nil, newValueError(p.MAC, "kernel command line", strings.Join(out, " "),
-			fmt.Sprintf("%d bytes with the image name and initrd=, longer than the %d the kernel keeps: it would cut the rest, talos.config last", n, maxValue))
+			fmt.Sprintf("%d bytes with the image name and initrd=, longer than the %d an %s kernel keeps: it would cut the rest", n, limit, p.Arch))
 	}
 	return out, nil
 }

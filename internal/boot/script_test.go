@@ -122,6 +122,21 @@ func TestKernelArgs(t *testing.T) {
 			want: "x=52:54:00:12:34:56",
 		},
 		{
+			name: "arm64 keeps longer command lines (4096 bytes with the NUL)",
+			p:    NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-2000)}},
+			want: "a=" + strings.Repeat("x", 2000) + " b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-2000),
+		},
+		{
+			name:    "one byte over arm64's limit",
+			p:       NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4096-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-2000)}},
+			wantErr: "longer than the 4095 an arm64 kernel keeps",
+		},
+		{
+			name:    "one byte over amd64's limit",
+			p:       NetbootParams{Arch: "amd64", KernelArgs: []string{"a=" + strings.Repeat("x", 1000), "b=" + strings.Repeat("y", 2048-len("kernel-amd64 initrd=initramfs-amd64.xz a= b=")-1000)}},
+			wantErr: "longer than the 2047 an amd64 kernel keeps",
+		},
+		{
 			name: "the longest command line the kernel keeps",
 			p:    NetbootParams{Arch: "amd64", KernelArgs: []string{"a=" + strings.Repeat("x", maxValue-len("kernel-amd64 initrd=initramfs-amd64.xz a="))}},
 			want: "a=" + strings.Repeat("x", maxValue-len("kernel-amd64 initrd=initramfs-amd64.xz a=")),
