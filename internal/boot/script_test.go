@@ -123,12 +123,12 @@ func TestKernelArgs(t *testing.T) {
 		},
 		{
 			name: "arm64 keeps longer command lines (4096 bytes with the NUL)",
-			p:    NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-2000)}},
-			want: "a=" + strings.Repeat("x", 2000) + " b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-2000),
+			p:    NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-3000), "c=" + strings.Repeat("z", 997)}},
+			want: "a=" + strings.Repeat("x", 2000) + " b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-3000) + " c=" + strings.Repeat("z", 997),
 		},
 		{
 			name:    "one byte over arm64's limit",
-			p:       NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4096-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-2000)}},
+			p:       NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4096-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-3000), "c=" + strings.Repeat("z", 997)}},
 			wantErr: "longer than the 4095 an arm64 kernel keeps",
 		},
 		{
