@@ -185,19 +185,28 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 }
 
 // reportArgs are the kernel arguments that point a netbooted Talos at
-// tinderbox's receivers (docs/protocol.md, "Talos reports back"), at the
-// advertised address and the ports actually bound.
-func reportArgs(advertise string, s *sockets) []string {
+// tinderbox's receivers (docs/protocol.md, "Talos reports back") at the
+// advertised address; a port of 0 leaves its receiver out.
+func reportArgs(advertise string, eventsPort, logsPort int) []string {
 	var args []string
-	if s.events != nil {
-		port := s.events.Addr().(*net.TCPAddr).Port
-		args = append(args, "talos.events.sink="+net.JoinHostPort(advertise, strconv.Itoa(port)))
+	if eventsPort != 0 {
+		args = append(args, "talos.events.sink="+net.JoinHostPort(advertise, strconv.Itoa(eventsPort)))
 	}
-	if s.logsTCP != nil {
-		port := s.logsTCP.Addr().(*net.TCPAddr).Port
-		args = append(args, "talos.logging.kernel=tcp://"+net.JoinHostPort(advertise, strconv.Itoa(port))+"/")
+	if logsPort != 0 {
+		args = append(args, "talos.logging.kernel=tcp://"+net.JoinHostPort(advertise, strconv.Itoa(logsPort))+"/")
 	}
 	return args
+}
+
+// reportPorts are the ports the receivers bound; 0 for one that is off.
+func (s *sockets) reportPorts() (events, logs int) {
+	if s.events != nil {
+		events = s.events.Addr().(*net.TCPAddr).Port
+	}
+	if s.logsTCP != nil {
+		logs = s.logsTCP.Addr().(*net.TCPAddr).Port
+	}
+	return events, logs
 }
 
 // newDaemon binds every socket first, so that a busy or privileged port
@@ -300,13 +309,15 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 
 	// The boot flow: what each machine is served, and the hooks the DHCP,
 	// TFTP and asset servers report to.
+	eventsPort, logsPort := socks.reportPorts()
+	own := reportArgs(cfg.Advertise, eventsPort, logsPort)
 	binder, err := d.openEvidence(cfg.Binding)
 	if err != nil {
 		return nil, err
 	}
 	flow := bootflow.New(bootflow.Options{
 		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
-		Cmdlines: assets, Evidence: binder, Own: reportArgs(cfg.Advertise, socks), Logger: log, Registerer: d.registry,
+		Cmdlines: assets, Evidence: binder, Own: own, Logger: log, Registerer: d.registry,
 	})
 
 	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
@@ -330,7 +341,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	if socks.events != nil {
 		d.eventsAddr = socks.events.Addr()
 		sink := talosevents.New(talosevents.Options{Recorder: flow, Logger: log, Metrics: talosevents.NewMetrics(d.registry)})
-		log.Info("Talos event sink listening", "addr", d.eventsAddr.String(), "kernel_args", reportArgs(cfg.Advertise, socks))
+		log.Info("Talos event sink listening", "addr", d.eventsAddr.String(), "kernel_args", own)
 		d.add("Talos event sink", func(ctx context.Context) error { return sink.Serve(ctx, socks.events) })
 	}
 	// And its log stream, kept per machine for the console.

@@ -467,3 +467,43 @@ func TestBindingStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateKernelCmdline: validate builds each machine's kernel
+// command line as a netboot would: a kernel argument that would change
+// the script is a problem, and a line that leaves too little room for the
+// Image Factory's own arguments gets a warning.
+func TestValidateKernelCmdline(t *testing.T) {
+	write := func(t *testing.T, kernelArgs string) string {
+		t.Helper()
+		cfgPath := cliConfig(t, "127.0.0.1:0", "")
+		dir := filepath.Dir(cfgPath)
+		copyTree(t, filepath.Join("..", "..", "profiles"), dir)
+		f := filepath.Join(dir, "machines", "1c-69-7a-00-00-11.yaml")
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, f, string(b)+"kernelArgs: "+kernelArgs+"\n")
+		return cfgPath
+	}
+	run := func(t *testing.T, cfg string) (stdout, stderr string, err error) {
+		var out, errOut bytes.Buffer
+		err = execute(t.Context(), []string{"validate", "--config", cfg}, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+
+	_, stderr, err := run(t, write(t, `["#x", "console=ttyS0"]`))
+	if err == nil || !strings.Contains(stderr, `machine 1c:69:7a:00:00:11: kernel argument "#x"`) {
+		t.Errorf("a #word kernel argument: err %v, stderr:\n%s", err, stderr)
+	}
+
+	stdout, stderr, err := run(t, write(t, `["a=`+strings.Repeat("x", 1700)+`"]`))
+	if err != nil || !strings.Contains(stdout, "profiles ") || !strings.Contains(stderr, "warning: machine 1c:69:7a:00:00:11 (cp-01): its kernel command line is") {
+		t.Errorf("a long kernel argument: err %v, stdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+
+	_, stderr, err = run(t, write(t, `["console=ttyS0"]`))
+	if err != nil || strings.Contains(stderr, "warning") {
+		t.Errorf("a short command line: err %v, stderr:\n%s", err, stderr)
+	}
+}

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tinderbox-boot/tinderbox/internal/boot"
+	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -38,6 +46,10 @@ It exits 1 if there is any problem.`,
 				printProblems(cmd, err)
 				return errReported
 			}
+			if err := checkCmdlines(cmd.ErrOrStderr(), cfg, set); err != nil {
+				printProblems(cmd, err)
+				return errReported
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "profiles %s: ok, %d machine(s) rendered, unknown machines: %s\n", cfg.Profiles.Dir, set.Len(), set.Unknown())
 			return nil
 		},
@@ -53,4 +65,55 @@ func printProblems(cmd *cobra.Command, err error) {
 		n++
 	}
 	fmt.Fprintf(w, "%d problem(s) found\n", n)
+}
+
+// factoryReserve is room left on a kernel command line for the Image
+// Factory's own arguments (cmdline-metal-ARCH: about 200 bytes today,
+// talos.platform, console, hardening and module options), which validate
+// cannot see without asking the factory. /ipxe checks the whole line.
+const factoryReserve = 512
+
+// checkCmdlines builds each machine's kernel command line as a netboot
+// would, without the factory's arguments: talos.config with a token,
+// tinderbox's own arguments, the profile's kernelArgs. A value that would
+// change the script (boot.KernelArgs' rules) is a problem; a line that
+// leaves less than factoryReserve bytes of what the kernel keeps gets a
+// warning on w, since /ipxe would refuse it once the factory's are added.
+func checkCmdlines(w io.Writer, cfg *config.Config, set *profiles.Set) error {
+	base := bootURL(cfg.Advertise, cfg.HTTP.Listen)
+	var own []string
+	if cfg.Reports.Enabled {
+		own = reportArgs(cfg.Advertise, listenPort(cfg.Reports.EventsListen), listenPort(cfg.Reports.LogsListen))
+	}
+	var errs []error
+	for _, p := range set.Machines() {
+		arch := p.Talos.Arch
+		if arch == "" {
+			arch = machine.ArchAMD64
+		}
+		args, err := boot.KernelArgs(boot.NetbootParams{
+			BaseURL: base, MAC: p.MAC, Hostname: p.Hostname, Arch: arch, KernelArgs: p.KernelArgs, Own: own,
+			ConfigURL: base + "/config/" + p.MAC.Dashed() + "?token=" + strings.Repeat("0", 32),
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n := len("kernel-"+string(arch)+" initrd=initramfs-"+string(arch)+".xz") + len(strings.Join(args, " ")) + 1
+		if limit := boot.CmdlineLimit(arch); n > limit-factoryReserve {
+			fmt.Fprintf(w, "warning: machine %s (%s): its kernel command line is %d bytes before the Image Factory's arguments; an %s kernel keeps %d, so less than %d bytes are left for them and /ipxe may refuse its script\n",
+				p.MAC, p.Hostname, n, arch, limit, factoryReserve)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// listenPort is a listen address's port, 0 when it has none.
+func listenPort(listen string) int {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }

@@ -37,7 +37,7 @@
 // only with a canonical SMBIOS UUID (machine.ParseUUID), printed in
 // canonical form. The whole kernel command line must also fit what Linux
 // keeps (COMMAND_LINE_SIZE, NUL included: 2048 bytes on x86-64, 4096 on
-// arm64; cmdlineLimit), since the kernel would silently cut the rest. No
+// arm64; CmdlineLimit), since the kernel would silently cut the rest. No
 // value ends a line, so a trailing backslash cannot
 // join two. A script therefore consists of its template's lines only,
 // each starting with the template's own command; FuzzNetbootScript checks
@@ -203,11 +203,11 @@ func (e *ValueError) Error() string {
 // kernel command line.
 const maxValue = 2047
 
-// cmdlineLimit is the longest kernel command line arch keeps: Linux keeps
+// CmdlineLimit is the longest kernel command line arch keeps: Linux keeps
 // COMMAND_LINE_SIZE bytes of it, NUL included, and silently cuts the rest.
 // COMMAND_LINE_SIZE is 2048 on x86-64 (arch/x86/include/asm/setup.h) and
 // 4096 on arm64 (arch/arm64/include/uapi/asm/setup.h).
-func cmdlineLimit(arch machine.Arch) int {
+func CmdlineLimit(arch machine.Arch) int {
 	if arch == machine.ArchARM64 {
 		return 4095
 	}
@@ -361,7 +361,7 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 		n += 1 + len(text)
 		out = append(out, text)
 	}
-	if limit := cmdlineLimit(p.Arch); n > limit {
+	if limit := CmdlineLimit(p.Arch); n > limit {
 		return nil, newValueError(p.MAC, "kernel command line", strings.Join(out, " "),
 			fmt.Sprintf("%d bytes with the image name and initrd=, longer than the %d an %s kernel keeps: it would cut the rest", n, limit, p.Arch))
 	}
