@@ -28,7 +28,7 @@ import (
 // testConfig returns a valid config whose sockets bind 127.0.0.1:0 and
 // whose directories are temporary, with DHCP and TFTP off (they need
 // privileged ports; their own packages test them on loopback).
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	profiles := filepath.Join(dir, "profiles")
@@ -55,7 +55,7 @@ func testConfig(t *testing.T) *config.Config {
 }
 
 // copyTree copies the example profiles so the test can edit them.
-func copyTree(t *testing.T, src, dst string) {
+func copyTree(t testing.TB, src, dst string) {
 	t.Helper()
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		t.Fatal(err)
@@ -63,13 +63,13 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 // testLogger writes the daemon's log, debug and up, into the test's output.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // startDaemon builds and runs a daemon; it returns the daemon and a stop
 // function that cancels it and returns Run's error.
-func startDaemon(t *testing.T, cfg *config.Config) (*daemon, func() error) {
+func startDaemon(t testing.TB, cfg *config.Config) (*daemon, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	d, err := newDaemon(ctx, cfg, testLogger(t))
