@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,6 +208,5 @@ func peakRSS() int64 {
 			return kb << 10
 		}
 	}
-	runtime.KeepAlive(b)
 	return 0
 }
