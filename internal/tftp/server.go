@@ -332,12 +332,15 @@ func openFile(files fs.FS, name string) (fs.File, io.ReaderAt, int64, *refusal) 
 	return f, ra, fi.Size(), nil
 }
 
-// done counts, logs and records the end of a request.
+// done logs, records and counts the end of a request, counting last: a
+// count seen means the log line and the record are done too.
 func (s *Server) done(ctx context.Context, o outcome) {
-	s.m.transfers.WithLabelValues(string(o.result)).Inc()
-	if o.duration > 0 { // requests refused on sight are not transfers: no time to record
-		s.m.duration.WithLabelValues(string(o.result)).Observe(o.duration.Seconds())
-	}
+	defer func() {
+		s.m.transfers.WithLabelValues(string(o.result)).Inc()
+		if o.duration > 0 { // requests refused on sight are not transfers: no time to record
+			s.m.duration.WithLabelValues(string(o.result)).Observe(o.duration.Seconds())
+		}
+	}()
 	attrs := []slog.Attr{slog.String("remote", o.remote.String()), slog.String("file", o.file)}
 	switch o.result {
 	case ResultOK:
