@@ -176,7 +176,7 @@ func TestSimulatedNodeBoot(t *testing.T) {
 
 	// 4. /boot.ipxe, then this machine's script as the chain line asks for it.
 	code, body := n.get(offer.BootFileName)
-	if code != http.StatusOK || !strings.Contains(string(body), "chain "+base+"/ipxe?mac=${${nic}/mac:hexhyp}") {
+	if code != http.StatusOK || !strings.Contains(string(body), "chain --replace "+base+"/ipxe?mac=${${nic}/mac:hexhyp}") {
 		t.Fatalf("/boot.ipxe: %d\n%s", code, body)
 	}
 	scriptURL := base + "/ipxe?mac=1c-69-7a-00-00-11&uuid=11111111-1111-1111-1111-111111111111&arch=x86_64"
@@ -231,7 +231,7 @@ func TestSimulatedNodeBoot(t *testing.T) {
 
 	// 7. Next boot: told to boot the local disk.
 	code, body = n.get(scriptURL)
-	if code != http.StatusOK || !strings.Contains(string(body), "\nexit\n") {
+	if code != http.StatusOK || !strings.Contains(string(body), "\nexit 1\n") {
 		t.Fatalf("second boot: %d\n%s", code, body)
 	}
 	if m := n.machine(); m.State != machine.Installed {

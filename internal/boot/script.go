@@ -111,7 +111,7 @@ func GenericScript(baseURL string) string {
 	}
 	fmt.Fprintf(&b, "echo tinderbox: no NIC got an address from DHCP; retrying in %d seconds\nsleep %d\ngoto find\n", retryDelay, retryDelay)
 	b.WriteString(":found\n")
-	fmt.Fprintf(&b, "chain %s/ipxe?mac=${${nic}/mac:hexhyp}&uuid=${uuid}&arch=${buildarch} || goto failed\n", baseURL)
+	fmt.Fprintf(&b, "chain --replace %s/ipxe?mac=${${nic}/mac:hexhyp}&uuid=${uuid}&arch=${buildarch} || goto failed\n", baseURL)
 	b.WriteString(":failed\n")
 	fmt.Fprintf(&b, "echo tinderbox: could not fetch this machine's script from %s (error ${errno}); retrying in %d seconds\n", baseURL, retryDelay)
 	fmt.Fprintf(&b, "sleep %d\ngoto find\n", retryDelay)
@@ -136,11 +136,11 @@ const (
 func LocalScript(method string, mac machine.MAC) (body string, notFound bool) {
 	switch method {
 	case LocalSanboot:
-		return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nsanboot --no-describe --drive 0x80 || exit\n", mac), false
+		return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nsanboot --no-describe --drive 0x80 || exit 1\n", mac), false
 	case LocalNotFound:
 		return "tinderbox: " + mac.String() + " boots its local disk\n", true
 	}
-	return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nexit\n", mac), false
+	return fmt.Sprintf("#!ipxe\n# tinderbox: %s boots its local disk\necho tinderbox: booting the local disk\nexit 1\n", mac), false
 }
 
 // NetbootParams describes a network boot of Talos.

@@ -69,7 +69,7 @@ func TestBindingRefusesOtherHosts(t *testing.T) {
 		t.Fatalf("cp-01's own config: %d", code)
 	}
 	code, body = e.getFrom(t, intruder, scriptPath(macOnce))
-	if code != http.StatusOK || !strings.Contains(body, "\nexit\n") || strings.Contains(body, "token=") {
+	if code != http.StatusOK || !strings.Contains(body, "\nexit 1\n") || strings.Contains(body, "token=") {
 		t.Errorf("intruder's script for an installing machine: got %d %q, want the local-boot script", code, body)
 	}
 	if st := e.machine(t, macOnce).State; st != machine.Installing {

@@ -256,7 +256,7 @@ func TestInstallOnceFlow(t *testing.T) {
 	}
 
 	code, s = e.script(t, macOnce.Dashed(), "x86_64")
-	if code != http.StatusOK || !strings.Contains(s, "\nexit\n") {
+	if code != http.StatusOK || !strings.Contains(s, "\nexit 1\n") {
 		t.Fatalf("boot after install: got %d\n%s", code, s)
 	}
 	if st := e.machine(t, macOnce).State; st != machine.Installed {
@@ -324,7 +324,7 @@ func TestScriptSelection(t *testing.T) {
 		wantState machine.State // "" = no record
 	}{
 		{name: "always netboots with config", localBoot: "exit", mac: macAlways.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"talos.config="}, wantState: machine.Netboot},
-		{name: "never boots disk by exit", localBoot: "exit", mac: macNever.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantNotIn: []string{"kernel"}, wantState: machine.Local},
+		{name: "never boots disk by exit", localBoot: "exit", mac: macNever.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit 1\n"}, wantNotIn: []string{"kernel"}, wantState: machine.Local},
 		{name: "never boots disk by sanboot", localBoot: "sanboot", mac: macNever.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"sanboot --no-describe --drive 0x80"}, wantState: machine.Local},
 		{name: "never boots disk by 404", localBoot: "notfound", mac: macNever.Dashed(), arch: "x86_64", wantCode: 404, wantState: machine.Local},
 		{name: "BIOS iPXE says i386", localBoot: "exit", mac: macOnce.Dashed(), arch: "i386", wantCode: 200, wantIn: []string{"kernel-amd64", "initramfs-amd64.xz"}, wantState: machine.Pending},
@@ -332,7 +332,7 @@ func TestScriptSelection(t *testing.T) {
 		{name: "arm64 iPXE", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Pending},
 		{name: "unsupported arch", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm32", wantCode: 400, wantIn: []string{"arch \"arm32\""}, wantState: machine.Pending},
 		{name: "unknown maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64"}, wantNotIn: []string{"talos.config"}, wantState: machine.Discovered},
-		{name: "unknown local", localBoot: "exit", policy: machine.UnknownLocal, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit\n"}, wantState: machine.Discovered},
+		{name: "unknown local", localBoot: "exit", policy: machine.UnknownLocal, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit 1\n"}, wantState: machine.Discovered},
 		{name: "unknown ignored", localBoot: "exit", policy: machine.UnknownIgnore, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 404, wantIn: []string{"ignored"}},
 		{name: "factory down", localBoot: "exit", mac: macOnce.Dashed(), arch: "x86_64", cmdErr: errors.New("factory: connection refused"), wantCode: 502, wantIn: []string{"connection refused"}, wantState: machine.Pending},
 		{name: "bad MAC", localBoot: "exit", mac: "nonsense", arch: "x86_64", wantCode: 400, wantIn: []string{"not a MAC address"}},
@@ -415,7 +415,7 @@ func TestConfigRefusals(t *testing.T) {
 func TestGenericScriptAndMetrics(t *testing.T) {
 	e := newEnv(t, "exit", machine.UnknownMaintenance, nil)
 	code, body := e.get(t, "/boot.ipxe")
-	if code != http.StatusOK || !strings.Contains(body, "chain "+e.srv.URL+"/ipxe?mac=${${nic}/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}") {
+	if code != http.StatusOK || !strings.Contains(body, "chain --replace "+e.srv.URL+"/ipxe?mac=${${nic}/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}") {
 		t.Errorf("/boot.ipxe: got %d\n%s", code, body)
 	}
 	e.script(t, macOnce.Dashed(), "x86_64")

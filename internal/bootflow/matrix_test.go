@@ -72,7 +72,7 @@ func TestScriptMatrix(t *testing.T) {
 								t.Errorf("talos.config present = %v, want %v", hasConfig, want == boot.Netboot)
 							}
 						case boot.LocalBoot:
-							if code != http.StatusOK || !strings.HasSuffix(body, "\nexit\n") || strings.Contains(body, "kernel ") {
+							if code != http.StatusOK || !strings.HasSuffix(body, "\nexit 1\n") || strings.Contains(body, "kernel ") {
 								t.Fatalf("want a local boot: got %d\n%s", code, body)
 							}
 						case boot.Ignore:
