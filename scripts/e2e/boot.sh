@@ -34,8 +34,7 @@
 #      its kernel (e2e.stall=1: never fetches its config) is shown stalled
 #      after Initramfs (reports.stallAfter is 20s here).
 #   9. ipxe.localBoot: sanboot (tinderbox restarted with it): on SeaBIOS
-#      with the disk left out of the firmware's boot order, so only
-#      sanboot can reach it; on OVMF, what iPXE says.
+#      iPXE boots drive 0x80 itself (its messages reach the serial log).
 # Prints a timings table per scenario and step. Topology: scripts/e2e/lib.sh.
 # Needs root and qemu-system-x86, ovmf, ipxe, ipxe-qemu, dnsmasq,
 # busybox-static, grub-pc-bin, grub-efi-amd64-bin, xorriso, mtools
@@ -168,7 +167,7 @@ installed_by_report() {
 }
 talos_is() { show "$1" | tr -d ' \n' | grep -q "\"talos\":{\"stage\":\"$2\",\"ready\":$3"; }
 field_has() { show "$1" | grep "\"$2\": " | grep -qF "$3"; }
-logs_have() { tb machines logs "$1" | grep -qF "$2"; }
+logs_have() { tb machines logs "$1" -n 1000 --grep "$2" | grep -qF "$2"; }
 
 # timings NAME MAC START: seconds from the VM's start to each boot step, and
 # to the state becoming installed and ready, from the machine's event log in
@@ -217,7 +216,7 @@ installs() {
 # 1. UEFI, known, install: once; the VM reboots in place after its install.
 start=$(now)
 vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf reboot
-vm_wait "$vm_pid" 400 powered_off uefi || true
+vm_wait "$vm_pid" 300 powered_off uefi || true
 timings "1 UEFI install" "$uefi" "$start"
 check "1: OVMF fetched ipxe.efi over TFTP" grep -q "tftp: file sent.*file=ipxe.efi" "$work/tinderbox.log"
 installs uefi "$uefi" ovmf 1
@@ -315,7 +314,9 @@ check "8: the stalled node never fetched its config" bash -c "! grep -aq 'TINDER
 check "8: the stalled node is pending" state_is "$stall" pending
 check "8: attention says stalled after Initramfs" field_has "$stall" attention "after Initramfs"
 
-# 9. ipxe.localBoot: sanboot. tinderbox restarts with it (same state).
+# 9. ipxe.localBoot: sanboot. tinderbox restarts with it (same state); the
+# BIOS machine, ready, is told to sanboot, and iPXE itself boots the disk
+# (its own messages reach the serial log through SeaBIOS' serial console).
 kill "$tinderbox_pid"
 wait "$tinderbox_pid" 2>/dev/null || true
 e2e_forget "$tinderbox_pid"
@@ -323,17 +324,12 @@ mv "$work/tinderbox.log" "$work/tinderbox-exit.log"
 tbconfig sanboot
 e2e_tinderbox --config "$work/tinderbox.yaml"
 start=$(now)
-vm_start bios-once "${E2E}tap1" "$biosonce" 11111111-2222-4333-8444-555555555507 seabios nodiskboot
-vm_wait "$vm_pid" 240 bash -c "[ \$(grep -ac 'TINDERBOX-E2E: powering off' '$work/bios-once.serial') -ge 2 ]" || true
+vm_start bios-once "${E2E}tap1" "$biosonce" 11111111-2222-4333-8444-555555555507 seabios
+vm_wait "$vm_pid" 180 bash -c "[ \$(grep -ac 'TINDERBOX-E2E: powering off' '$work/bios-once.serial') -ge 2 ]" || true
 timings "9 BIOS sanboot" "$biosonce" "$start"
-check "9: BIOS was told to sanboot" grep -q "mac=$biosonce.*action=local" "$work/tinderbox.log"
-check "9: sanboot booted the disk on SeaBIOS (not in the boot order)" test "$(serial_count bios-once "booted from disk")" -ge 2
-start=$(now)
-vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf
-vm_wait "$vm_pid" 240 bash -c "[ \$(grep -ac 'TINDERBOX-E2E: powering off' '$work/uefi.serial') -ge 2 ]" || true
-timings "9 UEFI sanboot" "$uefi" "$start"
-check "9: the disk booted on OVMF (sanboot, else exit)" test "$(serial_count uefi "booted from disk")" -ge 2
-e2e_log "what iPXE said on OVMF: $(grep -a -A2 'booting the local disk' "$work/uefi.serial" | tail -n 3 | tr -d '\r' | tr '\n' ' ')"
+check "9: told to boot its disk" scripted "$biosonce" local
+check "9: iPXE booted drive 0x80 itself" bash -c "tr -d '\r' <'$work/bios-once.serial' | grep -a -A4 'Booting from SAN device 0x80' | grep -q 'GRUB loading'"
+check "9: the disk booted again" test "$(serial_count bios-once "booted from disk")" -ge 2
 
 check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox-exit.log' '$work/tinderbox.log'"
 

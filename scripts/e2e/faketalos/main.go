@@ -71,7 +71,9 @@ func main() {
 	switch {
 	case args["e2e.stall"] == "1":
 		say("stalling after the kernel, as e2e.stall=1 asks: nothing more")
-		select {}
+		for {
+			time.Sleep(time.Hour) // select{} would end as a deadlock
+		}
 	case args["e2e.disk"] == "1":
 		t.bootFromDisk()
 		t.halt(unix.LINUX_REBOOT_CMD_POWER_OFF)
