@@ -166,6 +166,7 @@ vm_start() {
 	case "$fw" in
 	seabios)
 		# etc/sercon-port is read as a little-endian integer: 0x3f8, COM1.
+		# QEMU warns that the name lacks "opt/": SeaBIOS reads this one.
 		[ -e "$work/sercon-port" ] || printf '\xf8\x03' >"$work/sercon-port"
 		fwargs=(-fw_cfg "name=etc/sercon-port,file=$work/sercon-port"
 			-device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1")

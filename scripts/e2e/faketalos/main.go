@@ -111,10 +111,10 @@ func (t *node) install() bool {
 	t.event(talosevents.SequenceEvent{Sequence: "initialize", Action: talosevents.SequenceStart})
 	t.event(talosevents.MachineStatusEvent{Stage: talosevents.StageBooting})
 	t.phase("config", talosevents.StepStart)
-	url := t.args["talos.config"]
-	t.talos("fetching machine config from: " + url)
-	say("fetching config: " + url)
-	cfg, err := fetch(url)
+	cfgURL := t.args["talos.config"]
+	t.talos("fetching machine config from: " + cfgURL)
+	say("fetching config: " + cfgURL)
+	cfg, err := fetch(cfgURL)
 	if err != nil {
 		say("config fetch failed: " + err.Error())
 		t.talos("loadConfig failed: " + err.Error())
@@ -461,9 +461,9 @@ func writeImage(disk, src string) (int64, error) {
 	return n, nil
 }
 
-func fetch(url string) ([]byte, error) {
+func fetch(u string) ([]byte, error) {
 	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := c.Get(u)
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +473,7 @@ func fetch(url string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	return body, nil
 }
