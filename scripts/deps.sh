@@ -10,9 +10,11 @@ task=${1:-test}
 case "$task" in
 run) pkgs=(ipxe ca-certificates) ;;
 test) pkgs=(ca-certificates curl tftp-hpa chromium) ;;
-e2e) pkgs=(ca-certificates curl chromium xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2) ;;
+e2e) pkgs=(ca-certificates curl chromium xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2
+	grub-pc-bin grub-efi-amd64-bin xorriso mtools) ;;
 deploy) pkgs=(ca-certificates curl iproute2 systemd debootstrap buildah libcap2-bin systemd-container) ;;
 ci) pkgs=(ca-certificates curl tftp-hpa chromium git make xz-utils busybox-static ipxe ipxe-qemu qemu-system-x86 ovmf dnsmasq-base tcpdump iproute2
+	grub-pc-bin grub-efi-amd64-bin xorriso mtools
 	systemd debootstrap buildah libcap2-bin systemd-container) ;;
 *) echo "usage: $0 run|test|e2e|deploy|ci" >&2; exit 2 ;;
 esac

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Real firmware PXE-boots through tinderbox, end to end (issue 9): QEMU VMs
-# on a LAN whose router (dnsmasq) hands out addresses only; tinderbox on its
-# own veth, with a fake Image Factory serving a real Debian kernel and a
-# busybox initramfs whose init plays Talos (scripts/e2e/assets.sh): it reads
-# talos.config= from /proc/cmdline, fetches it, prints its sha256 and
-# contents on the serial console and powers off. Scenarios:
+# Real firmware PXE-boots through tinderbox, end to end (issues 9 and 16):
+# QEMU VMs with a blank disk on a LAN whose router (dnsmasq) hands out
+# addresses only; tinderbox on its own veth, with a fake Image Factory
+# serving a real Debian kernel and a busybox initramfs whose init runs
+# scripts/e2e/faketalos, a stand-in Talos (scripts/e2e/assets.sh builds
+# both): it reads talos.config= from /proc/cmdline, fetches it and prints
+# its sha256 on the serial console, publishes Talos' event sequence to
+# tinderbox's event sink and streams [talos] log lines to its log
+# receiver, "installs" by writing a bootable image (GRUB for BIOS and UEFI,
+# the same kernel, an initramfs that reports RUNNING and ready) to the disk
+# and reboots. Scenarios:
 #   1. UEFI (OVMF native PXE), known machine, install: once: offer → TFTP
 #      ipxe.efi → iPXE → script → kernel + initramfs from the cache (fetched
-#      once) → config with the right token, equal to `tinderbox render`;
-#      state installing.
-#   2. The same machine again → told to boot its disk, state installed;
-#      `tinderbox machines reinstall` → the next boot netboots again.
+#      once) → config with the right token, equal to `tinderbox render` →
+#      installed, from Talos' report, before the reboot → the reboot is
+#      told to boot its disk (ipxe.localBoot: exit), the disk boots, and
+#      its report makes the machine ready; `tinderbox machines logs` shows
+#      the [talos] lines of both boots.
+#   2. `tinderbox machines reinstall` → the next boot netboots again,
+#      fetches a config with a new token and reports installed again.
 #   3. BIOS (SeaBIOS + iPXE ROM), unknown machine, unknown: maintenance →
 #      boots with no talos.config; state discovered.
 #   4. install: never → not netbooted; state local.
@@ -19,25 +27,39 @@
 #      machine's script and presents its config URL: refused, no token, no
 #      state change, and the log names the intruder (binding is on, as by
 #      default).
+#   7. As 1 on BIOS: `exit` reaches the disk on SeaBIOS too; ready.
+#   8. At once: a failing install (kernel argument e2e.fail-install=1 from
+#      the profile: the stand-in reports the install sequence stopped with
+#      an error) ends failed with Talos' message; a node that stops after
+#      its kernel (e2e.stall=1: never fetches its config) is shown stalled
+#      after Initramfs (reports.stallAfter is 20s here).
+#   9. ipxe.localBoot: sanboot (tinderbox restarted with it): on SeaBIOS
+#      iPXE boots drive 0x80 itself (its messages reach the serial log).
 # Prints a timings table per scenario and step. Topology: scripts/e2e/lib.sh.
-# Needs root and qemu-system-x86, ovmf, ipxe, ipxe-qemu, dnsmasq, busybox-static.
+# Needs root and qemu-system-x86, ovmf, ipxe, ipxe-qemu, dnsmasq,
+# busybox-static, grub-pc-bin, grub-efi-amd64-bin, xorriso, mtools
+# (scripts/deps.sh e2e).
 set -euo pipefail
 E2E=tbxe NET=10.78.0 TAPS=3
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-e2e_require xz curl
+e2e_require xz curl grub-mkrescue xorriso mformat
 [ -x /bin/busybox ] || e2e_skip "/bin/busybox is missing (apt-get install busybox-static)"
 e2e_init
 e2e_build
 (cd "$repo" && go build -o "$work/fakefactory" ./cmd/fakefactory)
 
 assets=${E2E_ASSETS:-$repo/.run/e2e-assets}
-"$repo/scripts/e2e/assets.sh" "$assets"
-# console=ttyS0 puts the kernel's (and the stand-in init's) output on the
-# serial log; panic=-1 turns a kernel panic into a reboot, which -no-reboot
-# turns into QEMU exiting, so a broken boot fails fast.
-echo "talos.platform=metal console=ttyS0 panic=-1" >"$work/cmdline-metal-amd64"
+# The installed image's grub.cfg names tinderbox ($NET.2) as its event
+# sink and log receiver, as Talos' installer carries those arguments over.
+"$repo/scripts/e2e/assets.sh" "$assets" "$NET.2"
+# console=ttyS0 puts the kernel's (and the stand-in's) output on the serial
+# log; panic=-1 turns a kernel panic into a reboot, which -no-reboot turns
+# into QEMU exiting, so a broken boot fails fast; printk.devkmsg=on (as on
+# Talos' own command line) lets the stand-in write its [talos] lines to
+# /dev/kmsg without the kernel's rate limit.
+echo "talos.platform=metal console=ttyS0 panic=-1 printk.devkmsg=on" >"$work/cmdline-metal-amd64"
 
 e2e_topology
 e2e_router
@@ -56,6 +78,7 @@ case "$factory" in http://*) ;; *) cat "$work/factory.out" >&2; e2e_log "FAIL: t
 
 schematic=$(printf '%064d' 0 | tr 0 e)
 uefi=52:54:00:78:00:01 bios=52:54:00:78:00:02 never=52:54:00:78:00:03 colda=52:54:00:78:00:05 coldb=52:54:00:78:00:06
+biosonce=52:54:00:78:00:07 failing=52:54:00:78:00:08 stall=52:54:00:78:00:09
 p=$work/profiles
 mkdir -p "$p/configs" "$p/machines" "$work/cache" "$work/state"
 cat >"$p/defaults.yaml" <<YAML
@@ -82,28 +105,39 @@ echo "hostname: uefi-once" >"$p/machines/${uefi//:/-}.yaml"
 printf 'hostname: never\ninstall: never\n' >"$p/machines/${never//:/-}.yaml"
 printf 'hostname: cold-a\ntalos:\n  version: v1.13.0\n' >"$p/machines/${colda//:/-}.yaml"
 printf 'hostname: cold-b\ntalos:\n  version: v1.13.0\n' >"$p/machines/${coldb//:/-}.yaml"
+echo "hostname: bios-once" >"$p/machines/${biosonce//:/-}.yaml"
+printf 'hostname: failing\nkernelArgs: ["e2e.fail-install=1"]\n' >"$p/machines/${failing//:/-}.yaml"
+printf 'hostname: stall\nkernelArgs: ["e2e.stall=1"]\n' >"$p/machines/${stall//:/-}.yaml"
 
-cat >"$work/tinderbox.yaml" <<YAML
+# tbconfig LOCALBOOT: tinderbox's config, with ipxe.localBoot LOCALBOOT.
+tbconfig() {
+	cat >"$work/tinderbox.yaml" <<YAML
 advertise: $NET.2
 http: {listen: ":8080"}
 admin: {listen: "127.0.0.1:8081"}
 dhcp: {interface: ${E2E}boot0}
 tftp: {listen: ":69"}
-ipxe: {dir: /usr/lib/ipxe}
+ipxe: {dir: ${E2E_IPXE_DIR:-/usr/lib/ipxe}, localBoot: $1}
 factory: {url: "$factory"}
 cache: {dir: $work/cache}
 state: {dir: $work/state}
 profiles: {dir: $p}
+reports: {eventsListen: ":8091", logsListen: ":8092", stallAfter: 20s}
 log: {level: debug}
 YAML
+}
+tbconfig exit
 tb() { ip netns exec "$boot" "$work/tinderbox" --config "$work/tinderbox.yaml" "$@"; }
 tb validate >&2
 e2e_tinderbox --config "$work/tinderbox.yaml"
 
 # What a user would look at.
 serial() { grep -a "TINDERBOX-E2E: $2" "$work/$1.serial"; }
+serial_count() { grep -ac "TINDERBOX-E2E: $2" "$work/$1.serial" || true; }
 powered_off() { serial "$1" "powering off"; }
-state_is() { tb machines show "$1" -o json | grep -q "\"state\": \"$2\""; }
+rebooted() { serial "$1" "rebooting"; }
+show() { tb machines show "$1" -o json; }
+state_is() { show "$1" | grep -q "\"state\": \"$2\""; }
 scripted() { grep "boot script served" "$work/tinderbox.log" | grep "mac=$1" | grep -q "action=$2"; }
 served_count() { grep "boot script served" "$work/tinderbox.log" | grep "mac=$1" | grep -c "action=$2" || true; }
 config_matches() { # the config the VM printed is what `tinderbox render` prints
@@ -114,63 +148,97 @@ config_matches() { # the config the VM printed is what `tinderbox render` prints
 }
 fetches() { ip netns exec "$boot" curl -s "$factory/_fake/counts" | grep -o "\"/image/$schematic/$1/$2\": *[0-9]*" | grep -o '[0-9]*$'; }
 fetched_once() { [ "$(fetches "$1" "$2")" = 1 ]; }
+# timeline MAC: the machine's events, one "kind | detail" line each.
+timeline() {
+	show "$1" | awk '
+		/"kind":/ { k = $2; gsub(/[",]/, "", k) }
+		/"detail":/ { d = $0; sub(/^[^:]*: "/, "", d); sub(/",?$/, "", d) }
+		/^    }/ { print k " | " d; k = ""; d = "" }'
+}
+# installed_by_report MAC: the machine became installed right on Talos'
+# report that its install sequence was done, before any boot was told to
+# go to its disk; not by the fallback inference at its next network boot.
+installed_by_report() {
+	timeline "$1" | awk '
+		/^talos \| install sequence done/ { t = NR }
+		/^transition \| installing → installed/ && t && t == NR - 1 { ok = 1 }
+		/^local_boot/ && !ok { exit }
+		END { exit !ok }'
+}
+# after_san NAME TEXT: the stand-in said TEXT after iPXE's first sanboot.
+after_san() { tr -d '\r' <"$work/$1.serial" | sed -n '/Booting from SAN device 0x80/,$p' | grep -aq "TINDERBOX-E2E: $2"; }
+talos_is() { show "$1" | tr -d ' \n' | grep -q "\"talos\":{\"stage\":\"$2\",\"ready\":$3"; }
+field_has() { show "$1" | grep "\"$2\": " | grep -qF "$3"; }
+logs_have() { tb machines logs "$1" -n 1000 --grep "$2" | grep -qF "$2"; }
 
-# timings NAME MAC START: seconds from the VM's start to each boot step, from
-# the machine's event log in tinderbox's state.
+# timings NAME MAC START: seconds from the VM's start to each boot step, and
+# to the state becoming installed and ready, from the machine's event log in
+# tinderbox's state.
 timings() {
 	local name=$1 mac=$2 start=$3
-	tb machines show "$mac" -o json | awk -v start="$start" -v name="$name" '
+	show "$mac" | awk -v start="$start" -v name="$name" '
 		/"time":/ { gsub(/[",]/, "", $2); t = $2 }
 		/"kind":/ { gsub(/[",]/, "", $2); k = $2 }
-		/"detail":/ { gsub(/[",]/, "", $2); d = $2 }
+		/"detail":/ { d = $0; sub(/^[^:]*: "/, "", d); sub(/",?$/, "", d) }
 		/^    }/ {
 			cmd = "date -d " t " +%s.%N"; cmd | getline e; close(cmd)
 			if (e >= start) {
 				step = k
-				if (k == "asset") step = (d ~ /^kernel/) ? "kernel" : "initramfs"
 				if (k == "dhcp_offer") step = "dhcp"
+				if (k == "transition") step = d; sub(/.*→ /, "", step)
 				if (!(step in first)) first[step] = e - start
 			}
 			k = ""; d = ""
 		}
 		END {
-			printf "%-28s", name
-			n = split("dhcp tftp script kernel initramfs config local_boot", steps, " ")
+			printf "%-24s", name
+			n = split("dhcp tftp script kernel initramfs config installed local_boot ready", steps, " ")
 			for (i = 1; i <= n; i++) printf " %9s", (steps[i] in first) ? sprintf("%.1f", first[steps[i]]) : "-"
 			printf "\n"
 		}' >>"$work/timings"
 }
 now() { date +%s.%N; }
 
-# 1. UEFI, known, install: once.
+# installs NAME MAC FIRMWARE N: checks of a whole install cycle, checks
+# numbered N: netboot, installed by Talos' report, told to boot its disk
+# at the reboot, the disk booted and reported, ready.
+installs() {
+	local name=$1 mac=$2 n=$4
+	check "$n: iPXE was served a netboot script" scripted "$mac" netboot
+	check "$n: the kernel booted with talos.config" serial "$name" "fetching config: http://$NET.2:8080/config/${mac//:/-}?token="
+	check "$n: the config fetched equals tinderbox render" config_matches "$name" "$mac"
+	check "$n: the stand-in wrote the image to /dev/vda" serial "$name" "installed: [0-9]* bytes written to /dev/vda"
+	check "$n: installed from Talos' report, before the reboot" installed_by_report "$mac"
+	check "$n: the reboot was told to boot its disk" scripted "$mac" local
+	check "$n: the disk booted (GRUB, kernel, marker)" serial "$name" "booted from disk: .*e2e.disk=1"
+	check "$n: state is ready" state_is "$mac" ready
+	check "$n: Talos' status is running and ready" talos_is "$mac" running true
+}
+
+# 1. UEFI, known, install: once; the VM reboots in place after its install.
 start=$(now)
-vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf
+vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf reboot
 vm_wait "$vm_pid" 300 powered_off uefi || true
 timings "1 UEFI install" "$uefi" "$start"
 check "1: OVMF fetched ipxe.efi over TFTP" grep -q "tftp: file sent.*file=ipxe.efi" "$work/tinderbox.log"
-check "1: iPXE was served a netboot script" scripted "$uefi" netboot
-check "1: the kernel booted with talos.config" serial uefi "fetching config: http://$NET.2:8080/config/52-54-00-78-00-01?token="
-check "1: the config fetched equals tinderbox render" config_matches uefi "$uefi"
-check "1: state is installing" state_is "$uefi" installing
+installs uefi "$uefi" ovmf 1
 check "1: kernel fetched once from the factory" fetched_once v1.12.7 kernel-amd64
 check "1: initramfs fetched once from the factory" fetched_once v1.12.7 initramfs-amd64.xz
+check "1: machines logs shows the installer's [talos] lines" logs_have "$uefi" "[talos] installing Talos to /dev/vda"
+check "1: machines logs shows the disk system's [talos] lines" logs_have "$uefi" "[talos] machine is running and ready"
+check "1: machines logs carries the kernel's own log" logs_have "$uefi" "Linux version"
 
-# 2. The same machine boots again, then is re-armed.
-start=$(now)
-vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf
-vm_wait "$vm_pid" 240 scripted "$uefi" local || true
-timings "2 UEFI next boot" "$uefi" "$start"
-check "2: told to boot the local disk" scripted "$uefi" local
-check "2: state is installed" state_is "$uefi" installed
+# 2. The same machine is re-armed and installs again (no reboot this time).
 check "2: tinderbox machines reinstall" tb machines reinstall "$uefi"
 check "2: state is pending after reinstall" state_is "$uefi" pending
 start=$(now)
 vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf
-vm_wait "$vm_pid" 300 bash -c "[ \$(grep -ac 'TINDERBOX-E2E: powering off' '$work/uefi.serial') -ge 2 ]" || true
+vm_wait "$vm_pid" 300 bash -c "[ \$(grep -ac 'TINDERBOX-E2E: rebooting' '$work/uefi.serial') -ge 2 ]" || true
 timings "2 UEFI after reinstall" "$uefi" "$start"
 check "2: netbooted again after reinstall" test "$(served_count "$uefi" netboot)" -ge 2
-check "2: fetched its config again (new token)" test "$(serial uefi "config sha256: " | wc -l)" -ge 2
-check "2: state is installing again" state_is "$uefi" installing
+check "2: fetched its config again (new token)" test "$(serial_count uefi "config sha256: ")" -ge 2
+check "2: the new config equals tinderbox render" config_matches uefi "$uefi"
+check "2: state is installed again, from Talos' report" state_is "$uefi" installed
 
 # 3. BIOS, unknown machine, unknown: maintenance.
 start=$(now)
@@ -180,6 +248,7 @@ timings "3 BIOS unknown" "$bios" "$start"
 check "3: iPXE was served a maintenance script" scripted "$bios" maintenance
 check "3: booted Talos with no talos.config" serial bios "maintenance mode: no talos.config"
 check "3: state is discovered" state_is "$bios" discovered
+check "3: Talos' report of maintenance is shown" talos_is "$bios" maintenance false
 
 # 4. install: never.
 start=$(now)
@@ -197,8 +266,8 @@ vm_start cold-a "${E2E}tap0" "$colda" 11111111-2222-4333-8444-555555555505 seabi
 pida=$vm_pid
 vm_start cold-b "${E2E}tap2" "$coldb" 11111111-2222-4333-8444-555555555506 seabios
 pidb=$vm_pid
-vm_wait "$pida" 300 powered_off cold-a || true
-vm_wait "$pidb" 120 powered_off cold-b || true
+vm_wait "$pida" 300 rebooted cold-a || true
+vm_wait "$pidb" 120 rebooted cold-b || true
 timings "5 cold storm A" "$colda" "$start"
 timings "5 cold storm B" "$coldb" "$start"
 check "5: VM A got its config" config_matches cold-a "$colda"
@@ -221,17 +290,60 @@ check "6: no token in the answer" bash -c "! grep -q token= '$work/intruder.body
 check "6: cold-a is still pending" state_is "$colda" pending
 check "6: the log names the intruder" grep -q "request for cold-a ($colda) from $NET.1, which is $brmac" "$work/tinderbox.log"
 
-check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox.log'"
+# 7. BIOS, known, install: once, through to its disk.
+start=$(now)
+vm_start bios-once "${E2E}tap1" "$biosonce" 11111111-2222-4333-8444-555555555507 seabios reboot
+vm_wait "$vm_pid" 300 powered_off bios-once || true
+timings "7 BIOS install" "$biosonce" "$start"
+installs bios-once "$biosonce" seabios 7
+
+# 8. A failing install and a stalled node, at once.
+start=$(now)
+vm_start failing "${E2E}tap1" "$failing" 11111111-2222-4333-8444-555555555508 seabios
+pida=$vm_pid
+vm_start stall "${E2E}tap2" "$stall" 11111111-2222-4333-8444-555555555509 seabios
+pidb=$vm_pid
+vm_wait "$pida" 240 powered_off failing || true
+vm_wait "$pidb" 180 field_has "$stall" attention "stalled: no progress for" || true
+timings "8 failing install" "$failing" "$start"
+timings "8 stalled after kernel" "$stall" "$start"
+check "8: the failing install fetched its config" config_matches failing "$failing"
+check "8: state is failed" state_is "$failing" failed
+check "8: failure is Talos' own message" field_has "$failing" failure "Talos install sequence failed: install to /dev/vda refused: e2e.fail-install=1"
+check "8: attention says failed" field_has "$failing" attention "failed: Talos install sequence failed"
+check "8: the stalled node booted its kernel" serial stall "stalling after the kernel"
+check "8: the stalled node never fetched its config" bash -c "! grep -aq 'TINDERBOX-E2E: fetching config' '$work/stall.serial'"
+check "8: the stalled node is pending" state_is "$stall" pending
+check "8: attention says stalled after Initramfs" field_has "$stall" attention "after Initramfs"
+
+# 9. ipxe.localBoot: sanboot. tinderbox restarts with it (same state); the
+# BIOS machine, ready, is told to sanboot, and iPXE itself boots the disk
+# (its own messages reach the serial log through SeaBIOS' serial console).
+kill "$tinderbox_pid"
+wait "$tinderbox_pid" 2>/dev/null || true
+e2e_forget "$tinderbox_pid"
+mv "$work/tinderbox.log" "$work/tinderbox-exit.log"
+tbconfig sanboot
+e2e_tinderbox --config "$work/tinderbox.yaml"
+start=$(now)
+vm_start bios-once "${E2E}tap1" "$biosonce" 11111111-2222-4333-8444-555555555507 seabios
+vm_wait "$vm_pid" 180 after_san bios-once "powering off" || true
+timings "9 BIOS sanboot" "$biosonce" "$start"
+check "9: told to boot its disk" scripted "$biosonce" local
+check "9: iPXE booted drive 0x80 itself" bash -c "tr -d '\r' <'$work/bios-once.serial' | grep -a -A4 'Booting from SAN device 0x80' | grep -q 'GRUB loading'"
+check "9: the disk booted and reported" after_san bios-once "reported running and ready"
+
+check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox-exit.log' '$work/tinderbox.log'"
 
 {
 	echo
-	echo "seconds from power-on to each boot step (first event of each kind):"
-	printf "%-28s %9s %9s %9s %9s %9s %9s %9s\n" scenario dhcp tftp script kernel initramfs config local
+	echo "seconds from power-on to each boot step (first event of each kind) and state:"
+	printf "%-24s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" scenario dhcp tftp script kernel initramfs config installed local ready
 	cat "$work/timings"
 	echo
 } >&2
 if [ "$fails" -ne 0 ]; then
 	e2e_log "tinderbox's Info, Warn and Error lines:"
-	grep "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox.log" >&2 || true
+	grep -h "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox-exit.log" "$work/tinderbox.log" >&2 || true
 fi
 e2e_summary

@@ -150,26 +150,41 @@ e2e_tinderbox() {
 	exit 1
 }
 
-# vm_start NAME TAP MAC UUID FIRMWARE: boots a VM, serial console to
-# $work/NAME.serial (appended across boots). FIRMWARE is seabios (QEMU's
-# iPXE ROM) or ovmf (EDK2's own PXE client). Sets vm_pid.
+# vm_start NAME TAP MAC UUID FIRMWARE [reboot]: boots a VM, serial
+# console to $work/NAME.serial (appended across boots). FIRMWARE is seabios
+# (QEMU's iPXE ROM) or ovmf (EDK2's own PXE client). The VM has a virtio
+# disk, $work/NAME.disk (64 MiB, kept across boots), and boots its NIC
+# first, then that disk (bootindex, honoured by both firmwares). OPTION
+# "reboot" lets the VM reboot in place, as a machine does after its install;
+# without it a reboot ends QEMU (-no-reboot), so a broken boot fails fast.
+# SeaBIOS copies its console, and so the iPXE ROM's, to the serial port
+# (etc/sercon-port 0x3f8), as OVMF does by itself. Sets vm_pid.
 vm_start() {
-	local name=$1 tap=$2 mac=$3 uuid=$4 fw=$5
-	local fwargs=()
+	local name=$1 tap=$2 mac=$3 uuid=$4 fw=$5 opt=${6:-}
+	local fwargs=() qargs=(-no-reboot)
+	[ "$opt" = reboot ] && qargs=()
 	case "$fw" in
-	seabios) fwargs=(-device "virtio-net-pci,netdev=n0,mac=$mac") ;;
+	seabios)
+		# etc/sercon-port is read as a little-endian integer: 0x3f8, COM1.
+		# QEMU warns that the name lacks "opt/": SeaBIOS reads this one.
+		[ -e "$work/sercon-port" ] || printf '\xf8\x03' >"$work/sercon-port"
+		fwargs=(-fw_cfg "name=etc/sercon-port,file=$work/sercon-port"
+			-device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1")
+		;;
 	ovmf)
 		[ -e "$work/$name.vars.fd" ] || cp /usr/share/OVMF/OVMF_VARS.fd "$work/$name.vars.fd"
 		fwargs=(-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd
 			-drive "if=pflash,format=raw,unit=1,file=$work/$name.vars.fd"
-			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
+			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,bootindex=1")
 		;;
 	esac
-	e2e_log "booting $name ($fw, $mac)"
+	[ -e "$work/$name.disk" ] || truncate -s 64M "$work/$name.disk"
+	e2e_log "booting $name ($fw, $mac${6:+, $6})"
 	# shellcheck disable=SC2046 # the accelerator is two words on purpose
-	ip netns exec "$lan" qemu-system-x86_64 $(e2e_accel) -m 512 -display none -monitor none -no-reboot \
+	ip netns exec "$lan" qemu-system-x86_64 $(e2e_accel) -m 512 -display none -monitor none "${qargs[@]}" \
 		-chardev "file,id=ser0,path=$work/$name.serial,append=on" -serial chardev:ser0 -uuid "$uuid" \
-		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" "${fwargs[@]}" -boot n &
+		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" "${fwargs[@]}" \
+		-drive "if=none,id=d0,format=raw,file=$work/$name.disk" -device virtio-blk-pci,drive=d0,bootindex=2 &
 	vm_pid=$!
 	pids+=("$vm_pid")
 }
