@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command faketalos stands in for Talos Linux in the end-to-end tests
 // (scripts/e2e/boot.sh). The e2e initramfs's init (scripts/e2e/assets.sh)
 // brings the network up with busybox, then runs it as root. On the wire it
