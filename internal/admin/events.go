@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -23,13 +24,21 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotImplemented, "this server has no event stream")
 		return
 	}
-	rc := http.NewResponseController(w)
 	sub, ok := a.opts.Hub.Subscribe()
 	if !ok {
 		WriteError(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 	defer sub.Close()
+	streamEvents(w, r, a.opts.Heartbeat, sub.C(), a.sendMachine)
+}
+
+// streamEvents writes a server-sent event stream (the HTML living
+// standard's text/event-stream): a "hello" event at once, then send(w, v)
+// for each value from c, and a comment line every heartbeat while idle.
+// It ends when the client leaves, c closes, or a write fails.
+func streamEvents[T any](w http.ResponseWriter, r *http.Request, heartbeat time.Duration, c <-chan T, send func(io.Writer, T) error) {
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -39,18 +48,18 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	if _, err := fmt.Fprint(w, "retry: 2000\nevent: hello\ndata: {}\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
-	tick := time.NewTicker(a.opts.Heartbeat)
+	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
 		var err error
 		select {
 		case <-r.Context().Done():
 			return
-		case mac, ok := <-sub.C():
+		case v, ok := <-c:
 			if !ok {
 				return
 			}
-			err = a.sendMachine(w, mac)
+			err = send(w, v)
 		case <-tick.C:
 			_, err = fmt.Fprint(w, ": heartbeat\n\n")
 		}
@@ -63,7 +72,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *API) sendMachine(w http.ResponseWriter, mac machine.MAC) error {
+func (a *API) sendMachine(w io.Writer, mac machine.MAC) error {
 	m, found, err := a.views.Get(mac)
 	if err != nil {
 		return err

@@ -3,9 +3,9 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
 	"github.com/tinderbox-boot/tinderbox/pkg/api"
@@ -70,41 +70,15 @@ func (a *API) logStream(w http.ResponseWriter, r *http.Request) {
 	}
 	lines, cancel := a.opts.Logs.Subscribe(mac)
 	defer cancel()
-	streamLines(w, r, a.opts.Heartbeat, lines)
+	streamEvents(w, r, a.opts.Heartbeat, lines, sendLine)
 }
 
-func streamLines(w http.ResponseWriter, r *http.Request, heartbeat time.Duration, lines <-chan kmsglog.Line) {
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, "retry: 2000\nevent: hello\ndata: {}\n\n"); err != nil || rc.Flush() != nil {
-		return
+// sendLine writes one "line" event.
+func sendLine(w io.Writer, l kmsglog.Line) error {
+	b, err := json.Marshal(logLine(l))
+	if err != nil {
+		return err
 	}
-	tick := time.NewTicker(heartbeat)
-	defer tick.Stop()
-	for {
-		var err error
-		select {
-		case <-r.Context().Done():
-			return
-		case l, ok := <-lines:
-			if !ok {
-				return
-			}
-			var b []byte
-			if b, err = json.Marshal(logLine(l)); err == nil {
-				_, err = fmt.Fprintf(w, "event: line\ndata: %s\n\n", b)
-			}
-		case <-tick.C:
-			_, err = fmt.Fprint(w, ": heartbeat\n\n")
-		}
-		if err == nil {
-			err = rc.Flush()
-		}
-		if err != nil {
-			return
-		}
-	}
+	_, err = fmt.Fprintf(w, "event: line\ndata: %s\n\n", b)
+	return err
 }

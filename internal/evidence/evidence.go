@@ -177,66 +177,58 @@ func (b *Binder) Owner(ip netip.Addr) (machine.MAC, bool) {
 // Identify returns the machine at ip for a report that names no MAC (a
 // Talos event or log line): the neighbour table's MAC, or for an address
 // in a routed network the MAC a relayed DHCP exchange gave it. With binding
-// off it is any MAC learnt for ip (ViaUnchecked). ok is false, with the
+// off it is any MAC learnt for ip (ViaUnchecked). via is ViaNone, with the
 // reason, when nothing identifies ip.
 func (b *Binder) Identify(ip netip.Addr) (mac machine.MAC, via Via, reason string) {
-	ip = ip.Unmap()
+	mac, via, _, reason = b.identify(ip.Unmap())
+	return mac, via, reason
+}
+
+// identify is Identify with, for a MAC found, the evidence in words ("the
+// neighbour table", "a DHCP exchange relayed by 10.20.0.1").
+func (b *Binder) identify(ip netip.Addr) (mac machine.MAC, via Via, by, reason string) {
 	if !b.opts.Enabled {
 		if mac, ok := b.Owner(ip); ok {
-			return mac, ViaUnchecked, ""
+			return mac, ViaUnchecked, "binding off", ""
 		}
-		return machine.MAC{}, ViaNone, fmt.Sprintf("no DHCP exchange or script request came from %s", ip)
+		return machine.MAC{}, ViaNone, "", fmt.Sprintf("no DHCP exchange or script request came from %s", ip)
+	}
+	if !ip.IsValid() {
+		return machine.MAC{}, ViaNone, "", "the request has no source address"
 	}
 	got, ok, err := b.opts.Neighbours.Lookup(ip)
 	switch {
 	case err != nil:
-		return machine.MAC{}, ViaNone, fmt.Sprintf("the neighbour table could not be read: %v", err)
+		return machine.MAC{}, ViaNone, "", fmt.Sprintf("the neighbour table could not be read: %v", err)
 	case ok:
-		return got, ViaNeighbour, ""
+		return got, ViaNeighbour, "the neighbour table", ""
 	case !b.routed(ip):
-		return machine.MAC{}, ViaNone, fmt.Sprintf("%s is not in the neighbour table (not on a local network) and not in binding.routedNetworks", ip)
+		return machine.MAC{}, ViaNone, "", fmt.Sprintf("%s is not in the neighbour table (not on a local network) and not in binding.routedNetworks", ip)
 	}
 	b.mu.Lock()
 	l, ok := b.learnt[ip]
 	b.mu.Unlock()
 	if ok && l.relay.IsValid() {
-		return l.mac, ViaRelayedDHCP, ""
+		return l.mac, ViaRelayedDHCP, "a DHCP exchange relayed by " + l.relay.String(), ""
 	}
-	return machine.MAC{}, ViaNone, fmt.Sprintf("no relayed DHCP exchange gave %s to a machine", ip)
+	return machine.MAC{}, ViaNone, "", fmt.Sprintf("no relayed DHCP exchange gave %s to a machine", ip)
 }
 
-// Check judges a request from ip that acts for mac.
+// Check judges a request from ip that acts for mac: bound when the
+// evidence (Identify) names mac at ip.
 func (b *Binder) Check(ip netip.Addr, mac machine.MAC) Verdict {
 	if !b.opts.Enabled {
 		return Verdict{Via: ViaUnchecked}
 	}
 	ip = ip.Unmap()
-	if !ip.IsValid() {
-		return Verdict{Reason: "the request has no source address"}
-	}
-	got, ok, err := b.opts.Neighbours.Lookup(ip)
-	if err != nil {
-		return Verdict{Reason: fmt.Sprintf("the neighbour table could not be read: %v", err)}
-	}
-	if ok {
-		if got == mac {
-			return Verdict{Via: ViaNeighbour}
-		}
-		return Verdict{Owner: got, HasOwner: true, Reason: fmt.Sprintf("%s is %s by the neighbour table", ip, got)}
-	}
-	if !b.routed(ip) {
-		return Verdict{Reason: fmt.Sprintf("%s is not in the neighbour table (not on a local network) and not in binding.routedNetworks", ip)}
-	}
-	b.mu.Lock()
-	l, ok := b.learnt[ip]
-	b.mu.Unlock()
+	got, via, by, reason := b.identify(ip)
 	switch {
-	case ok && l.relay.IsValid() && l.mac == mac:
-		return Verdict{Via: ViaRelayedDHCP}
-	case ok && l.relay.IsValid():
-		return Verdict{Owner: l.mac, HasOwner: true, Reason: fmt.Sprintf("%s is %s by a DHCP exchange relayed by %s", ip, l.mac, l.relay)}
+	case via == ViaNone:
+		return Verdict{Reason: reason}
+	case got != mac:
+		return Verdict{Owner: got, HasOwner: true, Reason: fmt.Sprintf("%s is %s by %s", ip, got, by)}
 	}
-	return Verdict{Reason: fmt.Sprintf("no relayed DHCP exchange gave %s to %s", ip, mac)}
+	return Verdict{Via: via}
 }
 
 func (b *Binder) routed(ip netip.Addr) bool {
