@@ -27,8 +27,8 @@ const usableStates = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix
 // notification is on its way and only needs applying.
 const notifyWait = 25 * time.Millisecond
 
-// minDumpGap bounds how often lookups that still miss dump the table while
-// the notifications flow: such misses are addresses that are not
+// minDumpGap bounds how often lookups for addresses off every local network
+// dump the table while the notifications flow: such addresses are not
 // neighbours at all (routed clients, or someone probing), and a dump of a
 // large table costs milliseconds.
 const minDumpGap = 100 * time.Millisecond
@@ -136,13 +136,17 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 	if ok && live {
 		return mac, true, nil
 	}
-	if live && k.isOnLink(ip) {
+	onLink := live && k.isOnLink(ip)
+	if onLink {
 		if mac, ok := k.await(ip); ok {
 			return mac, true, nil
 		}
 	}
+	// A miss on a local network whose notification is late (a busy host)
+	// reads the table afresh; one off every local network at most every
+	// minDumpGap.
 	missed := time.Now()
-	if live {
+	if live && !onLink {
 		missed = missed.Add(-minDumpGap)
 	}
 	if err := k.dump(missed); err != nil {
