@@ -36,7 +36,7 @@
 // the base URL, schematic ID, Talos version and arch; a ${uuid} is filled
 // only with a canonical SMBIOS UUID (machine.ParseUUID), printed in
 // canonical form. The whole kernel command line must also fit what Linux
-// keeps (COMMAND_LINE_SIZE, NUL included: 2048 bytes on x86-64, 4096 on
+// keeps (COMMAND_LINE_SIZE, NUL included: 2048 bytes on x86-64 and
 // arm64; CmdlineLimit), since the kernel would silently cut the rest. No
 // value ends a line, so a trailing backslash cannot
 // join two. A script therefore consists of its template's lines only,
@@ -203,14 +203,14 @@ func (e *ValueError) Error() string {
 // kernel command line.
 const maxValue = 2047
 
-// CmdlineLimit is the longest kernel command line arch keeps: Linux keeps
-// COMMAND_LINE_SIZE bytes of it, NUL included, and silently cuts the rest.
-// COMMAND_LINE_SIZE is 2048 on x86-64 (arch/x86/include/asm/setup.h) and
-// 4096 on arm64 (arch/arm64/include/uapi/asm/setup.h).
-func CmdlineLimit(arch machine.Arch) int {
-	if arch == machine.ArchARM64 {
-		return 4095
-	}
+// CmdlineLimit is the longest kernel command line arch keeps, in bytes:
+// Linux keeps COMMAND_LINE_SIZE bytes of it, NUL included, and silently
+// cuts the rest. COMMAND_LINE_SIZE is 2048 on x86-64
+// (arch/x86/include/asm/setup.h) and on arm64
+// (arch/arm64/include/uapi/asm/setup.h; a 2019 proposal to raise it to 4096
+// was not merged, and Linux 6.x still has 2048). It takes the arch so that
+// an arch with another limit changes this one place.
+func CmdlineLimit(machine.Arch) int {
 	return 2047
 }
 

@@ -122,14 +122,14 @@ func TestKernelArgs(t *testing.T) {
 			want: "x=52:54:00:12:34:56",
 		},
 		{
-			name: "arm64 keeps longer command lines (4096 bytes with the NUL)",
-			p:    NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-3000), "c=" + strings.Repeat("z", 997)}},
-			want: "a=" + strings.Repeat("x", 2000) + " b=" + strings.Repeat("y", 4095-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-3000) + " c=" + strings.Repeat("z", 997),
+			name: "arm64 keeps 2048 bytes too, NUL included (arch/arm64/include/uapi/asm/setup.h)",
+			p:    NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 1000), "b=" + strings.Repeat("y", 2047-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-1000)}},
+			want: "a=" + strings.Repeat("x", 1000) + " b=" + strings.Repeat("y", 2047-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-1000),
 		},
 		{
 			name:    "one byte over arm64's limit",
-			p:       NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 2000), "b=" + strings.Repeat("y", 4096-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-3000), "c=" + strings.Repeat("z", 997)}},
-			wantErr: "longer than the 4095 an arm64 kernel keeps",
+			p:       NetbootParams{Arch: "arm64", KernelArgs: []string{"a=" + strings.Repeat("x", 1000), "b=" + strings.Repeat("y", 2048-len("kernel-arm64 initrd=initramfs-arm64.xz a= b=")-1000)}},
+			wantErr: "longer than the 2047 an arm64 kernel keeps",
 		},
 		{
 			name:    "one byte over amd64's limit",
