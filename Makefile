@@ -39,7 +39,9 @@ test: ## unit and integration tests with the race detector, then go vet and stat
 	$(MAKE) lint
 
 .PHONY: lint
-lint: ## go vet (Linux, and darwin for portability) and staticcheck (pinned)
+lint: ## gofmt, go vet (Linux, and darwin for portability) and staticcheck (pinned)
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	# darwin: a developer's laptop builds and vets; Windows is no target
 	# (renameio's atomic writes are POSIX-only).

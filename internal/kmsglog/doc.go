@@ -20,6 +20,7 @@
 //
 //	{"clock":5123456,"facility":"kern","msg":"[talos] task installTask (1/1): done","priority":"info","seq":1742,"talos-level":"info","talos-time":"2026-05-01T10:48:49.294858021Z"}
 //
+// The fields:
 //   - msg: the message text.
 //   - talos-time: when it was logged, RFC 3339 with nanoseconds (for
 //     kernel messages, boot time plus clock).

@@ -402,4 +402,3 @@ func TestContract(t *testing.T) {
 		}
 	})
 }
-

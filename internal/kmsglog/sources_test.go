@@ -20,9 +20,9 @@ func TestBucket(t *testing.T) {
 	}
 	steps := []step{
 		{0, true, 0}, {0, true, 0}, {0, true, 0}, // the burst
-		{0, false, 1},                           // empty: first drop warns
-		{0, false, 0},                           // further drops are quiet
-		{500 * time.Millisecond, true, 0},       // one token back after 0.5 s
+		{0, false, 1},                     // empty: first drop warns
+		{0, false, 0},                     // further drops are quiet
+		{500 * time.Millisecond, true, 0}, // one token back after 0.5 s
 		{500 * time.Millisecond, false, 0},
 		{time.Hour, true, 0}, {time.Hour, true, 0}, {time.Hour, true, 0}, // refilled to 3, not more
 		{time.Hour, false, 3}, // a minute since the last warning: 3 dropped since, this one included
