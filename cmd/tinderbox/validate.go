@@ -50,7 +50,11 @@ It exits 1 if there is any problem.`,
 				printProblems(cmd, err)
 				return errReported
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "profiles %s: ok, %d machine(s) rendered, unknown machines: %s\n", cfg.Profiles.Dir, set.Len(), set.Unknown())
+			warns := set.Warnings()
+			for _, w := range warns {
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "profiles %s: ok, %d machine(s) rendered, %d warning(s), unknown machines: %s\n", cfg.Profiles.Dir, set.Len(), len(warns), set.Unknown())
 			return nil
 		},
 	}

@@ -121,6 +121,7 @@ type Set struct {
 	machines    map[machine.MAC]*entry
 	loadedAt    time.Time
 	stamp       string
+	warnings    []error
 }
 
 // entry is one machine of a Set: its profile and rendered config.
@@ -128,6 +129,11 @@ type entry struct {
 	profile Profile
 	config  []byte
 }
+
+// Warnings are the things found at load that Talos accepts but that are
+// likely mistakes (each a *Problem whose Msg starts with "warning: "),
+// in machine order. The configs are served all the same.
+func (s *Set) Warnings() []error { return slices.Clone(s.warnings) }
 
 // Unknown is the policy for machines without a profile (defaults.yaml
 // `unknown`; maintenance when unset).
@@ -236,7 +242,8 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			continue
 		}
 		p.Talos.SchematicID = id
-		cfg, err := ls.render(p, host, opts.BaseURL)
+		cfg, warns, err := ls.render(p, host, opts.BaseURL)
+		set.warnings = append(set.warnings, warns...)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -578,8 +585,9 @@ func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string
 	return id, nil
 }
 
-// render renders p's config and puts the URL comment on it.
-func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
+// render renders p's config and puts the URL comment on it; the warnings
+// come as the machine's Problems.
+func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []error, _ error) {
 	read := func(sub, name string) (render.File, error) {
 		path := ls.files[sub][name]
 		b, err := os.ReadFile(path)
@@ -590,7 +598,7 @@ func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
 	}
 	base, err := read("configs", p.Config)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	image := ""
 	if host != "" {
@@ -610,19 +618,22 @@ func (ls *layers) render(p Profile, host, baseURL string) ([]byte, error) {
 	for _, name := range p.Patches {
 		f, err := read("patches", name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		in.Patches = append(in.Patches, f)
 	}
-	out, err := render.Render(in)
+	out, warns, err := render.Check(in)
+	for _, w := range warns {
+		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
+	}
 	if err != nil {
-		return nil, machineProblems(p.MAC.Dashed(), err)
+		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
 	}
 	if baseURL == "" {
-		return out, nil
+		return out, warnings, nil
 	}
 	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
-	return append([]byte(head), out...), nil
+	return append([]byte(head), out...), warnings, nil
 }
 
 // machineProblems turns render's problems into the machine's Problems.
@@ -631,16 +642,24 @@ func machineProblems(mac string, err error) error {
 	for _, e := range problem.Leaves(err) {
 		var rp *render.Problem
 		if errors.As(e, &rp) {
-			msg := rp.Msg
-			if rp.Path != "" {
-				msg = rp.Path + ": " + msg
-			}
-			errs = append(errs, &Problem{Machine: mac, File: rp.File, Line: rp.Line, Msg: msg})
+			errs = append(errs, machineProblem(mac, rp))
 			continue
 		}
 		errs = append(errs, &Problem{Machine: mac, Msg: e.Error()})
 	}
 	return errors.Join(errs...)
+}
+
+// machineProblem is render's problem rp as one of machine mac's.
+func machineProblem(mac string, rp *render.Problem) *Problem {
+	msg := rp.Msg
+	if rp.Path != "" {
+		msg = rp.Path + ": " + msg
+	}
+	if rp.Warning {
+		msg = "warning: " + msg
+	}
+	return &Problem{Machine: mac, File: rp.File, Line: rp.Line, Msg: msg}
 }
 
 // factoryHost is the host (and port) of the factory URL, or "".

@@ -81,12 +81,19 @@ type Problem struct {
 	// machine.network.interfaces[0].addresses[1].
 	Path string
 	Msg  string
+	// Warning marks something Talos accepts but that is likely a mistake or
+	// deprecated (a v1.12 field with a replacement, say): it is reported,
+	// and the config is still served.
+	Warning bool
 
 	segs  []string // Path, split
 	value any      // the offending value, when there is one
 }
 
 func (p *Problem) Error() string {
+	if p.Warning {
+		return problem.Format(p.File, p.Line, p.Path, "warning: "+p.Msg)
+	}
 	return problem.Format(p.File, p.Line, p.Path, p.Msg)
 }
 
@@ -97,23 +104,37 @@ type source struct {
 	node nodeRef
 }
 
-// Render renders a machine config. The error joins every Problem found;
-// nothing is returned with it.
+// Render renders a machine config. The error joins every Problem found
+// that is not a warning; nothing is returned with it. Warnings are
+// dropped: Check returns them.
 func Render(in Input) ([]byte, error) {
+	out, _, err := Check(in)
+	return out, err
+}
+
+// Check renders a machine config like Render and also returns the
+// warnings about it (Problems with Warning set, located like errors). On
+// error it returns the errors joined, and the warnings found with them.
+func Check(in Input) (out []byte, warnings []*Problem, err error) {
 	docs, origins, err := build(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fill(docs, in)
-	if probs := validate(docs, in); len(probs) > 0 {
-		errs := make([]error, len(probs))
-		for i, p := range probs {
-			origins.locate(p)
-			errs[i] = p
+	var errs []error
+	for _, p := range validate(docs, in) {
+		origins.locate(p)
+		if p.Warning {
+			warnings = append(warnings, p)
+		} else {
+			errs = append(errs, p)
 		}
-		return nil, errors.Join(errs...)
 	}
-	return encodeDocs(docs)
+	if len(errs) > 0 {
+		return nil, warnings, errors.Join(errs...)
+	}
+	out, err = encodeDocs(docs)
+	return out, warnings, err
 }
 
 // build renders the base and the patches and applies the patches.

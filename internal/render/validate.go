@@ -25,6 +25,12 @@ func (c *checker) add(path []string, value any, format string, args ...any) {
 	c.probs = append(c.probs, &Problem{Path: pathString(path), Msg: fmt.Sprintf(format, args...), segs: path, value: value})
 }
 
+// warn records a warning at path, like add.
+func (c *checker) warn(path []string, value any, format string, args ...any) {
+	c.add(path, value, format, args...)
+	c.probs[len(c.probs)-1].Warning = true
+}
+
 // validate checks a rendered config beyond YAML syntax.
 func validate(docs []any, in Input) []*Problem {
 	c := &checker{base: in.Base.Name}
