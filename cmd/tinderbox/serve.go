@@ -77,6 +77,8 @@ type daemon struct {
 	state    *state.Store
 	profiles *profiles.Store
 	servers  []server
+	// ipxeFiles are the iPXE binaries handed out, for the status page.
+	ipxeFiles []string
 	// closers release what newDaemon opened, newest last: after Run's
 	// servers have stopped, or at once should newDaemon fail part-way.
 	closers []func() error
@@ -299,7 +301,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	// iPXE binaries, for TFTP and for UEFI HTTP boot clients at /boot/{file}.
 	root := ipxe.NewRoot(cfg.IPXE.Dir)
 	d.closers = append(d.closers, root.Close)
-	if missing := ipxe.Missing(root.Dir(), ipxe.Required...); len(missing) > 0 {
+	efiX64, fellBack := ipxe.PickEFIx64(root.Dir(), cfg.IPXE.EFIx64)
+	if fellBack {
+		log.Warn("ipxe.efiX64 is not in ipxe.dir; x86-64 UEFI machines get the other build", "dir", root.Dir(), "want", cfg.IPXE.EFIx64, "serving", efiX64)
+	}
+	d.ipxeFiles = append(ipxe.Required(efiX64), ipxe.EFIArm64)
+	if missing := ipxe.Missing(root.Dir(), ipxe.Required(efiX64)...); len(missing) > 0 {
 		log.Warn("ipxe.dir lacks boot binaries; serving what exists", "dir", root.Dir(), "missing", missing, "hint", ipxe.InstallHint)
 	}
 	arm64 := len(ipxe.Missing(root.Dir(), ipxe.EFIArm64)) == 0
@@ -363,7 +370,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 
 	// proxyDHCP: points PXE firmware at iPXE and iPXE at /boot.ipxe.
 	if len(socks.dhcp) > 0 {
-		dcfg := proxydhcp.Config{Advertise: advertise, HTTPPort: d.httpAddr.(*net.TCPAddr).Port, Arm64: arm64}
+		dcfg := proxydhcp.Config{Advertise: advertise, HTTPPort: d.httpAddr.(*net.TCPAddr).Port, Arm64: arm64, EFIx64: efiX64}
 		m := proxydhcp.NewMetrics(d.registry)
 		for _, s := range socks.dhcp {
 			srv := proxydhcp.New(proxydhcp.Options{
@@ -385,7 +392,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	adminSrv.Router().Use(adminHosts.Middleware(log))
 	opts := admin.Options{
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
-		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
+		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir, IPXEFiles: d.ipxeFiles,
 		Listeners: d.listeners(cfg), Gatherer: d.registry, StallAfter: cfg.Reports.StallAfter, Logs: d.logs,
 		Binding: func() api.BindingStatus {
 			return api.BindingStatus{Enabled: cfg.Binding.Enabled, Following: d.neighbours != nil && d.neighbours.Following(), RoutedNetworks: cfg.Binding.RoutedNetworks}

@@ -76,6 +76,9 @@ type Options struct {
 	Factory Factory
 	// IPXEDir is ipxe.dir, whose boot binaries the status lists.
 	IPXEDir string
+	// IPXEFiles are the binaries the status looks for in IPXEDir; nil
+	// means ipxe.Required(ipxe.SNPOnly) and ipxe.EFIArm64.
+	IPXEFiles []string
 	// Listeners are the daemon's sockets, for the status.
 	Listeners []api.Listener
 	// Binding reports how boot sessions are bound, for the status; nil

@@ -77,6 +77,9 @@ type TFTP struct {
 // IPXE says where the iPXE binaries are and how a script boots the local disk.
 type IPXE struct {
 	Dir string `mapstructure:"dir"`
+	// EFIx64 is the iPXE build handed to x86-64 UEFI firmware: "snponly.efi"
+	// (the firmware's own network driver) or "ipxe.efi" (iPXE's drivers).
+	EFIx64 string `mapstructure:"efiX64"`
 	// LocalBoot is one of LocalBootExit, LocalBootSanboot, LocalBootNotFound.
 	LocalBoot string `mapstructure:"localBoot"`
 }
@@ -194,6 +197,7 @@ func defaults() map[string]any {
 		"tftp.listen":            ":69",
 		"ipxe.dir":               "/usr/lib/ipxe",
 		"ipxe.localBoot":         LocalBootExit,
+		"ipxe.efiX64":            "snponly.efi",
 		"factory.url":            "https://factory.talos.dev",
 		"cache.dir":              "/var/lib/tinderbox/cache",
 		"cache.maxSize":          "20GiB",

@@ -79,6 +79,11 @@ func (c *Config) Validate() error {
 	default:
 		add("ipxe.localBoot: %q is not one of exit, sanboot, notfound", c.IPXE.LocalBoot)
 	}
+	switch c.IPXE.EFIx64 {
+	case "snponly.efi", "ipxe.efi":
+	default:
+		add("ipxe.efiX64: %q is not one of snponly.efi, ipxe.efi", c.IPXE.EFIx64)
+	}
 	if c.IPXE.Dir == "" {
 		add("ipxe.dir: empty; set the directory holding undionly.kpxe and ipxe.efi")
 	}

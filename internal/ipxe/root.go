@@ -13,10 +13,6 @@ import (
 	"unicode/utf8"
 )
 
-// SNPOnly is iPXE for UEFI x86-64 that drives the NIC through the
-// firmware's SNP driver instead of its own; an alternative to EFIx64.
-const SNPOnly = "snponly.efi"
-
 // BootFiles are the names handed to firmware. They alone may be symlinks
 // that leave ipxe.dir: Debian's package installs /usr/lib/ipxe/ipxe.efi as a
 // symlink to /boot/ipxe.efi.

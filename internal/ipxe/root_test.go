@@ -174,12 +174,39 @@ func TestRootClosed(t *testing.T) {
 
 func TestMissing(t *testing.T) {
 	srv, _ := tree(t)
-	got := Missing(srv, Required...)
+	got := Missing(srv, Required(EFIx64)...)
 	if len(got) != 0 {
-		t.Errorf("Missing(%v): got %v, want none (ipxe.efi is a symlink to a regular file)", Required, got)
+		t.Errorf("Missing(%v): got %v, want none (ipxe.efi is a symlink to a regular file)", Required(EFIx64), got)
 	}
 	got = Missing(srv, EFIArm64, BIOS, "sub")
 	if len(got) != 2 || got[0] != EFIArm64 || got[1] != "sub" {
 		t.Errorf("Missing: got %v, want [%s sub]", got, EFIArm64)
+	}
+}
+
+// TestPickEFIx64: the configured build when ipxe.dir has it, the other one
+// when only that is there, and the configured (missing) one when neither is.
+func TestPickEFIx64(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		want     string
+		pick     string
+		fellBack bool
+	}{
+		{"both, snponly wanted", []string{SNPOnly, EFIx64}, SNPOnly, SNPOnly, false},
+		{"both, ipxe.efi wanted", []string{SNPOnly, EFIx64}, EFIx64, EFIx64, false},
+		{"only ipxe.efi", []string{EFIx64}, SNPOnly, EFIx64, true},
+		{"only snponly", []string{SNPOnly}, EFIx64, SNPOnly, true},
+		{"neither", nil, SNPOnly, SNPOnly, false},
+	} {
+		dir := t.TempDir()
+		for _, f := range tc.files {
+			mustWrite(t, filepath.Join(dir, f), f)
+		}
+		got, fellBack := PickEFIx64(dir, tc.want)
+		if got != tc.pick || fellBack != tc.fellBack {
+			t.Errorf("%s: got %q fellBack=%v, want %q fellBack=%v", tc.name, got, fellBack, tc.pick, tc.fellBack)
+		}
 	}
 }

@@ -84,8 +84,8 @@ func TestServeContract(t *testing.T) {
 	conn, stop := serveOn(t, Options{})
 	sendRaw(t, conn.LocalAddr().(*net.UDPAddr), leaseRequest(t, net.IPv4(192, 0, 2, 55)).ToBytes())
 	offer := exchange(t, conn.LocalAddr(), packet(t, dhcpv4.MessageTypeDiscover, firmware(7)...))
-	if offer.MessageType() != dhcpv4.MessageTypeOffer || offer.BootFileName != "ipxe.efi" {
-		t.Fatalf("got %s of %q, want an OFFER of ipxe.efi", offer.MessageType(), offer.BootFileName)
+	if offer.MessageType() != dhcpv4.MessageTypeOffer || offer.BootFileName != "snponly.efi" {
+		t.Fatalf("got %s of %q, want an OFFER of snponly.efi", offer.MessageType(), offer.BootFileName)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Serve after cancel: got %v, want nil", err)

@@ -2,6 +2,7 @@ package proxydhcp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -26,6 +27,9 @@ type Config struct {
 	// Arm64 says whether ipxe.dir holds ipxe.EFIArm64; without it arm64
 	// firmware gets no reply.
 	Arm64 bool
+	// EFIx64 is the build x86-64 UEFI firmware is handed (config key
+	// ipxe.efiX64: ipxe.SNPOnly or ipxe.EFIx64); "" means ipxe.SNPOnly.
+	EFIx64 string
 }
 
 // ScriptURL is where iPXE fetches its boot script: iPXE's own DHCP is
@@ -345,7 +349,7 @@ func bootFile(c Client, cfg Config) (file, why string) {
 		}
 		file = ipxe.BIOS
 	case machine.FirmwareEFIX64:
-		file = ipxe.EFIx64
+		file = cmp.Or(cfg.EFIx64, ipxe.SNPOnly)
 	case machine.FirmwareEFIARM64:
 		if !cfg.Arm64 {
 			return "", fmt.Sprintf("no %s in ipxe.dir for %s firmware", ipxe.EFIArm64, c.ClientArch)

@@ -120,21 +120,21 @@ func TestServerOffer(t *testing.T) {
 			req := packet(t, dhcpv4.MessageTypeDiscover, firmware(7)...)
 			req.TransactionID = offer.TransactionID
 			checkReply(t, req, offer, loopback)
-			if offer.BootFileName != "ipxe.efi" {
-				t.Errorf("got file %q, want ipxe.efi", offer.BootFileName)
+			if offer.BootFileName != "snponly.efi" {
+				t.Errorf("got file %q, want snponly.efi", offer.BootFileName)
 			}
 			waitFor(t, func() bool { return len(rig.rec.all()) == 1 })
 			got := rig.rec.all()[0]
-			if got.Type != dhcpv4.MessageTypeOffer || got.File != "ipxe.efi" || got.Client.UUID != testUUID ||
+			if got.Type != dhcpv4.MessageTypeOffer || got.File != "snponly.efi" || got.Client.UUID != testUUID ||
 				got.Client.ClientArch != 7 || !got.Client.IP.Equal(loopback) || got.Client.MAC.String() != testMAC.String() {
-				t.Errorf("got recorded %+v, want an OFFER of ipxe.efi to %s (arch 7, uuid %s, ip 127.0.0.1)", got, testMAC, testUUID)
+				t.Errorf("got recorded %+v, want an OFFER of snponly.efi to %s (arch 7, uuid %s, ip 127.0.0.1)", got, testMAC, testUUID)
 			}
 			if n := testutil.ToFloat64(rig.metrics.packets.WithLabelValues("discover", "efi-x64", "offered", "")); n != 1 {
 				t.Errorf("got %v discover/efi-x64/offered, want 1", n)
 			}
 			logs := rig.log(t)
-			if strings.Count(logs, "level=INFO") != 1 || !strings.Contains(logs, `msg="proxy offer sent" mac=52:54:00:12:34:56 arch=efi-x64 file=ipxe.efi`) {
-				t.Errorf("got log\n%s\nwant one Info line: proxy offer sent mac=… arch=efi-x64 file=ipxe.efi", logs)
+			if strings.Count(logs, "level=INFO") != 1 || !strings.Contains(logs, `msg="proxy offer sent" mac=52:54:00:12:34:56 arch=efi-x64 file=snponly.efi`) {
+				t.Errorf("got log\n%s\nwant one Info line: proxy offer sent mac=… arch=efi-x64 file=snponly.efi", logs)
 			}
 		})
 	}
@@ -162,7 +162,7 @@ func TestServerDropsBadUUID(t *testing.T) {
 				t.Fatalf("DiscoverOffer: %v", err)
 			}
 			waitFor(t, func() bool { return len(rig.rec.all()) == 1 })
-			if got := rig.rec.all()[0]; got.Client.UUID != "" || got.File != "ipxe.efi" {
+			if got := rig.rec.all()[0]; got.Client.UUID != "" || got.File != "snponly.efi" {
 				t.Errorf("got recorded uuid %q file %q, want no UUID and an offer of ipxe.efi", got.Client.UUID, got.File)
 			}
 			if logs := rig.log(t); !strings.Contains(logs, ` uuid="" `) {
