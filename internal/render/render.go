@@ -86,8 +86,9 @@ type Problem struct {
 	// and the config is still served.
 	Warning bool
 
-	segs  []string // Path, split
+	segs  []string // Path, split, inside the document
 	value any      // the offending value, when there is one
+	doc   Map      // the document, when not the v1alpha1 one
 }
 
 func (p *Problem) Error() string {
@@ -120,7 +121,7 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fill(docs, in)
+	docs = fill(docs, in)
 	var errs []error
 	for _, p := range validate(docs, in) {
 		origins.locate(p)
@@ -263,12 +264,13 @@ func mainDoc(docs []any) int {
 	return -1
 }
 
-// fill sets machine.install.image and machine.network.hostname where the
-// config leaves them unset.
-func fill(docs []any, in Input) {
+// fill sets machine.install.image where the config leaves it unset, and
+// the profile's hostname (fillHostname). It returns the documents, one
+// more when a HostnameConfig document was added.
+func fill(docs []any, in Input) []any {
 	i := mainDoc(docs)
 	if i < 0 {
-		return
+		return docs
 	}
 	doc := docs[i].(Map)
 	if in.InstallerImage != "" {
@@ -276,24 +278,60 @@ func fill(docs []any, in Input) {
 			doc = setPath(doc, in.InstallerImage, "machine", "install", "image")
 		}
 	}
-	if in.Hostname != "" && !hostnameSet(docs, doc) {
-		doc = setPath(doc, in.Hostname, "machine", "network", "hostname")
-	}
 	docs[i] = doc
+	if in.Hostname != "" {
+		docs = fillHostname(docs, i, in.Hostname, in.Data.Talos.Version)
+	}
+	return docs
 }
 
-// hostnameSet says whether the config names the host: in
-// machine.network.hostname, or in a HostnameConfig document (Talos 1.12).
-func hostnameSet(docs []any, main Map) bool {
-	if s, _ := lookup(main, "machine", "network", "hostname").(string); s != "" {
-		return true
+// hostnameDocsFrom is the first Talos minor release whose `talosctl gen
+// config` names the host in a HostnameConfig document and whose schema
+// deprecates machine.network.hostname (Talos v1.12).
+const hostnameDocsFrom = 12
+
+// fillHostname puts hostname into the config unless the config names the
+// host itself (docs/profiles.md, "Hostname"):
+//   - a HostnameConfig document with a hostname, or a non-empty
+//     machine.network.hostname, wins: nothing changes;
+//   - a HostnameConfig document without one (`auto: stable`, as talosctl
+//     writes it from v1.12) gets hostname, and loses `auto`, which Talos
+//     refuses beside a hostname;
+//   - otherwise the main document's machine.network.hostname is set for
+//     Talos before v1.12, and a HostnameConfig document is appended from
+//     v1.12 on (and for a version that does not parse).
+func fillHostname(docs []any, main int, hostname, version string) []any {
+	if s, _ := lookup(docs[main], "machine", "network", "hostname").(string); s != "" {
+		return docs
 	}
-	for _, d := range docs {
-		if k, _ := d.(Map).Get("kind"); k == "HostnameConfig" {
-			return true
+	for i, d := range docs {
+		m := d.(Map)
+		if k, _ := m.Get("kind"); k != "HostnameConfig" {
+			continue
 		}
+		if s, _ := m.Get("hostname"); s != nil && s != "" {
+			return docs
+		}
+		docs[i] = m.Delete("auto").Set("hostname", hostname)
+		return docs
 	}
-	return false
+	if minor, ok := talosMinor(version); ok && minor < hostnameDocsFrom {
+		docs[main] = setPath(docs[main].(Map), hostname, "machine", "network", "hostname")
+		return docs
+	}
+	return append(docs, Map{{"apiVersion", "v1alpha1"}, {"kind", "HostnameConfig"}, {"hostname", hostname}})
+}
+
+// talosMinor returns the minor release of a Talos version of major 1
+// ("v1.12.7" → 12); ok is false for anything else.
+func talosMinor(version string) (minor int, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimPrefix(version, "v"), "1.")
+	if !found {
+		return 0, false
+	}
+	n, _, _ := strings.Cut(rest, ".")
+	minor, err := strconv.Atoi(n)
+	return minor, err == nil && minor >= 0
 }
 
 // lookup returns the value at a key path, or nil.
