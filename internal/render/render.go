@@ -117,9 +117,10 @@ func Render(in Input) ([]byte, error) {
 // warnings about it (Problems with Warning set, located like errors). On
 // error it returns the errors joined, and the warnings found with them.
 func Check(in Input) (out []byte, warnings []*Problem, err error) {
-	docs, origins, err := build(in)
+	docs, origins, notes, err := build(in)
+	warnings = notes
 	if err != nil {
-		return nil, nil, err
+		return nil, warnings, err
 	}
 	docs = fill(docs, in)
 	var errs []error
@@ -138,34 +139,35 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 	return out, warnings, err
 }
 
-// build renders the base and the patches and applies the patches.
-func build(in Input) ([]any, origins, error) {
+// build renders the base and the patches and applies the patches. notes
+// are warnings about files read as plain YAML though they hold {{ }}.
+func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
 	var org origins
-	text, err := execute(in.Base.Name, in.Base.Text, in.Data)
+	text, err := expand(in.Base, in.Data, &notes)
 	if err != nil {
-		return nil, nil, templateProblem(in.Base.Name, err)
+		return nil, nil, notes, err
 	}
 	docs, nodes, err := parseDocs(text)
 	if err != nil {
-		return nil, nil, yamlProblem(in.Base.Name, err)
+		return nil, nil, notes, yamlProblem(in.Base.Name, err)
 	}
 	if len(docs) == 0 {
-		return nil, nil, &Problem{File: in.Base.Name, Msg: "base config is empty"}
+		return nil, nil, notes, &Problem{File: in.Base.Name, Msg: "base config is empty"}
 	}
 	for i, d := range docs {
 		if _, ok := d.(Map); !ok {
-			return nil, nil, &Problem{File: in.Base.Name, Line: nodes[i].Line, Msg: "a config document must be a map"}
+			return nil, nil, notes, &Problem{File: in.Base.Name, Line: nodes[i].Line, Msg: "a config document must be a map"}
 		}
 		org = append(org, source{in.Base.Name, d, nodeRef{nodes[i]}})
 	}
 	for _, p := range in.Patches {
-		text, err := execute(p.Name, p.Text, in.Data)
+		text, err := expand(p, in.Data, &notes)
 		if err != nil {
-			return nil, nil, templateProblem(p.Name, err)
+			return nil, nil, notes, err
 		}
 		pdocs, pnodes, err := parseDocs(text)
 		if err != nil {
-			return nil, nil, yamlProblem(p.Name, err)
+			return nil, nil, notes, yamlProblem(p.Name, err)
 		}
 		for i, pd := range pdocs {
 			line := pnodes[i].Content[0].Line
@@ -177,12 +179,30 @@ func build(in Input) ([]any, origins, error) {
 				err = errors.New("a patch document must be a map (strategic merge) or a list of op/path/value operations (RFC 6902)")
 			}
 			if err != nil {
-				return nil, nil, &Problem{File: p.Name, Line: line, Msg: err.Error()}
+				return nil, nil, notes, &Problem{File: p.Name, Line: line, Msg: err.Error()}
 			}
 			org = append(org, source{p.Name, pd, nodeRef{pnodes[i]}})
 		}
 	}
-	return docs, org, nil
+	return docs, org, notes, nil
+}
+
+// expand returns f's text as YAML: executed over data when classify says
+// it is a template, as written otherwise (with a note when it holds {{ }}
+// that were left alone).
+func expand(f File, data Data, notes *[]*Problem) ([]byte, error) {
+	tmpl, note := classify(f.Text)
+	if note != "" {
+		*notes = append(*notes, &Problem{File: f.Name, Line: 1, Msg: note, Warning: true})
+	}
+	if !tmpl {
+		return f.Text, nil
+	}
+	text, err := execute(f.Name, f.Text, data)
+	if err != nil {
+		return nil, templateProblem(f.Name, err)
+	}
+	return text, nil
 }
 
 // applyStrategic merges a patch document into the document it addresses:
