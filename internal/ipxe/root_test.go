@@ -210,3 +210,47 @@ func TestPickEFIx64(t *testing.T) {
 		}
 	}
 }
+
+// TestReadPastEnd: the names PXE ROMs send after reading option 67 past its
+// end open the boot file; anything else is left to the name checks.
+func TestReadPastEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		ok         bool
+	}{
+		{"ipxe.efi\xff", EFIx64, true},
+		{"snponly.efi\xff", SNPOnly, true},
+		{"undionly.kpxea\x11", BIOS, true},         // option 97 (0x61 'a'), length 17
+		{"undionly.kpxe\x00", BIOS, true},          // a NUL, should one reach here
+		{"undionly.kpxe<\x04\x00\x01", BIOS, true}, // option 60's code and length, then bytes
+		{"ipxe-arm64.efi\xff\x00", EFIArm64, true},
+		{"snponly.efi\x80", SNPOnly, true},
+		{"ipxe.efi", "", false},     // the name itself
+		{"ipxe.efi.bak", "", false}, // printable suffix: another file
+		{"ipxe.efia", "", false},
+		{"evil\xff", "", false},
+		{"../ipxe.efi\xff", "", false},
+		{"", "", false},
+	} {
+		got, ok := ReadPastEnd(tc.name)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ReadPastEnd(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	// Through Root.Open, as the TFTP server calls it.
+	srv, _ := tree(t)
+	r := NewRoot(srv)
+	defer func() { _ = r.Close() }()
+	f, err := r.Open(BIOS + "a\x11")
+	if err != nil {
+		t.Fatalf("Open(undionly.kpxea\\x11): %v", err)
+	}
+	b, _ := io.ReadAll(f)
+	_ = f.Close()
+	if string(b) != "bios" {
+		t.Errorf("got %q, want the BIOS file", b)
+	}
+	if _, err := r.OpenFile(BIOS + "\xff"); err == nil {
+		t.Error("OpenFile (HTTP) must not strip: got no error")
+	}
+}

@@ -370,9 +370,30 @@ func bootFile(c Client, cfg Config) (file, why string) {
 	return file, ""
 }
 
+// fileFieldLen is the size of the BOOTP header's file field (RFC 951),
+// which holds a name of up to 127 bytes and its NUL.
+const fileFieldLen = 128
+
+// bootFileOption returns option 67 for a boot file name that does not fit
+// the file field, NUL-terminated; ok is false for the names that fit, which
+// go in the file field alone. The file field is NUL-padded, so every ROM
+// finds the name's end; option 67 is not, and ROMs that copy it as a C
+// string read on into the End option or the next option (issue captures:
+// TFTP asked for "ipxe.efi\xff", "undionly.kpxea\x11"). dnsmasq's proxy
+// mode likewise sends the file field only. RFC 2132 §2 lets a sender add
+// a trailing NUL that receivers must drop, so the long-name case is safe
+// for both kinds of reader.
+func bootFileOption(file string) (dhcpv4.Option, bool) {
+	if len(file) < fileFieldLen {
+		return dhcpv4.Option{}, false
+	}
+	return dhcpv4.OptGeneric(dhcpv4.OptionBootfileName, append([]byte(file), 0)), true
+}
+
 // reply builds the proxy OFFER or ACK: no yiaddr, options 53, 54, 60, 97
-// echoed, the boot file in both the header and option 67 (U-Boot and some
-// ROMs read only the header), option 43 for BIOS PXE ROMs.
+// echoed, the boot file in the header's file field, option 43 for BIOS PXE
+// ROMs. Option 67 is left out unless the name does not fit the file field
+// (bootFileOption).
 func reply(p *dhcpv4.DHCPv4, mt dhcpv4.MessageType, c Client, server net.IP, file string) *dhcpv4.DHCPv4 {
 	r := &dhcpv4.DHCPv4{
 		OpCode:        dhcpv4.OpcodeBootReply,
@@ -405,7 +426,10 @@ func reply(p *dhcpv4.DHCPv4, mt dhcpv4.MessageType, c Client, server net.IP, fil
 	r.UpdateOption(dhcpv4.OptMessageType(typ))
 	r.UpdateOption(dhcpv4.OptServerIdentifier(server))
 	r.UpdateOption(dhcpv4.OptClassIdentifier(vendor))
-	r.UpdateOption(dhcpv4.OptBootFileName(file))
+	if opt, ok := bootFileOption(file); ok {
+		r.BootFileName = ""
+		r.UpdateOption(opt)
+	}
 	// Some ROMs send option 97 malformed: echo whatever came, never reject.
 	if guid := p.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
 		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -307,8 +308,10 @@ func checkReply(t testing.TB, req, r *dhcpv4.DHCPv4, server net.IP) {
 	if r.ClassIdentifier() == "" {
 		t.Error("got no option 60")
 	}
-	if got := r.BootFileNameOption(); got != r.BootFileName || got == "" {
-		t.Errorf("got option 67 %q, header file %q; want both set and equal", got, r.BootFileName)
+	// The name in the NUL-padded file field only: option 67 is read past
+	// its end by some ROMs (bootFileOption).
+	if opt := r.Options.Get(dhcpv4.OptionBootfileName); opt != nil || r.BootFileName == "" {
+		t.Errorf("got option 67 %q, header file %q; want the file field alone", opt, r.BootFileName)
 	}
 	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
 		if got := r.Options.Get(dhcpv4.OptionClientMachineIdentifier); !bytes.Equal(got, guid) {
@@ -416,6 +419,50 @@ func TestDecideEFIx64Build(t *testing.T) {
 		d := Decide(t.Context(), Request{Packet: req, ServerIP: testServer}, cfg, nil)
 		if d.Reply == nil || d.File != tc.want {
 			t.Errorf("efiX64 %q, arch %d: got file %q (%s), want %q", tc.build, tc.arch, d.File, d.Reason, tc.want)
+		}
+	}
+}
+
+// TestBootFileField: every boot file name the proxy can hand out goes in
+// the file field alone, NUL-padded on the wire, with no option 67 for a ROM
+// to read past; a name too long for the field (127 bytes and more; only a
+// long HTTP boot URL could be) goes in option 67 with a NUL, RFC 2132 §2.
+func TestBootFileField(t *testing.T) {
+	for _, arch := range []uint16{0, 7, 9, 11, 16, 17, 19} {
+		for _, ipxeClient := range []bool{false, true} {
+			mods := firmware(arch)
+			if ipxeClient {
+				mods = append(mods, dhcpv4.WithOption(dhcpv4.OptUserClass("iPXE")))
+			}
+			req := packet(t, dhcpv4.MessageTypeDiscover, mods...)
+			d := Decide(t.Context(), Request{Packet: req, ServerIP: testServer}, testConfig(true), nil)
+			if d.Reply == nil {
+				t.Fatalf("arch %d ipxe %v: no reply (%s)", arch, ipxeClient, d.Reason)
+			}
+			wire := d.Reply.ToBytes()
+			// The file field: bytes 108..235 of the BOOTP header.
+			field := wire[108:236]
+			name, pad, _ := bytes.Cut(field, []byte{0})
+			if string(name) != d.File || len(bytes.Trim(pad, "\x00")) != 0 {
+				t.Errorf("arch %d ipxe %v: file field %q, want %q and NULs", arch, ipxeClient, field, d.File)
+			}
+			back, err := dhcpv4.FromBytes(wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opt := back.Options.Get(dhcpv4.OptionBootfileName); opt != nil {
+				t.Errorf("arch %d ipxe %v: option 67 %q on the wire, want none", arch, ipxeClient, opt)
+			}
+		}
+	}
+	for _, n := range []int{126, 127, 128, 200} {
+		name := "http://192.0.2.10:8080/" + strings.Repeat("x", n-len("http://192.0.2.10:8080/"))
+		opt, ok := bootFileOption(name)
+		switch {
+		case n < 128 && ok:
+			t.Errorf("%d bytes: got option 67, want the file field", n)
+		case n >= 128 && (!ok || string(opt.Value.ToBytes()) != name+"\x00"):
+			t.Errorf("%d bytes: got %v %q, want option 67 with a NUL", n, ok, opt.Value.ToBytes())
 		}
 	}
 }
