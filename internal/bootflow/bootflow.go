@@ -198,7 +198,10 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 	mac := req.mac
 	prof, known := f.opts.Profiles.Machine(mac)
 	policy := f.opts.Profiles.Unknown()
-	arch, _ := machine.ArchFromIPXE(req.buildarch)
+	// The firmware's arch (iPXE's ${buildarch}) is a fact about the
+	// machine; a profile's talos.arch is a claim about it.
+	fwArch, _ := machine.ArchFromIPXE(req.buildarch)
+	arch := fwArch
 	if known && prof.Talos.Arch != "" {
 		arch = prof.Talos.Arch
 	}
@@ -255,6 +258,13 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		hostname, talos, args := prof.Hostname, prof.Talos, prof.KernelArgs
 		if res.Action == boot.Maintenance {
 			hostname, talos, args = "", f.opts.Profiles.Maintenance(), nil
+			// defaults.yaml's talos.arch is for the fleet's profiles; a
+			// machine without one boots the kernel its firmware can run.
+			if fwArch != "" {
+				talos.Arch = fwArch
+			}
+		} else if fwArch != "" && talos.Arch != "" && fwArch != talos.Arch {
+			return ScriptResult{Status: http.StatusConflict}, fmt.Errorf("machine %s: its profile says talos.arch %s, but its firmware runs %s iPXE (${buildarch} %q): an %s kernel cannot boot there; fix talos.arch in its profile", mac, talos.Arch, fwArch, clip(req.buildarch), talos.Arch)
 		}
 		if talos.Arch == "" {
 			talos.Arch = arch
