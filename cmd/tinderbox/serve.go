@@ -375,6 +375,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		for _, s := range socks.dhcp {
 			srv := proxydhcp.New(proxydhcp.Options{
 				Config: dcfg, Logger: log, Metrics: m, PXEPort: s.pxe, Policy: flow, Recorder: flow, Observer: flow,
+				ReplyDelay: cfg.DHCP.ReplyDelay,
 			})
 			d.add(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
 		}

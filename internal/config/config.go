@@ -66,6 +66,9 @@ type DHCP struct {
 	Port      int    `mapstructure:"port"`
 	// PXEPort is the PXE boot server port (4011); 0 disables that listener.
 	PXEPort int `mapstructure:"pxePort"`
+	// ReplyDelay holds every proxy reply back this long (0 to 5 s), for
+	// firmware that misses a reply arriving before the router's.
+	ReplyDelay time.Duration `mapstructure:"replyDelay"`
 }
 
 // TFTP is the read-only TFTP server for the iPXE chain-load.
@@ -193,6 +196,7 @@ func defaults() map[string]any {
 		"dhcp.interface":         "",
 		"dhcp.port":              67,
 		"dhcp.pxePort":           4011,
+		"dhcp.replyDelay":        "0s",
 		"tftp.enabled":           true,
 		"tftp.listen":            ":69",
 		"ipxe.dir":               "/usr/lib/ipxe",

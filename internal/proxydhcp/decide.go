@@ -310,7 +310,8 @@ func machineUUID(raw []byte) string {
 
 func isHTTPArch(a iana.Arch) bool {
 	switch a {
-	case iana.EFI_X86_HTTP, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP, iana.EFI_ARM32_HTTP, iana.EFI_ARM64_HTTP:
+	case iana.EFI_X86_HTTP, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP, iana.EFI_ARM32_HTTP, iana.EFI_ARM64_HTTP,
+		iana.UBOOT_ARM32_HTTP, iana.UBOOT_ARM64_HTTP:
 		return true
 	}
 	return false
@@ -319,7 +320,7 @@ func isHTTPArch(a iana.Arch) bool {
 // firmwareOf maps an option-93 code (the IANA "Processor Architecture
 // Types" registry, RFC 4578 §2.1) to its firmware class. The HTTP-boot
 // codes (15 to 19) map to the class of their PXE counterpart: HTTP boot is
-// Client.HTTPBoot.
+// Client.HTTPBoot. U-Boot's codes (21 to 24) have classes of their own.
 func firmwareOf(a iana.Arch) machine.Firmware {
 	switch a {
 	case iana.INTEL_X86PC:
@@ -332,6 +333,10 @@ func firmwareOf(a iana.Arch) machine.Firmware {
 		return machine.FirmwareEFIARM32
 	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
 		return machine.FirmwareEFIARM64
+	case iana.UBOOT_ARM32, iana.UBOOT_ARM32_HTTP:
+		return machine.FirmwareUBootARM32
+	case iana.UBOOT_ARM64, iana.UBOOT_ARM64_HTTP:
+		return machine.FirmwareUBootARM64
 	}
 	return machine.FirmwareOther
 }
@@ -350,14 +355,17 @@ func bootFile(c Client, cfg Config) (file, why string) {
 		file = ipxe.BIOS
 	case machine.FirmwareEFIX64:
 		file = cmp.Or(cfg.EFIx64, ipxe.SNPOnly)
-	case machine.FirmwareEFIARM64:
+	case machine.FirmwareEFIARM64, machine.FirmwareUBootARM64:
+		// U-Boot runs a fetched boot file through its own UEFI loader
+		// (bootefi, as its distro boot does for network boot), so arm64
+		// U-Boot gets the arm64 UEFI build, as siderolabs/booter does.
 		if !cfg.Arm64 {
 			return "", fmt.Sprintf("no %s in ipxe.dir for %s firmware", ipxe.EFIArm64, c.ClientArch)
 		}
 		file = ipxe.EFIArm64
 	case machine.FirmwareEFIIA32:
 		return "", "no 32-bit x86 UEFI iPXE binary is handed out"
-	case machine.FirmwareEFIARM32:
+	case machine.FirmwareEFIARM32, machine.FirmwareUBootARM32:
 		// The arm64 build cannot run on 32-bit ARM firmware, and Talos has no
 		// 32-bit ARM image: no reply beats a binary that fails to start.
 		return "", "no 32-bit ARM UEFI iPXE binary is handed out"

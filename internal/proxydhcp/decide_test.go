@@ -327,6 +327,8 @@ func TestDecideEveryArch(t *testing.T) {
 		0: "undionly.kpxe", 7: "snponly.efi", 9: "snponly.efi", 11: "ipxe-arm64.efi",
 		16: "http://192.0.2.10:8080/boot/snponly.efi", 17: "http://192.0.2.10:8080/boot/snponly.efi",
 		19: "http://192.0.2.10:8080/boot/ipxe-arm64.efi",
+		// U-Boot: its UEFI loader runs the arm64 UEFI build.
+		22: "ipxe-arm64.efi", 24: "http://192.0.2.10:8080/boot/ipxe-arm64.efi",
 	}
 	for a := uint16(0); a <= uint16(iana.EFI_SUNWAY64)+1; a++ {
 		t.Run(iana.Arch(a).String(), func(t *testing.T) {

@@ -55,12 +55,14 @@ const (
 	FirmwareEFIX64            // x86-64 UEFI (codes 7, 9, 16, 17)
 	FirmwareEFIARM32          // 32-bit ARM UEFI (codes 10, 18)
 	FirmwareEFIARM64          // arm64 UEFI (codes 11, 19)
+	FirmwareUBootARM32        // 32-bit ARM U-Boot (codes 21, 23)
+	FirmwareUBootARM64        // arm64 U-Boot (codes 22, 24)
 )
 
-var firmwareNames = [...]string{"other", "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64"}
+var firmwareNames = [...]string{"other", "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64", "uboot-arm32", "uboot-arm64"}
 
 // String names the firmware as metrics and logs label it: bios, efi-ia32,
-// efi-x64, efi-arm32, efi-arm64 or other.
+// efi-x64, efi-arm32, efi-arm64, uboot-arm32, uboot-arm64 or other.
 func (f Firmware) String() string {
 	if int(f) < len(firmwareNames) {
 		return firmwareNames[f]
@@ -83,7 +85,7 @@ func (f Firmware) Arch() Arch {
 	switch f {
 	case FirmwareBIOS, FirmwareEFIX64:
 		return ArchAMD64
-	case FirmwareEFIARM64:
+	case FirmwareEFIARM64, FirmwareUBootARM64:
 		return ArchARM64
 	}
 	return ""
