@@ -49,14 +49,14 @@ type Firmware uint8
 // The firmware classes tinderbox tells apart. FirmwareOther is every code
 // it has no iPXE binary for.
 const (
-	FirmwareOther    Firmware = iota
-	FirmwareBIOS              // x86 BIOS PXE ROM (code 0)
-	FirmwareEFIIA32           // 32-bit x86 UEFI (codes 6, 15)
-	FirmwareEFIX64            // x86-64 UEFI (codes 7, 9, 16, 17)
-	FirmwareEFIARM32          // 32-bit ARM UEFI (codes 10, 18)
-	FirmwareEFIARM64          // arm64 UEFI (codes 11, 19)
-	FirmwareUBootARM32        // 32-bit ARM U-Boot (codes 21, 23)
-	FirmwareUBootARM64        // arm64 U-Boot (codes 22, 24)
+	FirmwareOther      Firmware = iota
+	FirmwareBIOS                // x86 BIOS PXE ROM (code 0)
+	FirmwareEFIIA32             // 32-bit x86 UEFI (codes 6, 15)
+	FirmwareEFIX64              // x86-64 UEFI (codes 7, 9, 16, 17)
+	FirmwareEFIARM32            // 32-bit ARM UEFI (codes 10, 18)
+	FirmwareEFIARM64            // arm64 UEFI (codes 11, 19)
+	FirmwareUBootARM32          // 32-bit ARM U-Boot (codes 21, 23)
+	FirmwareUBootARM64          // arm64 U-Boot (codes 22, 24)
 )
 
 var firmwareNames = [...]string{"other", "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64", "uboot-arm32", "uboot-arm64"}
