@@ -183,3 +183,49 @@ func TestSecretsProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleSecrets: the example's base configs hold no keys, and every
+// machine's rendered config holds exactly the values of its secrets.yaml
+// for its type.
+func TestExampleSecrets(t *testing.T) {
+	for _, name := range []string{"controlplane", "worker"} {
+		text, err := os.ReadFile(filepath.Join("../../profiles/configs", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(text, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range secrets.Paths() {
+			if v := at(doc, p); v != nil {
+				t.Errorf("configs/%s.yaml carries %s", name, strings.Join(p, "."))
+			}
+		}
+	}
+	data, err := os.ReadFile("../../profiles/secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := secrets.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(t.Context(), testOptions("../../profiles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := set.Warnings(); len(w) != 0 {
+		t.Errorf("warnings: %v", w)
+	}
+	types := map[string]int{}
+	for _, p := range set.Machines() {
+		doc := renderedDoc(t, set, p.MAC.Dashed())
+		typ, _ := at(doc, []string{"machine", "type"}).(string)
+		types[typ]++
+		checkFilled(t, doc, b, typ)
+	}
+	if types["controlplane"] != 3 || types["worker"] != 1 {
+		t.Errorf("machine types %v, want 3 control planes and a worker", types)
+	}
+}
