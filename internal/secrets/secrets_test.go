@@ -194,7 +194,9 @@ func TestParseErrors(t *testing.T) {
 		{"missing section", func(s string) string { return setLine(t, s, "token: zq81", "") }, "line 12: trustdinfo: want a map with token"},
 		{"key set twice", func(s string) string { return setLine(t, s, "id:", "id: AAAA\n    id: AAAA") }, "line 8: cluster.id: set twice"},
 		{"not base64", func(s string) string { return setLine(t, s, "secret:", "secret: not*base64") }, "line 8: cluster.secret: not base64"},
-		{"bad bootstrap token", func(s string) string { return setLine(t, s, "bootstraptoken:", "bootstraptoken: ABCDEF.0123456789abcdef") }, "line 10: secrets.bootstraptoken: not a bootstrap token"},
+		{"bad bootstrap token", func(s string) string {
+			return setLine(t, s, "bootstraptoken:", "bootstraptoken: ABCDEF.0123456789abcdef")
+		}, "line 10: secrets.bootstraptoken: not a bootstrap token"},
 		{"short secretbox key", func(s string) string {
 			return setLine(t, s, "secretboxencryptionsecret:", "secretboxencryptionsecret: "+b64("sixteen bytes!!!"))
 		}, "line 11: secrets.secretboxencryptionsecret: decodes to 16 bytes, want 32"},
