@@ -16,7 +16,7 @@ FUZZTIME    ?= 20s
 FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge \
                internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
                pkg/machine:FuzzParseMAC pkg/machine:FuzzParseUUID internal/boot:FuzzNetbootScript \
-               internal/talosevents:FuzzDecodeRequest internal/kmsglog:FuzzParse
+               internal/talosevents:FuzzDecodeRequest internal/kmsglog:FuzzParse internal/secrets:FuzzParse
 
 .PHONY: help
 help: ## list the targets

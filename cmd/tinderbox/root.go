@@ -42,6 +42,7 @@ machine, by MAC address, its own rendered machine config.`,
 		newMachinesCmd(),
 		newRenderCmd(),
 		newScriptCmd(),
+		newSecretsCmd(),
 		newValidateCmd(),
 		newVersionCmd(),
 	)

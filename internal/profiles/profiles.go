@@ -79,6 +79,9 @@ type Profile struct {
 	Install machine.Install
 	// Config names the base config, configs/<Config>.yaml.
 	Config string
+	// Secrets names the secrets bundle, secrets/<Secrets>.yaml; empty
+	// means secrets.yaml at the top of the directory, when there is one.
+	Secrets string `yaml:",omitempty"`
 	// Patches name patches/<name>.yaml, in the order they apply.
 	Patches []string
 	// KernelArgs are the arguments appended to the factory's command line,
@@ -192,6 +195,8 @@ type layers struct {
 	// broken says defaults.yaml or a group did not parse: machines are
 	// then not checked, as their problems would be that one's echoes.
 	broken bool
+	// bundles are the secrets bundles by name ("" for secrets.yaml).
+	bundles map[string]bundle
 }
 
 // Load reads, checks and renders the whole directory. The error joins
@@ -226,12 +231,16 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			set.maintenance.SchematicID = id
 		}
 	}
+	errs = append(errs, ls.readBundles(opts.Dir)...)
 	host := factoryHost(opts.FactoryURL)
 	for _, mac := range slices.SortedFunc(maps.Keys(ls.machines), func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }) {
 		p, perrs := ls.effective(mac)
 		if len(perrs) > 0 {
 			errs = append(errs, perrs...)
 			continue
+		}
+		if b, ok := ls.bundles[p.Secrets]; ok && b.bundle == nil {
+			continue // the bundle's problems are reported once
 		}
 		id, err := ls.resolve(ctx, opts.Schematics, p.Talos.Schematic, ids)
 		if errors.Is(err, errReported) {
@@ -299,7 +308,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 		}
 		ls.defaults = l
 	}
-	for _, sub := range []string{"groups", "machines", "schematics", "configs", "patches"} {
+	for _, sub := range []string{"groups", "machines", "schematics", "configs", "patches", "secrets"} {
 		files, err := yamlFiles(filepath.Join(dir, sub))
 		var p *Problem
 		if err != nil && !errors.As(err, &p) {
@@ -422,6 +431,7 @@ func (ls *layers) effective(mac machine.MAC) (Profile, []error) {
 			p.Install = *l.install
 		}
 		setIf(&p.Config, l.config)
+		setIf(&p.Secrets, l.secrets)
 		p.Patches = append(p.Patches, l.patches...)
 		p.KernelArgs = appendArgs(p.KernelArgs, l.kernelArgs)
 		p.Values = deepMerge(p.Values, l.values)
@@ -437,6 +447,11 @@ func (ls *layers) effective(mac machine.MAC) (Profile, []error) {
 	if p.Config != "" {
 		if _, ok := ls.files["configs"][p.Config]; !ok {
 			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "config"), Line: ls.line(p, "config"), Msg: fmt.Sprintf("config: no file configs/%s.yaml", p.Config)})
+		}
+	}
+	if p.Secrets != "" {
+		if _, ok := ls.files["secrets"][p.Secrets]; !ok {
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "secrets"), Line: ls.line(p, "secrets"), Msg: fmt.Sprintf("secrets: no file secrets/%s.yaml", p.Secrets)})
 		}
 	}
 	for _, name := range p.Patches {
@@ -614,6 +629,9 @@ func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []
 		InstallerImage: image,
 		Hostname:       p.Hostname,
 		RequireDisk:    p.Install == machine.InstallOnce,
+	}
+	if b := ls.bundles[p.Secrets]; b.bundle != nil {
+		in.Secrets, in.SecretsFile = b.bundle, b.file
 	}
 	for _, name := range p.Patches {
 		f, err := read("patches", name)

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/internal/secrets"
 )
 
 // Data is what base configs and patches see as template data
@@ -70,6 +71,12 @@ type Input struct {
 	// RequireDisk asks for machine.install.disk or diskSelector (the
 	// machine installs to disk: install: once).
 	RequireDisk bool
+	// Secrets, when set, is the cluster's secrets bundle: its PKI and
+	// tokens are filled into the v1alpha1 document (secrets.Fills), and a
+	// secret the config carries itself is a problem. SecretsFile names the
+	// bundle in problems.
+	Secrets     *secrets.Bundle
+	SecretsFile string
 }
 
 // Problem is one thing wrong with a rendered config, located as well as
@@ -122,9 +129,10 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 	if err != nil {
 		return nil, warnings, err
 	}
+	sp := fillSecrets(docs, in)
 	docs = fill(docs, in)
 	var errs []error
-	for _, p := range validate(docs, in) {
+	for _, p := range append(sp, validate(docs, in)...) {
 		origins.locate(p)
 		if p.Warning {
 			warnings = append(warnings, p)
