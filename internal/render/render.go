@@ -70,6 +70,10 @@ type Input struct {
 	// RequireDisk asks for machine.install.disk or diskSelector (the
 	// machine installs to disk: install: once).
 	RequireDisk bool
+	// Facts, when not nil, receives what the checks across machines
+	// compare (hostname, static addresses, VIPs, endpoint), whenever the
+	// config could be built, even when it has problems.
+	Facts *Facts
 }
 
 // Problem is one thing wrong with a rendered config, located as well as
@@ -121,6 +125,7 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 		return nil, nil, err
 	}
 	fill(docs, in)
+	in.Facts.collect(docs, origins)
 	var errs []error
 	for _, p := range validate(docs, in) {
 		origins.locate(p)

@@ -77,6 +77,7 @@ func validate(docs []any, in Input) []*Problem {
 		}
 	}
 	c.duplicateDocs(docs)
+	c.semantic(docs, doc, in)
 	return c.probs
 }
 
