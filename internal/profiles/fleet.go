@@ -104,19 +104,25 @@ func (f *fleet) duplicates(what string, facts func(member) []render.Fact, fix st
 			var others []string
 			for j, o := range us {
 				if j != i {
-					others = append(others, o.m.mac.Dashed()+where(o.m.hostname.Value, o.fact))
+					host := o.m.hostname.Value
+					if what == "hostname" {
+						host = ""
+					}
+					others = append(others, "machine "+o.m.mac.Dashed()+where(host, o.fact))
 				}
 			}
-			errs = append(errs, &Problem{
-				Machine: u.m.mac.Dashed(), File: u.fact.File, Line: u.fact.Line,
-				Msg: fmt.Sprintf("%s: %s %s is also machine %s's: %s", u.fact.Path, what, v, strings.Join(others, ", machine "), fix),
-			})
+			msg := fmt.Sprintf("%s %s: %s has it too; %s", what, v, strings.Join(others, ", "), fix)
+			if u.fact.Path != what {
+				msg = u.fact.Path + ": " + msg
+			}
+			errs = append(errs, &Problem{Machine: u.m.mac.Dashed(), File: u.fact.File, Line: u.fact.Line, Msg: msg})
 		}
 	}
 	return errs
 }
 
-// where is " (hostname, file:line)" for naming another machine's fact.
+// where is " (hostname, file:line)" for naming another machine's fact,
+// leaving out what is unknown (or, for hostname, "").
 func where(hostname string, fc render.Fact) string {
 	var parts []string
 	if hostname != "" {
@@ -127,7 +133,7 @@ func where(hostname string, fc render.Fact) string {
 		if fc.Line > 0 {
 			loc += fmt.Sprintf(":%d", fc.Line)
 		}
-		parts = append(parts, "set at "+loc)
+		parts = append(parts, loc)
 	}
 	if len(parts) == 0 {
 		return ""
@@ -222,22 +228,23 @@ func servedBy(ip netip.Addr, plane []*member) bool {
 
 // planeAddrs lists the control plane's addresses and VIPs, each once.
 func planeAddrs(plane []*member) string {
-	var out []string
+	var addrs, vips []string
 	seen := map[string]bool{}
 	for _, m := range plane {
 		for _, a := range m.facts.Addresses {
 			if !seen[a.Value] {
 				seen[a.Value] = true
-				out = append(out, a.Value)
+				addrs = append(addrs, a.Value)
 			}
 		}
 		for _, v := range m.facts.VIPs {
 			if !seen[v.Value] {
 				seen[v.Value] = true
-				out = append(out, "VIP "+v.Value)
+				vips = append(vips, "VIP "+v.Value)
 			}
 		}
 	}
+	out := append(addrs, vips...)
 	if len(out) == 0 {
 		return "they have no static address or VIP"
 	}
