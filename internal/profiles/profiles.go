@@ -50,6 +50,23 @@ func (p *Problem) Error() string {
 	return problem.Format(p.File, p.Line, subject, p.Msg)
 }
 
+// LoadError is the error of a Load whose layers parsed: every problem
+// found, joined (Unwrap), and what did load, so that a caller such as
+// validate can check further and report everything at once.
+type LoadError struct {
+	// Machines are the profiles of the machines whose configs rendered
+	// without an error, by MAC.
+	Machines []Profile
+	// Warnings are the warnings found, as Set.Warnings.
+	Warnings []error
+	errs     []error
+}
+
+func (e *LoadError) Error() string { return errors.Join(e.errs...).Error() }
+
+// Unwrap returns every problem found.
+func (e *LoadError) Unwrap() []error { return e.errs }
+
 // ErrUnknownMachine is returned by Render for a MAC without a profile.
 var ErrUnknownMachine = errors.New("no profile for this machine")
 
@@ -135,7 +152,8 @@ type entry struct {
 
 // Warnings are the things found at load that Talos accepts but that are
 // likely mistakes (each a *Problem whose Msg starts with "warning: "),
-// in machine order. The configs are served all the same.
+// in machine order, then those across machines. The configs are served
+// all the same.
 func (s *Set) Warnings() []error { return slices.Clone(s.warnings) }
 
 // Unknown is the policy for machines without a profile (defaults.yaml
@@ -199,9 +217,11 @@ type layers struct {
 	bundles map[string]bundle
 }
 
-// Load reads, checks and renders the whole directory. The error joins
-// every problem found (each a *Problem); no Set comes with it. Load
-// blocks while schematic names are resolved.
+// Load reads, checks and renders the whole directory, then checks the
+// machines against each other (duplicate hostnames and static addresses,
+// the control-plane endpoint). The error joins every problem found (each
+// a *Problem), and is a *LoadError once the layers parsed; no Set comes
+// with it. Load blocks while schematic names are resolved.
 func Load(ctx context.Context, opts Options) (*Set, error) {
 	stamp, err := fingerprint(opts.Dir)
 	if err != nil {
@@ -233,6 +253,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	}
 	errs = append(errs, ls.readBundles(opts.Dir)...)
 	host := factoryHost(opts.FactoryURL)
+	var fl fleet
 	for _, mac := range slices.SortedFunc(maps.Keys(ls.machines), func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }) {
 		p, perrs := ls.effective(mac)
 		if len(perrs) > 0 {
@@ -251,7 +272,9 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			continue
 		}
 		p.Talos.SchematicID = id
-		cfg, warns, err := ls.render(p, host, opts.BaseURL)
+		var facts render.Facts
+		cfg, warns, err := ls.render(p, host, opts.BaseURL, &facts)
+		fl.add(ls, p, facts)
 		set.warnings = append(set.warnings, warns...)
 		if err != nil {
 			errs = append(errs, err)
@@ -259,8 +282,11 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 		set.machines[mac] = &entry{profile: p, config: cfg}
 	}
+	fleetErrs, fleetWarns := fl.check()
+	errs = append(errs, fleetErrs...)
+	set.warnings = append(set.warnings, fleetWarns...)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, &LoadError{Machines: set.Machines(), Warnings: set.warnings, errs: errs}
 	}
 	set.loadedAt = time.Now()
 	return set, nil
@@ -601,8 +627,9 @@ func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string
 }
 
 // render renders p's config and puts the URL comment on it; the warnings
-// come as the machine's Problems.
-func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []error, _ error) {
+// come as the machine's Problems, and facts receives what the checks
+// across machines compare.
+func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (_ []byte, warnings []error, _ error) {
 	read := func(sub, name string) (render.File, error) {
 		path := ls.files[sub][name]
 		b, err := os.ReadFile(path)
@@ -629,6 +656,7 @@ func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []
 		InstallerImage: image,
 		Hostname:       p.Hostname,
 		RequireDisk:    p.Install == machine.InstallOnce,
+		Facts:          facts,
 	}
 	if b := ls.bundles[p.Secrets]; b.bundle != nil {
 		in.Secrets, in.SecretsFile = b.bundle, b.file

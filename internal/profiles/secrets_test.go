@@ -29,7 +29,7 @@ func bundleText(t *testing.T) string {
 func secretsTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	base := "version: v1alpha1\nmachine:\n    type: %s\n    install:\n        disk: /dev/sda\ncluster:\n    clusterName: lab\n    controlPlane:\n        endpoint: https://192.0.2.10:6443\n"
+	base := "version: v1alpha1\nmachine:\n    type: %s\n    install:\n        disk: /dev/sda\ncluster:\n    clusterName: lab\n    controlPlane:\n        endpoint: https://cp.lab.example:6443\n"
 	tree := map[string]string{
 		"defaults.yaml":                   "talos:\n  version: v1.12.7\n  schematic: " + strings.Repeat("a", 64) + "\n",
 		"configs/controlplane.yaml":       strings.Replace(base, "%s", "controlplane", 1),

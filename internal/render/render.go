@@ -77,6 +77,10 @@ type Input struct {
 	// bundle in problems.
 	Secrets     *secrets.Bundle
 	SecretsFile string
+	// Facts, when not nil, receives what the checks across machines
+	// compare (hostname, static addresses, VIPs, endpoint), whenever the
+	// config could be built, even when it has problems.
+	Facts *Facts
 }
 
 // Problem is one thing wrong with a rendered config, located as well as
@@ -131,6 +135,7 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 	}
 	sp := fillSecrets(docs, in)
 	docs = fill(docs, in)
+	in.Facts.collect(docs, origins)
 	var errs []error
 	for _, p := range append(sp, validate(docs, in)...) {
 		origins.locate(p)

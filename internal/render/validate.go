@@ -35,18 +35,23 @@ func (c *checker) warn(path []string, value any, format string, args ...any) {
 // v1alpha1 one: its Path starts with the document's kind (and name), as
 // in `HostnameConfig.auto` or `ExtensionServiceConfig[nut].configFiles`.
 func (c *checker) addIn(doc Map, path []string, value any, format string, args ...any) {
-	c.probs = append(c.probs, &Problem{Path: docLabel(doc) + "." + pathString(path), Msg: fmt.Sprintf(format, args...), segs: path, value: value, doc: doc})
+	kind, _ := doc.Get("kind")
+	name, _ := doc.Get("name")
+	label := docLabel(fmt.Sprint(kind), "")
+	if name != nil {
+		label = docLabel(fmt.Sprint(kind), fmt.Sprint(name))
+	}
+	c.probs = append(c.probs, &Problem{Path: label + "." + pathString(path), Msg: fmt.Sprintf(format, args...), segs: path, value: value, doc: doc})
 }
 
-// docLabel names a document other than the v1alpha1 one: its kind, and
-// its name in brackets when it has one.
-func docLabel(doc Map) string {
-	kind, _ := doc.Get("kind")
-	label := fmt.Sprint(kind)
-	if name, ok := doc.Get("name"); ok {
-		label += fmt.Sprintf("[%v]", name)
+// docLabel names a document other than the v1alpha1 one in a path as
+// problems show it: its kind, and its name in brackets when it has one
+// (LinkConfig[eth1], HostnameConfig).
+func docLabel(kind, name string) string {
+	if name == "" {
+		return kind
 	}
-	return label
+	return kind + "[" + name + "]"
 }
 
 // validate checks a rendered config beyond YAML syntax.
@@ -96,6 +101,7 @@ func validate(docs []any, in Input) []*Problem {
 	}
 	c.duplicateDocs(docs)
 	c.hostnames(docs, doc)
+	c.semantic(docs, doc, in)
 	return c.probs
 }
 
