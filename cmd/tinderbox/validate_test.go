@@ -91,10 +91,10 @@ func TestValidateOnlyWarnings(t *testing.T) {
 	}
 }
 
-// TestValidateExampleVIPMoved: the example's certSANs name the VIP .50 in
-// both base configs; move the VIP (and with it the endpoint) to .10 and
-// validate points at the stale list (at its first entry), once per
-// control-plane machine and once per missing address.
+// TestValidateExampleVIPMoved: the example's endpoint and certSANs both
+// follow values.vipHost, so moving the VIP (.50 to .10) validates; a
+// certSANs entry written out by hand is what goes stale, and validate
+// points at it, once per control-plane machine.
 func TestValidateExampleVIPMoved(t *testing.T) {
 	dir := t.TempDir()
 	copyTree(t, filepath.Join("..", "..", "profiles"), dir)
@@ -104,13 +104,25 @@ func TestValidateExampleVIPMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, f, strings.Replace(string(b), "vipHost: 50", "vipHost: 10", 1))
-	_, stderr, code := runValidate(t, validateConfig(t, dir))
-	cp, err := os.ReadFile(filepath.Join(dir, "configs", "controlplane.yaml"))
+	if _, stderr, code := runValidate(t, validateConfig(t, dir)); code != 0 {
+		t.Fatalf("VIP moved in values: got exit code %d, stderr:\n%s", code, stderr)
+	}
+
+	cpFile := filepath.Join(dir, "configs", "controlplane.yaml")
+	cp, err := os.ReadFile(cpFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := slices.Index(strings.Split(string(cp), "\n"), "            - 192.168.1.50") + 1 // the list's first entry
-	want := fmt.Sprintf("%s:%d: machine 1c-69-7a-00-00-11: cluster.apiServer.certSANs: 192.168.1.10 (the host of cluster.controlPlane.endpoint) is not among them", filepath.Join(dir, "configs", "controlplane.yaml"), line)
+	const templated = "            - {{ cidrhost .Values.lan .Values.vipHost }}"
+	lines := strings.Split(string(cp), "\n")
+	line := slices.Index(lines, templated) + 1
+	if line == 0 {
+		t.Fatalf("configs/controlplane.yaml has no line %q", templated)
+	}
+	lines[line-1] = "            - 192.168.1.50"
+	writeFile(t, cpFile, strings.Join(lines, "\n"))
+	_, stderr, code := runValidate(t, validateConfig(t, dir))
+	want := fmt.Sprintf("%s:%d: machine 1c-69-7a-00-00-11: cluster.apiServer.certSANs: 192.168.1.10 (the host of cluster.controlPlane.endpoint) is not among them", cpFile, line)
 	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "3 problem(s) and 0 warning(s) found") {
 		t.Errorf("got exit code %d, stderr:\n%s\nwant a line with %q", code, stderr, want)
 	}
