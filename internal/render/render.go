@@ -13,6 +13,7 @@ package render
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -224,6 +225,9 @@ func expand(f File, data Data, notes *[]*Problem) ([]byte, error) {
 // no document is appended, as talosctl does.
 func applyStrategic(docs []any, patch Map) ([]any, error) {
 	kind, hasKind := patch.Get("kind")
+	if s, ok := kind.(string); hasKind && (!ok || s == "") {
+		return nil, fmt.Errorf("kind: want the document's kind as a string, such as LinkConfig, not %s", describe(kind))
+	}
 	if !hasKind {
 		i := mainDoc(docs)
 		if isDelete(patch) {
@@ -265,13 +269,35 @@ func applyStrategic(docs []any, patch Map) ([]any, error) {
 	return append(docs, clean(patch)), nil
 }
 
+// describe names a value's YAML kind for a message: a map, a list, the
+// empty string, or the scalar itself.
+func describe(v any) string {
+	switch v := v.(type) {
+	case Map:
+		return "a map"
+	case []any:
+		return "a list"
+	case nil:
+		return "null"
+	case string:
+		if v == "" {
+			return "an empty string"
+		}
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+// sameDoc says whether document d is the one patch, of the given kind,
+// addresses: the same kind, and the same apiVersion and name where the
+// patch gives them. Values are compared with equal, never with ==, since a
+// document may hold a map where a kind should be.
 func sameDoc(d, patch Map, kind any) bool {
-	if k, _ := d.Get("kind"); k != kind {
+	if k, _ := d.Get("kind"); !equal(k, kind) {
 		return false
 	}
 	for _, key := range []string{"apiVersion", "name"} {
 		if pv, ok := patch.Get(key); ok {
-			if dv, _ := d.Get(key); dv != pv {
+			if dv, _ := d.Get(key); !equal(dv, pv) {
 				return false
 			}
 		}
