@@ -13,7 +13,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
 FUZZTIME    ?= 20s
 # Every native fuzz test, as package:Target.
-FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge \
+FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge internal/render:FuzzRenderDocuments \
                internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
                pkg/machine:FuzzParseMAC pkg/machine:FuzzParseUUID internal/boot:FuzzNetbootScript \
                internal/talosevents:FuzzDecodeRequest internal/kmsglog:FuzzParse internal/secrets:FuzzParse
