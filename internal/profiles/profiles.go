@@ -588,6 +588,26 @@ func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string
 // render renders p's config and puts the URL comment on it; the warnings
 // come as the machine's Problems.
 func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []error, _ error) {
+	in, err := ls.input(p, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, warns, err := render.Check(in)
+	for _, w := range warns {
+		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
+	}
+	if err != nil {
+		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
+	}
+	if baseURL == "" {
+		return out, warnings, nil
+	}
+	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
+	return append([]byte(head), out...), warnings, nil
+}
+
+// input reads p's base config and patches into what render takes.
+func (ls *layers) input(p Profile, host string) (render.Input, error) {
 	read := func(sub, name string) (render.File, error) {
 		path := ls.files[sub][name]
 		b, err := os.ReadFile(path)
@@ -598,7 +618,7 @@ func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []
 	}
 	base, err := read("configs", p.Config)
 	if err != nil {
-		return nil, nil, err
+		return render.Input{}, err
 	}
 	image := ""
 	if host != "" {
@@ -618,22 +638,11 @@ func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []
 	for _, name := range p.Patches {
 		f, err := read("patches", name)
 		if err != nil {
-			return nil, nil, err
+			return render.Input{}, err
 		}
 		in.Patches = append(in.Patches, f)
 	}
-	out, warns, err := render.Check(in)
-	for _, w := range warns {
-		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
-	}
-	if err != nil {
-		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
-	}
-	if baseURL == "" {
-		return out, warnings, nil
-	}
-	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
-	return append([]byte(head), out...), warnings, nil
+	return in, nil
 }
 
 // machineProblems turns render's problems into the machine's Problems.
