@@ -44,12 +44,12 @@ func (a *API) ConfigDiff(ctx context.Context, mac machine.MAC) (api.ConfigDiff, 
 		return out, nil
 	}
 	switch {
-	case sv.Config == nil:
+	case sv.Note != "":
 		out.Note = "served config: " + sv.Note
 	case cur.Masked == nil:
 		out.Note = "current config: " + cur.Note
 	default:
-		out.Diff = served.Diff("served", "current", sv.Config, cur.Masked)
+		out.Diff = served.Diff("served", "current", []byte(sv.Config), cur.Masked)
 		if out.Diff == "" {
 			out.Note = "the configs differ only where masking hides it"
 		}

@@ -37,8 +37,8 @@ func (f *Flow) writeServed() {
 	for {
 		f.keepMu.Lock()
 		var (
-			mac machine.MAC
-			p   pendingConfig
+			mac   machine.MAC
+			p     pendingConfig
 			found bool
 		)
 		for mac, p = range f.keepQ {
@@ -53,7 +53,7 @@ func (f *Flow) writeServed() {
 		delete(f.keepQ, mac)
 		f.keepMu.Unlock()
 		snap := served.Take(p.body, f.opts.Store.MaskTag)
-		if _, err := f.opts.Store.PutServed(mac, state.Served{At: p.at, Hash: snap.Hash, Size: snap.Size, Config: snap.Masked, Note: snap.Note}); err != nil {
+		if _, err := f.opts.Store.PutServed(mac, state.Served{At: p.at, Hash: snap.Hash, Size: snap.Size, Config: string(snap.Masked), Note: snap.Note}); err != nil {
 			f.log.Error("config: keep served config", "mac", mac, "err", err)
 		}
 	}

@@ -27,9 +27,10 @@ type Served struct {
 	Hash string `json:"hash"`
 	// Size is the number of bytes served.
 	Size int `json:"size"`
-	// Config is the config with its secrets masked (package served); nil
-	// when Note says why it is not kept.
-	Config []byte `json:"config,omitempty"`
+	// Config is the config with its secrets masked (package served),
+	// kept as text so the database holds it readably; empty when Note
+	// says why it is not kept.
+	Config string `json:"config,omitempty"`
 	Note   string `json:"note,omitempty"`
 }
 
