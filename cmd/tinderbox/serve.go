@@ -87,6 +87,8 @@ type daemon struct {
 	eventsAddr, logsAddr net.Addr
 	// hub fans machine changes out to the event streams.
 	hub *eventhub.Hub
+	// flow is the boot flow.
+	flow *bootflow.Flow
 	// logs holds the machines' Talos log lines; nil when off.
 	logs *kmsglog.Buffer[machine.MAC]
 	// neighbours is the kernel's neighbour table when binding is on.
@@ -326,6 +328,10 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
 		Cmdlines: assets, Evidence: binder, Own: own, Logger: log, Registerer: d.registry,
 	})
+	// Served configs are kept in the background: keep them all before
+	// the state store closes.
+	d.closers = append(d.closers, func() error { flow.Flush(); return nil })
+	d.flow = flow
 
 	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
 	httpMetrics := httpserver.NewMetrics(d.registry)

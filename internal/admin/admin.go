@@ -135,6 +135,7 @@ func (a *API) Mount(r chi.Router) {
 		r.Get("/machines/{mac}", a.show)
 		r.Delete("/machines/{mac}", a.forget)
 		r.Get("/machines/{mac}/config", a.config)
+		r.Get("/machines/{mac}/config/diff", a.configDiff)
 		r.Get("/machines/{mac}/script", a.script)
 		r.Post("/machines/{mac}/reinstall", a.reinstall)
 		r.Get("/machines/{mac}/profile", a.getProfile)

@@ -93,6 +93,12 @@ type Flow struct {
 	// ids are Talos event ids already applied (TalosEvent).
 	idsMu sync.Mutex
 	ids   map[string]struct{}
+
+	// keepQ are served configs waiting to be kept (keepServed).
+	keepMu  sync.Mutex
+	keepQ   map[machine.MAC]pendingConfig
+	keeping bool
+	keepWG  sync.WaitGroup
 }
 
 // maxDenialWrites bounds refusal events written at once; beyond it they
@@ -115,6 +121,7 @@ func New(opts Options) *Flow {
 		ev:      ev,
 		denials: make(chan struct{}, maxDenialWrites),
 		ids:     map[string]struct{}{},
+		keepQ:   map[machine.MAC]pendingConfig{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -481,15 +488,18 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "rendering the config of %s failed; see `tinderbox validate`", mac)
 		return
 	}
+	ev := f.opts.Store.Event(machine.EventConfig, "", int64(len(body)))
 	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.ConfigServed()
 		if ip != "" {
 			m.IP = ip
 		}
-		m.Events = append(m.Events, f.opts.Store.Event(machine.EventConfig, "", int64(len(body))))
+		m.Events = append(m.Events, ev)
 		return nil
 	}); err != nil {
 		f.log.Error("config: state update", "mac", mac, "err", err)
+	} else {
+		defer f.keepServed(mac, ev.Time, body)
 	}
 	f.steps.WithLabelValues("config", "ok").Inc()
 	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body), "evidence", v.Via)

@@ -251,7 +251,6 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			set.maintenance.SchematicID = id
 		}
 	}
-	errs = append(errs, ls.readBundles(opts.Dir)...)
 	host := factoryHost(opts.FactoryURL)
 	var fl fleet
 	for _, mac := range slices.SortedFunc(maps.Keys(ls.machines), func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }) {
@@ -392,6 +391,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 			delete(ls.machines, mac)
 		}
 	}
+	errs = append(errs, ls.readBundles(dir)...)
 	return ls, errs
 }
 
@@ -630,6 +630,27 @@ func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string
 // come as the machine's Problems, and facts receives what the checks
 // across machines compare.
 func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (_ []byte, warnings []error, _ error) {
+	in, err := ls.input(p, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	in.Facts = facts
+	out, warns, err := render.Check(in)
+	for _, w := range warns {
+		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
+	}
+	if err != nil {
+		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
+	}
+	if baseURL == "" {
+		return out, warnings, nil
+	}
+	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
+	return append([]byte(head), out...), warnings, nil
+}
+
+// input reads p's base config and patches into what render takes.
+func (ls *layers) input(p Profile, host string) (render.Input, error) {
 	read := func(sub, name string) (render.File, error) {
 		path := ls.files[sub][name]
 		b, err := os.ReadFile(path)
@@ -640,7 +661,7 @@ func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (
 	}
 	base, err := read("configs", p.Config)
 	if err != nil {
-		return nil, nil, err
+		return render.Input{}, err
 	}
 	image := ""
 	if host != "" {
@@ -656,7 +677,6 @@ func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (
 		InstallerImage: image,
 		Hostname:       p.Hostname,
 		RequireDisk:    p.Install == machine.InstallOnce,
-		Facts:          facts,
 	}
 	if b := ls.bundles[p.Secrets]; b.bundle != nil {
 		in.Secrets, in.SecretsFile = b.bundle, b.file
@@ -664,22 +684,11 @@ func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (
 	for _, name := range p.Patches {
 		f, err := read("patches", name)
 		if err != nil {
-			return nil, nil, err
+			return render.Input{}, err
 		}
 		in.Patches = append(in.Patches, f)
 	}
-	out, warns, err := render.Check(in)
-	for _, w := range warns {
-		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
-	}
-	if err != nil {
-		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
-	}
-	if baseURL == "" {
-		return out, warnings, nil
-	}
-	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
-	return append([]byte(head), out...), warnings, nil
+	return in, nil
 }
 
 // machineProblems turns render's problems into the machine's Problems.

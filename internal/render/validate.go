@@ -35,13 +35,7 @@ func (c *checker) warn(path []string, value any, format string, args ...any) {
 // v1alpha1 one: its Path starts with the document's kind (and name), as
 // in `HostnameConfig.auto` or `ExtensionServiceConfig[nut].configFiles`.
 func (c *checker) addIn(doc Map, path []string, value any, format string, args ...any) {
-	kind, _ := doc.Get("kind")
-	name, _ := doc.Get("name")
-	label := docLabel(fmt.Sprint(kind), "")
-	if name != nil {
-		label = docLabel(fmt.Sprint(kind), fmt.Sprint(name))
-	}
-	c.probs = append(c.probs, &Problem{Path: label + "." + pathString(path), Msg: fmt.Sprintf(format, args...), segs: path, value: value, doc: doc})
+	c.probs = append(c.probs, &Problem{Path: docLabelOf(doc) + "." + pathString(path), Msg: fmt.Sprintf(format, args...), segs: path, value: value, doc: doc})
 }
 
 // docLabel names a document other than the v1alpha1 one in a path as
@@ -52,6 +46,16 @@ func docLabel(kind, name string) string {
 		return kind
 	}
 	return kind + "[" + name + "]"
+}
+
+// docLabelOf is docLabel of a document.
+func docLabelOf(doc Map) string {
+	kind, _ := doc.Get("kind")
+	name, ok := doc.Get("name")
+	if !ok || name == nil {
+		return docLabel(fmt.Sprint(kind), "")
+	}
+	return docLabel(fmt.Sprint(kind), fmt.Sprint(name))
 }
 
 // validate checks a rendered config beyond YAML syntax.
