@@ -65,8 +65,18 @@ var joinToken = regexp.MustCompile(`(?i)(jointoken=)[^&\s"']+`)
 // marker. *state.Store's MaskTag is one.
 type Tag func(value string) string
 
-// Marker is what a masked value is replaced by: "<masked:TAG>".
-func Marker(tag string) string { return "<masked:" + tag + ">" }
+// Marker is what a masked value is replaced by: "<masked:TAG>", or
+// "<masked>" for an empty tag.
+func Marker(tag string) string {
+	if tag == "" {
+		return "<masked>"
+	}
+	return "<masked:" + tag + ">"
+}
+
+// NoTag is the Tag for showing a config, not comparing it: every secret
+// becomes "<masked>".
+func NoTag(string) string { return "" }
 
 // Mask returns cfg, a rendered machine config, with every secret value
 // replaced by its Marker. The documents are written back as render
