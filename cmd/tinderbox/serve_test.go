@@ -344,7 +344,7 @@ func TestCLI(t *testing.T) {
 		},
 		{
 			name: "validate unknown key", args: []string{"validate", "--config", filepath.Join(root, "testdata/config/unknown-key.yaml")},
-			wantCode: 1, wantStderr: []string{`unknown-key.yaml:6: unknown key "dhcp.pxeport2"`},
+			wantCode: 1, wantStderr: []string{`unknown-key.yaml:7: unknown key "dhcp.pxeport2"`, `log.level: "loud" is not one of`, "4 problem(s) found"},
 		},
 		{
 			name: "serve on a taken port", args: []string{"serve", "--config", busy},
