@@ -209,18 +209,40 @@ func (s *Store) Reload(ctx context.Context) error {
 // Watch reloads the directory whenever something in it changes, once it
 // has been quiet for the debounce time. It blocks until ctx is cancelled,
 // then returns nil; it fails only when the directory cannot be watched.
+//
+// The directory is watched by its path, not its inode: its parent is
+// watched too, so that a directory moved into place (`mv new profiles`,
+// as git checkout of a parent, rsync --delay-updates or a deploy tool
+// does), or removed and created again, is watched anew and loaded.
 func (s *Store) Watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("profiles: watch %s: %w", s.opts.Dir, err)
 	}
 	defer w.Close()
-	if err := w.Add(s.opts.Dir); err != nil {
+	dir, err := filepath.Abs(s.opts.Dir)
+	if err != nil {
 		return fmt.Errorf("profiles: watch %s: %w", s.opts.Dir, err)
 	}
-	for _, sub := range subdirs {
-		// A missing subdirectory is added when it appears.
-		_ = w.Add(filepath.Join(s.opts.Dir, sub))
+	parent := filepath.Dir(dir)
+	watchTree := func() error {
+		if err := w.Add(dir); err != nil {
+			return err
+		}
+		for _, sub := range subdirs {
+			// A missing subdirectory is added when it appears.
+			_ = w.Add(filepath.Join(dir, sub))
+		}
+		return nil
+	}
+	if err := watchTree(); err != nil {
+		return fmt.Errorf("profiles: watch %s: %w", s.opts.Dir, err)
+	}
+	if parent != dir {
+		if err := w.Add(parent); err != nil {
+			s.log.Warn("profiles: cannot watch the directory's parent; a directory moved into place will not be seen until restart",
+				"dir", parent, "err", err)
+		}
 	}
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -237,7 +259,18 @@ func (s *Store) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if ev.Has(fsnotify.Create) && filepath.Dir(ev.Name) == filepath.Clean(s.opts.Dir) && isSubdir(ev.Name) {
+			evDir := filepath.Dir(ev.Name)
+			if evDir == parent && parent != dir {
+				if ev.Name != dir {
+					continue // a sibling of the profiles directory
+				}
+				// The directory itself was replaced, removed or created:
+				// watch whatever stands at its path now.
+				if err := watchTree(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					s.log.Warn("profiles: watching the replaced directory", "dir", dir, "err", err)
+				}
+			}
+			if ev.Has(fsnotify.Create) && evDir == dir && isSubdir(ev.Name) {
 				_ = w.Add(ev.Name)
 			}
 			timer.Reset(s.debounce)

@@ -226,3 +226,58 @@ func TestHotReloadKubeletVolume(t *testing.T) {
 		return p.Hostname == "swapped"
 	})
 }
+
+// TestWatchDirectoryReplaced: a profiles directory moved into place, and
+// one removed and created again, is loaded, and edits to it afterwards are
+// seen (the watch follows the path, not the first directory's inode).
+func TestWatchDirectoryReplaced(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "profiles")
+	if err := os.Rename(copyDir(t, "testdata/golden/layers/profiles"), dir); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(t.Context(), testOptions(dir), StoreOptions{Debounce: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	has := func(mac string) func() bool {
+		return func() bool { _, ok := s.Machine(machine.MustParseMAC(mac)); return ok }
+	}
+	// A directory is inotify-watched once Watch has added it; a write
+	// before that would be found by Watch's first fingerprint anyway.
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-03.yaml"), "values: {host: 13}\n")
+	eventually(t, "an edit before the swap", has("52-54-00-00-00-03"))
+
+	// mv profiles profiles.old; mv new profiles
+	next := copyDir(t, "testdata/golden/layers/profiles")
+	writeFile(t, filepath.Join(next, "machines", "52-54-00-00-00-04.yaml"), "values: {host: 14}\n")
+	if err := os.Rename(dir, filepath.Join(root, "profiles.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, dir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the swapped-in directory", has("52-54-00-00-00-04"))
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-05.yaml"), "values: {host: 15}\n")
+	eventually(t, "an edit after the swap", has("52-54-00-00-00-05"))
+
+	// rm -rf profiles; then create it again, file by file.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(copyDir(t, "testdata/golden/layers/profiles"), dir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the re-created directory", func() bool { return !has("52-54-00-00-00-05")() })
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-06.yaml"), "values: {host: 16}\n")
+	eventually(t, "an edit after re-creating", has("52-54-00-00-00-06"))
+}
