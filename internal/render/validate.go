@@ -77,6 +77,7 @@ func validate(docs []any, in Input) []*Problem {
 		}
 	}
 	c.duplicateDocs(docs)
+	c.schema(docs, in.Data.Talos.Version)
 	return c.probs
 }
 
