@@ -366,11 +366,11 @@ func (w *walker) object(nd *node, v any, path []string) {
 			continue
 		}
 		if by := nd.Dep[k]; by != "" && !empty(e) && !w.deprecatedInside(c, e) {
-			docs := "a " + by + " document"
+			docs := "the " + by + " document"
 			if strings.Contains(by, ",") {
-				docs = "documents (" + by + ")"
+				docs = "the " + by + " documents"
 			}
-			w.add(p, nil, true, "deprecated in Talos %s: still read, but its replacement is %s", w.r.Talos, docs)
+			w.add(p, nil, true, "deprecated in Talos %s, which still reads it: use %s instead", w.r.Talos, docs)
 		}
 		w.value(c, e, p)
 	}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,8 +27,12 @@ import (
 	"strings"
 )
 
+// defaultDir is where the generator finds its input when run by go
+// generate (in internal/talosschema) from a checkout beside it.
+var defaultDir = filepath.Join("..", "..", "..", "shared", "talos")
+
 func main() {
-	dir := flag.String("dir", filepath.Join("..", "..", "..", "shared", "talos"), "directory holding schemas/v1.X.json and decoder-fields/v1.X.json")
+	dir := flag.String("dir", defaultDir, "directory holding schemas/v1.X.json and decoder-fields/v1.X.json")
 	out := flag.String("out", "data", "directory to write v1.X.json into")
 	flag.Parse()
 	files, err := generate(*dir)
@@ -387,6 +392,7 @@ func (g *gen) buildDef(name string) (int, error) {
 			keys = append(keys, k)
 		}
 	}
+	slices.Sort(keys) // node indexes follow the order nodes are built in
 	for _, k := range keys {
 		path := name + "." + k
 		var ks *schema
@@ -514,8 +520,8 @@ func (g *gen) convert(s *schema, path string) (int, error) {
 		case len(s.Properties) > 0:
 			n := &node{T: "obj", Keys: map[string]int{}, Open: !closed(s.AdditionalProperties), Req: slices.Clone(s.Required)}
 			slices.Sort(n.Req)
-			for k, ks := range s.Properties {
-				i, err := g.convert(ks, path+"."+k)
+			for _, k := range slices.Sorted(maps.Keys(s.Properties)) {
+				i, err := g.convert(s.Properties[k], path+"."+k)
 				if err != nil {
 					return 0, err
 				}
