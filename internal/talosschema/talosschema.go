@@ -261,7 +261,7 @@ func (w *walker) document(d any) {
 			w.add(nil, nil, false, "the document has neither `kind` nor `version`: Talos cannot tell what it is")
 			return
 		}
-		w.value(w.r.main, d, nil)
+		w.value(w.r.main, d, make([]string, 0, 16))
 		return
 	}
 	ks, _ := kind.(string)
@@ -285,7 +285,7 @@ func (w *walker) document(d any) {
 		}
 		return
 	}
-	w.value(n, d, nil)
+	w.value(n, d, make([]string, 0, 16))
 }
 
 // otherReleases says which other releases read a kind, for a message.
@@ -467,7 +467,13 @@ func (w *walker) scalar(nd *node, v any, path []string) {
 			w.add(path, v, false, "want true or false, have %s", describe(v))
 		}
 	case "str":
-		s := fmt.Sprint(v)
+		if len(nd.Enum) == 0 && nd.pat == nil {
+			return
+		}
+		s, ok := v.(string)
+		if !ok {
+			s = fmt.Sprint(v)
+		}
 		if len(nd.Enum) > 0 && !slices.Contains(nd.Enum, s) {
 			is := w.add(path, v, false, "%q is not one of %s", s, strings.Join(nd.Enum, ", "))
 			if m := suggest(s, nd.Enum); m != "" {
