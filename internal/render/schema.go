@@ -23,30 +23,34 @@ func (c *checker) schema(docs []any, version string) {
 	for _, p := range c.probs {
 		seen[p.Path] = true
 	}
+	main := mainDoc(docs)
 	for _, is := range talosschema.Validate(version, docs) {
 		msg := is.Msg
 		if is.Suggest != "" {
 			msg += " (" + is.Suggest + ")"
 		}
-		var p *Problem
-		switch {
-		case is.Doc < 0:
-			p = &Problem{File: c.base, Msg: msg}
-		case mainDoc(docs) == is.Doc:
-			if !is.Warning && seen[pathString(is.Path)] {
-				continue
-			}
-			p = &Problem{Path: pathString(is.Path), Msg: msg, segs: is.Path, value: is.Value}
-		default:
-			// Located on the base config: the lines of kinded documents
-			// are not traced to their layer.
-			p = &Problem{File: c.base, Path: docLabel(docs[is.Doc]), Msg: msg}
+		if is.Doc == main && !is.Warning && seen[pathString(is.Path)] {
+			continue
+		}
+		record := c.add
+		if is.Warning {
+			record = c.warn
+		}
+		record(is.Path, is.Value, "%s", msg)
+		if is.Doc == main {
+			continue // located by origins.locate, on the layer that set it
+		}
+		// The version, or a document with a kind: named, and put on the
+		// base config (the lines of kinded documents are not traced to
+		// their layer).
+		p := c.probs[len(c.probs)-1]
+		p.File, p.Path, p.segs, p.value = c.base, "", nil, nil
+		if is.Doc >= 0 {
+			p.Path = docLabel(docs[is.Doc])
 			if len(is.Path) > 0 {
 				p.Path += ": " + pathString(is.Path)
 			}
 		}
-		p.Warning = is.Warning
-		c.probs = append(c.probs, p)
 	}
 }
 
