@@ -13,10 +13,10 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
 FUZZTIME    ?= 20s
 # Every native fuzz test, as package:Target.
-FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge \
+FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge internal/render:FuzzRenderDocuments \
                internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
                pkg/machine:FuzzParseMAC pkg/machine:FuzzParseUUID internal/boot:FuzzNetbootScript \
-               internal/talosevents:FuzzDecodeRequest internal/kmsglog:FuzzParse
+               internal/talosevents:FuzzDecodeRequest internal/kmsglog:FuzzParse internal/secrets:FuzzParse
 
 .PHONY: help
 help: ## list the targets
@@ -63,9 +63,10 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 	done
 
 .PHONY: bench
-bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then the TFTP (vs dnsmasq), cache (vs nginx) and binding (on vs off) bench scripts
+bench: ## Go benchmarks with allocations, the 500-node Talos report storm, validate on 1000 machines, then the TFTP (vs dnsmasq), cache (vs nginx) and binding (on vs off) bench scripts
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
+	scripts/bench-validate.sh
 	scripts/bench-tftp.sh
 	scripts/bench-cache.sh
 	scripts/bench-binding.sh

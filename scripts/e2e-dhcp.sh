@@ -3,7 +3,7 @@
 # SeaBIOS VM (QEMU's iPXE ROM) and a QEMU OVMF VM (native PXE, romfile=
 # empty) on a LAN whose router (dnsmasq) hands out addresses only. Each VM
 # must get its address from the router and tinderbox's offer, then fetch the
-# right boot file: OVMF asks TFTP for ipxe.efi, iPXE gets
+# right boot file: OVMF asks TFTP for snponly.efi, iPXE gets
 # http://10.77.0.2:8080/boot.ipxe and asks for it. Topology: scripts/e2e/lib.sh.
 #
 # Usage: scripts/e2e-dhcp.sh [--capture DIR]
@@ -74,8 +74,8 @@ check "SeaBIOS VM got its address from the router" leased 52:54:00:77:00:01
 check "SeaBIOS VM (QEMU's iPXE ROM) was offered the boot script" offer 52:54:00:77:00:01 "file=http://10.77.0.2:8080/boot.ipxe"
 check "SeaBIOS VM asked for /boot.ipxe over HTTP" gets seabios-ipxe /boot.ipxe
 check "OVMF VM got its address from the router" leased 52:54:00:77:00:02
-check "OVMF VM was offered ipxe.efi" offer 52:54:00:77:00:02 "file=ipxe.efi"
-check "OVMF VM asked TFTP for ipxe.efi" rrq ovmf ipxe.efi
+check "OVMF VM was offered snponly.efi" offer 52:54:00:77:00:02 "file=snponly.efi"
+check "OVMF VM asked TFTP for snponly.efi" rrq ovmf snponly.efi
 check "iPXE on the OVMF VM was offered the boot script" offer 52:54:00:77:00:02 "file=http://10.77.0.2:8080/boot.ipxe"
 check "iPXE on the OVMF VM asked for /boot.ipxe over HTTP" gets ovmf /boot.ipxe
 check "SeaBIOS VM got its own script (/ipxe with its MAC)" served 52:54:00:77:00:01

@@ -26,6 +26,16 @@ func main() {
 // problems; it only sets the exit status.
 var errReported = errors.New("problems reported")
 
+// exitStatus is an error that exits with its own status rather than 1,
+// as `tinderbox diff` exits 2 on trouble (1 saying the configs differ).
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e *exitStatus) Error() string { return e.err.Error() }
+func (e *exitStatus) Unwrap() error { return e.err }
+
 // exitCode prints err (unless already reported) and returns the process exit status.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
@@ -33,6 +43,10 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	if !errors.Is(err, errReported) {
 		fmt.Fprintf(stderr, "tinderbox: %v\n", err)
+	}
+	var es *exitStatus
+	if errors.As(err, &es) {
+		return es.code
 	}
 	return 1
 }

@@ -28,7 +28,7 @@ import (
 // are left out: which of them exist depends on the Go version and the OS.
 const metricsGolden = "testdata/metrics.golden"
 
-var update = flag.Bool("update", false, "rewrite "+metricsGolden+" from the daemon's /metrics")
+var update = flag.Bool("update", false, "rewrite "+metricsGolden+" from the daemon's /metrics and "+validateGolden+" from validate")
 
 // descName finds a metric's name in prometheus.Desc.String(), the only
 // place a Desc shows it.

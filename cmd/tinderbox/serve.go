@@ -77,6 +77,8 @@ type daemon struct {
 	state    *state.Store
 	profiles *profiles.Store
 	servers  []server
+	// ipxeFiles are the iPXE binaries handed out, for the status page.
+	ipxeFiles []string
 	// closers release what newDaemon opened, newest last: after Run's
 	// servers have stopped, or at once should newDaemon fail part-way.
 	closers []func() error
@@ -85,6 +87,8 @@ type daemon struct {
 	eventsAddr, logsAddr net.Addr
 	// hub fans machine changes out to the event streams.
 	hub *eventhub.Hub
+	// flow is the boot flow.
+	flow *bootflow.Flow
 	// logs holds the machines' Talos log lines; nil when off.
 	logs *kmsglog.Buffer[machine.MAC]
 	// neighbours is the kernel's neighbour table when binding is on.
@@ -299,7 +303,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	// iPXE binaries, for TFTP and for UEFI HTTP boot clients at /boot/{file}.
 	root := ipxe.NewRoot(cfg.IPXE.Dir)
 	d.closers = append(d.closers, root.Close)
-	if missing := ipxe.Missing(root.Dir(), ipxe.Required...); len(missing) > 0 {
+	efiX64, fellBack := ipxe.PickEFIx64(root.Dir(), cfg.IPXE.EFIx64)
+	if fellBack {
+		log.Warn("ipxe.efiX64 is not in ipxe.dir; x86-64 UEFI machines get the other build", "dir", root.Dir(), "want", cfg.IPXE.EFIx64, "serving", efiX64)
+	}
+	d.ipxeFiles = append(ipxe.Required(efiX64), ipxe.EFIArm64)
+	if missing := ipxe.Missing(root.Dir(), ipxe.Required(efiX64)...); len(missing) > 0 {
 		log.Warn("ipxe.dir lacks boot binaries; serving what exists", "dir", root.Dir(), "missing", missing, "hint", ipxe.InstallHint)
 	}
 	arm64 := len(ipxe.Missing(root.Dir(), ipxe.EFIArm64)) == 0
@@ -319,6 +328,10 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
 		Cmdlines: assets, Evidence: binder, Own: own, Logger: log, Registerer: d.registry,
 	})
+	// Served configs are kept in the background: keep them all before
+	// the state store closes.
+	d.closers = append(d.closers, func() error { flow.Flush(); return nil })
+	d.flow = flow
 
 	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
 	httpMetrics := httpserver.NewMetrics(d.registry)
@@ -363,11 +376,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 
 	// proxyDHCP: points PXE firmware at iPXE and iPXE at /boot.ipxe.
 	if len(socks.dhcp) > 0 {
-		dcfg := proxydhcp.Config{Advertise: advertise, HTTPPort: d.httpAddr.(*net.TCPAddr).Port, Arm64: arm64}
+		dcfg := proxydhcp.Config{Advertise: advertise, HTTPPort: d.httpAddr.(*net.TCPAddr).Port, Arm64: arm64, EFIx64: efiX64}
 		m := proxydhcp.NewMetrics(d.registry)
 		for _, s := range socks.dhcp {
 			srv := proxydhcp.New(proxydhcp.Options{
 				Config: dcfg, Logger: log, Metrics: m, PXEPort: s.pxe, Policy: flow, Recorder: flow, Observer: flow,
+				ReplyDelay: cfg.DHCP.ReplyDelay,
 			})
 			d.add(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
 		}
@@ -385,7 +399,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	adminSrv.Router().Use(adminHosts.Middleware(log))
 	opts := admin.Options{
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
-		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir,
+		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir, IPXEFiles: d.ipxeFiles,
 		Listeners: d.listeners(cfg), Gatherer: d.registry, StallAfter: cfg.Reports.StallAfter, Logs: d.logs,
 		Binding: func() api.BindingStatus {
 			return api.BindingStatus{Enabled: cfg.Binding.Enabled, Following: d.neighbours != nil && d.neighbours.Following(), RoutedNetworks: cfg.Binding.RoutedNetworks}

@@ -41,7 +41,7 @@ func testConfig(t testing.TB) *config.Config {
 		Admin:     config.Admin{Listen: "127.0.0.1:0"},
 		DHCP:      config.DHCP{Enabled: false, Port: 67, PXEPort: 4011},
 		TFTP:      config.TFTP{Enabled: false, Listen: "127.0.0.1:0"},
-		IPXE:      config.IPXE{Dir: filepath.Join(dir, "ipxe"), LocalBoot: config.LocalBootExit},
+		IPXE:      config.IPXE{Dir: filepath.Join(dir, "ipxe"), LocalBoot: config.LocalBootExit, EFIx64: "snponly.efi"},
 		Factory:   config.Factory{URL: "http://127.0.0.1:1"},
 		Cache:     config.Cache{Dir: filepath.Join(dir, "cache"), MaxSize: 1 << 30},
 		State:     config.State{Dir: filepath.Join(dir, "state"), Discovered: config.Discovered{Max: 1000, TTL: 24 * time.Hour}},
@@ -344,7 +344,7 @@ func TestCLI(t *testing.T) {
 		},
 		{
 			name: "validate unknown key", args: []string{"validate", "--config", filepath.Join(root, "testdata/config/unknown-key.yaml")},
-			wantCode: 1, wantStderr: []string{`unknown-key.yaml:6: unknown key "dhcp.pxeport2"`},
+			wantCode: 1, wantStderr: []string{`unknown-key.yaml:7: unknown key "dhcp.pxeport2"`, `log.level: "loud" is not one of`, "4 problem(s) found"},
 		},
 		{
 			name: "serve on a taken port", args: []string{"serve", "--config", busy},

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -22,8 +21,10 @@ func newValidateCmd() *cobra.Command {
 		Use:   "validate",
 		Short: "Check the config and every profile; print every problem found",
 		Long: `validate loads the config file and every profile, renders every known
-machine, and prints every problem found, with file and line where possible.
-It exits 1 if there is any problem.`,
+machine, checks the machines against each other and builds their kernel
+command lines, and prints every problem and warning found, with file and
+line where possible and the fix. It exits 1 if there is any problem, 0 when
+there are only warnings.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -42,17 +43,31 @@ It exits 1 if there is any problem.`,
 				return errReported
 			}
 			set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
-			if err != nil {
+			var machines []profiles.Profile
+			var warns []error
+			var loadErr *profiles.LoadError
+			switch {
+			case err == nil:
+				machines, warns = set.Machines(), set.Warnings()
+			case errors.As(err, &loadErr):
+				machines, warns = loadErr.Machines, loadErr.Warnings
+			default:
 				printProblems(cmd, err)
 				return errReported
 			}
-			if err := checkCmdlines(cmd.ErrOrStderr(), cfg, set); err != nil {
-				printProblems(cmd, err)
-				return errReported
+			cmdWarns, cmdErr := checkCmdlines(cfg, machines)
+			warns = append(warns, cmdWarns...)
+			problems := problem.Leaves(errors.Join(err, cmdErr))
+			w := cmd.ErrOrStderr()
+			for _, e := range problems {
+				fmt.Fprintln(w, e)
 			}
-			warns := set.Warnings()
-			for _, w := range warns {
-				fmt.Fprintln(cmd.ErrOrStderr(), w)
+			for _, e := range warns {
+				fmt.Fprintln(w, e)
+			}
+			if len(problems) > 0 {
+				fmt.Fprintf(w, "%d problem(s) and %d warning(s) found\n", len(problems), len(warns))
+				return errReported
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "profiles %s: ok, %d machine(s) rendered, %d warning(s), unknown machines: %s\n", cfg.Profiles.Dir, set.Len(), len(warns), set.Unknown())
 			return nil
@@ -82,15 +97,15 @@ const factoryReserve = 512
 // tinderbox's own arguments, the profile's kernelArgs. A value that would
 // change the script (boot.KernelArgs' rules) is a problem; a line that
 // leaves less than factoryReserve bytes of what the kernel keeps gets a
-// warning on w, since /ipxe would refuse it once the factory's are added.
-func checkCmdlines(w io.Writer, cfg *config.Config, set *profiles.Set) error {
+// warning, since /ipxe would refuse it once the factory's are added.
+func checkCmdlines(cfg *config.Config, machines []profiles.Profile) (warnings []error, _ error) {
 	base := bootURL(cfg.Advertise, cfg.HTTP.Listen)
 	var own []string
 	if cfg.Reports.Enabled {
 		own = reportArgs(cfg.Advertise, listenPort(cfg.Reports.EventsListen), listenPort(cfg.Reports.LogsListen))
 	}
 	var errs []error
-	for _, p := range set.Machines() {
+	for _, p := range machines {
 		arch := p.Talos.Arch
 		if arch == "" {
 			arch = machine.ArchAMD64
@@ -105,11 +120,11 @@ func checkCmdlines(w io.Writer, cfg *config.Config, set *profiles.Set) error {
 		}
 		n := len("kernel-"+string(arch)+" initrd=initramfs-"+string(arch)+".xz") + len(strings.Join(args, " ")) + 1
 		if limit := boot.CmdlineLimit(arch); n > limit-factoryReserve {
-			fmt.Fprintf(w, "warning: machine %s (%s): its kernel command line is %d bytes before the Image Factory's arguments; an %s kernel keeps %d, so less than %d bytes are left for them and /ipxe may refuse its script\n",
-				p.MAC, p.Hostname, n, arch, limit, factoryReserve)
+			warnings = append(warnings, fmt.Errorf("warning: machine %s (%s): its kernel command line is %d bytes before the Image Factory's arguments; an %s kernel keeps %d, so less than %d bytes are left for them and /ipxe may refuse its script",
+				p.MAC, p.Hostname, n, arch, limit, factoryReserve))
 		}
 	}
-	return errors.Join(errs...)
+	return warnings, errors.Join(errs...)
 }
 
 // listenPort is a listen address's port, 0 when it has none.

@@ -76,6 +76,9 @@ type Options struct {
 	Factory Factory
 	// IPXEDir is ipxe.dir, whose boot binaries the status lists.
 	IPXEDir string
+	// IPXEFiles are the binaries the status looks for in IPXEDir; nil
+	// means ipxe.Required(ipxe.SNPOnly) and ipxe.EFIArm64.
+	IPXEFiles []string
 	// Listeners are the daemon's sockets, for the status.
 	Listeners []api.Listener
 	// Binding reports how boot sessions are bound, for the status; nil
@@ -132,6 +135,7 @@ func (a *API) Mount(r chi.Router) {
 		r.Get("/machines/{mac}", a.show)
 		r.Delete("/machines/{mac}", a.forget)
 		r.Get("/machines/{mac}/config", a.config)
+		r.Get("/machines/{mac}/config/diff", a.configDiff)
 		r.Get("/machines/{mac}/script", a.script)
 		r.Post("/machines/{mac}/reinstall", a.reinstall)
 		r.Get("/machines/{mac}/profile", a.getProfile)

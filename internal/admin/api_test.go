@@ -539,7 +539,7 @@ func TestCacheCalls(t *testing.T) {
 // profile problems while the last good set serves, factory reachability.
 func TestStatus(t *testing.T) {
 	ipxeDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ipxeDir, "ipxe.efi"), []byte("x"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(ipxeDir, "snponly.efi"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
@@ -565,7 +565,7 @@ func TestStatus(t *testing.T) {
 	if len(st.Counters) != 1 || st.Counters[0].Value != 3 || st.Counters[0].Labels != "result=ok" {
 		t.Errorf("counters: %+v", st.Counters)
 	}
-	if strings.Join(st.IPXE.Found, ",") != "ipxe.efi" || strings.Join(st.IPXE.Missing, ",") != "undionly.kpxe,ipxe-arm64.efi" || st.IPXE.Hint == "" {
+	if strings.Join(st.IPXE.Found, ",") != "snponly.efi" || strings.Join(st.IPXE.Missing, ",") != "undionly.kpxe,ipxe-arm64.efi" || st.IPXE.Hint == "" {
 		t.Errorf("ipxe: %+v", st.IPXE)
 	}
 	if len(st.Profiles.Problems) != 1 || !strings.Contains(st.Profiles.Problems[0], "broken.yaml:1") || st.Profiles.Machines != 4 {

@@ -27,6 +27,8 @@ type full struct {
 	profiles *profiles.Store
 	hub      *eventhub.Hub
 	dir      string
+	// stateDir is the state store's directory.
+	stateDir string
 }
 
 const (
@@ -61,7 +63,8 @@ func newFull(t *testing.T, token string, tweak func(*Options)) *full {
 	}
 	hub := eventhub.New()
 	t.Cleanup(hub.Close)
-	store, err := state.Open(t.TempDir(), state.Options{OnChange: func(m state.Machine) { hub.Publish(m.MAC) }})
+	stateDir := t.TempDir()
+	store, err := state.Open(stateDir, state.Options{OnChange: func(m state.Machine) { hub.Publish(m.MAC) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func newFull(t *testing.T, token string, tweak func(*Options)) *full {
 	api.Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &full{srv: srv, api: api, store: store, profiles: ps, hub: hub, dir: dir}
+	return &full{srv: srv, api: api, store: store, profiles: ps, hub: hub, dir: dir, stateDir: stateDir}
 }
 
 // clock is a test clock for Options.Clock: it stands still until Advance.

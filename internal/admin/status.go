@@ -161,7 +161,10 @@ func (a *API) Status(ctx context.Context) api.Status {
 	if a.opts.Hub != nil {
 		st.Events = a.opts.Hub.Subscribers()
 	}
-	all := append(slices.Clone(ipxe.Required), ipxe.EFIArm64)
+	all := a.opts.IPXEFiles
+	if all == nil {
+		all = append(ipxe.Required(ipxe.SNPOnly), ipxe.EFIArm64)
+	}
 	st.IPXE = api.IPXEStatus{Dir: a.opts.IPXEDir, Found: []string{}, Missing: ipxe.Missing(a.opts.IPXEDir, all...)}
 	for _, f := range all {
 		if !slices.Contains(st.IPXE.Missing, f) {

@@ -347,6 +347,7 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 	// puts the image's name first, and NetbootScript adds initrd=.
 	n := len("kernel-" + string(p.Arch) + " initrd=initramfs-" + string(p.Arch) + ".xz")
 	out := make([]string, 0, len(args))
+	fields := make([]string, 0, len(args))
 	for _, a := range args {
 		if len(a.text) > maxValue {
 			return nil, newValueError(p.MAC, a.field, a.text, fmt.Sprintf("longer than the %d bytes the kernel keeps", maxValue))
@@ -360,12 +361,51 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 		}
 		n += 1 + len(text)
 		out = append(out, text)
+		fields = append(fields, a.field)
 	}
 	if limit := CmdlineLimit(p.Arch); n > limit {
 		return nil, newValueError(p.MAC, "kernel command line", strings.Join(out, " "),
-			fmt.Sprintf("%d bytes with the image name and initrd=, longer than the %d an %s kernel keeps: it would cut the rest", n, limit, p.Arch))
+			fmt.Sprintf("%d bytes with the image name and initrd=, longer than the %d an %s kernel keeps: it would cut the rest. %s",
+				n, limit, p.Arch, overLimit(out, fields, n-limit)))
 	}
 	return out, nil
+}
+
+// overLimit says which arguments a line that is over bytes too long would
+// lose and which profile arguments are the longest, so the fix can be
+// chosen: the kernel keeps the start of the line, so what is cut is its
+// end, and the profile's own arguments come last.
+func overLimit(args, fields []string, over int) string {
+	var b strings.Builder
+	cut, lost := 0, []string{}
+	for i := len(args) - 1; i >= 0 && cut < over; i-- {
+		cut += 1 + len(args[i])
+		lost = append(lost, clip(argName(args[i])))
+	}
+	slices.Reverse(lost)
+	fmt.Fprintf(&b, "%d bytes over: the kernel would lose %s", over, strings.Join(lost, ", "))
+	type sized struct {
+		name string
+		n    int
+	}
+	var profile []sized
+	for i, a := range args {
+		if fields[i] == "kernel argument" {
+			profile = append(profile, sized{clip(argName(a)), len(a)})
+		}
+	}
+	slices.SortStableFunc(profile, func(a, b sized) int { return b.n - a.n })
+	if len(profile) > 3 {
+		profile = profile[:3]
+	}
+	if len(profile) > 0 {
+		parts := make([]string, len(profile))
+		for i, s := range profile {
+			parts[i] = fmt.Sprintf("%s (%d bytes)", s.name, s.n)
+		}
+		fmt.Fprintf(&b, "; the profile's longest kernelArgs: %s", strings.Join(parts, ", "))
+	}
+	return b.String()
 }
 
 // kernelArg is a kernel argument before ${…} are filled in, with the field

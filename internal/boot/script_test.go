@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -350,5 +351,52 @@ func TestNetbootRefuses(t *testing.T) {
 				t.Errorf("error %q: want the machine and the field named, in under %d bytes", msg, maxErrLen)
 			}
 		})
+	}
+}
+
+// TestKernelArgsOverLimitNamesArguments is the field report: a worker with
+// ordinary long arguments (a proxy with a long no_proxy, bond=, ip=, remote
+// logging) made a 2105-byte line, and the kernel kept 2047, cutting the
+// talos.config that came last. talos.config now comes first, and such a
+// line is refused naming what the kernel would lose and the profile's
+// longest arguments.
+func TestKernelArgsOverLimitNamesArguments(t *testing.T) {
+	noProxy := "no_proxy=" + strings.TrimSuffix(strings.Repeat("10.0.0.0/8,192.168.0.0/16,.svc,.cluster.local,.lab.example,", 24), ",") // a 2106-byte line
+	p := NetbootParams{
+		MAC: testMAC, Arch: "amd64",
+		ConfigURL: "http://192.168.1.2:8080/config/52-54-00-12-34-56?token=" + strings.Repeat("0", 32),
+		Own:       []string{"talos.events.sink=192.168.1.2:8091", "talos.logging.kernel=tcp://192.168.1.2:8092/"},
+		Cmdline:   "talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on ima_template=ima-ng ima_appraise=fix ima_hash=sha512",
+		KernelArgs: []string{
+			"http_proxy=http://proxy.lab.example:3128", "https_proxy=http://proxy.lab.example:3128", noProxy,
+			"bond=bond0:enp1s0,enp2s0:mode=802.3ad,xmit_hash_policy=layer3+4,miimon=100",
+			"ip=192.168.1.21::192.168.1.1:255.255.255.0:w-21:bond0:off:192.168.1.1",
+			"talos.logging.kernel=udp://logs.lab.example:6050/",
+		},
+	}
+	_, err := KernelArgs(p)
+	var ve *ValueError
+	if !errors.As(err, &ve) {
+		t.Fatalf("got %v, want a *ValueError", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"longer than the 2047 an amd64 kernel keeps",
+		"bytes over: the kernel would lose",
+		`"talos.logging.kernel"`,                       // the last argument is the first lost
+		`the profile's longest kernelArgs: "no_proxy"`, // the fix is in there
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg[strings.Index(msg, "would lose"):], "talos.config") {
+		t.Errorf("talos.config comes first and is never what is cut:\n%s", msg)
+	}
+	// One byte under: the same arguments with no_proxy shortened fit.
+	over, _ := strconv.Atoi(strings.Fields(msg[strings.Index(msg, "cut the rest. ")+len("cut the rest. "):])[0])
+	p.KernelArgs[2] = noProxy[:len(noProxy)-over]
+	if _, err := KernelArgs(p); err != nil {
+		t.Errorf("shortened by the %d bytes over: %v", over, err)
 	}
 }

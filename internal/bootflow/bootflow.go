@@ -93,6 +93,12 @@ type Flow struct {
 	// ids are Talos event ids already applied (TalosEvent).
 	idsMu sync.Mutex
 	ids   map[string]struct{}
+
+	// keepQ are served configs waiting to be kept (keepServed).
+	keepMu  sync.Mutex
+	keepQ   map[machine.MAC]pendingConfig
+	keeping bool
+	keepWG  sync.WaitGroup
 }
 
 // maxDenialWrites bounds refusal events written at once; beyond it they
@@ -115,6 +121,7 @@ func New(opts Options) *Flow {
 		ev:      ev,
 		denials: make(chan struct{}, maxDenialWrites),
 		ids:     map[string]struct{}{},
+		keepQ:   map[machine.MAC]pendingConfig{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -198,7 +205,10 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 	mac := req.mac
 	prof, known := f.opts.Profiles.Machine(mac)
 	policy := f.opts.Profiles.Unknown()
-	arch, _ := machine.ArchFromIPXE(req.buildarch)
+	// The firmware's arch (iPXE's ${buildarch}) is a fact about the
+	// machine; a profile's talos.arch is a claim about it.
+	fwArch, _ := machine.ArchFromIPXE(req.buildarch)
+	arch := fwArch
 	if known && prof.Talos.Arch != "" {
 		arch = prof.Talos.Arch
 	}
@@ -255,6 +265,13 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		hostname, talos, args := prof.Hostname, prof.Talos, prof.KernelArgs
 		if res.Action == boot.Maintenance {
 			hostname, talos, args = "", f.opts.Profiles.Maintenance(), nil
+			// defaults.yaml's talos.arch is for the fleet's profiles; a
+			// machine without one boots the kernel its firmware can run.
+			if fwArch != "" {
+				talos.Arch = fwArch
+			}
+		} else if fwArch != "" && talos.Arch != "" && fwArch != talos.Arch {
+			return ScriptResult{Status: http.StatusConflict}, fmt.Errorf("machine %s: its profile says talos.arch %s, but its firmware runs %s iPXE (${buildarch} %q): an %s kernel cannot boot there; fix talos.arch in its profile", mac, talos.Arch, fwArch, clip(req.buildarch), talos.Arch)
 		}
 		if talos.Arch == "" {
 			talos.Arch = arch
@@ -471,15 +488,18 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "rendering the config of %s failed; see `tinderbox validate`", mac)
 		return
 	}
+	ev := f.opts.Store.Event(machine.EventConfig, "", int64(len(body)))
 	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.ConfigServed()
 		if ip != "" {
 			m.IP = ip
 		}
-		m.Events = append(m.Events, f.opts.Store.Event(machine.EventConfig, "", int64(len(body))))
+		m.Events = append(m.Events, ev)
 		return nil
 	}); err != nil {
 		f.log.Error("config: state update", "mac", mac, "err", err)
+	} else {
+		defer f.keepServed(mac, ev.Time, body)
 	}
 	f.steps.WithLabelValues("config", "ok").Inc()
 	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body), "evidence", v.Via)

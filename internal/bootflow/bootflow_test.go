@@ -61,7 +61,8 @@ func (p *fakeProfiles) Unknown() machine.Unknown {
 }
 
 func (p *fakeProfiles) Maintenance() profiles.Talos {
-	return profiles.Talos{Version: "v1.12.7", SchematicID: schematic}
+	// As the shipped example's defaults.yaml: talos.arch amd64.
+	return profiles.Talos{Version: "v1.12.7", SchematicID: schematic, Arch: machine.ArchAMD64}
 }
 
 func (p *fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error) {
@@ -328,10 +329,18 @@ func TestScriptSelection(t *testing.T) {
 		{name: "never boots disk by sanboot", localBoot: "sanboot", mac: macNever.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"sanboot --no-describe --drive 0x80"}, wantState: machine.Local},
 		{name: "never boots disk by 404", localBoot: "notfound", mac: macNever.Dashed(), arch: "x86_64", wantCode: 404, wantState: machine.Local},
 		{name: "BIOS iPXE says i386", localBoot: "exit", mac: macOnce.Dashed(), arch: "i386", wantCode: 200, wantIn: []string{"kernel-amd64", "initramfs-amd64.xz"}, wantState: machine.Pending},
-		{name: "profile arch wins", localBoot: "exit", mac: macArm.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantState: machine.Pending},
+		{name: "profile arch, no firmware arch", localBoot: "exit", mac: macArm.Dashed(), arch: "", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantState: machine.Pending},
+		{name: "profile arch agrees with the firmware", localBoot: "exit", mac: macArm.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Pending},
+		{name: "profile arch contradicts the firmware", localBoot: "exit", mac: macArm.Dashed(), arch: "x86_64", wantCode: 409, wantIn: []string{"talos.arch arm64", "runs amd64 iPXE"}, wantNotIn: []string{"kernel-"}, wantState: machine.Pending},
+		{name: "profile arch contradicts BIOS iPXE", localBoot: "exit", mac: macArm.Dashed(), arch: "i386", wantCode: 409, wantIn: []string{"talos.arch arm64"}, wantState: machine.Pending},
 		{name: "arm64 iPXE", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Pending},
 		{name: "unsupported arch", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm32", wantCode: 400, wantIn: []string{"arch \"arm32\""}, wantState: machine.Pending},
 		{name: "unknown maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64"}, wantNotIn: []string{"talos.config"}, wantState: machine.Discovered},
+		// defaults.yaml says amd64; the firmware's arch wins for a machine without a profile.
+		{name: "unknown arm64 maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantNotIn: []string{"amd64"}, wantState: machine.Discovered},
+		{name: "unknown aarch64 maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "aarch64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Discovered},
+		{name: "unknown BIOS maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "i386", wantCode: 200, wantIn: []string{"kernel-amd64"}, wantState: machine.Discovered},
+		{name: "unknown, no firmware arch: defaults' arch", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "", wantCode: 200, wantIn: []string{"kernel-amd64"}, wantState: machine.Discovered},
 		{name: "unknown local", localBoot: "exit", policy: machine.UnknownLocal, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"\nexit 1\n"}, wantState: machine.Discovered},
 		{name: "unknown ignored", localBoot: "exit", policy: machine.UnknownIgnore, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 404, wantIn: []string{"ignored"}},
 		{name: "factory down", localBoot: "exit", mac: macOnce.Dashed(), arch: "x86_64", cmdErr: errors.New("factory: connection refused"), wantCode: 502, wantIn: []string{"connection refused"}, wantState: machine.Pending},

@@ -66,6 +66,9 @@ type DHCP struct {
 	Port      int    `mapstructure:"port"`
 	// PXEPort is the PXE boot server port (4011); 0 disables that listener.
 	PXEPort int `mapstructure:"pxePort"`
+	// ReplyDelay holds every proxy reply back this long (0 to 5 s), for
+	// firmware that misses a reply arriving before the router's.
+	ReplyDelay time.Duration `mapstructure:"replyDelay"`
 }
 
 // TFTP is the read-only TFTP server for the iPXE chain-load.
@@ -77,6 +80,9 @@ type TFTP struct {
 // IPXE says where the iPXE binaries are and how a script boots the local disk.
 type IPXE struct {
 	Dir string `mapstructure:"dir"`
+	// EFIx64 is the iPXE build handed to x86-64 UEFI firmware: "snponly.efi"
+	// (the firmware's own network driver) or "ipxe.efi" (iPXE's drivers).
+	EFIx64 string `mapstructure:"efiX64"`
 	// LocalBoot is one of LocalBootExit, LocalBootSanboot, LocalBootNotFound.
 	LocalBoot string `mapstructure:"localBoot"`
 }
@@ -190,10 +196,12 @@ func defaults() map[string]any {
 		"dhcp.interface":         "",
 		"dhcp.port":              67,
 		"dhcp.pxePort":           4011,
+		"dhcp.replyDelay":        "0s",
 		"tftp.enabled":           true,
 		"tftp.listen":            ":69",
 		"ipxe.dir":               "/usr/lib/ipxe",
 		"ipxe.localBoot":         LocalBootExit,
+		"ipxe.efiX64":            "snponly.efi",
 		"factory.url":            "https://factory.talos.dev",
 		"cache.dir":              "/var/lib/tinderbox/cache",
 		"cache.maxSize":          "20GiB",

@@ -88,9 +88,9 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		Advertise: "192.0.2.10",
 		HTTP:      HTTP{Listen: ":18080"},
 		Admin:     Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
-		DHCP:      DHCP{Enabled: true, Port: 1067, PXEPort: 14011},
+		DHCP:      DHCP{Enabled: true, Port: 1067, PXEPort: 14011, ReplyDelay: 750 * time.Millisecond},
 		TFTP:      TFTP{Enabled: true, Listen: "127.0.0.1:1069"},
-		IPXE:      IPXE{Dir: "/usr/lib/ipxe", LocalBoot: LocalBootSanboot},
+		IPXE:      IPXE{Dir: "/usr/lib/ipxe", EFIx64: "ipxe.efi", LocalBoot: LocalBootSanboot},
 		Factory:   Factory{URL: "https://factory.example.org"},
 		Cache: Cache{Dir: "testdata/config/scratch/cache", MaxSize: 512 << 20, Allow: []Image{
 			{Schematic: testID, Version: "v1.12.7"},

@@ -107,11 +107,16 @@ func Load(opts Options) (*Config, error) {
 			}
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if errs := checkKeys(path, data); len(errs) > 0 {
-			// A file that does not parse or names unknown keys is not
-			// decoded: its values cannot be trusted.
+		clean, errs, ok := checkKeys(path, data)
+		if !ok {
+			// A file that does not parse is not decoded at all.
 			return nil, errors.Join(errs...)
 		}
+		// Keys that are unknown or of the wrong shape are reported and
+		// left out; the rest is decoded and checked, so that every
+		// problem is reported at once.
+		problems = append(problems, errs...)
+		data = clean
 		v.SetConfigType("yaml")
 		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 			return nil, fmt.Errorf("config: %s: %w", path, err)
@@ -229,17 +234,17 @@ func decodeProblems(path string, err error) []*Problem {
 // checkKeys parses the YAML and reports, with file and line, every key that
 // tinderbox does not know and every value of the wrong shape (a scalar
 // where a section belongs, or the reverse).
-func checkKeys(path string, data []byte) []error {
+func checkKeys(path string, data []byte) (clean []byte, _ []error, ok bool) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return []error{fmt.Errorf("config: %s: %w", path, err)}
+		return nil, []error{fmt.Errorf("config: %s: %w", path, err)}, false
 	}
 	if len(doc.Content) == 0 {
-		return nil // an empty file: built-in defaults
+		return data, nil, true // an empty file: built-in defaults
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return []error{&Problem{File: path, Line: root.Line, Msg: "want a mapping of keys at the top level"}}
+		return nil, []error{&Problem{File: path, Line: root.Line, Msg: "want a mapping of keys at the top level"}}, false
 	}
 	leaves := map[string]bool{}
 	lists := map[string]bool{}
@@ -256,8 +261,10 @@ func checkKeys(path string, data []byte) []error {
 	var errs []error
 	var walk func(prefix string, n *yaml.Node)
 	walk = func(prefix string, n *yaml.Node) {
+		kept := n.Content[:0:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			kn, vn := n.Content[i], n.Content[i+1]
+			before := len(errs)
 			key := kn.Value
 			if prefix != "" {
 				key = prefix + "." + key
@@ -281,10 +288,21 @@ func checkKeys(path string, data []byte) []error {
 			default:
 				errs = append(errs, &Problem{File: path, Line: kn.Line, Msg: fmt.Sprintf("unknown key %q%s", key, suggest(lk, leaves))})
 			}
+			if len(errs) == before {
+				kept = append(kept, kn, vn)
+			}
 		}
+		n.Content = kept
 	}
 	walk("", root)
-	return errs
+	if len(errs) == 0 {
+		return data, nil, true
+	}
+	clean, err := yaml.Marshal(&doc)
+	if err != nil {
+		return nil, append(errs, fmt.Errorf("config: %s: %w", path, err)), false
+	}
+	return clean, errs, true
 }
 
 // isList reports whether n is a list of single values, or empty.

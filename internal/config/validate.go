@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks every key and returns every problem found, joined; nil
@@ -79,6 +80,11 @@ func (c *Config) Validate() error {
 	default:
 		add("ipxe.localBoot: %q is not one of exit, sanboot, notfound", c.IPXE.LocalBoot)
 	}
+	switch c.IPXE.EFIx64 {
+	case "snponly.efi", "ipxe.efi":
+	default:
+		add("ipxe.efiX64: %q is not one of snponly.efi, ipxe.efi", c.IPXE.EFIx64)
+	}
 	if c.IPXE.Dir == "" {
 		add("ipxe.dir: empty; set the directory holding undionly.kpxe and ipxe.efi")
 	}
@@ -129,6 +135,9 @@ func (c *Config) Validate() error {
 		if err := checkListen(c.Reports.LogsListen); err != nil {
 			add("reports.logsListen: %v", err)
 		}
+	}
+	if c.DHCP.ReplyDelay < 0 || c.DHCP.ReplyDelay > MaxReplyDelay {
+		add("dhcp.replyDelay: %s: want 0 (no delay) to %s, such as 500ms", c.DHCP.ReplyDelay, MaxReplyDelay)
 	}
 	if c.Reports.StallAfter < 0 {
 		add("reports.stallAfter: %s is negative: want a duration such as 15m, or 0 to never mark machines stalled", c.Reports.StallAfter)
@@ -312,3 +321,9 @@ func checkHost(h string) error {
 	}
 	return nil
 }
+
+// MaxReplyDelay bounds dhcp.replyDelay: PXE firmware waits about 4 s for
+// its first round of offers (EDK2's PXE client retries its DISCOVER after
+// 4, 8, 16 and 32 s: mPxeDhcpTimeout in its UefiPxeBcDxe), so a longer
+// delay only makes it retry.
+const MaxReplyDelay = 5 * time.Second

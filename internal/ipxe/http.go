@@ -9,7 +9,8 @@ import (
 )
 
 // HTTPPath is where Handler is mounted on the boot HTTP server; UEFI HTTP
-// boot clients are pointed at http://{advertise}:{port}/boot/ipxe.efi.
+// boot clients are pointed at http://{advertise}:{port}/boot/{file}, file being
+// the build ipxe.efiX64 names (or ipxe-arm64.efi).
 const HTTPPath = "/boot/{file}"
 
 // Handler serves the files of root read-only over HTTP, for UEFI HTTP boot

@@ -13,10 +13,6 @@ import (
 	"unicode/utf8"
 )
 
-// SNPOnly is iPXE for UEFI x86-64 that drives the NIC through the
-// firmware's SNP driver instead of its own; an alternative to EFIx64.
-const SNPOnly = "snponly.efi"
-
 // BootFiles are the names handed to firmware. They alone may be symlinks
 // that leave ipxe.dir: Debian's package installs /usr/lib/ipxe/ipxe.efi as a
 // symlink to /boot/ipxe.efi.
@@ -132,11 +128,37 @@ func CheckName(name string) error {
 // the backslash some clients use as a DOS path separator.
 func badRune(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }
 
-// Open opens name, a slash-separated path relative to ipxe.dir, for reading.
+// Open opens name, a slash-separated path relative to ipxe.dir, for reading,
+// as the TFTP server asks: a boot file name followed by bytes that a PXE ROM
+// read past the end of DHCP option 67 opens that boot file (ReadPastEnd).
 // Refused names give a *NameError; missing files an error matching
 // fs.ErrNotExist. The file returned is an *os.File.
 func (r *Root) Open(name string) (fs.File, error) {
+	if known, ok := ReadPastEnd(name); ok {
+		name = known
+	}
 	return r.OpenFile(name)
+}
+
+// ReadPastEnd recognises a boot file name that a PXE ROM read past its
+// end: ROMs that take DHCP option 67 for a NUL-terminated string copy on
+// into the End option (0xff) or the next option's code and length bytes
+// (seen as "ipxe.efi\xff" and "undionly.kpxea\x11", option 97 following).
+// name must be one of BootFiles followed by bytes that contain a control
+// character, DEL or a byte of 0x80 or more, none of which a boot file name
+// has; it returns that boot file name. Any other name is not recognised.
+func ReadPastEnd(name string) (string, bool) {
+	for _, known := range BootFiles {
+		rest, ok := strings.CutPrefix(name, known)
+		if !ok || rest == "" {
+			continue
+		}
+		// Invalid UTF-8 ranges as utf8.RuneError, which is above 0x7f too.
+		if strings.IndexFunc(rest, func(r rune) bool { return r < 0x20 || r >= 0x7f }) >= 0 {
+			return known, true
+		}
+	}
+	return "", false
 }
 
 // OpenFile is Open with the concrete type.

@@ -174,12 +174,83 @@ func TestRootClosed(t *testing.T) {
 
 func TestMissing(t *testing.T) {
 	srv, _ := tree(t)
-	got := Missing(srv, Required...)
+	got := Missing(srv, Required(EFIx64)...)
 	if len(got) != 0 {
-		t.Errorf("Missing(%v): got %v, want none (ipxe.efi is a symlink to a regular file)", Required, got)
+		t.Errorf("Missing(%v): got %v, want none (ipxe.efi is a symlink to a regular file)", Required(EFIx64), got)
 	}
 	got = Missing(srv, EFIArm64, BIOS, "sub")
 	if len(got) != 2 || got[0] != EFIArm64 || got[1] != "sub" {
 		t.Errorf("Missing: got %v, want [%s sub]", got, EFIArm64)
+	}
+}
+
+// TestPickEFIx64: the configured build when ipxe.dir has it, the other one
+// when only that is there, and the configured (missing) one when neither is.
+func TestPickEFIx64(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		want     string
+		pick     string
+		fellBack bool
+	}{
+		{"both, snponly wanted", []string{SNPOnly, EFIx64}, SNPOnly, SNPOnly, false},
+		{"both, ipxe.efi wanted", []string{SNPOnly, EFIx64}, EFIx64, EFIx64, false},
+		{"only ipxe.efi", []string{EFIx64}, SNPOnly, EFIx64, true},
+		{"only snponly", []string{SNPOnly}, EFIx64, SNPOnly, true},
+		{"neither", nil, SNPOnly, SNPOnly, false},
+	} {
+		dir := t.TempDir()
+		for _, f := range tc.files {
+			mustWrite(t, filepath.Join(dir, f), f)
+		}
+		got, fellBack := PickEFIx64(dir, tc.want)
+		if got != tc.pick || fellBack != tc.fellBack {
+			t.Errorf("%s: got %q fellBack=%v, want %q fellBack=%v", tc.name, got, fellBack, tc.pick, tc.fellBack)
+		}
+	}
+}
+
+// TestReadPastEnd: the names PXE ROMs send after reading option 67 past its
+// end open the boot file; anything else is left to the name checks.
+func TestReadPastEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		ok         bool
+	}{
+		{"ipxe.efi\xff", EFIx64, true},
+		{"snponly.efi\xff", SNPOnly, true},
+		{"undionly.kpxea\x11", BIOS, true},         // option 97 (0x61 'a'), length 17
+		{"undionly.kpxe\x00", BIOS, true},          // a NUL, should one reach here
+		{"undionly.kpxe<\x04\x00\x01", BIOS, true}, // option 60's code and length, then bytes
+		{"ipxe-arm64.efi\xff\x00", EFIArm64, true},
+		{"snponly.efi\x80", SNPOnly, true},
+		{"ipxe.efi", "", false},     // the name itself
+		{"ipxe.efi.bak", "", false}, // printable suffix: another file
+		{"ipxe.efia", "", false},
+		{"evil\xff", "", false},
+		{"../ipxe.efi\xff", "", false},
+		{"", "", false},
+	} {
+		got, ok := ReadPastEnd(tc.name)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ReadPastEnd(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	// Through Root.Open, as the TFTP server calls it.
+	srv, _ := tree(t)
+	r := NewRoot(srv)
+	defer func() { _ = r.Close() }()
+	f, err := r.Open(BIOS + "a\x11")
+	if err != nil {
+		t.Fatalf("Open(undionly.kpxea\\x11): %v", err)
+	}
+	b, _ := io.ReadAll(f)
+	_ = f.Close()
+	if string(b) != "bios" {
+		t.Errorf("got %q, want the BIOS file", b)
+	}
+	if _, err := r.OpenFile(BIOS + "\xff"); err == nil {
+		t.Error("OpenFile (HTTP) must not strip: got no error")
 	}
 }

@@ -21,14 +21,14 @@ func TestMaskSecrets(t *testing.T) {
 		{
 			name:   "talos secrets",
 			in:     "machine:\n  token: abc.def\n  ca:\n    crt: LS0tCRT\n    key: LS0tKEY\n  network:\n    hostname: cp-01\ncluster:\n  secret: s3\n  aescbcEncryptionSecret: aesvalue\n  serviceAccount:\n    key: sa\n",
-			want:   []string{"hostname: cp-01", "token: " + Masked, "crt: " + Masked},
-			hidden: []string{"abc.def", "LS0tCRT", "LS0tKEY", "s3", "aesvalue", ": sa"},
+			want:   []string{"hostname: cp-01", "token: <masked>", "crt: LS0tCRT", "key: <masked>"},
+			hidden: []string{"abc.def", "LS0tKEY", "s3", "aesvalue", ": sa"},
 		},
 		{
-			name:   "several documents and lists",
-			in:     "a: 1\n---\ncerts:\n  - one\n  - two\nkeep: [x]\n",
-			want:   []string{"a: 1", "keep: [x]", "- " + Masked},
-			hidden: []string{"one", "two"},
+			name:   "several documents, certSANs shown",
+			in:     "cluster:\n  apiServer:\n    certSANs: [192.168.1.50]\n---\napiVersion: v1alpha1\nkind: WireguardConfig\nname: wg0\nprivateKey: wgsecret\n",
+			want:   []string{"192.168.1.50", "privateKey: <masked>", "kind: WireguardConfig"},
+			hidden: []string{"wgsecret"},
 		},
 		{name: "not YAML", in: "a: [\n", want: []string{Masked}, hidden: []string{"a:"}},
 	}

@@ -29,7 +29,7 @@ func TestMachineFiles(t *testing.T) {
 		t.Fatalf("MachineFile of a machine without a file: got %+v, %v", f, err)
 	}
 
-	const renamed = "hostname: renamed\ngroups: [fast]\nvalues: {host: 12}\n"
+	const renamed = "hostname: renamed\ngroups: [fast]\nvalues: {host: 13}\n"
 	tests := []struct {
 		name   string
 		delete bool

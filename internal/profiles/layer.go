@@ -35,6 +35,7 @@ type layer struct {
 	arch       *machine.Arch
 	install    *machine.Install
 	config     *string
+	secrets    *string
 	patches    []string
 	kernelArgs []string
 	values     map[string]any
@@ -46,7 +47,7 @@ type layer struct {
 
 // keysOf are the keys each kind of layer file may have.
 func keysOf(k kind) []string {
-	keys := []string{"talos", "install", "config", "patches", "kernelArgs", "values"}
+	keys := []string{"talos", "install", "config", "secrets", "patches", "kernelArgs", "values"}
 	switch k {
 	case defaultsLayer:
 		keys = append(keys, "unknown")
@@ -154,6 +155,14 @@ func parseLayer(path string, data []byte, k kind) (*layer, error) {
 					bad(vn, "config: %q is not a file name under configs/", s)
 				}
 				l.config = &s
+			}
+		case "secrets":
+			var s string
+			if decode(key, vn, &s) {
+				if !nameRE.MatchString(s) {
+					bad(vn, "secrets: %q is not a file name under secrets/", s)
+				}
+				l.secrets = &s
 			}
 		case "patches":
 			if decode(key, vn, &l.patches) {

@@ -30,7 +30,7 @@ func TestCheck(t *testing.T) {
 		wantLine int
 		wantMsg  string
 	}{
-		{name: "valid edit", rel: "machines/52-54-00-00-00-01.yaml", data: []byte("hostname: other\ngroups: [fast]\nvalues: {host: 12}\n")},
+		{name: "valid edit", rel: "machines/52-54-00-00-00-01.yaml", data: []byte("hostname: other\ngroups: [fast]\nvalues: {host: 13}\n")},
 		{name: "new machine", rel: "machines/52-54-00-00-00-09.yaml", data: []byte("hostname: new\nvalues: {host: 19}\n")},
 		{name: "removed machine", rel: "machines/52-54-00-00-00-01.yaml"},
 		{name: "unknown key", rel: "machines/52-54-00-00-00-01.yaml", data: []byte("hostname: x\nbogus: 1\n"), wantLine: 2, wantMsg: "bogus"},

@@ -50,6 +50,23 @@ func (p *Problem) Error() string {
 	return problem.Format(p.File, p.Line, subject, p.Msg)
 }
 
+// LoadError is the error of a Load whose layers parsed: every problem
+// found, joined (Unwrap), and what did load, so that a caller such as
+// validate can check further and report everything at once.
+type LoadError struct {
+	// Machines are the profiles of the machines whose configs rendered
+	// without an error, by MAC.
+	Machines []Profile
+	// Warnings are the warnings found, as Set.Warnings.
+	Warnings []error
+	errs     []error
+}
+
+func (e *LoadError) Error() string { return errors.Join(e.errs...).Error() }
+
+// Unwrap returns every problem found.
+func (e *LoadError) Unwrap() []error { return e.errs }
+
 // ErrUnknownMachine is returned by Render for a MAC without a profile.
 var ErrUnknownMachine = errors.New("no profile for this machine")
 
@@ -79,6 +96,9 @@ type Profile struct {
 	Install machine.Install
 	// Config names the base config, configs/<Config>.yaml.
 	Config string
+	// Secrets names the secrets bundle, secrets/<Secrets>.yaml; empty
+	// means secrets.yaml at the top of the directory, when there is one.
+	Secrets string `yaml:",omitempty"`
 	// Patches name patches/<name>.yaml, in the order they apply.
 	Patches []string
 	// KernelArgs are the arguments appended to the factory's command line,
@@ -132,7 +152,8 @@ type entry struct {
 
 // Warnings are the things found at load that Talos accepts but that are
 // likely mistakes (each a *Problem whose Msg starts with "warning: "),
-// in machine order. The configs are served all the same.
+// in machine order, then those across machines. The configs are served
+// all the same.
 func (s *Set) Warnings() []error { return slices.Clone(s.warnings) }
 
 // Unknown is the policy for machines without a profile (defaults.yaml
@@ -192,11 +213,15 @@ type layers struct {
 	// broken says defaults.yaml or a group did not parse: machines are
 	// then not checked, as their problems would be that one's echoes.
 	broken bool
+	// bundles are the secrets bundles by name ("" for secrets.yaml).
+	bundles map[string]bundle
 }
 
-// Load reads, checks and renders the whole directory. The error joins
-// every problem found (each a *Problem); no Set comes with it. Load
-// blocks while schematic names are resolved.
+// Load reads, checks and renders the whole directory, then checks the
+// machines against each other (duplicate hostnames and static addresses,
+// the control-plane endpoint). The error joins every problem found (each
+// a *Problem), and is a *LoadError once the layers parsed; no Set comes
+// with it. Load blocks while schematic names are resolved.
 func Load(ctx context.Context, opts Options) (*Set, error) {
 	stamp, err := fingerprint(opts.Dir)
 	if err != nil {
@@ -227,11 +252,15 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 	}
 	host := factoryHost(opts.FactoryURL)
+	var fl fleet
 	for _, mac := range slices.SortedFunc(maps.Keys(ls.machines), func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }) {
 		p, perrs := ls.effective(mac)
 		if len(perrs) > 0 {
 			errs = append(errs, perrs...)
 			continue
+		}
+		if b, ok := ls.bundles[p.Secrets]; ok && b.bundle == nil {
+			continue // the bundle's problems are reported once
 		}
 		id, err := ls.resolve(ctx, opts.Schematics, p.Talos.Schematic, ids)
 		if errors.Is(err, errReported) {
@@ -242,7 +271,9 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			continue
 		}
 		p.Talos.SchematicID = id
-		cfg, warns, err := ls.render(p, host, opts.BaseURL)
+		var facts render.Facts
+		cfg, warns, err := ls.render(p, host, opts.BaseURL, &facts)
+		fl.add(ls, p, facts)
 		set.warnings = append(set.warnings, warns...)
 		if err != nil {
 			errs = append(errs, err)
@@ -250,8 +281,11 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 		set.machines[mac] = &entry{profile: p, config: cfg}
 	}
+	fleetErrs, fleetWarns := fl.check()
+	errs = append(errs, fleetErrs...)
+	set.warnings = append(set.warnings, fleetWarns...)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, &LoadError{Machines: set.Machines(), Warnings: set.warnings, errs: errs}
 	}
 	set.loadedAt = time.Now()
 	return set, nil
@@ -299,7 +333,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 		}
 		ls.defaults = l
 	}
-	for _, sub := range []string{"groups", "machines", "schematics", "configs", "patches"} {
+	for _, sub := range []string{"groups", "machines", "schematics", "configs", "patches", "secrets"} {
 		files, err := yamlFiles(filepath.Join(dir, sub))
 		var p *Problem
 		if err != nil && !errors.As(err, &p) {
@@ -357,6 +391,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 			delete(ls.machines, mac)
 		}
 	}
+	errs = append(errs, ls.readBundles(dir)...)
 	return ls, errs
 }
 
@@ -422,6 +457,7 @@ func (ls *layers) effective(mac machine.MAC) (Profile, []error) {
 			p.Install = *l.install
 		}
 		setIf(&p.Config, l.config)
+		setIf(&p.Secrets, l.secrets)
 		p.Patches = append(p.Patches, l.patches...)
 		p.KernelArgs = appendArgs(p.KernelArgs, l.kernelArgs)
 		p.Values = deepMerge(p.Values, l.values)
@@ -437,6 +473,11 @@ func (ls *layers) effective(mac machine.MAC) (Profile, []error) {
 	if p.Config != "" {
 		if _, ok := ls.files["configs"][p.Config]; !ok {
 			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "config"), Line: ls.line(p, "config"), Msg: fmt.Sprintf("config: no file configs/%s.yaml", p.Config)})
+		}
+	}
+	if p.Secrets != "" {
+		if _, ok := ls.files["secrets"][p.Secrets]; !ok {
+			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "secrets"), Line: ls.line(p, "secrets"), Msg: fmt.Sprintf("secrets: no file secrets/%s.yaml", p.Secrets)})
 		}
 	}
 	for _, name := range p.Patches {
@@ -586,8 +627,30 @@ func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string
 }
 
 // render renders p's config and puts the URL comment on it; the warnings
-// come as the machine's Problems.
-func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []error, _ error) {
+// come as the machine's Problems, and facts receives what the checks
+// across machines compare.
+func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (_ []byte, warnings []error, _ error) {
+	in, err := ls.input(p, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	in.Facts = facts
+	out, warns, err := render.Check(in)
+	for _, w := range warns {
+		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
+	}
+	if err != nil {
+		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
+	}
+	if baseURL == "" {
+		return out, warnings, nil
+	}
+	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
+	return append([]byte(head), out...), warnings, nil
+}
+
+// input reads p's base config and patches into what render takes.
+func (ls *layers) input(p Profile, host string) (render.Input, error) {
 	read := func(sub, name string) (render.File, error) {
 		path := ls.files[sub][name]
 		b, err := os.ReadFile(path)
@@ -598,7 +661,7 @@ func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []
 	}
 	base, err := read("configs", p.Config)
 	if err != nil {
-		return nil, nil, err
+		return render.Input{}, err
 	}
 	image := ""
 	if host != "" {
@@ -615,25 +678,17 @@ func (ls *layers) render(p Profile, host, baseURL string) (_ []byte, warnings []
 		Hostname:       p.Hostname,
 		RequireDisk:    p.Install == machine.InstallOnce,
 	}
+	if b := ls.bundles[p.Secrets]; b.bundle != nil {
+		in.Secrets, in.SecretsFile = b.bundle, b.file
+	}
 	for _, name := range p.Patches {
 		f, err := read("patches", name)
 		if err != nil {
-			return nil, nil, err
+			return render.Input{}, err
 		}
 		in.Patches = append(in.Patches, f)
 	}
-	out, warns, err := render.Check(in)
-	for _, w := range warns {
-		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
-	}
-	if err != nil {
-		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
-	}
-	if baseURL == "" {
-		return out, warnings, nil
-	}
-	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
-	return append([]byte(head), out...), warnings, nil
+	return in, nil
 }
 
 // machineProblems turns render's problems into the machine's Problems.

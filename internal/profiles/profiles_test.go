@@ -114,8 +114,8 @@ func TestGolden(t *testing.T) {
 }
 
 // TestExampleControlPlanes: the example's three control-plane nodes get
-// configs that differ only in hostname and address (and the MAC in the
-// leading comment).
+// configs that differ only in hostname, address and MAC (in the leading
+// comment and the NIC's selector).
 func TestExampleControlPlanes(t *testing.T) {
 	set, err := Load(t.Context(), testOptions("../../profiles"))
 	if err != nil {
@@ -143,6 +143,7 @@ func TestExampleControlPlanes(t *testing.T) {
 			}
 			ok := strings.HasPrefix(a[i], "# tinderbox:") ||
 				strings.Contains(a[i], "hostname: "+cps[0].Hostname) ||
+				strings.Contains(a[i], cps[0].MAC.String()) || // the NIC's selector
 				strings.Contains(a[i], strings.TrimSuffix(fmt.Sprint(cps[0].Values["address"]), "/24"))
 			if !ok {
 				t.Errorf("line %d differs beyond hostname and address:\n%s\n%s", i+1, a[i], b[i])

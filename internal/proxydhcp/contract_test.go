@@ -84,8 +84,8 @@ func TestServeContract(t *testing.T) {
 	conn, stop := serveOn(t, Options{})
 	sendRaw(t, conn.LocalAddr().(*net.UDPAddr), leaseRequest(t, net.IPv4(192, 0, 2, 55)).ToBytes())
 	offer := exchange(t, conn.LocalAddr(), packet(t, dhcpv4.MessageTypeDiscover, firmware(7)...))
-	if offer.MessageType() != dhcpv4.MessageTypeOffer || offer.BootFileName != "ipxe.efi" {
-		t.Fatalf("got %s of %q, want an OFFER of ipxe.efi", offer.MessageType(), offer.BootFileName)
+	if offer.MessageType() != dhcpv4.MessageTypeOffer || offer.BootFileName != "snponly.efi" {
+		t.Fatalf("got %s of %q, want an OFFER of snponly.efi", offer.MessageType(), offer.BootFileName)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Serve after cancel: got %v, want nil", err)
@@ -158,6 +158,8 @@ func TestFirmwareLabel(t *testing.T) {
 		iana.EFI_X86_64: "efi-x64", iana.EFI_BC: "efi-x64", iana.EFI_X86_64_HTTP: "efi-x64", iana.EFI_BC_HTTP: "efi-x64",
 		iana.EFI_ARM32: "efi-arm32", iana.EFI_ARM32_HTTP: "efi-arm32",
 		iana.EFI_ARM64: "efi-arm64", iana.EFI_ARM64_HTTP: "efi-arm64",
+		iana.UBOOT_ARM32: "uboot-arm32", iana.UBOOT_ARM32_HTTP: "uboot-arm32",
+		iana.UBOOT_ARM64: "uboot-arm64", iana.UBOOT_ARM64_HTTP: "uboot-arm64",
 	}
 	for a := iana.Arch(0); a <= iana.EFI_SUNWAY64+1; a++ {
 		for _, http := range []bool{false, true} {

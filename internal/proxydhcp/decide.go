@@ -2,6 +2,7 @@ package proxydhcp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -26,6 +27,9 @@ type Config struct {
 	// Arm64 says whether ipxe.dir holds ipxe.EFIArm64; without it arm64
 	// firmware gets no reply.
 	Arm64 bool
+	// EFIx64 is the build x86-64 UEFI firmware is handed (config key
+	// ipxe.efiX64: ipxe.SNPOnly or ipxe.EFIx64); "" means ipxe.SNPOnly.
+	EFIx64 string
 }
 
 // ScriptURL is where iPXE fetches its boot script: iPXE's own DHCP is
@@ -306,7 +310,8 @@ func machineUUID(raw []byte) string {
 
 func isHTTPArch(a iana.Arch) bool {
 	switch a {
-	case iana.EFI_X86_HTTP, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP, iana.EFI_ARM32_HTTP, iana.EFI_ARM64_HTTP:
+	case iana.EFI_X86_HTTP, iana.EFI_X86_64_HTTP, iana.EFI_BC_HTTP, iana.EFI_ARM32_HTTP, iana.EFI_ARM64_HTTP,
+		iana.UBOOT_ARM32_HTTP, iana.UBOOT_ARM64_HTTP:
 		return true
 	}
 	return false
@@ -315,7 +320,7 @@ func isHTTPArch(a iana.Arch) bool {
 // firmwareOf maps an option-93 code (the IANA "Processor Architecture
 // Types" registry, RFC 4578 §2.1) to its firmware class. The HTTP-boot
 // codes (15 to 19) map to the class of their PXE counterpart: HTTP boot is
-// Client.HTTPBoot.
+// Client.HTTPBoot. U-Boot's codes (21 to 24) have classes of their own.
 func firmwareOf(a iana.Arch) machine.Firmware {
 	switch a {
 	case iana.INTEL_X86PC:
@@ -328,6 +333,10 @@ func firmwareOf(a iana.Arch) machine.Firmware {
 		return machine.FirmwareEFIARM32
 	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
 		return machine.FirmwareEFIARM64
+	case iana.UBOOT_ARM32, iana.UBOOT_ARM32_HTTP:
+		return machine.FirmwareUBootARM32
+	case iana.UBOOT_ARM64, iana.UBOOT_ARM64_HTTP:
+		return machine.FirmwareUBootARM64
 	}
 	return machine.FirmwareOther
 }
@@ -345,15 +354,18 @@ func bootFile(c Client, cfg Config) (file, why string) {
 		}
 		file = ipxe.BIOS
 	case machine.FirmwareEFIX64:
-		file = ipxe.EFIx64
-	case machine.FirmwareEFIARM64:
+		file = cmp.Or(cfg.EFIx64, ipxe.SNPOnly)
+	case machine.FirmwareEFIARM64, machine.FirmwareUBootARM64:
+		// U-Boot runs a fetched boot file through its own UEFI loader
+		// (bootefi, as its distro boot does for network boot), so arm64
+		// U-Boot gets the arm64 UEFI build, as siderolabs/booter does.
 		if !cfg.Arm64 {
 			return "", fmt.Sprintf("no %s in ipxe.dir for %s firmware", ipxe.EFIArm64, c.ClientArch)
 		}
 		file = ipxe.EFIArm64
 	case machine.FirmwareEFIIA32:
 		return "", "no 32-bit x86 UEFI iPXE binary is handed out"
-	case machine.FirmwareEFIARM32:
+	case machine.FirmwareEFIARM32, machine.FirmwareUBootARM32:
 		// The arm64 build cannot run on 32-bit ARM firmware, and Talos has no
 		// 32-bit ARM image: no reply beats a binary that fails to start.
 		return "", "no 32-bit ARM UEFI iPXE binary is handed out"
@@ -366,9 +378,30 @@ func bootFile(c Client, cfg Config) (file, why string) {
 	return file, ""
 }
 
+// fileFieldLen is the size of the BOOTP header's file field (RFC 951),
+// which holds a name of up to 127 bytes and its NUL.
+const fileFieldLen = 128
+
+// bootFileOption returns option 67 for a boot file name that does not fit
+// the file field, NUL-terminated; ok is false for the names that fit, which
+// go in the file field alone. The file field is NUL-padded, so every ROM
+// finds the name's end; option 67 is not, and ROMs that copy it as a C
+// string read on into the End option or the next option (issue captures:
+// TFTP asked for "ipxe.efi\xff", "undionly.kpxea\x11"). dnsmasq's proxy
+// mode likewise sends the file field only. RFC 2132 §2 lets a sender add
+// a trailing NUL that receivers must drop, so the long-name case is safe
+// for both kinds of reader.
+func bootFileOption(file string) (dhcpv4.Option, bool) {
+	if len(file) < fileFieldLen {
+		return dhcpv4.Option{}, false
+	}
+	return dhcpv4.OptGeneric(dhcpv4.OptionBootfileName, append([]byte(file), 0)), true
+}
+
 // reply builds the proxy OFFER or ACK: no yiaddr, options 53, 54, 60, 97
-// echoed, the boot file in both the header and option 67 (U-Boot and some
-// ROMs read only the header), option 43 for BIOS PXE ROMs.
+// echoed, the boot file in the header's file field, option 43 for BIOS PXE
+// ROMs. Option 67 is left out unless the name does not fit the file field
+// (bootFileOption).
 func reply(p *dhcpv4.DHCPv4, mt dhcpv4.MessageType, c Client, server net.IP, file string) *dhcpv4.DHCPv4 {
 	r := &dhcpv4.DHCPv4{
 		OpCode:        dhcpv4.OpcodeBootReply,
@@ -401,7 +434,10 @@ func reply(p *dhcpv4.DHCPv4, mt dhcpv4.MessageType, c Client, server net.IP, fil
 	r.UpdateOption(dhcpv4.OptMessageType(typ))
 	r.UpdateOption(dhcpv4.OptServerIdentifier(server))
 	r.UpdateOption(dhcpv4.OptClassIdentifier(vendor))
-	r.UpdateOption(dhcpv4.OptBootFileName(file))
+	if opt, ok := bootFileOption(file); ok {
+		r.BootFileName = ""
+		r.UpdateOption(opt)
+	}
 	// Some ROMs send option 97 malformed: echo whatever came, never reject.
 	if guid := p.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
 		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))

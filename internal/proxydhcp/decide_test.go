@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -116,9 +117,9 @@ func TestDecide(t *testing.T) {
 		{name: "BIOS firmware", mt: dhcpv4.MessageTypeDiscover, mods: firmware(0),
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "undionly.kpxe", vendor: "PXEClient", opt43: true, class: "bios", uuid: testUUID}},
 		{name: "EFI x86-64 firmware", mt: dhcpv4.MessageTypeDiscover, mods: firmware(7),
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
 		{name: "EFI BC firmware", mt: dhcpv4.MessageTypeDiscover, mods: firmware(9),
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
 		{name: "EFI arm64 with binary", mt: dhcpv4.MessageTypeDiscover, mods: firmware(11), cfg: testConfig(true),
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe-arm64.efi", vendor: "PXEClient", class: "efi-arm64", uuid: testUUID}},
 		{name: "EFI arm64 without binary", mt: dhcpv4.MessageTypeDiscover, mods: firmware(11),
@@ -127,9 +128,9 @@ func TestDecide(t *testing.T) {
 		{name: "EFI ARM32", mt: dhcpv4.MessageTypeDiscover, mods: firmware(10), cfg: testConfig(true), want: want{reason: ReasonNoBinary}},
 		{name: "EFI Itanium", mt: dhcpv4.MessageTypeDiscover, mods: firmware(2), want: want{reason: ReasonNoBinary}},
 		{name: "HTTP boot x86-64", mt: dhcpv4.MessageTypeDiscover, mods: firmware(16),
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/ipxe.efi", vendor: "HTTPClient", class: "efi-x64-http", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/snponly.efi", vendor: "HTTPClient", class: "efi-x64-http", uuid: testUUID}},
 		{name: "HTTP boot EFI BC", mt: dhcpv4.MessageTypeDiscover, mods: firmware(17),
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/ipxe.efi", vendor: "HTTPClient", class: "efi-x64-http", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/snponly.efi", vendor: "HTTPClient", class: "efi-x64-http", uuid: testUUID}},
 		{name: "HTTP boot arm64", mt: dhcpv4.MessageTypeDiscover, mods: firmware(19), cfg: testConfig(true),
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/ipxe-arm64.efi", vendor: "HTTPClient", class: "efi-arm64-http", uuid: testUUID}},
 		{name: "HTTP boot arm64 without binary", mt: dhcpv4.MessageTypeDiscover, mods: firmware(19), want: want{reason: ReasonNoBinary}},
@@ -137,7 +138,7 @@ func TestDecide(t *testing.T) {
 		{name: "HTTP boot ARM32", mt: dhcpv4.MessageTypeDiscover, mods: firmware(18), cfg: testConfig(true), want: want{reason: ReasonNoBinary}},
 		{name: "HTTPClient vendor class with a PXE arch", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(7), vendorOpt("HTTPClient:Arch:00007:UNDI:003000")},
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/ipxe.efi", vendor: "HTTPClient", class: "efi-x64-http"}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "http://192.0.2.10:8080/boot/snponly.efi", vendor: "HTTPClient", class: "efi-x64-http"}},
 		{name: "HTTPClient vendor class on BIOS", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(0), vendorOpt("HTTPClient")}, want: want{reason: ReasonNoBinary}},
 		{name: "iPXE on BIOS", mt: dhcpv4.MessageTypeDiscover, mods: ipxeClient(0),
@@ -157,28 +158,28 @@ func TestDecide(t *testing.T) {
 			want: want{typ: dhcpv4.MessageTypeAck, file: "http://192.0.2.10:8080/boot.ipxe", vendor: "PXEClient", class: "efi-x64", uuid: testUUID, ipxe: true}},
 		{name: "no option 93: arch from option 60", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{vendorOpt("PXEClient:Arch:00007:UNDI:003016")},
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64"}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64"}},
 		{name: "no option 93 and no arch in 60: BIOS", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{vendorOpt("PXEClient")},
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "undionly.kpxe", vendor: "PXEClient", opt43: true, class: "bios"}},
 		{name: "option 93 one byte long: arch from option 60", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{7}), vendorOpt("PXEClient:Arch:00009")},
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64"}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64"}},
 		{name: "option 93 empty, garbage arch in 60: BIOS", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, nil), vendorOpt("PXEClient:Arch:x7")},
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "undionly.kpxe", vendor: "PXEClient", opt43: true, class: "bios"}},
 		{name: "option 93 with two archs: the first", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{dhcpv4.WithGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 7, 0, 0}), vendorOpt("PXEClient")},
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64"}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64"}},
 		{name: "option 97 too short: echoed, no UUID", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(7), vendorOpt("PXEClient"), dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, []byte{0, 1, 2, 3})},
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64"}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64"}},
 		{name: "option 97 with non-zero type: echoed, no UUID", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(0), vendorOpt("PXEClient"), dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{1}, testGUID[1:]...))},
 			want: want{typ: dhcpv4.MessageTypeOffer, file: "undionly.kpxe", vendor: "PXEClient", opt43: true, class: "bios"}},
 		{name: "option 97 all FFh (SMBIOS: no UUID): echoed, no UUID", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(7), vendorOpt("PXEClient"), dhcpv4.WithGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{0}, bytes.Repeat([]byte{0xff}, 16)...))},
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64"}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64"}},
 		{name: "truncated option 60", mt: dhcpv4.MessageTypeDiscover,
 			mods: []dhcpv4.Modifier{archOpt(7), vendorOpt("PXECli")}, want: want{reason: ReasonNotPXE}},
 		{name: "truncated HTTPClient", mt: dhcpv4.MessageTypeDiscover,
@@ -187,10 +188,10 @@ func TestDecide(t *testing.T) {
 		{name: "another vendor class", mt: dhcpv4.MessageTypeDiscover, mods: []dhcpv4.Modifier{vendorOpt("MSFT 5.0")}, want: want{reason: ReasonNotPXE}},
 		{name: "relayed DISCOVER", mt: dhcpv4.MessageTypeDiscover,
 			mods: append(firmware(7), dhcpv4.WithGatewayIP(relay), dhcpv4.WithGeneric(dhcpv4.OptionRelayAgentInformation, []byte{1, 3, 'e', 't', '0'})),
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
 		{name: "REQUEST on the PXE port without option 54 (EDK2)", mt: dhcpv4.MessageTypeRequest, pxePort: true,
 			mods: append(firmware(7), dhcpv4.WithClientIP(net.IPv4(192, 0, 2, 50))),
-			want: want{typ: dhcpv4.MessageTypeAck, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeAck, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
 		{name: "REQUEST naming us on the DHCP port", mt: dhcpv4.MessageTypeRequest,
 			mods: append(firmware(0), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(testServer))),
 			want: want{typ: dhcpv4.MessageTypeAck, file: "undionly.kpxe", vendor: "PXEClient", opt43: true, class: "bios", uuid: testUUID}},
@@ -201,7 +202,7 @@ func TestDecide(t *testing.T) {
 		{name: "REQUEST without option 54 on the DHCP port", mt: dhcpv4.MessageTypeRequest,
 			mods: firmware(7), want: want{reason: ReasonOtherServer}},
 		{name: "DISCOVER on the PXE port", mt: dhcpv4.MessageTypeDiscover, pxePort: true, mods: firmware(7),
-			want: want{typ: dhcpv4.MessageTypeOffer, file: "ipxe.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
+			want: want{typ: dhcpv4.MessageTypeOffer, file: "snponly.efi", vendor: "PXEClient", class: "efi-x64", uuid: testUUID}},
 		{name: "INFORM", mt: dhcpv4.MessageTypeInform, mods: firmware(7), want: want{reason: ReasonMessageType}},
 		{name: "RELEASE", mt: dhcpv4.MessageTypeRelease, mods: firmware(7), want: want{reason: ReasonMessageType}},
 		{name: "BOOTP, no option 53", mt: dhcpv4.MessageTypeNone, mods: firmware(0), want: want{reason: ReasonMessageType}},
@@ -307,8 +308,10 @@ func checkReply(t testing.TB, req, r *dhcpv4.DHCPv4, server net.IP) {
 	if r.ClassIdentifier() == "" {
 		t.Error("got no option 60")
 	}
-	if got := r.BootFileNameOption(); got != r.BootFileName || got == "" {
-		t.Errorf("got option 67 %q, header file %q; want both set and equal", got, r.BootFileName)
+	// The name in the NUL-padded file field only: option 67 is read past
+	// its end by some ROMs (bootFileOption).
+	if opt := r.Options.Get(dhcpv4.OptionBootfileName); opt != nil || r.BootFileName == "" {
+		t.Errorf("got option 67 %q, header file %q; want the file field alone", opt, r.BootFileName)
 	}
 	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
 		if got := r.Options.Get(dhcpv4.OptionClientMachineIdentifier); !bytes.Equal(got, guid) {
@@ -321,9 +324,11 @@ func checkReply(t testing.TB, req, r *dhcpv4.DHCPv4, server net.IP) {
 // assigned (and one past it) through Decide.
 func TestDecideEveryArch(t *testing.T) {
 	answered := map[uint16]string{
-		0: "undionly.kpxe", 7: "ipxe.efi", 9: "ipxe.efi", 11: "ipxe-arm64.efi",
-		16: "http://192.0.2.10:8080/boot/ipxe.efi", 17: "http://192.0.2.10:8080/boot/ipxe.efi",
+		0: "undionly.kpxe", 7: "snponly.efi", 9: "snponly.efi", 11: "ipxe-arm64.efi",
+		16: "http://192.0.2.10:8080/boot/snponly.efi", 17: "http://192.0.2.10:8080/boot/snponly.efi",
 		19: "http://192.0.2.10:8080/boot/ipxe-arm64.efi",
+		// U-Boot: its UEFI loader runs the arm64 UEFI build.
+		22: "ipxe-arm64.efi", 24: "http://192.0.2.10:8080/boot/ipxe-arm64.efi",
 	}
 	for a := uint16(0); a <= uint16(iana.EFI_SUNWAY64)+1; a++ {
 		t.Run(iana.Arch(a).String(), func(t *testing.T) {
@@ -390,5 +395,76 @@ func TestReplyAddr(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecideEFIx64Build: ipxe.efiX64 chooses what x86-64 UEFI firmware is
+// handed, over TFTP and over HTTP boot alike; other firmware is unaffected.
+func TestDecideEFIx64Build(t *testing.T) {
+	for _, tc := range []struct {
+		build string
+		arch  uint16
+		want  string
+	}{
+		{"", 7, "snponly.efi"},
+		{"snponly.efi", 9, "snponly.efi"},
+		{"ipxe.efi", 7, "ipxe.efi"},
+		{"ipxe.efi", 9, "ipxe.efi"},
+		{"ipxe.efi", 16, "http://192.0.2.10:8080/boot/ipxe.efi"},
+		{"snponly.efi", 16, "http://192.0.2.10:8080/boot/snponly.efi"},
+		{"ipxe.efi", 0, "undionly.kpxe"},
+		{"ipxe.efi", 11, "ipxe-arm64.efi"},
+	} {
+		cfg := testConfig(true)
+		cfg.EFIx64 = tc.build
+		req := packet(t, dhcpv4.MessageTypeDiscover, firmware(tc.arch)...)
+		d := Decide(t.Context(), Request{Packet: req, ServerIP: testServer}, cfg, nil)
+		if d.Reply == nil || d.File != tc.want {
+			t.Errorf("efiX64 %q, arch %d: got file %q (%s), want %q", tc.build, tc.arch, d.File, d.Reason, tc.want)
+		}
+	}
+}
+
+// TestBootFileField: every boot file name the proxy can hand out goes in
+// the file field alone, NUL-padded on the wire, with no option 67 for a ROM
+// to read past; a name too long for the field (127 bytes and more; only a
+// long HTTP boot URL could be) goes in option 67 with a NUL, RFC 2132 §2.
+func TestBootFileField(t *testing.T) {
+	for _, arch := range []uint16{0, 7, 9, 11, 16, 17, 19} {
+		for _, ipxeClient := range []bool{false, true} {
+			mods := firmware(arch)
+			if ipxeClient {
+				mods = append(mods, dhcpv4.WithOption(dhcpv4.OptUserClass("iPXE")))
+			}
+			req := packet(t, dhcpv4.MessageTypeDiscover, mods...)
+			d := Decide(t.Context(), Request{Packet: req, ServerIP: testServer}, testConfig(true), nil)
+			if d.Reply == nil {
+				t.Fatalf("arch %d ipxe %v: no reply (%s)", arch, ipxeClient, d.Reason)
+			}
+			wire := d.Reply.ToBytes()
+			// The file field: bytes 108..235 of the BOOTP header.
+			field := wire[108:236]
+			name, pad, _ := bytes.Cut(field, []byte{0})
+			if string(name) != d.File || len(bytes.Trim(pad, "\x00")) != 0 {
+				t.Errorf("arch %d ipxe %v: file field %q, want %q and NULs", arch, ipxeClient, field, d.File)
+			}
+			back, err := dhcpv4.FromBytes(wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opt := back.Options.Get(dhcpv4.OptionBootfileName); opt != nil {
+				t.Errorf("arch %d ipxe %v: option 67 %q on the wire, want none", arch, ipxeClient, opt)
+			}
+		}
+	}
+	for _, n := range []int{126, 127, 128, 200} {
+		name := "http://192.0.2.10:8080/" + strings.Repeat("x", n-len("http://192.0.2.10:8080/"))
+		opt, ok := bootFileOption(name)
+		switch {
+		case n < 128 && ok:
+			t.Errorf("%d bytes: got option 67, want the file field", n)
+		case n >= 128 && (!ok || string(opt.Value.ToBytes()) != name+"\x00"):
+			t.Errorf("%d bytes: got %v %q, want option 67 with a NUL", n, ok, opt.Value.ToBytes())
+		}
 	}
 }

@@ -54,8 +54,8 @@ func FuzzDecide(f *testing.F) {
 		if v := r.ClassIdentifier(); v != vendorPXE && v != vendorHTTP {
 			t.Fatalf("reply option 60 %q", v)
 		}
-		if r.BootFileName == "" || r.BootFileName != r.BootFileNameOption() || r.BootFileName != d.File {
-			t.Fatalf("reply file %q option 67 %q decision %q", r.BootFileName, r.BootFileNameOption(), d.File)
+		if r.BootFileName == "" || r.Options.Get(dhcpv4.OptionBootfileName) != nil || r.BootFileName != d.File {
+			t.Fatalf("reply file %q option 67 %q decision %q", r.BootFileName, r.Options.Get(dhcpv4.OptionBootfileName), d.File)
 		}
 	})
 }

@@ -81,12 +81,44 @@ type Options struct {
 	// PXEPort marks the port-4011 listener, where firmware sends its
 	// boot-server REQUEST without option 54.
 	PXEPort bool
+	// ReplyDelay holds each reply back this long (config dhcp.replyDelay;
+	// 0 sends at once): some firmware misses a proxy offer that arrives
+	// before the router's (dnsmasq's --dhcp-reply-delay is the known cure).
+	// A delayed reply keeps its packet's in-flight slot while it waits.
+	ReplyDelay time.Duration
 }
 
 // Server answers PXE clients on one socket. Its methods are safe for
 // concurrent use; each packet is handled in its own goroutine.
 type Server struct {
-	o Options
+	o     Options
+	quiet quietSet
+}
+
+// quietSet remembers the clients already warned about, so that a client
+// the proxy cannot serve (an architecture it has no binary for) is logged
+// at Warn once, and at Debug on its retries. It forgets everything once it
+// holds maxQuiet keys, so a flood of new MACs cannot grow it.
+type quietSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+// maxQuiet bounds quietSet.
+const maxQuiet = 4096
+
+// first says whether key is new, and remembers it.
+func (q *quietSet) first(key string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.seen[key]; ok {
+		return false
+	}
+	if q.seen == nil || len(q.seen) >= maxQuiet {
+		q.seen = make(map[string]struct{})
+	}
+	q.seen[key] = struct{}{}
+	return true
 }
 
 // maxInFlight bounds the packets handled at once: past it, reading waits and
@@ -175,8 +207,8 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	case d.Reply == nil:
 		s.count(typ, arch, "ignored", d.Reason)
 		level := slog.LevelDebug
-		if d.Reason == ReasonNoBinary {
-			level = slog.LevelWarn
+		if d.Reason == ReasonNoBinary && s.quiet.first(p.ClientHWAddr.String()+" "+arch) {
+			level = slog.LevelWarn // once per MAC and firmware: firmware retries
 		}
 		log.Log(ctx, level, "proxydhcp: no reply", append(attrs, "arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
 		if s.o.Observer != nil && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
@@ -185,6 +217,15 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 		return
 	}
 
+	if s.o.ReplyDelay > 0 {
+		t := time.NewTimer(s.o.ReplyDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	dst := replyAddr(p, peer)
 	if _, err := pc.WriteTo(d.Reply.ToBytes(), &ipv4.ControlMessage{IfIndex: ifIndex, Src: local}, dst); err != nil {
 		s.count(typ, arch, "error", ReasonSend)

@@ -34,7 +34,7 @@ type testServerRig struct {
 
 // startServer runs a Server on a socket from Listen, on an ephemeral port
 // reached over loopback; cleanup cancels it and checks Serve returned nil.
-func startServer(t *testing.T, pxePort bool, policy Policy) *testServerRig {
+func startServer(t *testing.T, pxePort bool, policy Policy, more ...func(*Options)) *testServerRig {
 	t.Helper()
 	conn, err := Listen(t.Context(), "proxyDHCP", "", 0)
 	if err != nil {
@@ -51,7 +51,7 @@ func startServer(t *testing.T, pxePort bool, policy Policy) *testServerRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	srv := New(Options{
+	o := Options{
 		Config:   Config{Advertise: netip.MustParseAddr("127.0.0.1"), HTTPPort: 8080},
 		Policy:   policy,
 		Recorder: rig.rec,
@@ -59,7 +59,11 @@ func startServer(t *testing.T, pxePort bool, policy Policy) *testServerRig {
 		Logger:   slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logFile), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:  rig.metrics,
 		PXEPort:  pxePort,
-	})
+	}
+	for _, f := range more {
+		f(&o)
+	}
+	srv := New(o)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, conn) }()
@@ -120,21 +124,21 @@ func TestServerOffer(t *testing.T) {
 			req := packet(t, dhcpv4.MessageTypeDiscover, firmware(7)...)
 			req.TransactionID = offer.TransactionID
 			checkReply(t, req, offer, loopback)
-			if offer.BootFileName != "ipxe.efi" {
-				t.Errorf("got file %q, want ipxe.efi", offer.BootFileName)
+			if offer.BootFileName != "snponly.efi" {
+				t.Errorf("got file %q, want snponly.efi", offer.BootFileName)
 			}
 			waitFor(t, func() bool { return len(rig.rec.all()) == 1 })
 			got := rig.rec.all()[0]
-			if got.Type != dhcpv4.MessageTypeOffer || got.File != "ipxe.efi" || got.Client.UUID != testUUID ||
+			if got.Type != dhcpv4.MessageTypeOffer || got.File != "snponly.efi" || got.Client.UUID != testUUID ||
 				got.Client.ClientArch != 7 || !got.Client.IP.Equal(loopback) || got.Client.MAC.String() != testMAC.String() {
-				t.Errorf("got recorded %+v, want an OFFER of ipxe.efi to %s (arch 7, uuid %s, ip 127.0.0.1)", got, testMAC, testUUID)
+				t.Errorf("got recorded %+v, want an OFFER of snponly.efi to %s (arch 7, uuid %s, ip 127.0.0.1)", got, testMAC, testUUID)
 			}
 			if n := testutil.ToFloat64(rig.metrics.packets.WithLabelValues("discover", "efi-x64", "offered", "")); n != 1 {
 				t.Errorf("got %v discover/efi-x64/offered, want 1", n)
 			}
 			logs := rig.log(t)
-			if strings.Count(logs, "level=INFO") != 1 || !strings.Contains(logs, `msg="proxy offer sent" mac=52:54:00:12:34:56 arch=efi-x64 file=ipxe.efi`) {
-				t.Errorf("got log\n%s\nwant one Info line: proxy offer sent mac=… arch=efi-x64 file=ipxe.efi", logs)
+			if strings.Count(logs, "level=INFO") != 1 || !strings.Contains(logs, `msg="proxy offer sent" mac=52:54:00:12:34:56 arch=efi-x64 file=snponly.efi`) {
+				t.Errorf("got log\n%s\nwant one Info line: proxy offer sent mac=… arch=efi-x64 file=snponly.efi", logs)
 			}
 		})
 	}
@@ -162,7 +166,7 @@ func TestServerDropsBadUUID(t *testing.T) {
 				t.Fatalf("DiscoverOffer: %v", err)
 			}
 			waitFor(t, func() bool { return len(rig.rec.all()) == 1 })
-			if got := rig.rec.all()[0]; got.Client.UUID != "" || got.File != "ipxe.efi" {
+			if got := rig.rec.all()[0]; got.Client.UUID != "" || got.File != "snponly.efi" {
 				t.Errorf("got recorded uuid %q file %q, want no UUID and an offer of ipxe.efi", got.Client.UUID, got.File)
 			}
 			if logs := rig.log(t); !strings.Contains(logs, ` uuid="" `) {
@@ -394,5 +398,52 @@ func TestServerObservesLeaseRequests(t *testing.T) {
 	}
 	if got := rig.rec.all(); len(got) != 0 {
 		t.Errorf("a REQUEST for another server got a reply: %+v", got)
+	}
+}
+
+// TestServerNoBinaryWarnsOnce: firmware the proxy has no binary for retries
+// its DISCOVER; each retry is counted, but only the first from a MAC (and
+// firmware) is a warning.
+func TestServerNoBinaryWarnsOnce(t *testing.T) {
+	rig := startServer(t, false, nil)
+	c := client(t, rig.addr)
+	for range 3 {
+		discoverNoReply(t, c, firmware(21)...) // 32-bit ARM U-Boot
+	}
+	labels := []string{"discover", "uboot-arm32", "ignored", "no_binary"}
+	waitFor(t, func() bool { return testutil.ToFloat64(rig.metrics.packets.WithLabelValues(labels...)) >= 3 })
+	other, err := nclient4.New("", nclient4.WithUnicast(&net.UDPAddr{IP: loopback}),
+		nclient4.WithHWAddr(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 0x99}), nclient4.WithServerAddr(rig.addr),
+		nclient4.WithTimeout(300*time.Millisecond), nclient4.WithRetry(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Close() }()
+	discoverNoReply(t, other, firmware(21)...)
+	waitFor(t, func() bool { return testutil.ToFloat64(rig.metrics.packets.WithLabelValues(labels...)) >= 4 })
+	logs := rig.log(t)
+	if n := strings.Count(logs, "level=WARN"); n != 2 || !strings.Contains(logs, "mac=52:54:00:12:34:56") || !strings.Contains(logs, "mac=52:54:00:00:00:99") {
+		t.Errorf("got %d Warn lines, want one per MAC (2):\n%s", n, logs)
+	}
+}
+
+// TestServerReplyDelay: with a reply delay the offer still arrives, and not
+// before the delay.
+func TestServerReplyDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	rig := startServer(t, false, nil, func(o *Options) { o.ReplyDelay = delay })
+	c, err := nclient4.New("", nclient4.WithUnicast(&net.UDPAddr{IP: loopback}), nclient4.WithHWAddr(testMAC),
+		nclient4.WithServerAddr(rig.addr), nclient4.WithTimeout(5*time.Second), nclient4.WithRetry(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	start := time.Now()
+	offer, err := c.DiscoverOffer(t.Context(), firmware(7)...)
+	if err != nil {
+		t.Fatalf("DiscoverOffer: %v", err)
+	}
+	if took := time.Since(start); took < delay || offer.BootFileName != "snponly.efi" {
+		t.Errorf("got %q after %v, want snponly.efi after at least %v", offer.BootFileName, took, delay)
 	}
 }

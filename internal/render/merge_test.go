@@ -2,7 +2,11 @@ package render
 
 import (
 	"bytes"
+	"errors"
+	"slices"
 	"testing"
+
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
 )
 
 func parseOne(t testing.TB, text string) (any, bool) {
@@ -102,4 +106,66 @@ func BenchmarkRender(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzRenderDocuments renders any base config and patch file, each of
+// several documents, as plain YAML: a render never panics; it either fails
+// with located problems or gives output that renders again to itself (the
+// output as a base config with no patches is a fixed point, hostname and
+// install image already filled); and the documents a kinded patch names
+// exist in the output, merged or appended, unless the patch deletes them.
+func FuzzRenderDocuments(f *testing.F) {
+	f.Add("version: v1alpha1\nmachine:\n  type: worker\n---\napiVersion: v1alpha1\nkind: HostnameConfig\nauto: stable\n",
+		"apiVersion: v1alpha1\nkind: LinkConfig\nname: lan\naddresses:\n  - address: 10.0.0.2/24\n---\nmachine:\n  install:\n    disk: /dev/sda\n")
+	f.Add("version: v1alpha1\nmachine:\n  type: controlplane\n---\napiVersion: v1alpha1\nkind: ResolverConfig\nnameservers:\n  - address: 1.1.1.1\n",
+		"apiVersion: v1alpha1\nkind: ResolverConfig\n$patch: delete\n")
+	f.Add("version: v1alpha1\nmachine:\n  type: worker\n---\napiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: a\nconfigFiles:\n  - mountPath: /x\n    content: y\n",
+		"apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: a\nconfigFiles:\n  - mountPath: /x\n    content: z\n---\napiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: b\n")
+	f.Add("version: v1alpha1\nmachine:\n  type: worker\n", "- op: add\n  path: /machine/nodeLabels\n  value: {a: b}\n")
+	f.Fuzz(func(t *testing.T, base, patch string) {
+		if len(base) > 4096 || len(patch) > 4096 {
+			return
+		}
+		in := Input{
+			Base:     File{Name: "base.yaml", Text: []byte("# tinderbox: raw\n" + base)},
+			Patches:  []File{{Name: "patch.yaml", Text: []byte("# tinderbox: raw\n" + patch)}},
+			Hostname: "node-1",
+			Data:     Data{Talos: TalosData{Version: "v1.12.7"}},
+		}
+		out, err := Render(in)
+		if err != nil {
+			for _, e := range problem.Leaves(err) {
+				var p *Problem
+				if errors.As(e, &p) && p.File == "" {
+					t.Fatalf("a problem without a file: %v", p)
+				}
+			}
+			return
+		}
+		again, err := Render(Input{Base: File{Name: "out.yaml", Text: append([]byte("# tinderbox: raw\n"), out...)}, Hostname: "node-1", Data: in.Data})
+		if err != nil {
+			t.Fatalf("the output does not render again: %v\n%s", err, out)
+		}
+		if !bytes.Equal(again, out) {
+			t.Fatalf("rendering the output again changes it:\n%s\nthen\n%s", out, again)
+		}
+		pdocs, _, err := parseDocs([]byte(patch))
+		if err != nil {
+			return
+		}
+		odocs, _, _ := parseDocs(out)
+		for _, pd := range pdocs {
+			m, ok := pd.(Map)
+			if !ok || isDelete(m) {
+				continue
+			}
+			kind, kinded := m.Get("kind")
+			if !kinded {
+				continue
+			}
+			if !slices.ContainsFunc(odocs, func(d any) bool { dm, ok := d.(Map); return ok && sameDoc(dm, m, kind) }) {
+				t.Fatalf("the patch's %v document is not in the output:\n%s", kind, out)
+			}
+		}
+	})
 }

@@ -13,10 +13,12 @@ package render
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/internal/secrets"
 )
 
 // Data is what base configs and patches see as template data
@@ -70,6 +72,16 @@ type Input struct {
 	// RequireDisk asks for machine.install.disk or diskSelector (the
 	// machine installs to disk: install: once).
 	RequireDisk bool
+	// Secrets, when set, is the cluster's secrets bundle: its PKI and
+	// tokens are filled into the v1alpha1 document (secrets.Fills), and a
+	// secret the config carries itself is a problem. SecretsFile names the
+	// bundle in problems.
+	Secrets     *secrets.Bundle
+	SecretsFile string
+	// Facts, when not nil, receives what the checks across machines
+	// compare (hostname, static addresses, VIPs, endpoint), whenever the
+	// config could be built, even when it has problems.
+	Facts *Facts
 }
 
 // Problem is one thing wrong with a rendered config, located as well as
@@ -86,8 +98,9 @@ type Problem struct {
 	// and the config is still served.
 	Warning bool
 
-	segs  []string // Path, split
+	segs  []string // Path, split, inside the document
 	value any      // the offending value, when there is one
+	doc   Map      // the document, when not the v1alpha1 one
 }
 
 func (p *Problem) Error() string {
@@ -116,13 +129,16 @@ func Render(in Input) ([]byte, error) {
 // warnings about it (Problems with Warning set, located like errors). On
 // error it returns the errors joined, and the warnings found with them.
 func Check(in Input) (out []byte, warnings []*Problem, err error) {
-	docs, origins, err := build(in)
+	docs, origins, notes, err := build(in)
+	warnings = notes
 	if err != nil {
-		return nil, nil, err
+		return nil, warnings, err
 	}
-	fill(docs, in)
+	sp := fillSecrets(docs, in)
+	docs = fill(docs, in)
+	in.Facts.collect(docs, origins)
 	var errs []error
-	for _, p := range validate(docs, in) {
+	for _, p := range append(sp, validate(docs, in)...) {
 		origins.locate(p)
 		if p.Warning {
 			warnings = append(warnings, p)
@@ -137,34 +153,35 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 	return out, warnings, err
 }
 
-// build renders the base and the patches and applies the patches.
-func build(in Input) ([]any, origins, error) {
+// build renders the base and the patches and applies the patches. notes
+// are warnings about files read as plain YAML though they hold {{ }}.
+func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
 	var org origins
-	text, err := execute(in.Base.Name, in.Base.Text, in.Data)
+	text, err := expand(in.Base, in.Data, &notes)
 	if err != nil {
-		return nil, nil, templateProblem(in.Base.Name, err)
+		return nil, nil, notes, err
 	}
 	docs, nodes, err := parseDocs(text)
 	if err != nil {
-		return nil, nil, yamlProblem(in.Base.Name, err)
+		return nil, nil, notes, yamlProblem(in.Base.Name, err)
 	}
 	if len(docs) == 0 {
-		return nil, nil, &Problem{File: in.Base.Name, Msg: "base config is empty"}
+		return nil, nil, notes, &Problem{File: in.Base.Name, Msg: "base config is empty"}
 	}
 	for i, d := range docs {
 		if _, ok := d.(Map); !ok {
-			return nil, nil, &Problem{File: in.Base.Name, Line: nodes[i].Line, Msg: "a config document must be a map"}
+			return nil, nil, notes, &Problem{File: in.Base.Name, Line: nodes[i].Line, Msg: "a config document must be a map"}
 		}
 		org = append(org, source{in.Base.Name, d, nodeRef{nodes[i]}})
 	}
 	for _, p := range in.Patches {
-		text, err := execute(p.Name, p.Text, in.Data)
+		text, err := expand(p, in.Data, &notes)
 		if err != nil {
-			return nil, nil, templateProblem(p.Name, err)
+			return nil, nil, notes, err
 		}
 		pdocs, pnodes, err := parseDocs(text)
 		if err != nil {
-			return nil, nil, yamlProblem(p.Name, err)
+			return nil, nil, notes, yamlProblem(p.Name, err)
 		}
 		for i, pd := range pdocs {
 			line := pnodes[i].Content[0].Line
@@ -176,12 +193,30 @@ func build(in Input) ([]any, origins, error) {
 				err = errors.New("a patch document must be a map (strategic merge) or a list of op/path/value operations (RFC 6902)")
 			}
 			if err != nil {
-				return nil, nil, &Problem{File: p.Name, Line: line, Msg: err.Error()}
+				return nil, nil, notes, &Problem{File: p.Name, Line: line, Msg: err.Error()}
 			}
 			org = append(org, source{p.Name, pd, nodeRef{pnodes[i]}})
 		}
 	}
-	return docs, org, nil
+	return docs, org, notes, nil
+}
+
+// expand returns f's text as YAML: executed over data when classify says
+// it is a template, as written otherwise (with a note when it holds {{ }}
+// that were left alone).
+func expand(f File, data Data, notes *[]*Problem) ([]byte, error) {
+	tmpl, note := classify(f.Text)
+	if note != "" {
+		*notes = append(*notes, &Problem{File: f.Name, Line: 1, Msg: note, Warning: true})
+	}
+	if !tmpl {
+		return f.Text, nil
+	}
+	text, err := execute(f.Name, f.Text, data)
+	if err != nil {
+		return nil, templateProblem(f.Name, err)
+	}
+	return text, nil
 }
 
 // applyStrategic merges a patch document into the document it addresses:
@@ -190,6 +225,9 @@ func build(in Input) ([]any, origins, error) {
 // no document is appended, as talosctl does.
 func applyStrategic(docs []any, patch Map) ([]any, error) {
 	kind, hasKind := patch.Get("kind")
+	if s, ok := kind.(string); hasKind && (!ok || s == "") {
+		return nil, fmt.Errorf("kind: want the document's kind as a string, such as LinkConfig, not %s", describe(kind))
+	}
 	if !hasKind {
 		i := mainDoc(docs)
 		if isDelete(patch) {
@@ -231,13 +269,35 @@ func applyStrategic(docs []any, patch Map) ([]any, error) {
 	return append(docs, clean(patch)), nil
 }
 
+// describe names a value's YAML kind for a message: a map, a list, the
+// empty string, or the scalar itself.
+func describe(v any) string {
+	switch v := v.(type) {
+	case Map:
+		return "a map"
+	case []any:
+		return "a list"
+	case nil:
+		return "null"
+	case string:
+		if v == "" {
+			return "an empty string"
+		}
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+// sameDoc says whether document d is the one patch, of the given kind,
+// addresses: the same kind, and the same apiVersion and name where the
+// patch gives them. Values are compared with equal, never with ==, since a
+// document may hold a map where a kind should be.
 func sameDoc(d, patch Map, kind any) bool {
-	if k, _ := d.Get("kind"); k != kind {
+	if k, _ := d.Get("kind"); !equal(k, kind) {
 		return false
 	}
 	for _, key := range []string{"apiVersion", "name"} {
 		if pv, ok := patch.Get(key); ok {
-			if dv, _ := d.Get(key); dv != pv {
+			if dv, _ := d.Get(key); !equal(dv, pv) {
 				return false
 			}
 		}
@@ -263,12 +323,13 @@ func mainDoc(docs []any) int {
 	return -1
 }
 
-// fill sets machine.install.image and machine.network.hostname where the
-// config leaves them unset.
-func fill(docs []any, in Input) {
+// fill sets machine.install.image where the config leaves it unset, and
+// the profile's hostname (fillHostname). It returns the documents, one
+// more when a HostnameConfig document was added.
+func fill(docs []any, in Input) []any {
 	i := mainDoc(docs)
 	if i < 0 {
-		return
+		return docs
 	}
 	doc := docs[i].(Map)
 	if in.InstallerImage != "" {
@@ -276,24 +337,60 @@ func fill(docs []any, in Input) {
 			doc = setPath(doc, in.InstallerImage, "machine", "install", "image")
 		}
 	}
-	if in.Hostname != "" && !hostnameSet(docs, doc) {
-		doc = setPath(doc, in.Hostname, "machine", "network", "hostname")
-	}
 	docs[i] = doc
+	if in.Hostname != "" {
+		docs = fillHostname(docs, i, in.Hostname, in.Data.Talos.Version)
+	}
+	return docs
 }
 
-// hostnameSet says whether the config names the host: in
-// machine.network.hostname, or in a HostnameConfig document (Talos 1.12).
-func hostnameSet(docs []any, main Map) bool {
-	if s, _ := lookup(main, "machine", "network", "hostname").(string); s != "" {
-		return true
+// hostnameDocsFrom is the first Talos minor release whose `talosctl gen
+// config` names the host in a HostnameConfig document and whose schema
+// deprecates machine.network.hostname (Talos v1.12).
+const hostnameDocsFrom = 12
+
+// fillHostname puts hostname into the config unless the config names the
+// host itself (docs/profiles.md, "Hostname"):
+//   - a HostnameConfig document with a hostname, or a non-empty
+//     machine.network.hostname, wins: nothing changes;
+//   - a HostnameConfig document without one (`auto: stable`, as talosctl
+//     writes it from v1.12) gets hostname, and loses `auto`, which Talos
+//     refuses beside a hostname;
+//   - otherwise the main document's machine.network.hostname is set for
+//     Talos before v1.12, and a HostnameConfig document is appended from
+//     v1.12 on (and for a version that does not parse).
+func fillHostname(docs []any, main int, hostname, version string) []any {
+	if s, _ := lookup(docs[main], "machine", "network", "hostname").(string); s != "" {
+		return docs
 	}
-	for _, d := range docs {
-		if k, _ := d.(Map).Get("kind"); k == "HostnameConfig" {
-			return true
+	for i, d := range docs {
+		m := d.(Map)
+		if k, _ := m.Get("kind"); k != "HostnameConfig" {
+			continue
 		}
+		if s, _ := m.Get("hostname"); s != nil && s != "" {
+			return docs
+		}
+		docs[i] = m.Delete("auto").Set("hostname", hostname)
+		return docs
 	}
-	return false
+	if minor, ok := talosMinor(version); ok && minor < hostnameDocsFrom {
+		docs[main] = setPath(docs[main].(Map), hostname, "machine", "network", "hostname")
+		return docs
+	}
+	return append(docs, Map{{"apiVersion", "v1alpha1"}, {"kind", "HostnameConfig"}, {"hostname", hostname}})
+}
+
+// talosMinor returns the minor release of a Talos version of major 1
+// ("v1.12.7" → 12); ok is false for anything else.
+func talosMinor(version string) (minor int, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimPrefix(version, "v"), "1.")
+	if !found {
+		return 0, false
+	}
+	n, _, _ := strings.Cut(rest, ".")
+	minor, err := strconv.Atoi(n)
+	return minor, err == nil && minor >= 0
 }
 
 // lookup returns the value at a key path, or nil.

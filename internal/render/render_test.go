@@ -203,3 +203,42 @@ func TestTemplateFuncs(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckWarnings: a host named both in machine.network.hostname and in a
+// HostnameConfig document renders, with one warning located in the patch
+// that added the second name.
+func TestCheckWarnings(t *testing.T) {
+	in := Input{
+		Base:    File{Name: "base.yaml", Text: []byte("version: v1alpha1\nmachine:\n  type: worker\n  network:\n    hostname: legacy\n")},
+		Patches: []File{{Name: "p.yaml", Text: []byte("apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: modern\n")}},
+		Data:    Data{Talos: TalosData{Version: "v1.12.7"}},
+	}
+	out, warns, err := Check(in)
+	if err != nil || len(out) == 0 {
+		t.Fatalf("Check: %v", err)
+	}
+	if len(warns) != 1 {
+		t.Fatalf("got %d warnings %v, want 1", len(warns), warns)
+	}
+	w := warns[0]
+	if !w.Warning || w.File != "base.yaml" || w.Line != 5 || w.Path != "machine.network.hostname" ||
+		!strings.HasPrefix(w.Error(), "base.yaml:5: machine.network.hostname: warning: the host is also named") {
+		t.Errorf("got %+v (%q)", w, w.Error())
+	}
+	if _, err := Render(in); err != nil {
+		t.Errorf("Render: a warning must not fail it: %v", err)
+	}
+}
+
+func TestTalosMinor(t *testing.T) {
+	for v, want := range map[string]int{"v1.12.7": 12, "1.10.0": 10, "v1.13": 13, "v1.9.5-beta.0": 9} {
+		if got, ok := talosMinor(v); !ok || got != want {
+			t.Errorf("talosMinor(%q) = %d, %v; want %d", v, got, ok, want)
+		}
+	}
+	for _, v := range []string{"", "latest", "v2.0.0", "v1.x", "v1.-1"} {
+		if got, ok := talosMinor(v); ok {
+			t.Errorf("talosMinor(%q) = %d, true; want not ok", v, got)
+		}
+	}
+}

@@ -1,16 +1,15 @@
 package render
 
-import (
-	"fmt"
-
-	"github.com/tinderbox-boot/tinderbox/internal/talosschema"
-)
+import "github.com/tinderbox-boot/tinderbox/internal/talosschema"
 
 // Len returns the number of keys of m (talosschema.Map).
 func (m Map) Len() int { return len(m) }
 
 // At returns the i-th key of m and its value (talosschema.Map).
 func (m Map) At(i int) (string, any) { return m[i].Key, m[i].Value }
+
+// YAMLNumber returns the number's text (talosschema.Number).
+func (n Number) YAMLNumber() string { return string(n) }
 
 // schema checks every document of a rendered config against the interface
 // of the machine's Talos version (talosschema.Validate) and records what
@@ -29,40 +28,24 @@ func (c *checker) schema(docs []any, version string) {
 		if is.Suggest != "" {
 			msg += " (" + is.Suggest + ")"
 		}
-		if is.Doc == main && !is.Warning && seen[pathString(is.Path)] {
-			continue
-		}
-		record := c.add
-		if is.Warning {
-			record = c.warn
-		}
-		record(is.Path, is.Value, "%s", msg)
-		if is.Doc == main {
-			continue // located by origins.locate, on the layer that set it
-		}
-		// The version, or a document with a kind: named, and put on the
-		// base config (the lines of kinded documents are not traced to
-		// their layer).
-		p := c.probs[len(c.probs)-1]
-		p.File, p.Path, p.segs, p.value = c.base, "", nil, nil
-		if is.Doc >= 0 {
-			p.Path = docLabel(docs[is.Doc])
-			if len(is.Path) > 0 {
-				p.Path += ": " + pathString(is.Path)
+		switch {
+		case is.Doc < 0:
+			// About the whole config (the version): on the base config.
+			c.probs = append(c.probs, &Problem{File: c.base, Msg: msg})
+		case is.Doc == main:
+			if seen[pathString(is.Path)] {
+				continue
 			}
+			c.add(is.Path, is.Value, "%s", msg)
+		default:
+			doc, _ := docs[is.Doc].(Map)
+			if seen[docLabelOf(doc)+"."+pathString(is.Path)] {
+				continue
+			}
+			c.addIn(doc, is.Path, is.Value, "%s", msg)
+		}
+		if is.Warning {
+			c.probs[len(c.probs)-1].Warning = true
 		}
 	}
-}
-
-// docLabel names a document by its kind and, when it has one, its name.
-func docLabel(d any) string {
-	m, _ := d.(Map)
-	kind, ok := m.Get("kind")
-	if !ok {
-		return "document"
-	}
-	if name, ok := m.Get("name"); ok {
-		return fmt.Sprintf("%v %v", kind, name)
-	}
-	return fmt.Sprint(kind)
 }

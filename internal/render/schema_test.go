@@ -32,7 +32,7 @@ func TestSchemaProblems(t *testing.T) {
 			version: "v1.12.7",
 			patch:   "apiVersion: v1alpha1\nkind: LinkConfig\nname: eth0\nmtu: 1500\nadresses:\n  - address: 192.168.1.21/24\n",
 			errs: []string{
-				"base.yaml: LinkConfig eth0: adresses: unknown key `adresses`: Talos v1.12 would refuse the config (did you mean `addresses`?)",
+				"patch.yaml:6: LinkConfig[eth0].adresses: unknown key `adresses`: Talos v1.12 would refuse the config (did you mean `addresses`?)",
 			},
 		},
 		{
@@ -40,7 +40,7 @@ func TestSchemaProblems(t *testing.T) {
 			version: "v1.11.5",
 			patch:   "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: w-01\n",
 			errs: []string{
-				"base.yaml: HostnameConfig: kind: Talos v1.11 reads no HostnameConfig document (Talos v1.12 and later do)",
+				"patch.yaml:2: HostnameConfig.kind: Talos v1.11 reads no HostnameConfig document (Talos v1.12 and later do)",
 			},
 		},
 		{
@@ -49,6 +49,14 @@ func TestSchemaProblems(t *testing.T) {
 			patch:   "machine:\n  kubelet:\n    extraArgs:\n      max-pods: \"250\"\n",
 			warnings: []string{
 				"base.yaml: warning: Talos v1.99.0 is newer than the newest interface tinderbox knows (v1.13): the config is checked against v1.13's",
+			},
+		},
+		{
+			name:    "numbers as the file wrote them",
+			version: "v1.12.7",
+			patch:   "machine:\n  kubelet:\n    extraArgs:\n      max-pods: 250\n  sysctls:\n    vm.max_map_count: 0x40000\n  features:\n    kubePrism:\n      port: 7_445\n      enabled: 1\n",
+			errs: []string{
+				"patch.yaml:10: machine.features.kubePrism.enabled: want true or false, have 1",
 			},
 		},
 		{

@@ -31,6 +31,33 @@ func (c *checker) warn(path []string, value any, format string, args ...any) {
 	c.probs[len(c.probs)-1].Warning = true
 }
 
+// addIn records a problem at path inside doc, a document other than the
+// v1alpha1 one: its Path starts with the document's kind (and name), as
+// in `HostnameConfig.auto` or `ExtensionServiceConfig[nut].configFiles`.
+func (c *checker) addIn(doc Map, path []string, value any, format string, args ...any) {
+	c.probs = append(c.probs, &Problem{Path: docLabelOf(doc) + "." + pathString(path), Msg: fmt.Sprintf(format, args...), segs: path, value: value, doc: doc})
+}
+
+// docLabel names a document other than the v1alpha1 one in a path as
+// problems show it: its kind, and its name in brackets when it has one
+// (LinkConfig[eth1], HostnameConfig).
+func docLabel(kind, name string) string {
+	if name == "" {
+		return kind
+	}
+	return kind + "[" + name + "]"
+}
+
+// docLabelOf is docLabel of a document.
+func docLabelOf(doc Map) string {
+	kind, _ := doc.Get("kind")
+	name, ok := doc.Get("name")
+	if !ok || name == nil {
+		return docLabel(fmt.Sprint(kind), "")
+	}
+	return docLabel(fmt.Sprint(kind), fmt.Sprint(name))
+}
+
 // validate checks a rendered config beyond YAML syntax.
 func validate(docs []any, in Input) []*Problem {
 	c := &checker{base: in.Base.Name}
@@ -77,8 +104,34 @@ func validate(docs []any, in Input) []*Problem {
 		}
 	}
 	c.duplicateDocs(docs)
+	c.hostnames(docs, doc)
+	c.semantic(docs, doc, in)
 	c.schema(docs, in.Data.Talos.Version)
 	return c.probs
+}
+
+// hostnames checks the HostnameConfig documents against the main one: a
+// HostnameConfig with both hostname and auto is refused by Talos (they
+// conflict; v1.12 schema, HostnameConfig.auto), and a config that names
+// its host in both machine.network.hostname and a HostnameConfig has two
+// sources for one value: a warning, since which one Talos keeps is not
+// something a reader of the config can tell.
+func (c *checker) hostnames(docs []any, main Map) {
+	legacy, _ := lookup(main, "machine", "network", "hostname").(string)
+	for _, d := range docs {
+		m := d.(Map)
+		if k, _ := m.Get("kind"); k != "HostnameConfig" {
+			continue
+		}
+		name, _ := m.Get("hostname")
+		auto, hasAuto := m.Get("auto")
+		if name != nil && name != "" && hasAuto {
+			c.addIn(m, []string{"auto"}, auto, "set beside hostname %v; Talos refuses both: drop auto", name)
+		}
+		if legacy != "" {
+			c.warn([]string{"machine", "network", "hostname"}, legacy, "the host is also named by a HostnameConfig document; keep one (from Talos v1.12, the HostnameConfig document)")
+		}
+	}
 }
 
 // list returns the list at path, reporting a value that is not a list.
@@ -222,6 +275,9 @@ func (o origins) locate(p *Problem) {
 	for i := len(o) - 1; i >= 0; i-- {
 		s := o[i]
 		if ops, ok := jsonPatchOps(s.doc); ok {
+			if p.doc != nil {
+				continue // JSON patches change the v1alpha1 document only
+			}
 			if line := opLine(ops, s.node.n, p.segs, p.value); line > 0 {
 				p.File, p.Line = s.file, line
 				return
@@ -229,7 +285,11 @@ func (o origins) locate(p *Problem) {
 			continue
 		}
 		if m, ok := s.doc.(Map); ok {
-			if _, kinded := m.Get("kind"); kinded {
+			kind, kinded := m.Get("kind")
+			if kinded != (p.doc != nil) {
+				continue
+			}
+			if kinded && !sameDoc(p.doc, m, kind) {
 				continue
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -57,8 +58,25 @@ func (m Map) Delete(key string) Map {
 	return m
 }
 
-// A document's values are Map, []any, string, int, int64, float64, bool or
-// nil.
+// A document's values are Map, []any, string, Number, bool or nil, and
+// int, int64 or float64 where a JSON patch put a number.
+
+// Number is a YAML int or float as the file wrote it ("08", "0x1F", "1e3",
+// "1_000", ".inf"). Keeping the text, not a Go number, means a rendered
+// config says what its sources said: decoded and encoded again, "08" (a
+// float to YAML 1.1 readers) came out as 8, and a Talos field that takes a
+// string then got "8".
+type Number string
+
+// MarshalJSON writes n as a JSON number, as YAML reads it (JSON has no
+// infinities or NaN: those are an error).
+func (n Number) MarshalJSON() ([]byte, error) {
+	var v any
+	if err := yaml.Unmarshal([]byte(n), &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
 
 // maxValues bounds how many values one document may expand to, so that
 // aliases nested on aliases (a "billion laughs" document) fail instead of
@@ -119,6 +137,10 @@ func convert(n *yaml.Node, budget *int) (any, error) {
 		case "!!str", "!!timestamp", "!!binary":
 			// Timestamps stay text: Talos reads them as strings.
 			return n.Value, nil
+		case "!!int", "!!float":
+			if n.Style&yaml.TaggedStyle == 0 { // an explicit !!int or !!float is decoded
+				return Number(n.Value), nil
+			}
 		}
 		var v any
 		if err := n.Decode(&v); err != nil {
@@ -128,6 +150,18 @@ func convert(n *yaml.Node, budget *int) (any, error) {
 	}
 	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
 }
+
+// yaml11Bools are the strings YAML 1.1 reads as booleans: written plain,
+// an older reader would take "off" for false. The encoder quotes them when
+// it encodes a Go string; a node built by hand must say so itself.
+var yaml11Bools = map[string]bool{
+	"y": true, "Y": true, "yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
+	"n": true, "N": true, "no": true, "No": true, "NO": true, "off": true, "Off": true, "OFF": true,
+}
+
+// base60 matches YAML 1.1's sexagesimal numbers ("0000:02:00.0", a PCI
+// bus path, would be one), which the encoder also quotes in a Go string.
+var base60 = regexp.MustCompile(`^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`)
 
 // toNode converts a value into a YAML node for encoding.
 func toNode(v any) (*yaml.Node, error) {
@@ -152,6 +186,26 @@ func toNode(v any) (*yaml.Node, error) {
 			n.Content = append(n.Content, c)
 		}
 		return n, nil
+	}
+	// Scalars directly: yaml.Node.Encode would run a whole encoder and
+	// parser per value, the main cost of rendering a fleet.
+	switch v := v.(type) {
+	case string:
+		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+		if yaml11Bools[v] || base60.MatchString(v) {
+			n.Style = yaml.DoubleQuotedStyle // as the encoder quotes a Go string
+		}
+		return n, nil
+	case Number:
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: string(v)}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}, nil
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	case int:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v)}, nil
+	case int64:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}, nil
 	}
 	n := &yaml.Node{}
 	if err := n.Encode(v); err != nil {

@@ -184,6 +184,9 @@ func (s *Store) prepare(db *bolt.DB) (migrated int, err error) {
 		if err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(servedBucket); err != nil {
+			return err
+		}
 		if !old {
 			return nil
 		}
@@ -606,11 +609,13 @@ func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
 	return ok, nil
 }
 
-// deleteAll deletes the records (summary and event log) of macs.
+// deleteAll deletes the records (summary, event log and served config)
+// of macs.
 func deleteAll(sb, eb *bolt.Bucket, macs []machine.MAC) error {
+	served := sb.Tx().Bucket(servedBucket)
 	for _, mac := range macs {
 		key := []byte(mac.String())
-		if err := errors.Join(sb.Delete(key), eb.Delete(key)); err != nil {
+		if err := errors.Join(sb.Delete(key), eb.Delete(key), served.Delete(key)); err != nil {
 			return err
 		}
 	}

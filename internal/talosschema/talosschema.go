@@ -16,11 +16,18 @@ import (
 )
 
 // Map is a YAML mapping as Validate reads it: Len keys, and At(i) the i-th
-// key and its value. Values are Map, map[string]any, []any, string, the Go
-// integer and float types, bool or nil (a YAML null).
+// key and its value. Values are Map, map[string]any, []any, string,
+// Number, the Go integer and float types, bool or nil (a YAML null).
 type Map interface {
 	Len() int
 	At(i int) (key string, value any)
+}
+
+// Number is implemented by a value that is a YAML number kept as the text
+// its source wrote ("8", "0x1F", "1e3"), the way render holds numbers:
+// Validate reads such a value as a number.
+type Number interface {
+	YAMLNumber() string
 }
 
 // Issue is one thing Talos would refuse in a config, or (Warning) one it
@@ -444,6 +451,10 @@ func (w *walker) scalar(nd *node, v any, path []string) {
 		case float64:
 			if math.IsInf(x, 0) || math.IsNaN(x) {
 				w.add(path, v, false, "want an integer, have %v", v)
+			}
+		case Number:
+			if t := strings.ToLower(x.YAMLNumber()); strings.Contains(t, "inf") || strings.Contains(t, "nan") {
+				w.add(path, v, false, "want an integer, have %s", x.YAMLNumber())
 			}
 		case string:
 			if isNumber(x) {

@@ -180,11 +180,28 @@ type pairs [][2]any
 func (p pairs) Len() int               { return len(p) }
 func (p pairs) At(i int) (string, any) { return p[i][0].(string), p[i][1] }
 
+// num is a number kept as its text, as render keeps numbers.
+type num string
+
+func (n num) YAMLNumber() string { return string(n) }
+
 func TestMapInterface(t *testing.T) {
-	doc := pairs{{"version", "v1alpha1"}, {"machine", pairs{{"type", "worker"}, {"instal", map[string]any{}}}}}
-	issues := Validate("v1.12.1", []any{doc})
-	if len(issues) != 1 || PathString(issues[0].Path) != "machine.instal" || issues[0].Suggest != "did you mean `install`?" {
-		t.Errorf("got %v, want one unknown key machine.instal with a suggestion", issues)
+	doc := pairs{{"version", "v1alpha1"}, {"machine", pairs{
+		{"type", "worker"},
+		{"instal", map[string]any{}},
+		{"features", pairs{{"kubePrism", pairs{{"port", num("0x1D15")}, {"enabled", num("1")}}}}},
+		{"sysctls", pairs{{"vm.max_map_count", num("262144")}}},
+	}}}
+	var got []string
+	for _, is := range Validate("v1.12.1", []any{doc}) {
+		got = append(got, is.String())
+	}
+	want := []string{
+		"document 0: machine.instal: unknown key `instal`: Talos v1.12 would refuse the config (did you mean `install`?)",
+		"document 0: machine.features.kubePrism.enabled: want true or false, have 1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -39,6 +39,13 @@ func newServer(t *testing.T, token string) *httptest.Server {
 // newServerClock is newServer with the API's clock (nil: time.Now).
 func newServerClock(t *testing.T, token string, clock func() time.Time) *httptest.Server {
 	t.Helper()
+	srv, _ := newServerStore(t, token, clock)
+	return srv
+}
+
+// newServerStore is newServerClock that also returns the state store.
+func newServerStore(t *testing.T, token string, clock func() time.Time) (*httptest.Server, *state.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "profiles"))); err != nil {
 		t.Fatal(err)
@@ -66,5 +73,5 @@ func newServerClock(t *testing.T, token string, clock func() time.Time) *httptes
 	New(Options{API: a, Records: store, Profiles: ps, Files: ps, Logger: log}).Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, store
 }

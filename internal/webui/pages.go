@@ -32,6 +32,10 @@ type machineData struct {
 	Config    string
 	ConfigOK  bool
 	ConfigErr string
+	// Diff is how the config changed since it was last served; DiffErr
+	// says why there is none (never served, say).
+	Diff    api.ConfigDiff
+	DiffErr string
 }
 
 func (u *UI) machinePage(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +69,9 @@ func (u *UI) machinePage(w http.ResponseWriter, r *http.Request) {
 			d.ConfigErr = err.Error()
 		} else {
 			d.Config, d.ConfigOK = machineview.MaskSecrets(cfg), true
+		}
+		if d.Diff, err = u.opts.API.ConfigDiff(r.Context(), mac); err != nil {
+			d.DiffErr = err.Error()
 		}
 	}
 	u.render(w, http.StatusOK, "machine", mac.String(), d)

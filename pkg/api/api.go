@@ -230,3 +230,26 @@ type FactoryStatus struct {
 	// Versions is how many Talos versions it offers.
 	Versions int `json:"versions,omitempty"`
 }
+
+// ConfigDiff is the answer of GET /api/v1/machines/{mac}/config/diff: how
+// the config the machine would be served now differs from the one it was
+// last served. Both are compared with their secrets masked: a secret
+// reads as "<masked:TAG>", TAG a short keyed hash of it, so a changed
+// secret shows as a changed line without its value.
+type ConfigDiff struct {
+	MAC machine.MAC `json:"mac"`
+	// ServedAt is when the config was last served at /config/{mac}.
+	ServedAt time.Time `json:"servedAt"`
+	// ServedHash and CurrentHash are the hex SHA-256 of the bytes served
+	// then and of the bytes that would be served now, secrets included.
+	ServedHash  string `json:"servedHash"`
+	CurrentHash string `json:"currentHash"`
+	// Changed is ServedHash != CurrentHash.
+	Changed bool `json:"changed"`
+	// Diff is the unified diff from the served config (labelled "served")
+	// to the current one ("current"); empty when they are equal, or when
+	// Note says why there is none.
+	Diff string `json:"diff"`
+	// Note says why a change has no Diff: a config too large to keep, say.
+	Note string `json:"note,omitempty"`
+}

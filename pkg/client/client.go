@@ -115,6 +115,15 @@ func (c *Client) Script(ctx context.Context, mac, buildarch string) (string, err
 	return string(body), err
 }
 
+// ConfigDiff returns how the config mac would be served now differs
+// from the one it was last served (GET /api/v1/machines/{mac}/config/diff).
+// A machine never served a config is an error saying so (HTTP 404).
+func (c *Client) ConfigDiff(ctx context.Context, mac string) (api.ConfigDiff, error) {
+	var out api.ConfigDiff
+	_, err := c.do(ctx, http.MethodGet, machinePath(mac)+"/config/diff", &out)
+	return out, err
+}
+
 // Logs returns mac's newest received Talos log lines, oldest first: at
 // most lines of them (0: the server's default), only those holding q (any
 // case) when q is not empty.

@@ -49,18 +49,20 @@ type Firmware uint8
 // The firmware classes tinderbox tells apart. FirmwareOther is every code
 // it has no iPXE binary for.
 const (
-	FirmwareOther    Firmware = iota
-	FirmwareBIOS              // x86 BIOS PXE ROM (code 0)
-	FirmwareEFIIA32           // 32-bit x86 UEFI (codes 6, 15)
-	FirmwareEFIX64            // x86-64 UEFI (codes 7, 9, 16, 17)
-	FirmwareEFIARM32          // 32-bit ARM UEFI (codes 10, 18)
-	FirmwareEFIARM64          // arm64 UEFI (codes 11, 19)
+	FirmwareOther      Firmware = iota
+	FirmwareBIOS                // x86 BIOS PXE ROM (code 0)
+	FirmwareEFIIA32             // 32-bit x86 UEFI (codes 6, 15)
+	FirmwareEFIX64              // x86-64 UEFI (codes 7, 9, 16, 17)
+	FirmwareEFIARM32            // 32-bit ARM UEFI (codes 10, 18)
+	FirmwareEFIARM64            // arm64 UEFI (codes 11, 19)
+	FirmwareUBootARM32          // 32-bit ARM U-Boot (codes 21, 23)
+	FirmwareUBootARM64          // arm64 U-Boot (codes 22, 24)
 )
 
-var firmwareNames = [...]string{"other", "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64"}
+var firmwareNames = [...]string{"other", "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64", "uboot-arm32", "uboot-arm64"}
 
 // String names the firmware as metrics and logs label it: bios, efi-ia32,
-// efi-x64, efi-arm32, efi-arm64 or other.
+// efi-x64, efi-arm32, efi-arm64, uboot-arm32, uboot-arm64 or other.
 func (f Firmware) String() string {
 	if int(f) < len(firmwareNames) {
 		return firmwareNames[f]
@@ -83,7 +85,7 @@ func (f Firmware) Arch() Arch {
 	switch f {
 	case FirmwareBIOS, FirmwareEFIX64:
 		return ArchAMD64
-	case FirmwareEFIARM64:
+	case FirmwareEFIARM64, FirmwareUBootARM64:
 		return ArchARM64
 	}
 	return ""

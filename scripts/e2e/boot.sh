@@ -11,7 +11,7 @@
 # the same kernel, an initramfs that reports RUNNING and ready) to the disk
 # and reboots. Scenarios:
 #   1. UEFI (OVMF native PXE), known machine, install: once: offer → TFTP
-#      ipxe.efi → iPXE → script → kernel + initramfs from the cache (fetched
+#      snponly.efi → iPXE → script → kernel + initramfs from the cache (fetched
 #      once) → config with the right token, equal to `tinderbox render` →
 #      installed, from Talos' report, before the reboot → the reboot is
 #      told to boot its disk (ipxe.localBoot: exit), the disk boots, and
@@ -109,16 +109,11 @@ echo "hostname: bios-once" >"$p/machines/${biosonce//:/-}.yaml"
 printf 'hostname: failing\nkernelArgs: ["e2e.fail-install=1"]\n' >"$p/machines/${failing//:/-}.yaml"
 printf 'hostname: stall\nkernelArgs: ["e2e.stall=1"]\n' >"$p/machines/${stall//:/-}.yaml"
 
-# The iPXE builds: Debian's, except that UEFI machines get snponly.efi as
-# ipxe.efi. Debian's 2019 ipxe.efi hangs under OVMF once its script exits
-# (docs/testing.md, "Booting the disk"), so no UEFI machine could reach its
-# disk. Copies, not links: tinderbox serves nothing that leaves ipxe.dir.
-if [ -z "${E2E_IPXE_DIR:-}" ]; then
-	E2E_IPXE_DIR=$work/ipxe
-	mkdir -p "$E2E_IPXE_DIR"
-	cp /usr/lib/ipxe/undionly.kpxe "$E2E_IPXE_DIR/"
-	cp /usr/lib/ipxe/snponly.efi "$E2E_IPXE_DIR/ipxe.efi"
-fi
+# The iPXE builds: Debian's, as a user's install has them. UEFI machines
+# get snponly.efi, tinderbox's default (ipxe.efiX64): Debian's 2019
+# ipxe.efi hangs under OVMF once its script exits (docs/testing.md,
+# "Booting the disk").
+E2E_IPXE_DIR=${E2E_IPXE_DIR:-/usr/lib/ipxe}
 
 # tbconfig LOCALBOOT: tinderbox's config, with ipxe.localBoot LOCALBOOT.
 tbconfig() {
@@ -231,7 +226,7 @@ start=$(now)
 vm_start uefi "${E2E}tap0" "$uefi" 11111111-2222-4333-8444-555555555501 ovmf reboot
 vm_wait "$vm_pid" 300 powered_off uefi || true
 timings "1 UEFI install" "$uefi" "$start"
-check "1: OVMF fetched ipxe.efi over TFTP" grep -q "tftp: file sent.*file=ipxe.efi" "$work/tinderbox.log"
+check "1: OVMF fetched snponly.efi over TFTP" grep -q "tftp: file sent.*file=snponly.efi" "$work/tinderbox.log"
 installs uefi "$uefi" ovmf 1
 check "1: kernel fetched once from the factory" fetched_once v1.12.7 kernel-amd64
 check "1: initramfs fetched once from the factory" fetched_once v1.12.7 initramfs-amd64.xz

@@ -31,7 +31,7 @@ e2e_require() {
 	for tool in ip qemu-system-x86_64 dnsmasq go "$@"; do
 		command -v "$tool" >/dev/null || e2e_skip "$tool is not installed (scripts/deps.sh e2e)"
 	done
-	for f in /usr/share/OVMF/OVMF_CODE.fd /usr/share/OVMF/OVMF_VARS.fd /usr/lib/ipxe/ipxe.efi /usr/lib/ipxe/undionly.kpxe; do
+	for f in /usr/share/OVMF/OVMF_CODE.fd /usr/share/OVMF/OVMF_VARS.fd /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/undionly.kpxe; do
 		[ -e "$f" ] || e2e_skip "$f is missing (apt-get install ovmf ipxe)"
 	done
 }

@@ -1,0 +1,54 @@
+package profiles
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/tinderbox-boot/tinderbox/internal/problem"
+	"github.com/tinderbox-boot/tinderbox/internal/secrets"
+)
+
+// bundle is a secrets bundle and its file; bundle is nil when the file
+// has problems.
+type bundle struct {
+	file   string
+	bundle *secrets.Bundle
+}
+
+// readBundles reads the secrets bundles (docs/profiles.md, "Secrets
+// bundle"): secrets.yaml at the top of dir, the default (named "" in
+// ls.bundles), when it exists, and every secrets/<name>.yaml. A bundle
+// that does not parse has a nil bundle, and its problems (file, line,
+// field; never a value) are returned.
+func (ls *layers) readBundles(dir string) []error {
+	ls.bundles = map[string]bundle{}
+	paths := map[string]string{}
+	if _, err := os.Stat(filepath.Join(dir, "secrets.yaml")); err == nil {
+		paths[""] = filepath.Join(dir, "secrets.yaml")
+	}
+	maps.Copy(paths, ls.files["secrets"])
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(paths)) {
+		path := paths[name]
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, &Problem{File: path, Msg: err.Error()})
+			ls.bundles[name] = bundle{file: path}
+			continue
+		}
+		b, err := secrets.Parse(data)
+		for _, e := range problem.Leaves(err) {
+			var se *secrets.Error
+			if errors.As(e, &se) {
+				errs = append(errs, &Problem{File: path, Line: se.Line, Msg: "secrets bundle: " + (&secrets.Error{Field: se.Field, Msg: se.Msg}).Error()})
+				continue
+			}
+			errs = append(errs, &Problem{File: path, Msg: "secrets bundle: " + e.Error()})
+		}
+		ls.bundles[name] = bundle{file: path, bundle: b}
+	}
+	return errs
+}
