@@ -43,6 +43,9 @@ func (c *checker) schema(docs []any, version string) {
 				continue
 			}
 			c.addIn(doc, is.Path, is.Value, "%s", msg)
+			if len(is.Path) == 0 {
+				c.probs[len(c.probs)-1].Path = docLabelOf(doc) // the document itself
+			}
 		}
 		if is.Warning {
 			c.probs[len(c.probs)-1].Warning = true

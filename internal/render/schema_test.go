@@ -36,6 +36,14 @@ func TestSchemaProblems(t *testing.T) {
 			},
 		},
 		{
+			name:    "missing required key",
+			version: "v1.12.7",
+			patch:   "apiVersion: v1alpha1\nkind: VLANConfig\nname: eth0.20\nparent: eth0\n",
+			errs: []string{
+				"patch.yaml:1: VLANConfig[eth0.20]: missing `vlanID`, which Talos requires",
+			},
+		},
+		{
 			name:    "kind of a later release",
 			version: "v1.11.5",
 			patch:   "apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: w-01\n",
