@@ -503,7 +503,7 @@ func TestValidateKernelCmdline(t *testing.T) {
 	}
 
 	_, stderr, err = run(t, write(t, `["console=ttyS0"]`))
-	if err != nil || strings.Contains(stderr, "warning") {
+	if err != nil || strings.Contains(stderr, "kernel command line") {
 		t.Errorf("a short command line: err %v, stderr:\n%s", err, stderr)
 	}
 }

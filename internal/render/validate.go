@@ -106,6 +106,7 @@ func validate(docs []any, in Input) []*Problem {
 	c.duplicateDocs(docs)
 	c.hostnames(docs, doc)
 	c.semantic(docs, doc, in)
+	c.schema(docs, in.Data.Talos.Version)
 	return c.probs
 }
 
