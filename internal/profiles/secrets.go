@@ -26,7 +26,7 @@ type bundle struct {
 func (ls *layers) readBundles(dir string) []error {
 	ls.bundles = map[string]bundle{}
 	paths := map[string]string{}
-	if _, err := os.Stat(filepath.Join(dir, "secrets.yaml")); err == nil {
+	if fi, err := os.Stat(filepath.Join(dir, "secrets.yaml")); err == nil && !emptyDir(filepath.Join(dir, "secrets.yaml"), fi) {
 		paths[""] = filepath.Join(dir, "secrets.yaml")
 	}
 	maps.Copy(paths, ls.files["secrets"])
@@ -51,4 +51,15 @@ func (ls *layers) readBundles(dir string) []error {
 		ls.bundles[name] = bundle{file: path, bundle: b}
 	}
 	return errs
+}
+
+// emptyDir says whether path, of file info fi, is an empty directory: what
+// Kubernetes mounts for a subPath whose key the Secret or ConfigMap lacks,
+// so that a deployment mounting secrets.yaml works without a bundle too.
+func emptyDir(path string, fi os.FileInfo) bool {
+	if !fi.IsDir() {
+		return false
+	}
+	entries, err := os.ReadDir(path)
+	return err == nil && len(entries) == 0
 }

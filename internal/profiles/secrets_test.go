@@ -232,3 +232,20 @@ func TestExampleSecrets(t *testing.T) {
 		t.Errorf("machine types %v, want 3 control planes and a worker", types)
 	}
 }
+
+// TestSecretsEmptyDirIsNoBundle: Kubernetes mounts an empty directory for a
+// subPath whose key is missing; at secrets.yaml that means no bundle, not
+// a problem. A directory with something in it is a problem.
+func TestSecretsEmptyDirIsNoBundle(t *testing.T) {
+	dir := secretsTree(t, nil)
+	if err := os.Mkdir(filepath.Join(dir, "secrets.yaml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(t.Context(), testOptions(dir)); err != nil {
+		t.Fatalf("an empty secrets.yaml directory: %v", err)
+	}
+	writeFile(t, filepath.Join(dir, "secrets.yaml", "x"), "y")
+	if _, err := Load(t.Context(), testOptions(dir)); err == nil || !strings.Contains(err.Error(), "secrets.yaml") {
+		t.Fatalf("a directory with a file at secrets.yaml: got %v, want a problem naming it", err)
+	}
+}
