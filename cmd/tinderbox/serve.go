@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -275,15 +276,20 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		return nil, err
 	}
 
-	// Profiles: refuse to start on a problem (there is no earlier set to
-	// fall back on); the watcher serves later edits that load, and keeps
-	// the last good set on one that does not.
+	// Profiles: on a problem, serve the last good set kept under
+	// state.dir (a copy made at every good load), and refuse to start only
+	// when there is none; the watcher serves later edits that load, and
+	// keeps the last good set on one that does not.
 	popts := profileOptions(cfg, fc)
 	popts.BaseURL = baseURL // the port actually bound, which differs from the config's for ":0"
-	if d.profiles, err = profiles.NewStore(ctx, popts, profiles.StoreOptions{Logger: log, Registerer: d.registry}); err != nil {
-		return nil, fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem): %w", cfg.Profiles.Dir, err)
+	sopts := profiles.StoreOptions{Logger: log, Registerer: d.registry, LastGood: filepath.Join(cfg.State.Dir, LastGoodProfilesDir)}
+	if d.profiles, err = profiles.NewStore(ctx, popts, sopts); err != nil {
+		return nil, fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem), and no last good set is kept in %s: %w",
+			cfg.Profiles.Dir, sopts.LastGood, err)
 	}
-	log.Info("profiles loaded", "dir", cfg.Profiles.Dir, "machines", d.profiles.Set().Len(), "unknown", d.profiles.Unknown())
+	if st := d.profiles.Status(); st.Err == nil {
+		log.Info("profiles loaded", "dir", cfg.Profiles.Dir, "machines", d.profiles.Set().Len(), "unknown", d.profiles.Unknown())
+	}
 
 	// Assets: the on-disk cache in front of the factory, serving and
 	// fetching only what the profiles being served boot and cache.allow
@@ -516,3 +522,8 @@ func (d *daemon) close() {
 		_ = c()
 	}
 }
+
+// LastGoodProfilesDir is where, under state.dir, the daemon keeps a copy of
+// the last profiles directory that loaded, served at start when the
+// directory does not load.
+const LastGoodProfilesDir = "profiles-last-good"

@@ -507,3 +507,30 @@ func TestValidateKernelCmdline(t *testing.T) {
 		t.Errorf("a short command line: err %v, stderr:\n%s", err, stderr)
 	}
 }
+
+// TestServeStartsOnLastGoodProfiles: a daemon that once loaded its
+// profiles starts again with broken files, serving the copy it kept under
+// state.dir, and says so in its status; a state.dir without a copy still
+// refuses broken files.
+func TestServeStartsOnLastGoodProfiles(t *testing.T) {
+	cfg := testConfig(t)
+	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
+	_, stop := startDaemon(t, cfg)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(cfg.Profiles.Dir, "defaults.yaml"), "install: sometimes\n")
+	d, stop := startDaemon(t, cfg)
+	defer func() { _ = stop() }()
+	st := d.profiles.Status()
+	if st.Err == nil || d.profiles.Set().Len() != 4 {
+		t.Errorf("restart on broken files: status err %v, %d machines; want the problem and the 4 machines of the last good set", st.Err, d.profiles.Set().Len())
+	}
+
+	fresh := testConfig(t)
+	copyTree(t, filepath.Join("..", "..", "profiles"), fresh.Profiles.Dir)
+	writeFile(t, filepath.Join(fresh.Profiles.Dir, "defaults.yaml"), "install: sometimes\n")
+	if _, err := newDaemon(t.Context(), fresh, testLogger(t)); err == nil || !strings.Contains(err.Error(), "no last good set") {
+		t.Errorf("broken files, no copy: got %v, want a refusal", err)
+	}
+}

@@ -59,6 +59,22 @@ type Store struct {
 	set     *Set
 	status  Status
 	reloads *prometheus.CounterVec
+
+	lastGood string     // StoreOptions.LastGood
+	keepMu   sync.Mutex // one copy at a time
+}
+
+// keep saves set's directory as the last good set, when the store keeps
+// one. A failure is logged: serving goes on, only the fallback is older.
+func (s *Store) keep(set *Set) {
+	if s.lastGood == "" {
+		return
+	}
+	s.keepMu.Lock()
+	defer s.keepMu.Unlock()
+	if err := saveLastGood(s.opts.Dir, s.lastGood, set.stamp); err != nil {
+		s.log.Warn("profiles: cannot keep a copy of the loaded set for the next start", "dir", s.lastGood, "err", err)
+	}
 }
 
 // StoreOptions configures NewStore beyond what Load needs.
@@ -67,13 +83,18 @@ type StoreOptions struct {
 	Registerer prometheus.Registerer
 	// Debounce overrides DefaultDebounce.
 	Debounce time.Duration
+	// LastGood, when set, is where a copy of the last directory that
+	// loaded is kept (under state.dir): written after every good load,
+	// and served by NewStore when the directory does not load.
+	LastGood string
 }
 
-// NewStore loads the directory and returns a store serving it. It fails,
-// with every problem, when the directory does not load: there is no
-// earlier set to fall back on.
+// NewStore loads the directory and returns a store serving it. When the
+// directory does not load, it serves the last good set (StoreOptions.
+// LastGood) and keeps the problems in Status, as Reload does; with no
+// last good set it fails, with every problem.
 func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, error) {
-	s := &Store{opts: opts, log: sopts.Logger, debounce: sopts.Debounce}
+	s := &Store{opts: opts, log: sopts.Logger, debounce: sopts.Debounce, lastGood: sopts.LastGood}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -82,10 +103,25 @@ func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, er
 	}
 	set, err := Load(ctx, opts)
 	if err != nil {
-		return nil, err
+		if s.lastGood == "" {
+			return nil, err
+		}
+		good, gerr := loadLastGood(ctx, opts, s.lastGood)
+		if gerr != nil {
+			return nil, err
+		}
+		s.set = good
+		s.status = Status{Dir: opts.Dir, LoadedAt: good.loadedAt, Machines: good.Len(), LastAttempt: time.Now(), Err: err}
+		for _, e := range problem.Leaves(err) {
+			s.status.Problems = append(s.status.Problems, e.Error())
+		}
+		s.log.Error("profiles: the directory does not load; serving the last good set kept under state.dir until it is fixed",
+			"dir", opts.Dir, "last_good", s.lastGood, "problems", len(s.status.Problems), "err", strings.Join(s.status.Problems, "; "))
+	} else {
+		s.set = set
+		s.status = Status{Dir: opts.Dir, LoadedAt: set.loadedAt, Machines: set.Len(), LastAttempt: set.loadedAt}
+		s.keep(set)
 	}
-	s.set = set
-	s.status = Status{Dir: opts.Dir, LoadedAt: set.loadedAt, Machines: set.Len(), LastAttempt: set.loadedAt}
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Subsystem: "profiles", Name: "reloads_total",
 		Help: "Loads of the profiles directory after a change, by result (ok, error: the last good set keeps serving).",
@@ -195,6 +231,9 @@ func (s *Store) Reload(ctx context.Context) error {
 	}
 	probs := s.status.Problems
 	s.mu.Unlock()
+	if err == nil {
+		s.keep(set)
+	}
 	if err != nil {
 		s.reloads.WithLabelValues("error").Inc()
 		s.log.Error("profiles: the changed directory does not load; still serving the last good set",

@@ -281,3 +281,53 @@ func TestWatchDirectoryReplaced(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-06.yaml"), "values: {host: 16}\n")
 	eventually(t, "an edit after re-creating", has("52-54-00-00-00-06"))
 }
+
+// TestLastGoodSurvivesRestart: a store keeps a copy of each set that
+// loads; a restart while the files are broken serves that copy, says why
+// in Status, and loads the directory again once it is fixed.
+func TestLastGoodSurvivesRestart(t *testing.T) {
+	dir := copyDir(t, "testdata/golden/layers/profiles")
+	lastGood := filepath.Join(t.TempDir(), "state", "profiles-last-good")
+	sopts := StoreOptions{LastGood: lastGood}
+	s, err := NewStore(t.Context(), testOptions(dir), sopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(s.Machines())
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-00-03.yaml"), "values: {host: 13}\n")
+	if err := s.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(lastGood, "machines", "52-54-00-00-00-03.yaml")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the copy after a reload: %v %v", fi, err)
+	}
+
+	// A bad edit, then a restart.
+	broken := filepath.Join(dir, "machines", "52-54-00-00-00-03.yaml")
+	writeFile(t, broken, "install: sometimes\n")
+	if err := s.Reload(t.Context()); err == nil {
+		t.Fatal("the broken directory loaded")
+	}
+	s2, err := NewStore(t.Context(), testOptions(dir), sopts)
+	if err != nil {
+		t.Fatalf("restart with broken files and a last good set: %v", err)
+	}
+	st := s2.Status()
+	if st.Err == nil || len(st.Problems) == 0 || !strings.Contains(strings.Join(st.Problems, "\n"), "52-54-00-00-00-03.yaml") {
+		t.Errorf("status: %+v, want the problem", st)
+	}
+	if _, ok := s2.Machine(machine.MustParseMAC("52-54-00-00-00-03")); !ok || len(s2.Machines()) != want+1 {
+		t.Errorf("serving %d machines, want the last good set's %d", len(s2.Machines()), want+1)
+	}
+
+	// Fixed: the directory loads again, and a restart needs no fallback.
+	writeFile(t, broken, "values: {host: 23}\n")
+	if err := s2.Reload(t.Context()); err != nil || s2.Status().Err != nil {
+		t.Fatalf("after the fix: %v %v", err, s2.Status().Err)
+	}
+	// Without a last good set, a broken directory still refuses to start.
+	writeFile(t, broken, "install: sometimes\n")
+	if _, err := NewStore(t.Context(), testOptions(dir), StoreOptions{}); err == nil {
+		t.Error("no last good set: a broken directory started")
+	}
+}
