@@ -25,6 +25,9 @@ type ProfileFiles interface {
 	CheckMachine(ctx context.Context, mac machine.MAC, data []byte) (profiles.Written, error)
 	WriteMachine(ctx context.Context, mac machine.MAC, data []byte, pre profiles.Precondition) (profiles.Written, error)
 	DeleteMachine(ctx context.Context, mac machine.MAC, pre profiles.Precondition) (profiles.Written, error)
+	// Writable is nil when profile files can be written here, else an
+	// error wrapping profiles.ErrReadOnly that says why.
+	Writable() error
 }
 
 // profileParam is machineParam for the profile calls, which also need the
@@ -144,6 +147,8 @@ func (a *API) writeFailed(w http.ResponseWriter, r *http.Request, op string, res
 		WriteError(w, http.StatusPreconditionFailed, conflict.Msg)
 	case errors.As(err, &invalid):
 		a.problems(w, r, invalid.Err)
+	case errors.Is(err, profiles.ErrReadOnly):
+		WriteError(w, http.StatusConflict, err.Error())
 	default:
 		a.internal(w, op, err)
 	}

@@ -180,6 +180,9 @@ func (a *API) Status(ctx context.Context) api.Status {
 	if a.opts.Files != nil {
 		ps := a.opts.Files.Status()
 		st.Profiles.Dir, st.Profiles.Machines = ps.Dir, ps.Machines
+		if err := a.opts.Files.Writable(); err != nil {
+			st.Profiles.ReadOnly = err.Error()
+		}
 		if !ps.LoadedAt.IsZero() {
 			st.Profiles.LoadedAt = &ps.LoadedAt
 		}

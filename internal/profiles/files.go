@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
@@ -22,6 +23,37 @@ var ErrConflict = errors.New("profiles: precondition failed")
 
 // ErrNotFound is what DeleteMachine returns for a machine without a file.
 var ErrNotFound = errors.New("profiles: no such file")
+
+// ErrReadOnly is returned (wrapped, with the reason) by Writable,
+// WriteMachine and DeleteMachine when this process cannot write machine
+// profile files: a read-only mount (a Kubernetes ConfigMap or Secret
+// volume) or a directory it has no write permission on (the .deb installs
+// /etc/tinderbox/profiles owned by root).
+var ErrReadOnly = errors.New("the profiles directory cannot be written by tinderbox here: edit the files where they come from (git, the ConfigMap or Secret, /etc/tinderbox/profiles as root), and tinderbox reloads them")
+
+// Writable returns nil when machine profile files can be written (the
+// machines directory, or the profiles directory while it has none), and
+// otherwise an error wrapping ErrReadOnly with the reason (access(2) with
+// W_OK: EROFS for a read-only mount, EACCES for permissions).
+func (s *Store) Writable() error {
+	target := filepath.Join(s.opts.Dir, "machines")
+	if _, err := os.Stat(target); err != nil {
+		target = s.opts.Dir
+	}
+	if err := unix.Access(target, unix.W_OK); err != nil {
+		return fmt.Errorf("%w (%s: %v)", ErrReadOnly, target, err)
+	}
+	return nil
+}
+
+// readOnly wraps a write error that means the directory is read-only
+// (EROFS, EACCES, EPERM) in ErrReadOnly; others are returned as they are.
+func readOnly(err error) error {
+	if errors.Is(err, unix.EROFS) || errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w (%v)", ErrReadOnly, err)
+	}
+	return err
+}
 
 // ConflictError says why a precondition failed. errors.Is(err,
 // ErrConflict) holds for it.
@@ -141,6 +173,9 @@ func (s *Store) WriteMachine(ctx context.Context, mac machine.MAC, data []byte, 
 	if err != nil {
 		return out, err
 	}
+	if err := s.Writable(); err != nil {
+		return out, err
+	}
 	if err := pre.check(cur); err != nil {
 		return out, err
 	}
@@ -148,7 +183,7 @@ func (s *Store) WriteMachine(ctx context.Context, mac machine.MAC, data []byte, 
 		return out, err
 	}
 	if err := replaceFile(s.path(cur.Rel), data); err != nil {
-		return out, fmt.Errorf("profiles: write %s: %w", cur.Rel, err)
+		return out, fmt.Errorf("profiles: write %s: %w", cur.Rel, readOnly(err))
 	}
 	out.ETag, out.Created = ETag(data), !cur.Exists()
 	out.ReloadErr = s.Reload(ctx)
@@ -170,6 +205,9 @@ func (s *Store) DeleteMachine(ctx context.Context, mac machine.MAC, pre Precondi
 	if !cur.Exists() {
 		return out, fmt.Errorf("profiles: %s: %w", cur.Rel, ErrNotFound)
 	}
+	if err := s.Writable(); err != nil {
+		return out, err
+	}
 	if err := pre.check(cur); err != nil {
 		return out, err
 	}
@@ -178,7 +216,7 @@ func (s *Store) DeleteMachine(ctx context.Context, mac machine.MAC, pre Precondi
 	}
 	path := s.path(cur.Rel)
 	if err := os.Remove(path); err != nil {
-		return out, fmt.Errorf("profiles: delete %s: %w", cur.Rel, err)
+		return out, fmt.Errorf("profiles: delete %s: %w", cur.Rel, readOnly(err))
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return out, fmt.Errorf("profiles: delete %s: %w", cur.Rel, err)

@@ -29,6 +29,7 @@ type machineData struct {
 	File      string
 	Exists    bool
 	Editable  bool
+	ReadOnly  string // why Save is off, when the directory cannot be written
 	Config    string
 	ConfigOK  bool
 	ConfigErr string
@@ -57,6 +58,9 @@ func (u *UI) machinePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Editable, d.File = true, f.Rel
+		if err := u.opts.Files.Writable(); err != nil {
+			d.ReadOnly = err.Error()
+		}
 		if f.Exists() {
 			d.Profile, d.ETag, d.Exists = string(f.Data), f.ETag, true
 		} else {

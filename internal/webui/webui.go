@@ -46,6 +46,8 @@ type Profiles interface {
 // implements it.
 type Files interface {
 	MachineFile(mac machine.MAC) (profiles.MachineFile, error)
+	// Writable is nil when the editor can save, else why it cannot.
+	Writable() error
 }
 
 // Options configures New.

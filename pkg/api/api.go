@@ -220,6 +220,10 @@ type ProfileStatus struct {
 	// Problems are why the files on disk do not load; the set loaded at
 	// LoadedAt keeps serving meanwhile.
 	Problems []string `json:"problems"`
+	// ReadOnly, when set, is why profile files cannot be written through
+	// the API and UI here (a read-only mount, or no write permission), and
+	// where to edit them instead.
+	ReadOnly string `json:"readOnly,omitempty"`
 }
 
 // FactoryStatus says whether the Image Factory answers.

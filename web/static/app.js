@@ -199,7 +199,7 @@ function editor(base) {
     if (r.status === 422) { valid = false; show((await r.json()).at || []); }
     else if (r.ok) { valid = true; show([]); }
     else { valid = false; show([{ message: await errorText(r) }]); }
-    save.disabled = !valid;
+    save.disabled = !valid || form.dataset.readonly === "true";
   };
   form.dataset.file = document.querySelector("#profile h2 .mono")?.textContent || "";
   ta.addEventListener("input", () => { drawGutter(); clearTimeout(timer); timer = setTimeout(check, 400); });
