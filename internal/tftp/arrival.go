@@ -1,12 +1,15 @@
 package tftp
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/tinderbox-boot/tinderbox/internal/bind"
 )
 
 // arrival is where a request arrived: the address it was sent to and the
@@ -84,6 +87,23 @@ func isSubnetBroadcast(addrs []net.Addr, d netip.Addr) bool {
 	return false
 }
 
+// Listen binds the TFTP server's UDP socket on addr ("host:port"; ":69"
+// listens on every address, IPv4 and IPv6) and has the kernel report,
+// from then on, each request's destination address and interface
+// (IP_PKTINFO, IPV6_PKTINFO), which Serve needs to answer from the
+// address the client asked: requests that queue before Serve starts carry
+// them too. Where the operating system reports neither, the socket is
+// returned as it is. A bind error names the port (bind.Error). The caller
+// hands the socket to Serve, or closes it.
+func Listen(ctx context.Context, addr string) (net.PacketConn, error) {
+	pc, err := bind.UDP(ctx, "TFTP", addr)
+	if err != nil {
+		return nil, err
+	}
+	newRequestConn(pc)
+	return pc, nil
+}
+
 // requestConn is the server port: it reads requests with where they
 // arrived and sends error packets from a chosen source address.
 type requestConn interface {
@@ -111,7 +131,7 @@ func newRequestConn(conn net.PacketConn) requestConn {
 	if la != nil && la.IP.To4() == nil {
 		pc := ipv6.NewPacketConn(conn)
 		if pc.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true) == nil {
-			return v6Conn{pc: pc, bound: bound}
+			return v6Conn{pc: pc, pc4: ipv4.NewPacketConn(conn), bound: bound}
 		}
 	} else if la != nil {
 		pc := ipv4.NewPacketConn(conn)
@@ -157,7 +177,12 @@ func (c v4Conn) writeTo(b []byte, to *net.UDPAddr, from netip.Addr, _ int) error
 
 // v6Conn is an IPv6 socket, dual-stack or IPv6-only, with IPV6_PKTINFO.
 type v6Conn struct {
-	pc    *ipv6.PacketConn
+	pc *ipv6.PacketConn
+	// pc4 sends to IPv4 clients of a dual-stack socket: the source goes
+	// in an IP_PKTINFO message, which Linux honours on an IPv6 socket
+	// sending to an IPv4 address (x/net/ipv6 will not put an IPv4-mapped
+	// source in IPV6_PKTINFO).
+	pc4   *ipv4.PacketConn
 	bound netip.Addr
 }
 
@@ -178,14 +203,15 @@ func (c v6Conn) readFrom(b []byte) (int, *net.UDPAddr, arrival, error) {
 }
 
 func (c v6Conn) writeTo(b []byte, to *net.UDPAddr, from netip.Addr, ifIndex int) error {
+	if from.Is4() {
+		ap := to.AddrPort()
+		_, err := c.pc4.WriteTo(b, &ipv4.ControlMessage{Src: from.AsSlice()}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())))
+		return err
+	}
 	var cm *ipv6.ControlMessage
 	if from.IsValid() {
-		// An IPv4 source goes as an IPv4-mapped address: Linux reads
-		// IPV6_PKTINFO on a packet to an IPv4-mapped destination as
-		// IP_PKTINFO's source. A link-local source needs its interface.
-		a16 := from.As16()
-		cm = &ipv6.ControlMessage{Src: a16[:]}
-		if from.Is6() && from.IsLinkLocalUnicast() {
+		cm = &ipv6.ControlMessage{Src: from.AsSlice()}
+		if from.IsLinkLocalUnicast() { // a link-local source needs its interface
 			cm.IfIndex = ifIndex
 		}
 	}
