@@ -114,7 +114,7 @@ type requestConn interface {
 }
 
 // newRequestConn wraps the listening socket. On an IPv6 socket (which
-// receives IPv4 too unless it is IPv6-only, as ":69" is) it asks for
+// receives IPv4 too unless it is IPv6-only; ":69" is not) it asks for
 // IPV6_PKTINFO, which reports an IPv4 packet's destination as an
 // IPv4-mapped address; on an IPv4 socket for IP_PKTINFO. A socket that
 // cannot report destinations (not UDP, or an operating system without
@@ -154,7 +154,10 @@ func (c v4Conn) readFrom(b []byte) (int, *net.UDPAddr, arrival, error) {
 		return 0, nil, arrival{}, err
 	}
 	a := arrival{dst: c.bound}
-	if cm != nil {
+	// A packet queued before IP_PKTINFO was on comes with its destination
+	// but interface 0 (Linux notes the interface as it queues the packet):
+	// it counts as unknown, lest a broadcast be answered from.
+	if cm != nil && cm.IfIndex > 0 {
 		a.ifIndex = cm.IfIndex
 		if d, ok := netip.AddrFromSlice(cm.Dst); ok {
 			a.dst = d.Unmap()
@@ -192,7 +195,7 @@ func (c v6Conn) readFrom(b []byte) (int, *net.UDPAddr, arrival, error) {
 		return 0, nil, arrival{}, err
 	}
 	a := arrival{dst: c.bound}
-	if cm != nil {
+	if cm != nil && cm.IfIndex > 0 { // as for IPv4: an IPv4 packet queued early has interface 0
 		a.ifIndex = cm.IfIndex
 		if d, ok := netip.AddrFromSlice(cm.Dst); ok && !d.IsUnspecified() {
 			a.dst = d.Unmap()

@@ -126,10 +126,11 @@ type Options struct {
 	// error packet. 0 means DefaultMaxTransfers.
 	MaxTransfers int
 	// MaxBlksize caps the blksize granted, in bytes of file data per DATA
-	// packet, below the cap the receiving interface's MTU sets (see
-	// blksizeForMTU): for clients behind a link with a smaller MTU than
-	// the server's own. 0 means no cap beyond the MTU's and RFC 2348's
-	// 65464; a value below 8 counts as 8.
+	// packet, below the cap the receiving interface's MTU sets (the MTU
+	// minus 32 for IPv4, minus 52 for IPv6: the IP, UDP and TFTP headers):
+	// for clients behind a link with a smaller MTU than the server's own.
+	// 0 means no cap beyond the MTU's and RFC 2348's 65464; a value below
+	// 8 counts as 8.
 	MaxBlksize int
 }
 
@@ -219,6 +220,19 @@ type local struct {
 func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn, remote *net.UDPAddr, arr arrival, p []byte) {
 	rp := remote.AddrPort()
 	rp = netip.AddrPortFrom(rp.Addr().Unmap(), rp.Port())
+	if len(p) < 2 {
+		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: errShort})
+		return
+	}
+	op := binary.BigEndian.Uint16(p)
+	if op != opRRQ && op != opWRQ {
+		// A stray DATA, ACK or ERROR on the server port is not answered:
+		// answering could start an error ping-pong with another server.
+		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
+		return
+	}
+	// Only requests are answered, so only they need the interface (a
+	// netlink query).
 	var ifi *net.Interface
 	if arr.ifIndex > 0 {
 		ifi, _ = net.InterfaceByIndex(arr.ifIndex)
@@ -228,11 +242,7 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 		ifAddrs, _ = ifi.Addrs()
 	}
 	me := local{addr: replySource(arr.dst, ifAddrs), ifIndex: arr.ifIndex}
-	if len(p) < 2 {
-		s.done(ctx, outcome{remote: rp, local: me.addr, result: ResultBadRequest, err: errShort})
-		return
-	}
-	switch op := binary.BigEndian.Uint16(p); op {
+	switch op {
 	case opRRQ:
 		req, err := parseRequest(p[2:], s.blksizeLimit(ifi, rp.Addr().Is4()))
 		if err != nil {
@@ -261,10 +271,6 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 		req, _ := parseRequest(p[2:], maxBlksize)
 		s.reply(rc, remote, me, errAccessViolation, "read-only server: writes are refused")
 		s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: ResultRefused, err: errors.New("write request")})
-	default:
-		// A stray DATA, ACK or ERROR on the server port is not answered:
-		// answering could start an error ping-pong with another server.
-		s.done(ctx, outcome{remote: rp, local: me.addr, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
 	}
 }
 
