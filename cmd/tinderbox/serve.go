@@ -168,7 +168,7 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 		}
 	}
 	if cfg.TFTP.Enabled {
-		if s.tftp, err = bind.UDP(ctx, "TFTP", cfg.TFTP.Listen); err != nil {
+		if s.tftp, err = tftp.Listen(ctx, cfg.TFTP.Listen); err != nil {
 			return nil, err
 		}
 	}
@@ -375,7 +375,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 
 	// TFTP: the iPXE chain-load.
 	if socks.tftp != nil {
-		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow})
+		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow, MaxBlksize: cfg.TFTP.MaxBlockSize})
 		log.Info("tftp listening", "addr", d.tftpAddr.String(), "dir", root.Dir())
 		d.add("TFTP", func(ctx context.Context) error { return srv.Serve(ctx, socks.tftp) })
 	}

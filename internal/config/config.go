@@ -75,6 +75,10 @@ type DHCP struct {
 type TFTP struct {
 	Enabled bool   `mapstructure:"enabled"`
 	Listen  string `mapstructure:"listen"`
+	// MaxBlockSize caps the blksize (RFC 2348) granted to clients, in
+	// bytes of file data per DATA packet, below the cap the receiving
+	// interface's MTU sets; 0 for none, else 512–65464.
+	MaxBlockSize int `mapstructure:"maxBlockSize"`
 }
 
 // IPXE says where the iPXE binaries are and how a script boots the local disk.
@@ -199,6 +203,7 @@ func defaults() map[string]any {
 		"dhcp.replyDelay":        "0s",
 		"tftp.enabled":           true,
 		"tftp.listen":            ":69",
+		"tftp.maxBlockSize":      0,
 		"ipxe.dir":               "/usr/lib/ipxe",
 		"ipxe.localBoot":         LocalBootExit,
 		"ipxe.efiX64":            "snponly.efi",

@@ -89,7 +89,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		HTTP:      HTTP{Listen: ":18080"},
 		Admin:     Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
 		DHCP:      DHCP{Enabled: true, Port: 1067, PXEPort: 14011, ReplyDelay: 750 * time.Millisecond},
-		TFTP:      TFTP{Enabled: true, Listen: "127.0.0.1:1069"},
+		TFTP:      TFTP{Enabled: true, Listen: "127.0.0.1:1069", MaxBlockSize: 1408},
 		IPXE:      IPXE{Dir: "/usr/lib/ipxe", EFIx64: "ipxe.efi", LocalBoot: LocalBootSanboot},
 		Factory:   Factory{URL: "https://factory.example.org"},
 		Cache: Cache{Dir: "testdata/config/scratch/cache", MaxSize: 512 << 20, Allow: []Image{
@@ -138,7 +138,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	if !cfg.DHCP.Enabled || cfg.DHCP.Port != 67 || cfg.DHCP.PXEPort != 4011 || !cfg.TFTP.Enabled {
+	if !cfg.DHCP.Enabled || cfg.DHCP.Port != 67 || cfg.DHCP.PXEPort != 4011 || !cfg.TFTP.Enabled || cfg.TFTP.MaxBlockSize != 0 {
 		t.Errorf("dhcp/tftp defaults: got %+v %+v", cfg.DHCP, cfg.TFTP)
 	}
 	if len(cfg.Cache.Allow) != 0 {

@@ -73,6 +73,11 @@ func (c *Config) Validate() error {
 		if err := checkListen(c.TFTP.Listen); err != nil {
 			add("tftp.listen: %v", err)
 		}
+		// RFC 2348 allows 8–65464; a cap under RFC 1350's 512 would make
+		// clients that negotiate slower than those that do not.
+		if n := c.TFTP.MaxBlockSize; n != 0 && (n < 512 || n > 65464) {
+			add("tftp.maxBlockSize: %d: want 512–65464 bytes, or 0 for the interface MTU's limit alone", n)
+		}
 	}
 
 	switch c.IPXE.LocalBoot {

@@ -30,7 +30,7 @@ func BenchmarkParseRequest(b *testing.B) {
 	body := []byte("ipxe.efi\x00octet\x00tsize\x000\x00blksize\x001468\x00windowsize\x004\x00")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseRequest(body); err != nil {
+		if _, err := parseRequest(body, blksizeCap(1500, true, 0)); err != nil {
 			b.Fatal(err)
 		}
 	}

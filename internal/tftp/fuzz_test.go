@@ -3,17 +3,22 @@ package tftp
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 )
 
-// FuzzRequest feeds arbitrary request bodies through the request path the
-// server runs (parseRequest, then openFile on an ipxe.Root) and asserts that
-// negotiated values stay in range and that nothing outside the served
-// directory is ever opened: every file opened is one of the regular files
-// inside it, or the target of a boot file's symlink (Debian's ipxe.efi).
+// FuzzRequest feeds arbitrary request bodies, with the receiving link's
+// MTU, the client's address family and the configured blksize cap, through
+// the request path the server runs (blksizeCap, parseRequest, then openFile
+// on an ipxe.Root) and asserts that negotiated values stay in range, that
+// a granted blksize is the client's ask lowered to the cap and no further
+// (so DATA fits the link whenever the link can carry RFC 2348's smallest
+// block), and that nothing outside the served directory is ever opened:
+// every file opened is one of the regular files inside it, or the target
+// of a boot file's symlink (Debian's ipxe.efi).
 func FuzzRequest(f *testing.F) {
 	base := f.TempDir()
 	srv := filepath.Join(base, "srv")
@@ -46,21 +51,55 @@ func FuzzRequest(f *testing.F) {
 	root := ipxe.NewRoot(srv)
 	f.Cleanup(func() { _ = root.Close() })
 
-	for _, seed := range []string{
-		"undionly.kpxe\x00octet\x00",
-		"ipxe.efi\x00octet\x00tsize\x000\x00blksize\x001468\x00windowsize\x004\x00",
-		"../secret\x00octet\x00",
-		"sub/up\x00OCTET\x00blksize\x0065535\x00",
-		"parent/secret\x00octet\x00timeout\x00256\x00",
-		"in\x00octet\x00windowsize\x000\x00blksize\x007\x00",
+	for _, seed := range []struct {
+		body   string
+		mtu    uint16
+		ipv4   bool
+		maxBlk uint16
+	}{
+		{"undionly.kpxe\x00octet\x00", 1500, true, 0},
+		{"ipxe.efi\x00octet\x00tsize\x000\x00blksize\x001468\x00windowsize\x004\x00", 1400, true, 0},
+		{"ipxe.efi\x00octet\x00blksize\x0065464\x00", 1400, false, 0},
+		{"ipxe.efi\x00octet\x00blksize\x001468\x00", 0, true, 1024},
+		{"../secret\x00octet\x00", 65535, true, 0},
+		{"sub/up\x00OCTET\x00blksize\x0065535\x00", 9000, false, 0},
+		{"parent/secret\x00octet\x00timeout\x00256\x00", 1500, true, 512},
+		{"in\x00octet\x00windowsize\x000\x00blksize\x007\x00", 68, true, 0},
 	} {
-		f.Add([]byte(seed))
+		f.Add([]byte(seed.body), seed.mtu, seed.ipv4, seed.maxBlk)
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := parseRequest(body)
+	f.Fuzz(func(t *testing.T, body []byte, mtu uint16, ipv4 bool, maxBlk uint16) {
+		limit := blksizeCap(int(mtu), ipv4, int(maxBlk))
+		overhead := dataOverhead6
+		if ipv4 {
+			overhead = dataOverhead4
+		}
+		if limit < minBlksize || limit > maxBlksize || (mtu > 0 && int(mtu)-overhead >= minBlksize && limit+overhead > int(mtu)) {
+			t.Fatalf("blksizeCap(%d, %v, %d) = %d: out of range or larger than the link carries", mtu, ipv4, maxBlk, limit)
+		}
+		req, err := parseRequest(body, limit)
 		if err == nil {
-			if req.blksize < minBlksize || req.blksize > maxBlksize {
-				t.Fatalf("blksize %d out of range", req.blksize)
+			// A client that negotiates no blksize gets RFC 1350's 512,
+			// whatever the link; a negotiated one is capped.
+			negotiated := false
+			for _, o := range req.opts {
+				if o.name == optBlksize {
+					negotiated = true
+					if o.value != strconv.Itoa(req.blksize) {
+						t.Fatalf("OACK blksize %q, negotiated %d", o.value, req.blksize)
+					}
+				}
+			}
+			if !negotiated && req.blksize != defaultBlksize {
+				t.Fatalf("blksize %d without a blksize option, want %d", req.blksize, defaultBlksize)
+			}
+			if negotiated && (req.blksize < minBlksize || req.blksize > limit) {
+				t.Fatalf("blksize %d out of range (cap %d)", req.blksize, limit)
+			}
+			// Capping only lowers: the grant is the uncapped grant, or the
+			// cap when that is smaller.
+			if uncapped, _ := parseRequest(body, maxBlksize); negotiated && req.blksize != min(uncapped.blksize, limit) {
+				t.Fatalf("blksize %d with cap %d, %d without: want %d", req.blksize, limit, uncapped.blksize, min(uncapped.blksize, limit))
 			}
 			if req.windowsize < 1 || req.windowsize > MaxWindowsize {
 				t.Fatalf("windowsize %d out of range", req.windowsize)

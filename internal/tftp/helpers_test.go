@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,9 +57,19 @@ type fixture struct {
 	done   chan error
 }
 
-// start serves testFiles from a fresh ipxe.dir, with a secret file and a
-// symlink out of it beside them.
+// start serves testFiles on 127.0.0.1 from a fresh ipxe.dir, with a
+// secret file and a symlink out of it beside them.
 func start(t testing.TB, configure func(*Options)) *fixture {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOn(t, pc, configure)
+}
+
+// startOn is start serving on pc, which Serve closes.
+func startOn(t testing.TB, pc net.PacketConn, configure func(*Options)) *fixture {
 	t.Helper()
 	base := t.TempDir()
 	dir := filepath.Join(base, "ipxe")
@@ -100,14 +111,13 @@ func start(t testing.TB, configure func(*Options)) *fixture {
 	if configure != nil {
 		configure(&opts)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.addr = pc.LocalAddr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	srv := New(opts)
+	// As Listen does: requests sent before Serve's goroutine runs must
+	// carry their destination too.
+	newRequestConn(pc)
 	go func() { f.done <- srv.Serve(ctx, pc) }()
 	t.Cleanup(func() {
 		if err := f.stop(); err != nil {
@@ -199,6 +209,10 @@ type rawClient struct {
 	conn   *net.UDPConn
 	server *net.UDPAddr
 	peer   *net.UDPAddr // the transfer's port, once the server answered
+	// from is the source of every packet received, in order.
+	from []netip.AddrPort
+	// oack is the OACK download got, nil before one.
+	oack map[string]string
 }
 
 func dialRaw(t *testing.T, addr string) *rawClient {
@@ -259,6 +273,8 @@ func (c *rawClient) recv(timeout time.Duration) []byte {
 	if c.peer == nil {
 		c.peer = from
 	}
+	ap := from.AddrPort()
+	c.from = append(c.from, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	return buf[:n]
 }
 
@@ -323,6 +339,7 @@ func (c *rawClient) download(name string, blksize, windowsize int, drop func(blo
 	c.request(rrq(name, "octet", opts...))
 	if len(opts) > 0 {
 		o := parseOACK(c.t, c.mustRecv())
+		c.oack = o
 		if o[optBlksize] != "" {
 			blksize, _ = strconv.Atoi(o[optBlksize])
 		}

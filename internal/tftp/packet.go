@@ -34,6 +34,14 @@ const (
 	maxBlksize = 65464
 	// defaultBlksize is RFC 1350's fixed block size.
 	defaultBlksize = 512
+	// dataOverhead4 and dataOverhead6 are the bytes a DATA packet adds to
+	// its block on the wire: TFTP's opcode and block number (4, RFC 1350
+	// §5), the UDP header (8) and the IPv4 header without options (20) or
+	// the IPv6 header without extension headers (40). A blksize of the
+	// MTU minus these fills one packet exactly: 1500 - 32 = 1468 is what
+	// EDK2 asks on Ethernet. (dnsmasq subtracts the same 32 and 52.)
+	dataOverhead4 = 4 + 8 + 20
+	dataOverhead6 = 4 + 8 + 40
 	// maxTimeout is the largest timeout in seconds (RFC 2349 §2).
 	maxTimeout = 255
 	// MaxWindowsize caps windowsize (RFC 7440 allows 1–65535 and lets the
@@ -73,13 +81,36 @@ type request struct {
 // option is one accepted option: lower-case name and the value to send back.
 type option struct{ name, value string }
 
+// blksizeCap is the largest blksize granted to a client of the given
+// address family whose request came in on an interface of the given MTU
+// (bytes; 0 when unknown), given the configured cap (Options.MaxBlksize;
+// 0 for none). It is the most that fits one IP packet on that link, so
+// that DATA is never IP-fragmented (firmware, switches and firewalls that
+// drop fragments would lose every packet), and at least RFC 2348's
+// minimum of 8 and at most its maximum of 65464.
+func blksizeCap(mtu int, ipv4 bool, configured int) int {
+	c := maxBlksize
+	if configured > 0 {
+		c = min(c, configured)
+	}
+	if mtu > 0 {
+		overhead := dataOverhead6
+		if ipv4 {
+			overhead = dataOverhead4
+		}
+		c = min(c, mtu-overhead)
+	}
+	return max(c, minBlksize)
+}
+
 // parseRequest parses an RRQ or WRQ body (without its opcode). Unknown
 // options and options with values out of range are ignored (left out of the
 // OACK), as RFC 2347 allows; out-of-range blksize and windowsize are lowered
-// to what the server offers (RFC 2348 §2, RFC 7440 §3). A mode other than
-// octet is refused: iPXE binaries mangled by netascii conversion boot
-// nothing.
-func parseRequest(body []byte) (request, error) {
+// to what the server offers (RFC 2348 §2, RFC 7440 §3): a blksize above
+// blksizeLimit (minBlksize–maxBlksize, the path's cap) is lowered to it. A
+// mode other than octet is refused: iPXE binaries mangled by netascii
+// conversion boot nothing.
+func parseRequest(body []byte, blksizeLimit int) (request, error) {
 	r := request{blksize: defaultBlksize, windowsize: 1}
 	name, rest, ok := bytes.Cut(body, []byte{0})
 	if !ok {
@@ -102,7 +133,7 @@ func parseRequest(body []byte) (request, error) {
 			continue // the first of duplicate options wins
 		}
 		seen[key] = true
-		if o, ok := r.accept(key, string(v)); ok {
+		if o, ok := r.accept(key, string(v), blksizeLimit); ok {
 			r.opts = append(r.opts, o)
 		}
 	}
@@ -112,8 +143,9 @@ func parseRequest(body []byte) (request, error) {
 	return r, nil
 }
 
-// accept applies one option and returns what goes in the OACK.
-func (r *request) accept(key, val string) (option, bool) {
+// accept applies one option and returns what goes in the OACK; blksize is
+// lowered to blksizeLimit.
+func (r *request) accept(key, val string, blksizeLimit int) (option, bool) {
 	n, err := strconv.Atoi(val)
 	if err != nil {
 		return option{}, false
@@ -123,7 +155,7 @@ func (r *request) accept(key, val string) (option, bool) {
 		if n < minBlksize {
 			return option{}, false
 		}
-		r.blksize = min(n, maxBlksize)
+		r.blksize = min(n, blksizeLimit, maxBlksize)
 		return option{key, strconv.Itoa(r.blksize)}, true
 	case optWindowsize:
 		if n < 1 {

@@ -7,7 +7,13 @@
 // probe as a probe rather than a failed transfer.
 //
 // Each transfer runs on its own UDP socket (a new transfer ID, RFC 1350 §4),
-// connected to the client so that the kernel drops other peers' packets.
+// connected to the client so that the kernel drops other peers' packets
+// and bound to the address the request was sent to, so that every reply
+// comes from the address the client asked even when that is a secondary
+// address of the interface (a keepalived VIP). The listening socket learns
+// that address per packet (IP_PKTINFO, IPV6_PKTINFO), and with it the
+// receiving interface, whose MTU caps the granted blksize so that DATA
+// packets are never IP-fragmented.
 //
 // # Server contract
 //
@@ -119,6 +125,13 @@ type Options struct {
 	// MaxTransfers bounds concurrent transfers; requests beyond it get an
 	// error packet. 0 means DefaultMaxTransfers.
 	MaxTransfers int
+	// MaxBlksize caps the blksize granted, in bytes of file data per DATA
+	// packet, below the cap the receiving interface's MTU sets (the MTU
+	// minus 32 for IPv4, minus 52 for IPv6: the IP, UDP and TFTP headers):
+	// for clients behind a link with a smaller MTU than the server's own.
+	// 0 means no cap beyond the MTU's and RFC 2348's 65464; a value below
+	// 8 counts as 8.
+	MaxBlksize int
 }
 
 // Server is a read-only TFTP server. It is safe for concurrent use.
@@ -130,6 +143,7 @@ type Server struct {
 	timeout  time.Duration
 	retries  int
 	max      int64
+	maxBlk   int
 	inFlight atomic.Int64
 }
 
@@ -138,6 +152,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		files: opts.Files, log: opts.Logger, m: opts.Metrics, rec: opts.Recorder,
 		timeout: opts.Timeout, retries: opts.Retries, max: int64(opts.MaxTransfers),
+		maxBlk: opts.MaxBlksize,
 	}
 	if s.rec == nil {
 		s.rec = NopRecorder{}
@@ -174,76 +189,106 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	var local net.IP
-	if la, ok := conn.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
-		local = la.IP
-	}
+	rc := newRequestConn(conn)
 	// RFC 2347 keeps requests within 512 bytes; read more so that a longer
 	// one is parsed (and its over-long name refused) rather than truncated.
 	buf := make([]byte, 64<<10)
 	for {
-		n, addr, err := conn.ReadFrom(buf)
+		n, ua, arr, err := rc.readFrom(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("tftp: read: %w", err)
 		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok {
+		if ua == nil {
 			continue
 		}
-		s.handle(ctx, &wg, conn, local, ua, buf[:n])
+		s.handle(ctx, &wg, rc, ua, arr, buf[:n])
 	}
 }
 
+// local is this end of a request: the address replies leave from
+// (invalid: the kernel's choice) and the interface it came in on (0 when
+// unknown).
+type local struct {
+	addr    netip.Addr
+	ifIndex int
+}
+
 // handle answers one packet that arrived on the server port.
-func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, conn net.PacketConn, local net.IP, remote *net.UDPAddr, p []byte) {
+func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn, remote *net.UDPAddr, arr arrival, p []byte) {
 	rp := remote.AddrPort()
 	rp = netip.AddrPortFrom(rp.Addr().Unmap(), rp.Port())
 	if len(p) < 2 {
 		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: errShort})
 		return
 	}
-	switch op := binary.BigEndian.Uint16(p); op {
+	op := binary.BigEndian.Uint16(p)
+	if op != opRRQ && op != opWRQ {
+		// A stray DATA, ACK or ERROR on the server port is not answered:
+		// answering could start an error ping-pong with another server.
+		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
+		return
+	}
+	// Only requests are answered, so only they need the interface (a
+	// netlink query).
+	var ifi *net.Interface
+	if arr.ifIndex > 0 {
+		ifi, _ = net.InterfaceByIndex(arr.ifIndex)
+	}
+	var ifAddrs []net.Addr
+	if ifi != nil && arr.dst.Is4() {
+		ifAddrs, _ = ifi.Addrs()
+	}
+	me := local{addr: replySource(arr.dst, ifAddrs), ifIndex: arr.ifIndex}
+	switch op {
 	case opRRQ:
-		req, err := parseRequest(p[2:])
+		req, err := parseRequest(p[2:], s.blksizeLimit(ifi, rp.Addr().Is4()))
 		if err != nil {
 			res, code := ResultBadRequest, uint16(errIllegalOperation)
 			if errors.Is(err, errNotOctet) {
 				res = ResultRefused
 			}
-			s.reply(conn, remote, code, err.Error())
-			s.done(ctx, outcome{remote: rp, file: req.name, result: res, err: err})
+			s.reply(rc, remote, me, code, err.Error())
+			s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: res, err: err})
 			return
 		}
 		if s.inFlight.Add(1) > s.max {
 			s.inFlight.Add(-1)
-			s.reply(conn, remote, errNotDefined, "server busy, try again")
-			s.done(ctx, outcome{remote: rp, file: req.name, result: ResultBusy})
+			s.reply(rc, remote, me, errNotDefined, "server busy, try again")
+			s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: ResultBusy})
 			return
 		}
 		s.m.inFlight.Inc()
 		wg.Go(func() {
-			o := s.serveRead(ctx, conn, local, remote, rp, req)
+			o := s.serveRead(ctx, rc, remote, rp, me, req)
 			s.inFlight.Add(-1)
 			s.m.inFlight.Dec()
 			s.done(ctx, o)
 		})
 	case opWRQ:
-		req, _ := parseRequest(p[2:])
-		s.reply(conn, remote, errAccessViolation, "read-only server: writes are refused")
-		s.done(ctx, outcome{remote: rp, file: req.name, result: ResultRefused, err: errors.New("write request")})
-	default:
-		// A stray DATA, ACK or ERROR on the server port is not answered:
-		// answering could start an error ping-pong with another server.
-		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
+		req, _ := parseRequest(p[2:], maxBlksize)
+		s.reply(rc, remote, me, errAccessViolation, "read-only server: writes are refused")
+		s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: ResultRefused, err: errors.New("write request")})
 	}
 }
 
-// reply sends an error packet from the server port.
-func (s *Server) reply(conn net.PacketConn, to *net.UDPAddr, code uint16, msg string) {
-	if _, err := conn.WriteTo(appendError(nil, code, msg), to); err != nil {
+// blksizeLimit is the largest blksize granted to a client of the given
+// address family whose request came in on ifi (nil: unknown): see
+// blksizeCap.
+func (s *Server) blksizeLimit(ifi *net.Interface, ipv4 bool) int {
+	mtu := 0
+	if ifi != nil {
+		mtu = ifi.MTU
+	}
+	return blksizeCap(mtu, ipv4, s.maxBlk)
+}
+
+// reply sends an error packet from the server port, from the address the
+// request was sent to.
+func (s *Server) reply(rc requestConn, to *net.UDPAddr, from local, code uint16, msg string) {
+	if err := rc.writeTo(appendError(nil, code, msg), to, from.addr, from.ifIndex); err != nil {
 		s.log.Debug("tftp: send error packet", "remote", to.String(), "err", err)
 	}
 }
@@ -251,6 +296,7 @@ func (s *Server) reply(conn net.PacketConn, to *net.UDPAddr, code uint16, msg st
 // outcome is how one request ended.
 type outcome struct {
 	remote              netip.AddrPort
+	local               netip.Addr // the address replies left from; invalid: the kernel's choice
 	file                string
 	result              Result
 	err                 error
@@ -261,11 +307,11 @@ type outcome struct {
 }
 
 // serveRead opens the file and sends it.
-func (s *Server) serveRead(ctx context.Context, conn net.PacketConn, local net.IP, remote *net.UDPAddr, rp netip.AddrPort, req request) outcome {
+func (s *Server) serveRead(ctx context.Context, rc requestConn, remote *net.UDPAddr, rp netip.AddrPort, me local, req request) outcome {
 	start := time.Now()
-	o := outcome{remote: rp, file: req.name, blksize: req.blksize, windowsize: req.windowsize}
+	o := outcome{remote: rp, local: me.addr, file: req.name, blksize: req.blksize, windowsize: req.windowsize}
 	fail := func(res Result, code uint16, msg string, err error) outcome {
-		s.reply(conn, remote, code, msg)
+		s.reply(rc, remote, me, code, msg)
 		o.result, o.err, o.duration = res, err, time.Since(start)
 		return o
 	}
@@ -274,7 +320,9 @@ func (s *Server) serveRead(ctx context.Context, conn net.PacketConn, local net.I
 		return fail(ref.result, ref.code, ref.msg, ref.err)
 	}
 	defer func() { _ = f.Close() }()
-	c, err := net.DialUDP("udp", &net.UDPAddr{IP: local}, remote)
+	// Bound to the address the client asked, with a port of its own: the
+	// OACK, DATA and error packets of the transfer all leave from there.
+	c, err := net.DialUDP("udp", transferAddr(me.addr, me.ifIndex), remote)
 	if err != nil {
 		return fail(ResultError, errNotDefined, "server error", fmt.Errorf("open transfer socket: %w", err))
 	}
@@ -342,6 +390,9 @@ func (s *Server) done(ctx context.Context, o outcome) {
 		}
 	}()
 	attrs := []slog.Attr{slog.String("remote", o.remote.String()), slog.String("file", o.file)}
+	if o.local.IsValid() {
+		attrs = append(attrs, slog.String("local", o.local.String()))
+	}
 	switch o.result {
 	case ResultOK:
 		s.log.LogAttrs(ctx, slog.LevelInfo, "tftp: file sent", append(attrs,

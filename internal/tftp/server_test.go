@@ -27,24 +27,36 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestDownload fetches every file with the library's client, with each
-// option alone and together, and compares bytes.
+// option alone and together, and compares bytes. Every transfer must
+// complete, none time out, and the server must resend little: on
+// loopback nothing is lost, so a resend only follows a client the
+// scheduler kept from ACKing within the timeout, which on a loaded machine
+// happens now and then (a fixed count, zero included, would be a timing
+// assertion). A server that resent without cause (answering duplicate
+// ACKs in lockstep, RFC 1123 §4.2.3.1, or resending a window per ACK)
+// would resend about as many blocks as it sends; the bound allows a
+// quarter of the blocks, plus Retries windows per file.
 func TestDownload(t *testing.T) {
-	f := start(t, nil)
+	const retries = 3
+	f := start(t, func(o *Options) { o.Retries = retries })
 	tests := []struct {
-		name string
-		opts []tftp.ClientOpt
+		name                string
+		blksize, windowsize int // what the options negotiate
+		opts                []tftp.ClientOpt
 	}{
-		{"tsize", []tftp.ClientOpt{tftp.ClientTransferSize(true)}},
-		{"blksize 1468", []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientBlocksize(1468)}},
-		{"blksize 8", []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientBlocksize(8), tftp.ClientWindowsize(16)}},
-		{"blksize 65464", []tftp.ClientOpt{tftp.ClientBlocksize(65464)}},
-		{"timeout 2", []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientTimeout(2)}},
-		{"windowsize 8", []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientWindowsize(8)}},
-		{"windowsize 64", []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientWindowsize(64)}},
-		{"all, as EDK2 asks", []tftp.ClientOpt{tftp.ClientBlocksize(1468), tftp.ClientWindowsize(4), tftp.ClientTimeout(3)}},
+		{"tsize", 512, 1, []tftp.ClientOpt{tftp.ClientTransferSize(true)}},
+		{"blksize 1468", 1468, 1, []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientBlocksize(1468)}},
+		{"blksize 8", 8, 16, []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientBlocksize(8), tftp.ClientWindowsize(16)}},
+		{"blksize 65464", 65464, 1, []tftp.ClientOpt{tftp.ClientBlocksize(65464)}},
+		{"timeout 2", 512, 1, []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientTimeout(2)}},
+		{"windowsize 8", 512, 8, []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientWindowsize(8)}},
+		{"windowsize 64", 512, 64, []tftp.ClientOpt{tftp.ClientTransferSize(false), tftp.ClientWindowsize(64)}},
+		{"all, as EDK2 asks", 1468, 4, []tftp.ClientOpt{tftp.ClientBlocksize(1468), tftp.ClientWindowsize(4), tftp.ClientTimeout(3)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before := testutil.ToFloat64(f.m.retransmits)
+			blocks := 0
 			for name, want := range testFiles {
 				got, err := f.get(name, tt.opts...)
 				if err != nil {
@@ -53,12 +65,19 @@ func TestDownload(t *testing.T) {
 				if !bytes.Equal(got, want) {
 					t.Fatalf("get %s: got %d bytes, want %d identical bytes", name, len(got), len(want))
 				}
+				blocks += len(want)/tt.blksize + 1
+			}
+			limit := blocks/4 + len(testFiles)*retries*tt.windowsize
+			if r := int(testutil.ToFloat64(f.m.retransmits) - before); r > limit {
+				t.Errorf("retransmitted packets on loopback: got %d for %d blocks, want at most %d", r, blocks, limit)
 			}
 		})
 	}
 	f.waitCount(t, ResultOK, len(tests)*len(testFiles))
-	if got := testutil.ToFloat64(f.m.retransmits); got != 0 {
-		t.Errorf("retransmitted_packets_total on loopback: got %v, want 0", got)
+	for _, r := range []Result{ResultTimeout, ResultAborted, ResultError} {
+		if n := f.count(r); n != 0 {
+			t.Errorf("transfers_total{result=%q}: got %d, want 0", r, n)
+		}
 	}
 }
 
@@ -159,10 +178,7 @@ func TestRefused(t *testing.T) {
 			before := f.count(tt.result)
 			c := dialRaw(t, f.addr)
 			c.request(tt.pkt)
-			p := c.recv(time.Second)
-			if p == nil {
-				t.Fatal("no answer within 1s, want an error packet")
-			}
+			p := c.mustRecv()
 			if binary.BigEndian.Uint16(p) != opERROR {
 				t.Fatalf("got %s, want ERROR %d", describe(p), tt.wantCode)
 			}
@@ -233,8 +249,11 @@ func TestEDK2Probe(t *testing.T) {
 
 // TestLoss drops DATA packets on the client side: the server must resend
 // after a timeout (lockstep) or from the gap the client ACKs (window).
+// The timeout is short so that the losses cost little time; the retries
+// are many so that a client the scheduler stalls is not given up on (two
+// seconds of silence).
 func TestLoss(t *testing.T) {
-	f := start(t, func(o *Options) { o.Timeout = 50 * time.Millisecond; o.Retries = 5 })
+	f := start(t, func(o *Options) { o.Timeout = 50 * time.Millisecond; o.Retries = 40 })
 	tests := []struct {
 		name       string
 		blksize    int
@@ -265,9 +284,12 @@ func TestLoss(t *testing.T) {
 }
 
 // TestStalledClient: a client that stops ACKing is timed out and counted,
-// and others are served meanwhile.
+// and others are served meanwhile. The others are given up on only after
+// Retries timeouts in a row (over two seconds), which a loaded machine's
+// scheduler does not cause.
 func TestStalledClient(t *testing.T) {
-	f := start(t, func(o *Options) { o.Timeout = 100 * time.Millisecond; o.Retries = 3 })
+	const retries = 10
+	f := start(t, func(o *Options) { o.Timeout = 200 * time.Millisecond; o.Retries = retries })
 	stalled := dialRaw(t, f.addr)
 	stalled.request(rrq("big.bin", "octet", "windowsize", "4"))
 	parseOACK(t, stalled.mustRecv())
@@ -287,18 +309,18 @@ func TestStalledClient(t *testing.T) {
 	f.waitCount(t, ResultTimeout, 1)
 	// The server resent the window Retries times, then said why it stopped.
 	var resent int
-	var last []byte
-	for p := stalled.recv(time.Second); p != nil; p = stalled.recv(time.Second) {
-		last = p
-		if binary.BigEndian.Uint16(p) == opDATA {
-			resent++
-		}
+	p := stalled.mustRecv()
+	for ; binary.BigEndian.Uint16(p) == opDATA; p = stalled.mustRecv() {
+		resent++
 	}
-	if resent != 3*4 {
-		t.Errorf("DATA resent to the stalled client: got %d, want %d", resent, 3*4)
+	if resent != retries*4 {
+		t.Errorf("DATA resent to the stalled client: got %d, want %d", resent, retries*4)
 	}
-	if code, _ := parseError(last); binary.BigEndian.Uint16(last) != opERROR || code != errNotDefined {
-		t.Errorf("last packet to the stalled client: got %s, want ERROR 0", describe(last))
+	if code, _ := parseError(p); binary.BigEndian.Uint16(p) != opERROR || code != errNotDefined {
+		t.Errorf("last packet to the stalled client: got %s, want ERROR 0", describe(p))
+	}
+	if p := stalled.recv(300 * time.Millisecond); p != nil {
+		t.Errorf("after the error: got %s, want nothing more", describe(p))
 	}
 	if got := f.count(ResultOK); got != 4 {
 		t.Errorf("transfers_total{result=ok}: got %d, want 4", got)
@@ -330,7 +352,7 @@ func TestClientGone(t *testing.T) {
 
 // TestConcurrent runs many transfers at once.
 func TestConcurrent(t *testing.T) {
-	f := start(t, func(o *Options) { o.Timeout = time.Second })
+	f := start(t, func(o *Options) { o.Timeout = time.Second; o.Retries = 10 })
 	const n = 64
 	var wg sync.WaitGroup
 	for i := range n {
@@ -346,9 +368,11 @@ func TestConcurrent(t *testing.T) {
 	f.waitCount(t, ResultOK, n)
 }
 
-// TestBusy: beyond MaxTransfers a request gets an error at once.
+// TestBusy: beyond MaxTransfers a request gets an error at once. The
+// holder's transfer has a long timeout so that it holds the slot until it
+// says bye, however slowly the test runs.
 func TestBusy(t *testing.T) {
-	f := start(t, func(o *Options) { o.MaxTransfers = 1; o.Timeout = 200 * time.Millisecond })
+	f := start(t, func(o *Options) { o.MaxTransfers = 1; o.Timeout = time.Minute })
 	holder := dialRaw(t, f.addr)
 	holder.request(rrq("big.bin", "octet"))
 	holder.mustRecv()
@@ -367,18 +391,15 @@ func TestBusy(t *testing.T) {
 }
 
 // TestShutdown: cancelling Serve stops transfers in flight, tells their
-// clients, and returns nil.
+// clients, and returns nil, without waiting for the transfer's timeout
+// (an hour here: stop gives Serve ten seconds).
 func TestShutdown(t *testing.T) {
-	f := start(t, func(o *Options) { o.Timeout = 10 * time.Second })
+	f := start(t, func(o *Options) { o.Timeout = time.Hour })
 	c := dialRaw(t, f.addr)
 	c.request(rrq("big.bin", "octet"))
 	c.mustRecv() // DATA 1; not ACKed
-	start := time.Now()
 	if err := f.stop(); err != nil {
 		t.Fatalf("Serve: got %v, want nil", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("shutdown took %v with a transfer in flight", d)
 	}
 	p := c.mustRecv()
 	if binary.BigEndian.Uint16(p) != opERROR {
