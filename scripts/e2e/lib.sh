@@ -142,7 +142,7 @@ e2e_router() {
 }
 
 # e2e_second_lan NET2: a second LAN, namespace $lan2, bridge ${E2E}br1
-# $NET2.1/24 with its own router and one tap (${E2E}tap9), reaching the
+# $NET2.1/24 (+ a ULA /64) with its own router and one tap (${E2E}tap9), reaching the
 # boot namespace on ${E2E}boot1 $NET2.2: the boot namespace is then one
 # server on two LANs that cannot reach each other.
 e2e_second_lan() {
@@ -152,6 +152,8 @@ e2e_second_lan() {
 	ip netns exec "$lan2" ip link set lo up
 	ip netns exec "$lan2" ip link add "${E2E}br1" type bridge forward_delay 0 stp_state 0
 	ip netns exec "$lan2" ip addr add "$net2.1/24" dev "${E2E}br1"
+	# The ULA prefix lets the router send RAs, sparing iPXE its IPv6 wait.
+	ip netns exec "$lan2" ip -6 addr add "fd${net2##*.}::1/64" dev "${E2E}br1" nodad
 	ip netns exec "$lan2" ip link set "${E2E}br1" up
 	ip netns exec "$lan2" ip link add "${E2E}veth1" type veth peer name "${E2E}boot1"
 	ip netns exec "$lan2" ip link set "${E2E}boot1" netns "$boot"
