@@ -114,13 +114,12 @@ type sockets struct {
 }
 
 // dhcpSocket is one proxyDHCP port: 67 (with broadcast DISCOVERs) or the
-// PXE boot server port 4011 (unicast REQUESTs), on one interface (iface)
-// or on every one ("").
+// PXE boot server port 4011 (unicast REQUESTs), on one interface or on
+// every one; what names it, and its interface if it has one.
 type dhcpSocket struct {
-	what  string
-	pxe   bool
-	iface string
-	conn  *net.UDPConn
+	what string
+	pxe  bool
+	conn *net.UDPConn
 }
 
 func (s *sockets) close() {
@@ -158,9 +157,9 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 			devices = []string{""}
 		}
 		for _, dev := range devices {
-			ports := []dhcpSocket{{what: "proxyDHCP", iface: dev}}
+			ports := []dhcpSocket{{what: "proxyDHCP"}}
 			if cfg.DHCP.PXEPort != 0 {
-				ports = append(ports, dhcpSocket{what: "proxyDHCP PXE", pxe: true, iface: dev})
+				ports = append(ports, dhcpSocket{what: "proxyDHCP PXE", pxe: true})
 			}
 			for _, p := range ports {
 				port := cfg.DHCP.Port
