@@ -117,7 +117,8 @@ type sockets struct {
 }
 
 // dhcpSocket is one proxyDHCP port: 67 (with broadcast DISCOVERs) or the
-// PXE boot server port 4011 (unicast REQUESTs).
+// PXE boot server port 4011 (unicast REQUESTs), on one interface or on
+// every one; what names it, and its interface if it has one.
 type dhcpSocket struct {
 	what string
 	pxe  bool
@@ -152,19 +153,30 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 		return nil, err
 	}
 	if cfg.DHCP.Enabled {
-		ports := []dhcpSocket{{what: "proxyDHCP"}}
-		if cfg.DHCP.PXEPort != 0 {
-			ports = append(ports, dhcpSocket{what: "proxyDHCP PXE", pxe: true})
+		// One pair of sockets per interface named (dhcp.interfaces), each
+		// tied to its device, or one pair on every interface.
+		devices := cfg.DHCP.Devices()
+		if len(devices) == 0 {
+			devices = []string{""}
 		}
-		for _, p := range ports {
-			port := cfg.DHCP.Port
-			if p.pxe {
-				port = cfg.DHCP.PXEPort
+		for _, dev := range devices {
+			ports := []dhcpSocket{{what: "proxyDHCP"}}
+			if cfg.DHCP.PXEPort != 0 {
+				ports = append(ports, dhcpSocket{what: "proxyDHCP PXE", pxe: true})
 			}
-			if p.conn, err = proxydhcp.Listen(ctx, p.what, cfg.DHCP.Interface, port); err != nil {
-				return nil, err
+			for _, p := range ports {
+				port := cfg.DHCP.Port
+				if p.pxe {
+					port = cfg.DHCP.PXEPort
+				}
+				if dev != "" {
+					p.what += " on " + dev
+				}
+				if p.conn, err = proxydhcp.Listen(ctx, p.what, dev, port); err != nil {
+					return nil, err
+				}
+				s.dhcp = append(s.dhcp, p)
 			}
-			s.dhcp = append(s.dhcp, p)
 		}
 	}
 	if cfg.TFTP.Enabled {
@@ -190,8 +202,9 @@ func bindSockets(ctx context.Context, cfg *config.Config) (_ *sockets, err error
 }
 
 // reportArgs are the kernel arguments that point a netbooted Talos at
-// tinderbox's receivers (docs/protocol.md, "Talos reports back") at the
-// advertised address; a port of 0 leaves its receiver out.
+// tinderbox's receivers (docs/protocol.md, "Talos reports back") at
+// advertise (the advertised address, or the address a script request
+// arrived on); a port of 0 leaves its receiver out.
 func reportArgs(advertise string, eventsPort, logsPort int) []string {
 	var args []string
 	if eventsPort != 0 {
@@ -230,6 +243,10 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	if cfg.DHCP.Enabled {
 		if advertise, err = netip.ParseAddr(cfg.Advertise); err != nil || !advertise.Is4() {
 			return nil, fmt.Errorf("proxyDHCP: advertise %q is not an IPv4 address; set advertise or dhcp.interface", cfg.Advertise)
+		}
+		if !cfg.AdvertisePinned {
+			// Each reply names the address of its request's interface.
+			advertise = netip.Addr{}
 		}
 	}
 	socks, err := bindSockets(ctx, cfg)
@@ -331,8 +348,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		return nil, err
 	}
 	flow := bootflow.New(bootflow.Options{
-		BaseURL: baseURL, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
+		BaseURL: baseURL, Pinned: cfg.AdvertisePinned, LocalBoot: cfg.IPXE.LocalBoot, Store: d.state, Profiles: d.profiles,
 		Cmdlines: assets, Evidence: binder, Own: own, Logger: log, Registerer: d.registry,
+		OwnAt: func(host netip.Addr) []string { return reportArgs(host.String(), eventsPort, logsPort) },
 	})
 	// Served configs are kept in the background: keep them all before
 	// the state store closes.
@@ -391,8 +409,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 			})
 			d.add(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
 		}
-		log.Info("proxyDHCP listening", "interface", cfg.DHCP.Interface, "port", cfg.DHCP.Port, "pxe_port", cfg.DHCP.PXEPort,
-			"boot_script", dcfg.ScriptURL(), "arm64", arm64)
+		script := "http://<address of the receiving interface>:" + strconv.Itoa(dcfg.HTTPPort) + "/boot.ipxe"
+		if advertise.IsValid() {
+			script = dcfg.ScriptURL(advertise)
+		}
+		log.Info("proxyDHCP listening", "interfaces", cfg.DHCP.Devices(), "port", cfg.DHCP.Port, "pxe_port", cfg.DHCP.PXEPort,
+			"boot_script", script, "arm64", arm64)
 	}
 
 	// Admin: the JSON API and the web UI, behind the Host check (DNS
@@ -428,7 +450,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	})
 
 	log.Info("tinderbox starting", "version", version.Version, "commit", version.Commit,
-		"config", cfg.File, "advertise", cfg.Advertise, "http", d.httpAddr.String())
+		"config", cfg.File, "advertise", cfg.Advertise, "advertise_pinned", cfg.AdvertisePinned, "http", d.httpAddr.String())
 	return d, nil
 }
 
@@ -469,9 +491,13 @@ func (d *daemon) listeners(cfg *config.Config) []api.Listener {
 		ls = append(ls, api.Listener{Name: "Talos log receiver (TCP, UDP)", Addr: d.logsAddr.String()})
 	}
 	if cfg.DHCP.Enabled {
-		ls = append(ls, api.Listener{Name: "proxyDHCP", Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})
+		on := ""
+		if devs := cfg.DHCP.Devices(); len(devs) > 0 {
+			on = " on " + strings.Join(devs, ", ")
+		}
+		ls = append(ls, api.Listener{Name: "proxyDHCP" + on, Addr: fmt.Sprintf(":%d", cfg.DHCP.Port)})
 		if cfg.DHCP.PXEPort != 0 {
-			ls = append(ls, api.Listener{Name: "PXE boot server", Addr: fmt.Sprintf(":%d", cfg.DHCP.PXEPort)})
+			ls = append(ls, api.Listener{Name: "PXE boot server" + on, Addr: fmt.Sprintf(":%d", cfg.DHCP.PXEPort)})
 		}
 	}
 	return ls
@@ -490,7 +516,7 @@ func warnSharedDHCPPorts(socks []dhcpSocket, log *slog.Logger) {
 		case len(others) > 0:
 			log.Warn("proxyDHCP: another socket on this host listens on the same UDP port and interface; "+
 				"the kernel gives each unicast packet (port-4011 REQUESTs, relayed requests) to one socket only, "+
-				"so some PXE clients may go unanswered: stop the other server or bind each to its own interface (dhcp.interface)",
+				"so some PXE clients may go unanswered: stop the other server or bind each to its own interfaces (dhcp.interfaces)",
 				"port", port, "sharers", strings.Join(others, "; "))
 		}
 	}

@@ -92,17 +92,28 @@ func printProblems(cmd *cobra.Command, err error) {
 // cannot see without asking the factory. /ipxe checks the whole line.
 const factoryReserve = 512
 
+// longestIPv4 is an IPv4 address of the greatest length in dotted form
+// (15 bytes), for checking command lines whose address is not known yet.
+const longestIPv4 = "255.255.255.255"
+
 // checkCmdlines builds each machine's kernel command line as a netboot
 // would, without the factory's arguments: talos.config with a token,
 // tinderbox's own arguments, the profile's kernelArgs. A value that would
 // change the script (boot.KernelArgs' rules) is a problem; a line that
 // leaves less than factoryReserve bytes of what the kernel keeps gets a
 // warning, since /ipxe would refuse it once the factory's are added.
+// With advertise not pinned, each node is sent to the address of the
+// interface it reached tinderbox on, which validate cannot know: the
+// check assumes the longest IPv4 address (longestIPv4).
 func checkCmdlines(cfg *config.Config, machines []profiles.Profile) (warnings []error, _ error) {
-	base := bootURL(cfg.Advertise, cfg.HTTP.Listen)
+	host := cfg.Advertise
+	if !cfg.AdvertisePinned {
+		host = longestIPv4
+	}
+	base := bootURL(host, cfg.HTTP.Listen)
 	var own []string
 	if cfg.Reports.Enabled {
-		own = reportArgs(cfg.Advertise, listenPort(cfg.Reports.EventsListen), listenPort(cfg.Reports.LogsListen))
+		own = reportArgs(host, listenPort(cfg.Reports.EventsListen), listenPort(cfg.Reports.LogsListen))
 	}
 	var errs []error
 	for _, p := range machines {

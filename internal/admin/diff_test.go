@@ -55,7 +55,7 @@ func serveConfig(t *testing.T, f *full, mac string) []byte {
 		return b
 	}
 	script := get("/ipxe?mac=" + mac + "&arch=x86_64")
-	m := regexp.MustCompile(`talos\.config=http://192\.0\.2\.1:8080(\S+)`).FindSubmatch(script)
+	m := regexp.MustCompile(`talos\.config=http://[^/\s]+(/\S+)`).FindSubmatch(script) // the host: the address the request came to
 	if m == nil {
 		t.Fatalf("no talos.config in:\n%s", script)
 	}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -59,8 +60,17 @@ type Cmdlines interface {
 
 // Options configures New.
 type Options struct {
-	// BaseURL is the boot HTTP server as nodes reach it: http://ADVERTISE:PORT.
+	// BaseURL is the boot HTTP server as nodes reach it at the configured
+	// (or default) advertise address: http://ADVERTISE:PORT. Scripts
+	// decided without a request (Script: `tinderbox script`, the admin
+	// API) name it, and so does every script when Pinned.
 	BaseURL string
+	// Pinned makes every script name BaseURL and Own (config advertise set
+	// explicitly: a NAT, port forward or virtual address nodes must use).
+	// When false, a script served over HTTP names the address the request
+	// arrived on instead (the connection's local address and port), so a
+	// node on any of the server's LANs is sent to its own LAN's address.
+	Pinned bool
 	// LocalBoot is config ipxe.localBoot: exit | sanboot | notfound.
 	LocalBoot string
 	Store     *state.Store
@@ -70,8 +80,13 @@ type Options struct {
 	Evidence *evidence.Binder
 	// Own are tinderbox's own kernel arguments for every netboot (the
 	// event sink and the log receiver: talos.events.sink=…,
-	// talos.logging.kernel=…), placed first after talos.config.
-	Own    []string
+	// talos.logging.kernel=…), placed first after talos.config, naming
+	// BaseURL's host.
+	Own []string
+	// OwnAt returns Own as nodes that reach tinderbox at host see it, for
+	// a script that names the request's local address (Pinned false); nil
+	// keeps Own for every script.
+	OwnAt  func(host netip.Addr) []string
 	Logger *slog.Logger
 	// Registerer receives the boot-step and machines-by-state metrics.
 	Registerer prometheus.Registerer
@@ -149,8 +164,41 @@ func (f *Flow) Mount(r chi.Router) {
 	r.Get("/config/{mac}", f.serveConfig)
 }
 
-func (f *Flow) serveGeneric(w http.ResponseWriter, _ *http.Request) {
-	writeScript(w, http.StatusOK, boot.GenericScript(f.opts.BaseURL))
+func (f *Flow) serveGeneric(w http.ResponseWriter, r *http.Request) {
+	base, _ := f.endpoints(localAddr(r))
+	writeScript(w, http.StatusOK, boot.GenericScript(base))
+}
+
+// localAddr is the address r arrived on (http.LocalAddrContextKey, IPv4
+// unmapped, zone dropped); invalid when the server did not record one (a
+// handler called without a server, as in tests with a ResponseRecorder).
+func localAddr(r *http.Request) netip.AddrPort {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+}
+
+// endpoints returns the base URL and own kernel arguments a script served
+// for a request that arrived on local names: BaseURL and Own when Pinned,
+// or when local cannot be handed to a node (invalid, unspecified, or an
+// IPv6 link-local address, whose zone is this host's and means nothing to
+// the node); else http://LOCAL:PORT and OwnAt(LOCAL).
+func (f *Flow) endpoints(local netip.AddrPort) (base string, own []string) {
+	a := local.Addr()
+	if f.opts.Pinned || !local.IsValid() || a.IsUnspecified() || a.IsLinkLocalUnicast() || local.Port() == 0 {
+		return f.opts.BaseURL, f.opts.Own
+	}
+	own = f.opts.Own
+	if f.opts.OwnAt != nil {
+		own = f.opts.OwnAt(a)
+	}
+	return "http://" + local.String(), own
 }
 
 func writeScript(w http.ResponseWriter, status int, body string) {
@@ -196,6 +244,9 @@ type scriptRequest struct {
 	// record stores the request's effect; create lets it make a record
 	// for a machine that has none.
 	record, create bool
+	// local is the address the request arrived on; invalid for a script
+	// decided without one (Script), which names BaseURL.
+	local netip.AddrPort
 }
 
 // errNoRecord stops an update that would create a record it must not.
@@ -286,13 +337,14 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		if err != nil {
 			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
+		base, own := f.endpoints(req.local)
 		params := boot.NetbootParams{
-			BaseURL: f.opts.BaseURL, MAC: mac, UUID: canonicalUUID(m.UUID), Hostname: hostname,
+			BaseURL: base, MAC: mac, UUID: canonicalUUID(m.UUID), Hostname: hostname,
 			SchematicID: talos.SchematicID, Version: talos.Version, Arch: talos.Arch,
-			Cmdline: cmdline, KernelArgs: args, Own: f.opts.Own,
+			Cmdline: cmdline, KernelArgs: args, Own: own,
 		}
 		if res.Action == boot.Netboot {
-			params.ConfigURL = f.ConfigURL(m)
+			params.ConfigURL = f.configURL(base, m)
 			res.Secret = true
 		}
 		if res.Body, err = boot.NetbootScript(params); err != nil {
@@ -302,9 +354,16 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 	return res, nil
 }
 
-// ConfigURL returns the talos.config URL of the machine, token included.
+// ConfigURL returns the talos.config URL of the machine at BaseURL, token
+// included.
 func (f *Flow) ConfigURL(m state.Machine) string {
-	return f.opts.BaseURL + "/config/" + m.MAC.Dashed() + "?token=" + f.opts.Store.Token(m)
+	return f.configURL(f.opts.BaseURL, m)
+}
+
+// configURL is the talos.config URL of the machine under base; the token
+// does not depend on base.
+func (f *Flow) configURL(base string, m state.Machine) string {
+	return base + "/config/" + m.MAC.Dashed() + "?token=" + f.opts.Store.Token(m)
 }
 
 func short(id string) string {
@@ -346,7 +405,7 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	v := f.ev.Check(src, mac)
 	_, known := f.opts.Profiles.Machine(mac)
-	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, ip: ip, record: v.Bound()}
+	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, ip: ip, record: v.Bound(), local: localAddr(r)}
 	// A record is made for a machine a profile or the evidence vouches
 	// for; with binding off, only DHCP (which made it) or a profile does.
 	req.create = known || v.Via == evidence.ViaNeighbour || v.Via == evidence.ViaRelayedDHCP

@@ -18,21 +18,30 @@ import (
 // Config is the whole tinderbox configuration.
 type Config struct {
 	// Advertise is the IPv4 address nodes use to reach tinderbox. When empty,
-	// Load fills it with the first IPv4 address of dhcp.interface (or of the
-	// interface that holds the default route).
-	Advertise string   `mapstructure:"advertise"`
-	HTTP      HTTP     `mapstructure:"http"`
-	Admin     Admin    `mapstructure:"admin"`
-	DHCP      DHCP     `mapstructure:"dhcp"`
-	TFTP      TFTP     `mapstructure:"tftp"`
-	IPXE      IPXE     `mapstructure:"ipxe"`
-	Factory   Factory  `mapstructure:"factory"`
-	Cache     Cache    `mapstructure:"cache"`
-	State     State    `mapstructure:"state"`
-	Profiles  Profiles `mapstructure:"profiles"`
-	Log       Log      `mapstructure:"log"`
-	Binding   Binding  `mapstructure:"binding"`
-	Reports   Reports  `mapstructure:"reports"`
+	// Load fills it with the first IPv4 address of dhcp.interface (or of
+	// the first of dhcp.interfaces, or of the interface that holds the
+	// default route) and leaves AdvertisePinned false.
+	Advertise string `mapstructure:"advertise"`
+	// AdvertisePinned is true when advertise was set (file, environment or
+	// flag): every URL and address handed to a node then names Advertise.
+	// When false, Advertise is only the default Load found, which the
+	// admin API, `tinderbox script` and `render` show, and each DHCP reply
+	// or boot HTTP answer names the address of the interface its request
+	// arrived on instead (docs/protocol.md, "Addresses in URLs").
+	AdvertisePinned bool `mapstructure:"-"`
+
+	HTTP     HTTP     `mapstructure:"http"`
+	Admin    Admin    `mapstructure:"admin"`
+	DHCP     DHCP     `mapstructure:"dhcp"`
+	TFTP     TFTP     `mapstructure:"tftp"`
+	IPXE     IPXE     `mapstructure:"ipxe"`
+	Factory  Factory  `mapstructure:"factory"`
+	Cache    Cache    `mapstructure:"cache"`
+	State    State    `mapstructure:"state"`
+	Profiles Profiles `mapstructure:"profiles"`
+	Log      Log      `mapstructure:"log"`
+	Binding  Binding  `mapstructure:"binding"`
+	Reports  Reports  `mapstructure:"reports"`
 
 	// File is the configuration file that was read, or "" when only built-in
 	// defaults, environment and flags were used.
@@ -61,14 +70,31 @@ type Admin struct {
 // DHCP is the proxyDHCP responder.
 type DHCP struct {
 	Enabled bool `mapstructure:"enabled"`
-	// Interface binds the responder to one network interface (SO_BINDTODEVICE).
+	// Interface binds the responder to one network interface
+	// (SO_BINDTODEVICE); "" with Interfaces empty listens on every one.
 	Interface string `mapstructure:"interface"`
-	Port      int    `mapstructure:"port"`
+	// Interfaces binds one responder per listed interface; Validate
+	// refuses it together with Interface.
+	Interfaces []string `mapstructure:"interfaces"`
+	Port       int      `mapstructure:"port"`
 	// PXEPort is the PXE boot server port (4011); 0 disables that listener.
 	PXEPort int `mapstructure:"pxePort"`
 	// ReplyDelay holds every proxy reply back this long (0 to 5 s), for
 	// firmware that misses a reply arriving before the router's.
 	ReplyDelay time.Duration `mapstructure:"replyDelay"`
+}
+
+// Devices returns the interfaces the responder binds to, one listener
+// pair (dhcp.port and dhcp.pxePort) each: dhcp.interfaces, else
+// dhcp.interface alone; nil listens once on every interface.
+func (d DHCP) Devices() []string {
+	if len(d.Interfaces) > 0 {
+		return d.Interfaces
+	}
+	if d.Interface != "" {
+		return []string{d.Interface}
+	}
+	return nil
 }
 
 // TFTP is the read-only TFTP server for the iPXE chain-load.
@@ -198,6 +224,7 @@ func defaults() map[string]any {
 		"admin.hosts":            []string{},
 		"dhcp.enabled":           true,
 		"dhcp.interface":         "",
+		"dhcp.interfaces":        []string{},
 		"dhcp.port":              67,
 		"dhcp.pxePort":           4011,
 		"dhcp.replyDelay":        "0s",

@@ -85,13 +85,14 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := &Config{
-		Advertise: "192.0.2.10",
-		HTTP:      HTTP{Listen: ":18080"},
-		Admin:     Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
-		DHCP:      DHCP{Enabled: true, Port: 1067, PXEPort: 14011, ReplyDelay: 750 * time.Millisecond},
-		TFTP:      TFTP{Enabled: true, Listen: "127.0.0.1:1069", MaxBlockSize: 1408},
-		IPXE:      IPXE{Dir: "/usr/lib/ipxe", EFIx64: "ipxe.efi", LocalBoot: LocalBootSanboot},
-		Factory:   Factory{URL: "https://factory.example.org"},
+		Advertise:       "192.0.2.10",
+		AdvertisePinned: true,
+		HTTP:            HTTP{Listen: ":18080"},
+		Admin:           Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
+		DHCP:            DHCP{Enabled: true, Interfaces: []string{"lo"}, Port: 1067, PXEPort: 14011, ReplyDelay: 750 * time.Millisecond},
+		TFTP:            TFTP{Enabled: true, Listen: "127.0.0.1:1069", MaxBlockSize: 1408},
+		IPXE:            IPXE{Dir: "/usr/lib/ipxe", EFIx64: "ipxe.efi", LocalBoot: LocalBootSanboot},
+		Factory:         Factory{URL: "https://factory.example.org"},
 		Cache: Cache{Dir: "testdata/config/scratch/cache", MaxSize: 512 << 20, Allow: []Image{
 			{Schematic: testID, Version: "v1.12.7"},
 			{Schematic: testID, Version: "v1.13.0-beta.1", Arch: machine.ArchARM64},
@@ -442,5 +443,43 @@ func TestDurationHook(t *testing.T) {
 	}
 	if got, err := durationHook(reflect.TypeOf(""), reflect.TypeOf(""), "24h"); got != "24h" || err != nil {
 		t.Errorf("a string key: got %v, %v; want it untouched", got, err)
+	}
+}
+
+// TestAdvertisePinned checks that Load tells a configured advertise from
+// the default it finds: only the first is pinned. The default is the first
+// IPv4 address of the first interface the responder binds to.
+func TestAdvertisePinned(t *testing.T) {
+	chdirRoot(t)
+	dir := t.TempDir()
+	t.Setenv("TINDERBOX_CACHE_DIR", dir)
+	t.Setenv("TINDERBOX_STATE_DIR", dir)
+	t.Setenv("TINDERBOX_PROFILES_DIR", dir)
+	for _, tt := range []struct {
+		name          string
+		env           map[string]string
+		wantAdvertise string
+		wantPinned    bool
+		wantDevices   []string
+	}{
+		{"set", map[string]string{"TINDERBOX_ADVERTISE": "192.0.2.7"}, "192.0.2.7", true, nil},
+		{"default of dhcp.interface", map[string]string{"TINDERBOX_DHCP_INTERFACE": "lo"}, "127.0.0.1", false, []string{"lo"}},
+		{"default of dhcp.interfaces", map[string]string{"TINDERBOX_DHCP_INTERFACES": "lo"}, "127.0.0.1", false, []string{"lo"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := Load(Options{Path: "testdata/config/empty.yaml"})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if cfg.Advertise != tt.wantAdvertise || cfg.AdvertisePinned != tt.wantPinned {
+				t.Errorf("got advertise %q pinned %v, want %q pinned %v", cfg.Advertise, cfg.AdvertisePinned, tt.wantAdvertise, tt.wantPinned)
+			}
+			if got := cfg.DHCP.Devices(); !slices.Equal(got, tt.wantDevices) {
+				t.Errorf("dhcp devices: got %q, want %q", got, tt.wantDevices)
+			}
+		})
 	}
 }

@@ -138,8 +138,13 @@ func Load(opts Options) (*Config, error) {
 			badKeys[strings.ToLower(p.Key)] = true
 		}
 	}
-	if cfg.Advertise == "" {
-		addr, err := DefaultAdvertise(cfg.DHCP.Interface)
+	cfg.AdvertisePinned = cfg.Advertise != ""
+	if !cfg.AdvertisePinned {
+		var iface string
+		if devs := cfg.DHCP.Devices(); len(devs) > 0 {
+			iface = devs[0]
+		}
+		addr, err := DefaultAdvertise(iface)
 		if err != nil {
 			problems = append(problems, err)
 		} else {

@@ -67,6 +67,23 @@ func (c *Config) Validate() error {
 			if _, err := net.InterfaceByName(c.DHCP.Interface); err != nil {
 				add("dhcp.interface: no network interface %q on this host", c.DHCP.Interface)
 			}
+			if len(c.DHCP.Interfaces) > 0 {
+				add("dhcp.interfaces: both dhcp.interface and dhcp.interfaces are set; name every interface in dhcp.interfaces and remove dhcp.interface")
+			}
+		}
+		seen := map[string]bool{}
+		for _, name := range c.DHCP.Interfaces {
+			switch {
+			case seen[name]:
+				add("dhcp.interfaces: %q is listed twice", name)
+			case name == "":
+				add("dhcp.interfaces: an empty name; list interface names, or leave the list empty to listen on every interface")
+			default:
+				if _, err := net.InterfaceByName(name); err != nil {
+					add("dhcp.interfaces: no network interface %q on this host", name)
+				}
+			}
+			seen[name] = true
 		}
 	}
 	if c.TFTP.Enabled {

@@ -19,8 +19,11 @@ import (
 
 // Config is what the responder needs to know of tinderbox's configuration.
 type Config struct {
-	// Advertise is the IPv4 address that HTTP URLs in replies name
-	// (config key advertise).
+	// Advertise, when valid, is the IPv4 address every HTTP URL in a reply
+	// names (config key advertise, set explicitly). The zero Addr makes
+	// each reply name the address of the interface its request came in on
+	// (Request.ServerIP), so a client on any of the server's LANs is sent
+	// to an address on its own LAN.
 	Advertise netip.Addr
 	// HTTPPort is the boot HTTP server's port.
 	HTTPPort int
@@ -34,15 +37,26 @@ type Config struct {
 
 // ScriptURL is where iPXE fetches its boot script: iPXE's own DHCP is
 // answered with it, which breaks the chain-load loop (docs/protocol.md,
-// "iPXE").
-func (c Config) ScriptURL() string {
-	return "http://" + netip.AddrPortFrom(c.Advertise, uint16(c.HTTPPort)).String() + "/boot.ipxe"
+// "iPXE"). server is tinderbox's address on the request's interface; it
+// is named unless Advertise is set.
+func (c Config) ScriptURL(server netip.Addr) string {
+	return c.httpBase(server) + "/boot.ipxe"
 }
 
 // fileURL is where UEFI HTTP-boot firmware fetches an iPXE binary; the boot
 // HTTP server serves ipxe.dir under /boot/.
-func (c Config) fileURL(name string) string {
-	return "http://" + netip.AddrPortFrom(c.Advertise, uint16(c.HTTPPort)).String() + "/boot/" + name
+func (c Config) fileURL(server netip.Addr, name string) string {
+	return c.httpBase(server) + "/boot/" + name
+}
+
+// httpBase is http://HOST:PORT of the boot HTTP server, HOST being
+// Advertise when set, else server.
+func (c Config) httpBase(server netip.Addr) string {
+	host := server
+	if c.Advertise.IsValid() {
+		host = c.Advertise
+	}
+	return "http://" + netip.AddrPortFrom(host, uint16(c.HTTPPort)).String()
 }
 
 // Client is what a request says about the machine that sent it.
@@ -229,7 +243,8 @@ func Decide(ctx context.Context, req Request, cfg Config, policy Policy) Decisio
 	if !v.Answer {
 		return Decision{Client: &c, Reason: ReasonPolicy, Detail: v.Reason}
 	}
-	file, detail := bootFile(c, cfg)
+	addr, _ := netip.AddrFromSlice(server)
+	file, detail := bootFile(c, cfg, addr)
 	if file == "" {
 		return Decision{Client: &c, Reason: ReasonNoBinary, Detail: detail}
 	}
@@ -342,10 +357,11 @@ func firmwareOf(a iana.Arch) machine.Firmware {
 }
 
 // bootFile picks what c is told to boot (docs/protocol.md, "Client
-// architecture (option 93)"), or "" and why nothing fits.
-func bootFile(c Client, cfg Config) (file, why string) {
+// architecture (option 93)"), or "" and why nothing fits; a URL names
+// server unless cfg.Advertise is set.
+func bootFile(c Client, cfg Config, server netip.Addr) (file, why string) {
 	if c.IPXE {
-		return cfg.ScriptURL(), ""
+		return cfg.ScriptURL(server), ""
 	}
 	switch c.Firmware {
 	case machine.FirmwareBIOS:
@@ -373,7 +389,7 @@ func bootFile(c Client, cfg Config) (file, why string) {
 		return "", fmt.Sprintf("no iPXE binary for architecture %d (%s)", uint16(c.ClientArch), c.ClientArch)
 	}
 	if c.HTTPBoot {
-		return cfg.fileURL(file), ""
+		return cfg.fileURL(server, file), ""
 	}
 	return file, ""
 }

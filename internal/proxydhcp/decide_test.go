@@ -468,3 +468,47 @@ func TestBootFileField(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideURLsNameTheReceivingInterface checks where the URLs in a reply
+// point (issue 18, "one server, two LANs"): with advertise not pinned
+// (Config.Advertise zero), at the address of the interface the request came
+// in on, so a client on a second LAN is not sent to the first; with
+// advertise pinned, at advertise whatever the interface.
+func TestDecideURLsNameTheReceivingInterface(t *testing.T) {
+	pinned := netip.MustParseAddr("192.0.2.10")
+	clients := []struct {
+		name, path string
+		mods       []dhcpv4.Modifier
+	}{
+		{"iPXE", "/boot.ipxe", ipxeClient(7)},
+		{"iPXE on BIOS", "/boot.ipxe", ipxeClient(0)},
+		{"x86-64 UEFI HTTP boot", "/boot/snponly.efi", firmware(16)},
+		{"arm64 UEFI HTTP boot", "/boot/ipxe-arm64.efi", firmware(19)},
+	}
+	for _, server := range []net.IP{net.IPv4(10, 98, 1, 1).To4(), net.IPv4(10, 98, 2, 1).To4()} {
+		for _, c := range clients {
+			for _, advertise := range []netip.Addr{{}, pinned} {
+				want := "http://" + server.String() + ":8080" + c.path
+				name := c.name + " on " + server.String() + ", not pinned"
+				if advertise.IsValid() {
+					want = "http://192.0.2.10:8080" + c.path
+					name = c.name + " on " + server.String() + ", pinned"
+				}
+				t.Run(name, func(t *testing.T) {
+					cfg := Config{Advertise: advertise, HTTPPort: 8080, Arm64: true}
+					req := packet(t, dhcpv4.MessageTypeDiscover, c.mods...)
+					d := Decide(t.Context(), Request{Packet: req, ServerIP: server}, cfg, nil)
+					if d.Reply == nil {
+						t.Fatalf("got no reply (%s: %s)", d.Reason, d.Detail)
+					}
+					if d.File != want || d.Reply.BootFileName != want {
+						t.Errorf("got file %q (field %q), want %q", d.File, d.Reply.BootFileName, want)
+					}
+					if !d.Reply.ServerIPAddr.Equal(server) || !d.Reply.ServerIdentifier().Equal(server) {
+						t.Errorf("got siaddr %s, option 54 %s, want %s for both", d.Reply.ServerIPAddr, d.Reply.ServerIdentifier(), server)
+					}
+				})
+			}
+		}
+	}
+}

@@ -270,8 +270,9 @@ func typeLabel(t dhcpv4.MessageType) string {
 }
 
 // localAddr is tinderbox's address on the interface a packet came in on
-// (IP_PKTINFO), which the reply is sent from and names in siaddr and option
-// 54: the packet's destination when it was sent to one of the interface's
+// (IP_PKTINFO), which the reply is sent from and names in siaddr, option
+// 54 and, unless advertise is pinned (Config.Advertise), in its URLs: the
+// packet's destination when it was sent to one of the interface's
 // addresses, else (a broadcast) the advertised address if the interface has
 // it, else the interface's first IPv4 address. It returns nil when the
 // interface has no IPv4 address.

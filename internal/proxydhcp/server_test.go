@@ -447,3 +447,31 @@ func TestServerReplyDelay(t *testing.T) {
 		t.Errorf("got %q after %v, want snponly.efi after at least %v", offer.BootFileName, took, delay)
 	}
 }
+
+// TestServerScriptURL checks, over a real socket, that iPXE's DISCOVER is
+// sent to the address it reached the responder on (127.0.0.1, from
+// IP_PKTINFO) when advertise is not pinned, and to advertise when it is.
+func TestServerScriptURL(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		advertise netip.Addr
+		want      string
+	}{
+		{"not pinned", netip.Addr{}, "http://127.0.0.1:8080/boot.ipxe"},
+		{"pinned", netip.MustParseAddr("192.0.2.10"), "http://192.0.2.10:8080/boot.ipxe"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := startServer(t, false, nil, func(o *Options) { o.Config.Advertise = tt.advertise })
+			offer, err := client(t, rig.addr).DiscoverOffer(t.Context(), ipxeClient(7)...)
+			if err != nil {
+				t.Fatalf("DiscoverOffer: %v", err)
+			}
+			if offer.BootFileName != tt.want {
+				t.Errorf("got file %q, want %q", offer.BootFileName, tt.want)
+			}
+			if !offer.ServerIPAddr.Equal(loopback) {
+				t.Errorf("got siaddr %s, want %s", offer.ServerIPAddr, loopback)
+			}
+		})
+	}
+}

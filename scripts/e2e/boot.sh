@@ -35,12 +35,18 @@
 #      after Initramfs (reports.stallAfter is 20s here).
 #   9. ipxe.localBoot: sanboot (tinderbox restarted with it): on SeaBIOS
 #      iPXE boots drive 0x80 itself (its messages reach the serial log).
+#  10. One server, two LANs (issue 18): a second LAN with its own router,
+#      on a second interface of tinderbox's namespace; tinderbox restarted
+#      with dhcp.interfaces [both] and advertise not set. A machine on each
+#      LAN, at once: each is handed its own LAN's address in the iPXE offer
+#      and in every URL and argument of its script, installs (config,
+#      events, kernel log all reach tinderbox over its own LAN).
 # Prints a timings table per scenario and step. Topology: scripts/e2e/lib.sh.
 # Needs root and qemu-system-x86, ovmf, ipxe, ipxe-qemu, dnsmasq,
 # busybox-static, grub-pc-bin, grub-efi-amd64-bin, xorriso, mtools
 # (scripts/deps.sh e2e).
 set -euo pipefail
-E2E=tbxe NET=10.78.0 TAPS=3
+E2E=tbxe NET=10.78.0 TAPS=3 NET2=10.79.0
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -79,6 +85,7 @@ case "$factory" in http://*) ;; *) cat "$work/factory.out" >&2; e2e_log "FAIL: t
 schematic=$(printf '%064d' 0 | tr 0 e)
 uefi=52:54:00:78:00:01 bios=52:54:00:78:00:02 never=52:54:00:78:00:03 colda=52:54:00:78:00:05 coldb=52:54:00:78:00:06
 biosonce=52:54:00:78:00:07 failing=52:54:00:78:00:08 stall=52:54:00:78:00:09
+lan1m=52:54:00:78:00:0a lan2m=52:54:00:79:00:0b
 p=$work/profiles
 mkdir -p "$p/configs" "$p/machines" "$work/cache" "$work/state"
 cat >"$p/defaults.yaml" <<YAML
@@ -108,6 +115,8 @@ printf 'hostname: cold-b\ntalos:\n  version: v1.13.0\n' >"$p/machines/${coldb//:
 echo "hostname: bios-once" >"$p/machines/${biosonce//:/-}.yaml"
 printf 'hostname: failing\nkernelArgs: ["e2e.fail-install=1"]\n' >"$p/machines/${failing//:/-}.yaml"
 printf 'hostname: stall\nkernelArgs: ["e2e.stall=1"]\n' >"$p/machines/${stall//:/-}.yaml"
+echo "hostname: lan-one" >"$p/machines/${lan1m//:/-}.yaml"
+echo "hostname: lan-two" >"$p/machines/${lan2m//:/-}.yaml"
 
 # The iPXE builds: Debian's, as a user's install has them. UEFI machines
 # get snponly.efi, tinderbox's default (ipxe.efiX64): Debian's 2019
@@ -115,13 +124,19 @@ printf 'hostname: stall\nkernelArgs: ["e2e.stall=1"]\n' >"$p/machines/${stall//:
 # "Booting the disk").
 E2E_IPXE_DIR=${E2E_IPXE_DIR:-/usr/lib/ipxe}
 
-# tbconfig LOCALBOOT: tinderbox's config, with ipxe.localBoot LOCALBOOT.
+# tbconfig LOCALBOOT [two-lans]: tinderbox's config, with ipxe.localBoot
+# LOCALBOOT; advertise pinned to $NET.2 and DHCP on ${E2E}boot0, or with
+# two-lans, advertise not set and DHCP on both LANs' interfaces.
 tbconfig() {
+	local adv="advertise: $NET.2" dhcp="dhcp: {interface: ${E2E}boot0}"
+	if [ "${2:-}" = two-lans ]; then
+		adv="" dhcp="dhcp: {interfaces: [${E2E}boot0, ${E2E}boot1]}"
+	fi
 	cat >"$work/tinderbox.yaml" <<YAML
-advertise: $NET.2
+$adv
 http: {listen: ":8080"}
 admin: {listen: "127.0.0.1:8081"}
-dhcp: {interface: ${E2E}boot0}
+$dhcp
 tftp: {listen: ":69"}
 ipxe: {dir: $E2E_IPXE_DIR, localBoot: $1}
 factory: {url: "$factory"}
@@ -339,7 +354,45 @@ check "9: told to boot its disk" scripted "$biosonce" local
 check "9: iPXE booted drive 0x80 itself" bash -c "tr -d '\r' <'$work/bios-once.serial' | grep -a -A4 'Booting from SAN device 0x80' | grep -q 'GRUB loading'"
 check "9: the disk booted and reported" after_san bios-once "reported running and ready"
 
-check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox-exit.log' '$work/tinderbox.log'"
+# 10. One server, two LANs: advertise not set, DHCP on both interfaces.
+# Neither LAN routes to the other, so a machine handed the other LAN's
+# address could fetch nothing.
+e2e_second_lan "$NET2"
+kill "$tinderbox_pid"
+wait "$tinderbox_pid" 2>/dev/null || true
+e2e_forget "$tinderbox_pid"
+mv "$work/tinderbox.log" "$work/tinderbox-sanboot.log"
+tbconfig exit two-lans
+e2e_tinderbox --config "$work/tinderbox.yaml"
+# offered MAC URL: tinderbox sent iPXE at MAC the script URL URL.
+offered() { grep "proxy offer sent" "$work/tinderbox.log" | grep "mac=$1" | grep -qF "file=$2"; }
+start=$(now)
+vm_start lan-one "${E2E}tap1" "$lan1m" 11111111-2222-4333-8444-55555555550a seabios
+pida=$vm_pid
+vm_ns=$lan2 vm_start lan-two "${E2E}tap9" "$lan2m" 11111111-2222-4333-8444-55555555550b seabios
+pidb=$vm_pid
+vm_wait "$pida" 300 rebooted lan-one || true
+vm_wait "$pidb" 120 rebooted lan-two || true
+timings "10 two LANs: LAN 1" "$lan1m" "$start"
+timings "10 two LANs: LAN 2" "$lan2m" "$start"
+for m in "lan-one $lan1m $NET" "lan-two $lan2m $NET2"; do
+	read -r name mac net <<<"$m"
+	check "10: $name: iPXE offered its own LAN's script URL" offered "$mac" "http://$net.2:8080/boot.ipxe"
+	check "10: $name: talos.config on its own LAN" serial "$name" "fetching config: http://$net.2:8080/config/${mac//:/-}?token="
+	check "10: $name: the config equals tinderbox render" config_matches "$name" "$mac"
+	check "10: $name: installed from Talos' report (event sink on its LAN)" installed_by_report "$mac"
+	check "10: $name: machines logs has its [talos] lines (log receiver on its LAN)" logs_have "$mac" "[talos] installing Talos to /dev/vda"
+done
+# A script fetched over LAN 2 (from its router's namespace; an unknown MAC,
+# so the maintenance script, which carries no secret) names LAN 2's address
+# in every URL and argument, and never LAN 1's.
+ip netns exec "$lan2" curl -s "http://$NET2.2:8080/ipxe?mac=02-00-00-79-00-99&arch=x86_64" >"$work/lan2.ipxe" || true
+check "10: a script fetched over LAN 2 names LAN 2's kernel, initrd, sink, logs" bash -c "grep -q '^kernel http://$NET2.2:8080/assets/' '$work/lan2.ipxe' &&
+	grep -q '^initrd http://$NET2.2:8080/assets/' '$work/lan2.ipxe' && grep -q 'talos.events.sink=$NET2.2:8091' '$work/lan2.ipxe' &&
+	grep -q 'talos.logging.kernel=tcp://$NET2.2:8092/' '$work/lan2.ipxe'"
+check "10: a script fetched over LAN 2 names no address of LAN 1" bash -c "! grep -q '${NET//./\\.}\\.' '$work/lan2.ipxe'"
+
+check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox-exit.log' '$work/tinderbox-sanboot.log' '$work/tinderbox.log'"
 
 {
 	echo
@@ -350,6 +403,6 @@ check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinder
 } >&2
 if [ "$fails" -ne 0 ]; then
 	e2e_log "tinderbox's Info, Warn and Error lines:"
-	grep -h "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox-exit.log" "$work/tinderbox.log" >&2 || true
+	grep -h "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox-exit.log" "$work/tinderbox-sanboot.log" "$work/tinderbox.log" >&2 || true
 fi
 e2e_summary

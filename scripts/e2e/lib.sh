@@ -10,6 +10,10 @@
 #                        veth whose peer is on the bridge: a spare box on the LAN
 #   VMs (QEMU):          SeaBIOS with QEMU's iPXE ROM, or OVMF with its native
 #                        PXE client (romfile= empty)
+#   namespace $E2E-lan2: (e2e_second_lan, optional) a second LAN with its own
+#                        bridge ${E2E}br1, router and tap ${E2E}tap9, on
+#                        ${E2E}boot1 of the boot namespace: tinderbox on two
+#                        LANs
 #
 # A script sets E2E (a short prefix, unique per script), NET (the /24's first
 # three octets) and TAPS (how many taps), then calls e2e_init. Everything it
@@ -52,6 +56,7 @@ e2e_init() {
 	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	work=$(mktemp -d "/tmp/$E2E.XXXXXX")
 	lan=$E2E-lan
+	lan2=$E2E-lan2
 	boot=$E2E-boot
 	br=${E2E}br0
 	pids=()
@@ -70,6 +75,7 @@ e2e_cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	ip netns del "$lan" 2>/dev/null || true
+	ip netns del "$lan2" 2>/dev/null || true
 	ip netns del "$boot" 2>/dev/null || true
 	e2e_log "logs kept in $work"
 }
@@ -122,15 +128,41 @@ e2e_topology() {
 	done
 }
 
-# e2e_router starts dnsmasq as the home router: addresses and a default
-# route only, no PXE options. no-ping avoids dnsmasq's ~3 s ICMP check; RA
-# spares iPXE its ~16 s IPv6 wait.
+# e2e_router [NS BRIDGE NET NAME] starts dnsmasq as the home router of the
+# LAN (default: the first): addresses and a default route only, no PXE
+# options. no-ping avoids dnsmasq's ~3 s ICMP check; RA spares iPXE its
+# ~16 s IPv6 wait.
 e2e_router() {
-	ip netns exec "$lan" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$br" --bind-interfaces \
-		--dhcp-range="$NET.100,$NET.150,255.255.255.0,1h" --dhcp-option=option:router,"$NET.1" \
-		--dhcp-range="fd${NET##*.}::,ra-only" --enable-ra --no-ping --log-dhcp --log-facility=- \
-		--dhcp-leasefile="$work/leases" --pid-file="$work/dnsmasq.pid" >"$work/dnsmasq.log" 2>&1 &
+	local ns=${1:-$lan} bridge=${2:-$br} net=${3:-$NET} name=${4:-dnsmasq}
+	ip netns exec "$ns" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$bridge" --bind-interfaces \
+		--dhcp-range="$net.100,$net.150,255.255.255.0,1h" --dhcp-option=option:router,"$net.1" \
+		--dhcp-range="fd${net##*.}::,ra-only" --enable-ra --no-ping --log-dhcp --log-facility=- \
+		--dhcp-leasefile="$work/$name.leases" --pid-file="$work/$name.pid" >"$work/$name.log" 2>&1 &
 	pids+=($!)
+}
+
+# e2e_second_lan NET2: a second LAN, namespace $lan2, bridge ${E2E}br1
+# $NET2.1/24 (+ a ULA /64) with its own router and one tap (${E2E}tap9), reaching the
+# boot namespace on ${E2E}boot1 $NET2.2: the boot namespace is then one
+# server on two LANs that cannot reach each other.
+e2e_second_lan() {
+	local net2=$1
+	ip netns del "$lan2" 2>/dev/null || true
+	ip netns add "$lan2"
+	ip netns exec "$lan2" ip link set lo up
+	ip netns exec "$lan2" ip link add "${E2E}br1" type bridge forward_delay 0 stp_state 0
+	ip netns exec "$lan2" ip addr add "$net2.1/24" dev "${E2E}br1"
+	# The ULA prefix lets the router send RAs, sparing iPXE its IPv6 wait.
+	ip netns exec "$lan2" ip -6 addr add "fd${net2##*.}::1/64" dev "${E2E}br1" nodad
+	ip netns exec "$lan2" ip link set "${E2E}br1" up
+	ip netns exec "$lan2" ip link add "${E2E}veth1" type veth peer name "${E2E}boot1"
+	ip netns exec "$lan2" ip link set "${E2E}boot1" netns "$boot"
+	ip netns exec "$lan2" ip link set "${E2E}veth1" master "${E2E}br1" up
+	inboot ip addr add "$net2.2/24" dev "${E2E}boot1"
+	inboot ip link set "${E2E}boot1" up
+	ip netns exec "$lan2" ip tuntap add dev "${E2E}tap9" mode tap
+	ip netns exec "$lan2" ip link set "${E2E}tap9" master "${E2E}br1" up
+	e2e_router "$lan2" "${E2E}br1" "$net2" dnsmasq-lan2
 }
 
 # e2e_tinderbox ARGS…: starts `tinderbox serve ARGS…` in the boot namespace
@@ -158,7 +190,8 @@ e2e_tinderbox() {
 # "reboot" lets the VM reboot in place, as a machine does after its install;
 # without it a reboot ends QEMU (-no-reboot), so a broken boot fails fast.
 # SeaBIOS copies its console, and so the iPXE ROM's, to the serial port
-# (etc/sercon-port 0x3f8), as OVMF does by itself. Sets vm_pid.
+# (etc/sercon-port 0x3f8), as OVMF does by itself. The VM runs in the
+# namespace $vm_ns (default $lan), where its tap must be. Sets vm_pid.
 vm_start() {
 	local name=$1 tap=$2 mac=$3 uuid=$4 fw=$5 opt=${6:-}
 	local fwargs=() qargs=(-no-reboot)
@@ -181,7 +214,7 @@ vm_start() {
 	[ -e "$work/$name.disk" ] || truncate -s 64M "$work/$name.disk"
 	e2e_log "booting $name ($fw, $mac${6:+, $6})"
 	# shellcheck disable=SC2046 # the accelerator is two words on purpose
-	ip netns exec "$lan" qemu-system-x86_64 $(e2e_accel) -m 512 -display none -monitor none "${qargs[@]}" \
+	ip netns exec "${vm_ns:-$lan}" qemu-system-x86_64 $(e2e_accel) -m 512 -display none -monitor none "${qargs[@]}" \
 		-chardev "file,id=ser0,path=$work/$name.serial,append=on" -serial chardev:ser0 -uuid "$uuid" \
 		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" "${fwargs[@]}" \
 		-drive "if=none,id=d0,format=raw,file=$work/$name.disk" -device virtio-blk-pci,drive=d0,bootindex=2 &
