@@ -393,7 +393,8 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 
 	// TFTP: the iPXE chain-load.
 	if socks.tftp != nil {
-		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow, MaxBlksize: cfg.TFTP.MaxBlockSize})
+		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow, MaxBlksize: cfg.TFTP.MaxBlockSize,
+			MaxPerClient: cfg.TFTP.MaxPerClient, MaxTimeout: cfg.TFTP.MaxTimeout, FirstAckWait: cfg.TFTP.FirstAckWait})
 		log.Info("tftp listening", "addr", d.tftpAddr.String(), "dir", root.Dir())
 		d.add("TFTP", func(ctx context.Context) error { return srv.Serve(ctx, socks.tftp) })
 	}

@@ -40,7 +40,7 @@ func testConfig(t testing.TB) *config.Config {
 		HTTP:      config.HTTP{Listen: "127.0.0.1:0"},
 		Admin:     config.Admin{Listen: "127.0.0.1:0"},
 		DHCP:      config.DHCP{Enabled: false, Port: 67, PXEPort: 4011},
-		TFTP:      config.TFTP{Enabled: false, Listen: "127.0.0.1:0"},
+		TFTP:      config.TFTP{Enabled: false, Listen: "127.0.0.1:0", MaxPerClient: 8, MaxTimeout: 10 * time.Second, FirstAckWait: 15 * time.Second},
 		IPXE:      config.IPXE{Dir: filepath.Join(dir, "ipxe"), LocalBoot: config.LocalBootExit, EFIx64: "snponly.efi"},
 		Factory:   config.Factory{URL: "http://127.0.0.1:1"},
 		Cache:     config.Cache{Dir: filepath.Join(dir, "cache"), MaxSize: 1 << 30},

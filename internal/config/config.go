@@ -105,6 +105,14 @@ type TFTP struct {
 	// bytes of file data per DATA packet, below the cap the receiving
 	// interface's MTU sets; 0 for none, else 512–65464.
 	MaxBlockSize int `mapstructure:"maxBlockSize"`
+	// MaxPerClient bounds the transfers one client address runs at once.
+	MaxPerClient int `mapstructure:"maxPerClient"`
+	// MaxTimeout caps the timeout option (RFC 2349) a client may ask; a
+	// larger ask is declined. 1 s to 255 s.
+	MaxTimeout time.Duration `mapstructure:"maxTimeout"`
+	// FirstAckWait bounds the wait for a client's first ACK, over all
+	// retransmissions.
+	FirstAckWait time.Duration `mapstructure:"firstAckWait"`
 }
 
 // IPXE says where the iPXE binaries are and how a script boots the local disk.
@@ -231,6 +239,9 @@ func defaults() map[string]any {
 		"tftp.enabled":           true,
 		"tftp.listen":            ":69",
 		"tftp.maxBlockSize":      0,
+		"tftp.maxPerClient":      8,
+		"tftp.maxTimeout":        "10s",
+		"tftp.firstAckWait":      "15s",
 		"ipxe.dir":               "/usr/lib/ipxe",
 		"ipxe.localBoot":         LocalBootExit,
 		"ipxe.efiX64":            "snponly.efi",

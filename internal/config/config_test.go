@@ -90,7 +90,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 		HTTP:            HTTP{Listen: ":18080"},
 		Admin:           Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
 		DHCP:            DHCP{Enabled: true, Interfaces: []string{"lo"}, Port: 1067, PXEPort: 14011, ReplyDelay: 750 * time.Millisecond},
-		TFTP:            TFTP{Enabled: true, Listen: "127.0.0.1:1069", MaxBlockSize: 1408},
+		TFTP:            TFTP{Enabled: true, Listen: "127.0.0.1:1069", MaxBlockSize: 1408, MaxPerClient: 4, MaxTimeout: 20 * time.Second, FirstAckWait: 30 * time.Second},
 		IPXE:            IPXE{Dir: "/usr/lib/ipxe", EFIx64: "ipxe.efi", LocalBoot: LocalBootSanboot},
 		Factory:         Factory{URL: "https://factory.example.org"},
 		Cache: Cache{Dir: "testdata/config/scratch/cache", MaxSize: 512 << 20, Allow: []Image{

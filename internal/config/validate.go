@@ -95,6 +95,15 @@ func (c *Config) Validate() error {
 		if n := c.TFTP.MaxBlockSize; n != 0 && (n < 512 || n > 65464) {
 			add("tftp.maxBlockSize: %d: want 512–65464 bytes, or 0 for the interface MTU's limit alone", n)
 		}
+		if c.TFTP.MaxPerClient < 1 {
+			add("tftp.maxPerClient: %d: want at least 1", c.TFTP.MaxPerClient)
+		}
+		if d := c.TFTP.MaxTimeout; d < time.Second || d > 255*time.Second {
+			add("tftp.maxTimeout: %s: want 1s to 255s (RFC 2349's range)", d)
+		}
+		if c.TFTP.FirstAckWait <= 0 {
+			add("tftp.firstAckWait: %s: want a duration above zero, such as 15s", c.TFTP.FirstAckWait)
+		}
 	}
 
 	switch c.IPXE.LocalBoot {

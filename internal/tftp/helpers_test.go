@@ -217,11 +217,18 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, addr string) *rawClient {
 	t.Helper()
+	return dialRawFrom(t, addr, net.IPv4(127, 0, 0, 1))
+}
+
+// dialRawFrom is dialRaw from a client address of its own (any of
+// 127.0.0.0/8 is on the loopback interface).
+func dialRawFrom(t *testing.T, addr string, from net.IP) *rawClient {
+	t.Helper()
 	server, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: from})
 	if err != nil {
 		t.Fatal(err)
 	}

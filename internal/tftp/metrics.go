@@ -26,6 +26,9 @@ const (
 	ResultBadRequest Result = "bad_request"
 	// ResultBusy: too many transfers already in flight.
 	ResultBusy Result = "busy"
+	// ResultClientBusy: the client's address already has as many
+	// transfers running as Options.MaxPerClient allows.
+	ResultClientBusy Result = "client_busy"
 	// ResultTimeout: the client stopped acknowledging.
 	ResultTimeout Result = "timeout"
 	// ResultAborted: the client sent an error or went away, or the server
@@ -37,7 +40,7 @@ const (
 
 var allResults = []Result{
 	ResultOK, ResultProbe, ResultNotFound, ResultRefused, ResultBadRequest,
-	ResultBusy, ResultTimeout, ResultAborted, ResultError,
+	ResultBusy, ResultClientBusy, ResultTimeout, ResultAborted, ResultError,
 }
 
 // Metrics are the TFTP server's Prometheus collectors.
@@ -54,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "tftp", Name: "transfers_total",
-			Help: "TFTP requests, by result (ok, probe, not_found, refused, bad_request, busy, timeout, aborted, error).",
+			Help: "TFTP requests, by result (ok, probe, not_found, refused, bad_request, busy, client_busy, timeout, aborted, error).",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metrics.Namespace, Subsystem: "tftp", Name: "transfer_duration_seconds",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -76,6 +77,16 @@ type request struct {
 	// when not asked); timeout is 0 when the client did not ask.
 	blksize, windowsize, timeout int
 	tsize                        bool
+}
+
+// without returns r with option name declined: left out of the OACK, and
+// its value back to the default (only timeout is declined this way).
+func (r request) without(name string) request {
+	r.opts = slices.DeleteFunc(slices.Clone(r.opts), func(o option) bool { return o.name == name })
+	if name == optTimeout {
+		r.timeout = 0
+	}
+	return r
 }
 
 // option is one accepted option: lower-case name and the value to send back.

@@ -35,7 +35,20 @@ type sender struct {
 	buf  []byte // one DATA packet
 	rbuf []byte // one incoming packet
 
+	// firstAckBy, when set, is when a client that has acknowledged
+	// nothing yet (no ACK 0 of the OACK, no ACK of block 1) is given up
+	// on, whatever the retries left: a client that asks for a file and
+	// never answers holds a transfer slot this long at most.
+	firstAckBy time.Time
+	acked      bool // an ACK came: firstAckBy no longer applies
+
 	retransmits int
+}
+
+// silentTooLong says whether the client has acknowledged nothing and
+// its time for that (firstAckBy) is up.
+func (s *sender) silentTooLong() bool {
+	return !s.acked && !s.firstAckBy.IsZero() && !time.Now().Before(s.firstAckBy)
 }
 
 // run negotiates options and sends the file; it returns how the transfer
@@ -86,7 +99,7 @@ func (s *sender) classify(ctx context.Context, err error) (Result, error) {
 func (s *sender) negotiate(ctx context.Context) error {
 	oack := appendOACK(make([]byte, 0, 128), s.req.opts, s.size)
 	for try := 0; ; try++ {
-		if try > s.retries {
+		if try > s.retries || s.silentTooLong() {
 			return errGaveUp
 		}
 		if try > 0 {
@@ -150,7 +163,7 @@ func (s *sender) send(ctx context.Context) error {
 				return err
 			}
 			if !got {
-				if tries++; tries > s.retries {
+				if tries++; tries > s.retries || s.silentTooLong() {
 					return errGaveUp
 				}
 				break
@@ -185,6 +198,9 @@ func (s *sender) sendBlock(b, bs int64) error {
 // transfer with a *clientError; other packets are ignored.
 func (s *sender) await(ctx context.Context, want func(block uint16) bool) (bool, error) {
 	deadline := time.Now().Add(s.timeout)
+	if !s.acked && !s.firstAckBy.IsZero() && s.firstAckBy.Before(deadline) {
+		deadline = s.firstAckBy
+	}
 	if err := s.conn.SetReadDeadline(deadline); err != nil {
 		return false, err
 	}
@@ -204,6 +220,7 @@ func (s *sender) await(ctx context.Context, want func(block uint16) bool) (bool,
 		switch binary.BigEndian.Uint16(p) {
 		case opACK:
 			if want(binary.BigEndian.Uint16(p[2:])) {
+				s.acked = true
 				return true, nil
 			}
 		case opERROR:

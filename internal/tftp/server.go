@@ -35,6 +35,7 @@
 package tftp
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -62,6 +63,20 @@ const (
 	// DefaultMaxTransfers bounds concurrent transfers: a rack booting at
 	// once is a few hundred clients; each transfer holds a socket and a file.
 	DefaultMaxTransfers = 512
+	// DefaultMaxPerClient bounds concurrent transfers from one address:
+	// firmware fetches one file at a time (EDK2's size probe and download
+	// follow each other), so a few cover retries and NAT, and one host
+	// cannot take the slots every other client needs.
+	DefaultMaxPerClient = 8
+	// DefaultMaxTimeout caps the retransmission timeout a client may ask
+	// (RFC 2349 allows up to 255 s): a larger ask is declined (left out
+	// of the OACK) and DefaultTimeout used, as RFC 2347 §2 lets a server.
+	// Firmware asks a few seconds.
+	DefaultMaxTimeout = 10 * time.Second
+	// DefaultFirstAckWait is how long a client that has acknowledged
+	// nothing is waited for, over all retries: a request that is never
+	// followed by an ACK frees its slot after this.
+	DefaultFirstAckWait = 15 * time.Second
 )
 
 // Transfer is one completed download, as handed to a Recorder.
@@ -125,6 +140,17 @@ type Options struct {
 	// MaxTransfers bounds concurrent transfers; requests beyond it get an
 	// error packet. 0 means DefaultMaxTransfers.
 	MaxTransfers int
+	// MaxPerClient bounds concurrent transfers from one client address;
+	// requests beyond it get an error packet ("too many transfers from
+	// your address") and count as ResultClientBusy. 0 means
+	// DefaultMaxPerClient.
+	MaxPerClient int
+	// MaxTimeout caps the timeout option a client may ask; a larger one
+	// is declined. 0 means DefaultMaxTimeout.
+	MaxTimeout time.Duration
+	// FirstAckWait bounds the wait for a client's first ACK, over all
+	// retries. 0 means DefaultFirstAckWait.
+	FirstAckWait time.Duration
 	// MaxBlksize caps the blksize granted, in bytes of file data per DATA
 	// packet, below the cap the receiving interface's MTU sets (the MTU
 	// minus 32 for IPv4, minus 52 for IPv6: the IP, UDP and TFTP headers):
@@ -136,15 +162,21 @@ type Options struct {
 
 // Server is a read-only TFTP server. It is safe for concurrent use.
 type Server struct {
-	files    fs.FS
-	log      *slog.Logger
-	m        *Metrics
-	rec      Recorder
-	timeout  time.Duration
-	retries  int
-	max      int64
-	maxBlk   int
-	inFlight atomic.Int64
+	files   fs.FS
+	log     *slog.Logger
+	m       *Metrics
+	rec     Recorder
+	timeout time.Duration
+	retries int
+	max     int64
+
+	perClient    int
+	maxTimeout   time.Duration
+	firstAckWait time.Duration
+	clientsMu    sync.Mutex
+	clients      map[netip.Addr]int // transfers in flight by client address
+	maxBlk       int
+	inFlight     atomic.Int64
 }
 
 // New returns a server; call Serve to run it.
@@ -174,7 +206,32 @@ func New(opts Options) *Server {
 	if s.max <= 0 {
 		s.max = DefaultMaxTransfers
 	}
+	s.perClient = cmp.Or(opts.MaxPerClient, DefaultMaxPerClient)
+	s.maxTimeout = cmp.Or(opts.MaxTimeout, DefaultMaxTimeout)
+	s.firstAckWait = cmp.Or(opts.FirstAckWait, DefaultFirstAckWait)
+	s.clients = map[netip.Addr]int{}
 	return s
+}
+
+// claim counts a transfer for client, or says false when it already has
+// perClient of them.
+func (s *Server) claim(client netip.Addr) bool {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if s.clients[client] >= s.perClient {
+		return false
+	}
+	s.clients[client]++
+	return true
+}
+
+// release ends a transfer claim made for client.
+func (s *Server) release(client netip.Addr) {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if s.clients[client]--; s.clients[client] <= 0 {
+		delete(s.clients, client)
+	}
 }
 
 // Serve answers requests arriving on conn until ctx is cancelled, then stops
@@ -254,8 +311,17 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 			s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: res, err: err})
 			return
 		}
+		if req.timeout > 0 && time.Duration(req.timeout)*time.Second > s.maxTimeout {
+			req = req.without(optTimeout)
+		}
+		if !s.claim(rp.Addr()) {
+			s.reply(rc, remote, me, errNotDefined, "too many transfers from your address, try again")
+			s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: ResultClientBusy})
+			return
+		}
 		if s.inFlight.Add(1) > s.max {
 			s.inFlight.Add(-1)
+			s.release(rp.Addr())
 			s.reply(rc, remote, me, errNotDefined, "server busy, try again")
 			s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: ResultBusy})
 			return
@@ -264,6 +330,7 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 		wg.Go(func() {
 			o := s.serveRead(ctx, rc, remote, rp, me, req)
 			s.inFlight.Add(-1)
+			s.release(rp.Addr())
 			s.m.inFlight.Dec()
 			s.done(ctx, o)
 		})
@@ -334,7 +401,8 @@ func (s *Server) serveRead(ctx context.Context, rc requestConn, remote *net.UDPA
 	}
 	snd := &sender{
 		conn: c, file: ra, size: size, req: req, timeout: timeout, retries: s.retries, m: s.m,
-		buf: make([]byte, 4+req.blksize), rbuf: make([]byte, 1024),
+		firstAckBy: time.Now().Add(s.firstAckWait),
+		buf:        make([]byte, 4+req.blksize), rbuf: make([]byte, 1024),
 	}
 	o.result, o.err = snd.run(ctx)
 	o.duration = time.Since(start)

@@ -352,7 +352,7 @@ func TestClientGone(t *testing.T) {
 
 // TestConcurrent runs many transfers at once.
 func TestConcurrent(t *testing.T) {
-	f := start(t, func(o *Options) { o.Timeout = time.Second; o.Retries = 10 })
+	f := start(t, func(o *Options) { o.Timeout = time.Second; o.Retries = 10; o.MaxPerClient = 64 }) // every client is 127.0.0.1
 	const n = 64
 	var wg sync.WaitGroup
 	for i := range n {
@@ -538,5 +538,67 @@ func TestServeSocketError(t *testing.T) {
 	err = New(Options{Files: ipxe.NewRoot(t.TempDir()), Metrics: NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler)}).Serve(t.Context(), pc)
 	if err == nil || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve on a closed socket: got %v, want net.ErrClosed", err)
+	}
+}
+
+// TestPerClientLimit: one address that asks for files and never
+// acknowledges can hold MaxPerClient transfers, no more; another address
+// is served meanwhile, its file intact.
+func TestPerClientLimit(t *testing.T) {
+	f := start(t, func(o *Options) { o.MaxPerClient = 3; o.Timeout = time.Minute; o.FirstAckWait = time.Minute })
+	for range 3 {
+		c := dialRaw(t, f.addr)
+		c.request(rrq("big.bin", "octet", "timeout", "255"))
+		if p := c.mustRecv(); binary.BigEndian.Uint16(p) == opERROR {
+			t.Fatalf("a request within the limit: got %s", describe(p))
+		}
+	}
+	c := dialRaw(t, f.addr)
+	c.request(rrq("one", "octet"))
+	p := c.mustRecv()
+	if code, msg := parseError(p); binary.BigEndian.Uint16(p) != opERROR || code != errNotDefined || !strings.Contains(msg, "your address") {
+		t.Fatalf("a fourth request from the same address: got %s, want ERROR 0 naming the address", describe(p))
+	}
+	f.waitCount(t, ResultClientBusy, 1)
+	other := dialRawFrom(t, f.addr, net.IPv4(127, 0, 0, 2))
+	got, _ := other.download("one", 512, 1, nil)
+	if !bytes.Equal(got, testFiles["one"]) {
+		t.Fatalf("another address: got %d bytes, want the file intact", len(got))
+	}
+}
+
+// TestTimeoutCapped: a timeout above MaxTimeout is declined (left out of
+// the OACK) and the server's own used; one within it is granted.
+func TestTimeoutCapped(t *testing.T) {
+	f := start(t, func(o *Options) { o.MaxTimeout = 10 * time.Second })
+	for _, tc := range []struct {
+		ask     string
+		granted bool
+	}{{"255", false}, {"11", false}, {"10", true}, {"3", true}} {
+		c := dialRaw(t, f.addr)
+		c.request(rrq("one", "octet", "timeout", tc.ask, "tsize", "0"))
+		opts := parseOACK(t, c.mustRecv())
+		if _, ok := opts["timeout"]; ok != tc.granted || opts["tsize"] == "" {
+			t.Errorf("timeout %s: OACK %v, want timeout granted %v and tsize", tc.ask, opts, tc.granted)
+		}
+		c.send(appendError(nil, errNotDefined, "done"))
+	}
+}
+
+// TestFirstAckWait: a client that never acknowledges frees its transfer
+// slot after FirstAckWait, long before its retries would run out (a
+// minute each here), and the transfer counts as a timeout.
+func TestFirstAckWait(t *testing.T) {
+	f := start(t, func(o *Options) {
+		o.MaxTransfers, o.Timeout, o.FirstAckWait = 1, time.Minute, 200*time.Millisecond
+	})
+	for i, opts := range [][]string{{"blksize", "1024"}, nil} { // an OACK, then plain DATA 1
+		c := dialRaw(t, f.addr)
+		c.request(rrq("big.bin", "octet", opts...))
+		c.mustRecv()
+		f.waitCount(t, ResultTimeout, i+1)
+	}
+	if got, err := f.get("one"); err != nil || !bytes.Equal(got, testFiles["one"]) {
+		t.Fatalf("the slot after the silent clients: %q, %v", got, err)
 	}
 }
