@@ -25,7 +25,7 @@ const (
 	OnCorruptRestore = "restore"
 	// OnCorruptRefuse leaves the corrupt file where it is and refuses to
 	// start, so that every restart refuses the same way until someone
-	// restores a backup by hand (docs/operations.md).
+	// restores a backup by hand (docs/architecture.md, "State database: corruption, backups, restore").
 	OnCorruptRefuse = "refuse"
 )
 
@@ -303,7 +303,7 @@ func (s *Store) recoverDB() (map[string]error, error) {
 	}
 	s.metrics.corruptions.WithLabelValues("open").Inc()
 	if s.onCorrupt == OnCorruptRefuse {
-		return nil, fmt.Errorf("state: %s: %w; state.onCorrupt is refuse, so tinderbox does not start: restore a backup from %s by hand (docs/operations.md) or set state.onCorrupt to restore",
+		return nil, fmt.Errorf("state: %s: %w; state.onCorrupt is refuse, so tinderbox does not start: restore a backup from %s by hand (docs/architecture.md, \"State database: corruption, backups, restore\") or set state.onCorrupt to restore",
 			s.path, c.corrupt, s.backupDir)
 	}
 	backup, bc, skipped := s.newestGoodBackup()
