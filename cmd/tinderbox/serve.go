@@ -274,10 +274,24 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	disc := cfg.State.Discovered
 	if d.state, err = state.Open(cfg.State.Dir, state.Options{
 		Logger: log, OnChange: onChange, DiscoveredMax: disc.Max, DiscoveredTTL: disc.TTL,
+		OnCorrupt: cfg.State.OnCorrupt, BackupKeep: cfg.State.Backup.Keep, Registerer: d.registry,
 	}); err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, d.state.Close)
+	d.closers = append(d.closers, func() error {
+		// close drops errors; a stuck write lost at shutdown is worth a line.
+		if err := d.state.Close(); err != nil {
+			log.Error("state: close", "err", err)
+		}
+		return nil
+	})
+	if every := cfg.State.Backup.Interval; every > 0 {
+		d.add("state backups", func(ctx context.Context) error {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			return d.state.Backups(ctx, t.C)
+		})
+	}
 	if disc.TTL > 0 {
 		d.add("state sweeper", func(ctx context.Context) error {
 			t := time.NewTicker(state.SweepInterval(disc.TTL))

@@ -44,9 +44,10 @@ func testConfig(t testing.TB) *config.Config {
 		IPXE:      config.IPXE{Dir: filepath.Join(dir, "ipxe"), LocalBoot: config.LocalBootExit, EFIx64: "snponly.efi"},
 		Factory:   config.Factory{URL: "http://127.0.0.1:1"},
 		Cache:     config.Cache{Dir: filepath.Join(dir, "cache"), MaxSize: 1 << 30},
-		State:     config.State{Dir: filepath.Join(dir, "state"), Discovered: config.Discovered{Max: 1000, TTL: 24 * time.Hour}},
-		Profiles:  config.Profiles{Dir: profiles},
-		Log:       config.Log{Level: "debug", Format: "text"},
+		State: config.State{Dir: filepath.Join(dir, "state"), Discovered: config.Discovered{Max: 1000, TTL: 24 * time.Hour},
+			OnCorrupt: "restore", Backup: config.StateBackup{Interval: time.Hour, Keep: 24}},
+		Profiles: config.Profiles{Dir: profiles},
+		Log:      config.Log{Level: "debug", Format: "text"},
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config does not validate: %v", err)

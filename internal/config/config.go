@@ -148,11 +148,27 @@ type Cache struct {
 	Allow []Image `mapstructure:"allow"`
 }
 
-// State is where the embedded machine-state database lives, and how many
-// records of machines without a profile it keeps.
+// State is where the embedded machine-state database lives, how many
+// records of machines without a profile it keeps, what happens to a
+// corrupt database and how it is backed up.
 type State struct {
 	Dir        string     `mapstructure:"dir"`
 	Discovered Discovered `mapstructure:"discovered"`
+	// OnCorrupt is what start does with a corrupt state.db: "restore"
+	// (move it aside, start from the newest good backup; refuse when
+	// there is none) or "refuse" (leave it, do not start).
+	OnCorrupt string      `mapstructure:"onCorrupt"`
+	Backup    StateBackup `mapstructure:"backup"`
+}
+
+// StateBackup is how often state.db is backed up and how many backups
+// are kept (under state.dir/backups).
+type StateBackup struct {
+	// Interval is the time between backups; 0 takes one only at a clean
+	// shutdown.
+	Interval time.Duration `mapstructure:"interval"`
+	// Keep is how many backups are kept, newest first. At least 1.
+	Keep int `mapstructure:"keep"`
 }
 
 // Discovered bounds the records of discovered machines (no profile), which
@@ -252,6 +268,9 @@ func defaults() map[string]any {
 		"state.dir":              "/var/lib/tinderbox",
 		"state.discovered.max":   1000,
 		"state.discovered.ttl":   "24h",
+		"state.onCorrupt":        "restore",
+		"state.backup.interval":  "1h",
+		"state.backup.keep":      24,
 		"profiles.dir":           "/etc/tinderbox/profiles",
 		"log.level":              "info",
 		"log.format":             "text",

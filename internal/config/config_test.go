@@ -97,7 +97,8 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 			{Schematic: testID, Version: "v1.12.7"},
 			{Schematic: testID, Version: "v1.13.0-beta.1", Arch: machine.ArchARM64},
 		}},
-		State:    State{Dir: "testdata/config/scratch/state", Discovered: Discovered{Max: 500, TTL: 150 * time.Minute}},
+		State: State{Dir: "testdata/config/scratch/state", Discovered: Discovered{Max: 500, TTL: 150 * time.Minute},
+			OnCorrupt: "refuse", Backup: StateBackup{Interval: 30 * time.Minute, Keep: 48}},
 		Profiles: Profiles{Dir: "testdata/config"},
 		Log:      Log{Level: "debug", Format: "json"},
 		Binding:  Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
@@ -147,6 +148,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if d := cfg.State.Discovered; d.Max != 1000 || d.TTL != 24*time.Hour {
 		t.Errorf("state.discovered defaults: got %+v, want max 1000, ttl 24h", d)
+	}
+	if s := cfg.State; s.OnCorrupt != "restore" || s.Backup.Interval != time.Hour || s.Backup.Keep != 24 {
+		t.Errorf("state defaults: got onCorrupt %q, backup %+v; want restore, 1h, 24", s.OnCorrupt, s.Backup)
 	}
 }
 

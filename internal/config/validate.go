@@ -141,6 +141,15 @@ func (c *Config) Validate() error {
 	if c.State.Discovered.TTL < 0 {
 		add("state.discovered.ttl: %s: want a duration such as 24h, or 0 to keep them until state.discovered.max pushes them out", c.State.Discovered.TTL)
 	}
+	if c.State.OnCorrupt != "restore" && c.State.OnCorrupt != "refuse" {
+		add("state.onCorrupt: %q is not one of restore, refuse", c.State.OnCorrupt)
+	}
+	if c.State.Backup.Interval < 0 {
+		add("state.backup.interval: %s is negative: want a duration such as 1h, or 0 to back up only at shutdown", c.State.Backup.Interval)
+	}
+	if c.State.Backup.Keep < 1 {
+		add("state.backup.keep: %d: want at least 1 (the backups of state.db that are kept)", c.State.Backup.Keep)
+	}
 	if c.Profiles.Dir == "" {
 		add("profiles.dir: empty")
 	} else if fi, err := os.Stat(c.Profiles.Dir); err != nil {

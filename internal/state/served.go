@@ -43,7 +43,11 @@ func (s *Store) PutServed(mac machine.MAC, sv Served) (ok bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("state: keep served config of %s: %w", key, err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.lock("keep served config of " + string(key)); err != nil {
+		return false, err
+	}
+	defer s.unlock()
+	err = s.update("put served", func(tx *bolt.Tx) error {
 		if tx.Bucket(machinesBucket).Get(key) == nil {
 			return nil
 		}
@@ -60,7 +64,7 @@ func (s *Store) PutServed(mac machine.MAC, sv Served) (ok bool, err error) {
 // false when none was.
 func (s *Store) Served(mac machine.MAC) (sv Served, ok bool, err error) {
 	key := []byte(mac.String())
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view("served", func(tx *bolt.Tx) error {
 		v := tx.Bucket(servedBucket).Get(key)
 		if v == nil {
 			return nil

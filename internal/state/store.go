@@ -15,11 +15,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
@@ -77,6 +80,22 @@ type Options struct {
 	// OnChange, when set, is called after every committed change with the
 	// machine as stored (zero State when it was forgotten). It must not block.
 	OnChange func(Machine)
+	// OnCorrupt is what Open does with a corrupt database:
+	// OnCorruptRestore (also when empty) or OnCorruptRefuse.
+	OnCorrupt string
+	// BackupKeep is how many backups Backup keeps; 0 means
+	// DefaultBackupKeep, and a negative number turns the backup at Close
+	// off (Backup still keeps one).
+	BackupKeep int
+	// WriteTimeout bounds a write's wait for the one before it; 0 means
+	// DefaultWriteTimeout. Health reports a write in progress for longer.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds Close; 0 means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+	// OpenTimeout bounds Open; 0 means DefaultOpenTimeout.
+	OpenTimeout time.Duration
+	// Registerer, when set, receives the store's metrics.
+	Registerer prometheus.Registerer
 }
 
 // Store is the machine-state database. It is safe for concurrent use.
@@ -90,12 +109,35 @@ type Store struct {
 	now           func() time.Time
 	log           *slog.Logger
 	onChange      func(Machine)
-	mu            sync.Mutex // serialises writes (and the index's changes) with OnChange order
+	path          string
+	backupDir     string
+	onCorrupt     string
+	keep          int
+	writeTimeout  time.Duration
+	closeTimeout  time.Duration
+	metrics       *metricSet
+
+	// wlock, a one-slot semaphore, serialises writes (and the index's
+	// changes) with OnChange order; unlike a mutex, its wait is bounded
+	// (lock). writeStart is when the write in progress began, in Unix
+	// nanoseconds; 0 when none is.
+	wlock      chan struct{}
+	writeStart atomic.Int64
+
+	// fault, once set, is why the store is degraded (Health).
+	fmu   sync.Mutex
+	fault error
+	// unreadable holds the keys of records that do not decode.
+	umu        sync.Mutex
+	unreadable map[string]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 
 	// index mirrors each record's state and LastSeen, for CountByState and
 	// the discovered bounds without a database read. Writers change it
-	// under mu and imu after their transaction commits; under mu alone
-	// they may read it.
+	// under wlock and imu after their transaction commits; under wlock
+	// alone they may read it.
 	imu        sync.RWMutex
 	index      map[machine.MAC]indexEntry
 	discovered int // index entries in state discovered
@@ -106,10 +148,17 @@ type indexEntry struct {
 	lastSeen time.Time
 }
 
-// Open opens (creating if needed) the store under dir, moving a database
-// of the older layout (event logs inside the machine records) to the
-// current one, and forgetting discovered records beyond the bounds. It
-// fails, naming the directory, when another tinderbox holds the database.
+// Open opens (creating if needed) the store under dir. It first checks
+// the database (checkFile: size, every record decoded, bbolt's
+// consistency check); a corrupt one (empty, truncated, bad pages) is
+// moved aside to state.db.corrupt-<UTC time> and replaced by the newest
+// good backup, or left in place and refused (Options.OnCorrupt): either
+// way one line is logged or returned, and nothing of it is served. It
+// then moves a database of the older layout (event logs inside the
+// machine records) to the current one, and forgets discovered records
+// beyond the bounds. It fails, naming the file, when another tinderbox
+// holds the database, and after Options.OpenTimeout on a disk that does
+// not answer.
 func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -118,7 +167,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, DBFile)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -126,6 +174,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		secret: secret, maxEvents: opts.MaxEvents, discoveredMax: opts.DiscoveredMax, discoveredTTL: opts.DiscoveredTTL,
 		now: opts.Now, log: log, onChange: opts.OnChange,
+		path: filepath.Join(dir, DBFile), backupDir: filepath.Join(dir, BackupDir), onCorrupt: opts.OnCorrupt,
+		keep: opts.BackupKeep, writeTimeout: opts.WriteTimeout, closeTimeout: opts.CloseTimeout,
+		metrics: newMetrics(), wlock: make(chan struct{}, 1), unreadable: map[string]struct{}{},
 	}
 	if s.maxEvents <= 0 {
 		s.maxEvents = DefaultMaxEvents
@@ -136,39 +187,103 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := compactIfSparse(path, log); err != nil {
-		return nil, err
+	if s.onCorrupt == "" {
+		s.onCorrupt = OnCorruptRestore
 	}
-	db, err := openDB(path)
+	if s.keep == 0 {
+		s.keep = DefaultBackupKeep
+	}
+	if s.writeTimeout <= 0 {
+		s.writeTimeout = DefaultWriteTimeout
+	}
+	if s.closeTimeout <= 0 {
+		s.closeTimeout = DefaultCloseTimeout
+	}
+	openTimeout := opts.OpenTimeout
+	if openTimeout <= 0 {
+		openTimeout = DefaultOpenTimeout
+	}
+	if opts.Registerer != nil {
+		if err := s.register(opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	// The file's reads may block for good on a frozen disk: open in a
+	// goroutine, and give up on it after openTimeout (closing what it
+	// opens, should it ever finish).
+	done := make(chan error, 1)
+	go func() { done <- s.open() }()
+	t := time.NewTimer(openTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case <-t.C:
+		go func() {
+			if <-done == nil {
+				s.db.Close()
+			}
+		}()
+		return nil, fmt.Errorf("state: open %s: %w: not open after %s (is the disk frozen?)", s.path, ErrStuck, openTimeout)
+	}
+}
+
+// open is Open's work on the file, guarded against panics.
+func (s *Store) open() (err error) {
+	unreadable, err := s.recoverDB()
 	if err != nil {
-		return nil, err
+		return err
+	}
+	var db *bolt.DB
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			err = fmt.Errorf("state: open %s: %w: %v", s.path, ErrCorrupt, r)
+		}
+	}()
+	path := s.path
+	if err := compactIfSparse(path, s.log); err != nil {
+		return err
+	}
+	db, err = openDB(path)
+	if err != nil {
+		return err
 	}
 	migrated, err := s.prepare(db)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("state: %s: %w", path, err)
+		return fmt.Errorf("state: %s: %w", path, err)
 	}
 	if migrated > 0 {
-		log.Info("state database moved to the split layout", "file", path, "machines", migrated)
+		s.log.Info("state database moved to the split layout", "file", path, "machines", migrated)
 		// The old records' pages are free now: compact them away.
 		db.Close()
-		if err := compactIfSparse(path, log); err != nil {
-			return nil, err
+		if err := compactIfSparse(path, s.log); err != nil {
+			return err
 		}
 		if db, err = openDB(path); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	s.db = db
+	for k, why := range unreadable {
+		s.markUnreadable(k, why)
+	}
 	if err := s.loadIndex(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("state: %s: %w", path, err)
+		return fmt.Errorf("state: %s: %w", path, err)
 	}
 	if _, err := s.Sweep(); err != nil {
 		db.Close()
-		return nil, err
+		return err
 	}
-	return s, nil
+	return nil
 }
 
 // prepare creates the buckets, migrating records of the older layout;
@@ -226,7 +341,7 @@ func openDB(path string) (*bolt.DB, error) {
 	// after a second, say so instead of hanging.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("state: %s is in use by another process (is another tinderbox running with this state.dir?)", path)
+		return nil, inUse(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
@@ -324,14 +439,39 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close takes a last backup (unless Options.BackupKeep is negative or the
+// store is degraded) and closes the database. It returns within
+// Options.CloseTimeout even when a write is stuck (a frozen disk), with
+// an error wrapping ErrStuck: then the database stays open until the
+// process exits, and what the stuck write and those waiting for it were
+// storing is lost; every write Update, Forget or PutServed returned from
+// is on disk. Later calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		done := make(chan error, 1)
+		go func() {
+			var berr error
+			if s.keep > 0 && s.Health() == nil {
+				_, berr = s.Backup()
+			}
+			done <- errors.Join(berr, s.db.Close())
+		}()
+		t := time.NewTimer(s.closeTimeout)
+		defer t.Stop()
+		select {
+		case s.closeErr = <-done:
+		case <-t.C:
+			s.closeErr = fmt.Errorf("state: close %s: %w: not done after %s; the write in flight is lost", s.path, ErrStuck, s.closeTimeout)
+		}
+	})
+	return s.closeErr
+}
 
 // Get returns the machine recorded under mac, with its event log; ok is
 // false when there is none.
 func (s *Store) Get(mac machine.MAC) (m Machine, ok bool, err error) {
 	key := []byte(mac.String())
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view("get", func(tx *bolt.Tx) error {
 		ok, err = load(tx.Bucket(machinesBucket), tx.Bucket(eventsBucket), key, &m)
 		return err
 	})
@@ -342,16 +482,18 @@ func (s *Store) Get(mac machine.MAC) (m Machine, ok bool, err error) {
 }
 
 // List returns every machine's summary, ordered by MAC. It reads no event
-// log.
+// log. A record that does not decode is left out, logged the first time
+// and named by Unreadable.
 func (s *Store) List() ([]Summary, error) {
 	s.imu.RLock()
 	out := make([]Summary, 0, len(s.index))
 	s.imu.RUnlock()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("list", func(tx *bolt.Tx) error {
 		return tx.Bucket(machinesBucket).ForEach(func(k, v []byte) error {
 			var m Summary
 			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("record %s: %w", k, err)
+				s.markUnreadable(string(k), err)
+				return nil
 			}
 			out = append(out, m)
 			return nil
@@ -436,11 +578,13 @@ func (s *Store) trim(m *Machine) {
 // Update returns the machine as stored.
 func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) (Machine, error) {
 	key := []byte(mac.String())
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.lock("update " + string(key)); err != nil {
+		return Machine{}, err
+	}
+	defer s.unlock()
 	var m Machine
 	var dropped []machine.MAC
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update("update", func(tx *bolt.Tx) error {
 		sb, eb := tx.Bucket(machinesBucket), tx.Bucket(eventsBucket)
 		exists, err := load(sb, eb, key, &m)
 		if err != nil {
@@ -448,7 +592,7 @@ func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) 
 		}
 		m.MAC = mac
 		before := len(m.Events)
-		if err := fn(&m, exists); err != nil {
+		if err := callFn(fn, &m, exists); err != nil {
 			return err
 		}
 		now := s.now()
@@ -485,9 +629,20 @@ func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) 
 	return m, nil
 }
 
+// callFn calls Update's fn, turning its panic into an error: a fault of
+// the caller's, which must not count as a corrupt database.
+func callFn(fn func(*Machine, bool) error, m *Machine, exists bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("update function panicked: %v", r)
+		}
+	}()
+	return fn(m, exists)
+}
+
 // overflow returns the discovered records, other than mac, to forget so
 // that no more than discoveredMax remain with mac stored as discovered.
-// The caller holds mu.
+// The caller holds wlock.
 func (s *Store) overflow(mac machine.MAC) []machine.MAC {
 	n := s.discovered
 	if e, ok := s.index[mac]; !ok || e.state != machine.Discovered {
@@ -501,7 +656,7 @@ func (s *Store) overflow(mac machine.MAC) []machine.MAC {
 
 // oldestDiscovered returns up to n discovered records, least recently
 // seen first (ties broken by MAC), passing over those skip names. The
-// caller holds mu.
+// caller holds wlock.
 func (s *Store) oldestDiscovered(n int, skip func(machine.MAC) bool) []machine.MAC {
 	var macs []machine.MAC
 	for k, e := range s.index {
@@ -523,8 +678,10 @@ func (s *Store) oldestDiscovered(n int, skip func(machine.MAC) bool) []machine.M
 // beyond Options.DiscoveredMax, in one transaction; each is reported to
 // OnChange as forgotten. It returns how many it forgot.
 func (s *Store) Sweep() (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.lock("sweep"); err != nil {
+		return 0, err
+	}
+	defer s.unlock()
 	expired := map[machine.MAC]bool{}
 	if s.discoveredTTL > 0 {
 		cutoff := s.now().Add(-s.discoveredTTL)
@@ -542,7 +699,7 @@ func (s *Store) Sweep() (int, error) {
 		return 0, nil
 	}
 	slices.SortFunc(doomed, func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) })
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.update("sweep", func(tx *bolt.Tx) error {
 		return deleteAll(tx.Bucket(machinesBucket), tx.Bucket(eventsBucket), doomed)
 	}); err != nil {
 		return 0, fmt.Errorf("state: sweep: %w", err)
@@ -587,12 +744,15 @@ func (s *Store) Event(k machine.EventKind, detail string, bytes int64) machine.E
 	return machine.Event{Time: s.now(), Kind: k, Detail: detail, Bytes: bytes}
 }
 
-// Forget deletes the machine's record; ok is false when there was none.
+// Forget deletes the machine's record, one that does not decode
+// included; ok is false when there was none.
 func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
 	key := []byte(mac.String())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.lock("forget " + string(key)); err != nil {
+		return false, err
+	}
+	defer s.unlock()
+	err = s.update("forget", func(tx *bolt.Tx) error {
 		sb := tx.Bucket(machinesBucket)
 		ok = sb.Get(key) != nil
 		return deleteAll(sb, tx.Bucket(eventsBucket), []machine.MAC{mac})
@@ -600,6 +760,7 @@ func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("state: forget %s: %w", key, err)
 	}
+	s.clearUnreadable(string(key))
 	if ok {
 		s.imu.Lock()
 		s.dropIndex(mac)
@@ -636,7 +797,7 @@ func (s *Store) loadIndex() error {
 	return nil
 }
 
-// setIndex and dropIndex change the index; the caller holds mu and imu
+// setIndex and dropIndex change the index; the caller holds wlock and imu
 // (or owns the store, before Open returns).
 func (s *Store) setIndex(mac machine.MAC, st machine.State, lastSeen time.Time) {
 	s.dropIndex(mac)
