@@ -124,14 +124,17 @@ echo "hostname: lan-two" >"$p/machines/${lan2m//:/-}.yaml"
 # "Booting the disk").
 E2E_IPXE_DIR=${E2E_IPXE_DIR:-/usr/lib/ipxe}
 
-# tbconfig LOCALBOOT [two-lans]: tinderbox's config, with ipxe.localBoot
-# LOCALBOOT; advertise pinned to $NET.2 and DHCP on ${E2E}boot0, or with
-# two-lans, advertise not set and DHCP on both LANs' interfaces.
+# tbconfig LOCALBOOT [two-lans | secondary]: tinderbox's config, with
+# ipxe.localBoot LOCALBOOT; advertise pinned to $NET.2 and DHCP on
+# ${E2E}boot0, or with two-lans, advertise not set and DHCP on both LANs'
+# interfaces, or with secondary, advertise pinned to $NET.3, the boot
+# interface's secondary address.
 tbconfig() {
 	local adv="advertise: $NET.2" dhcp="dhcp: {interface: ${E2E}boot0}"
-	if [ "${2:-}" = two-lans ]; then
-		adv="" dhcp="dhcp: {interfaces: [${E2E}boot0, ${E2E}boot1]}"
-	fi
+	case "${2:-}" in
+	two-lans) adv="" dhcp="dhcp: {interfaces: [${E2E}boot0, ${E2E}boot1]}" ;;
+	secondary) adv="advertise: $NET.3" ;;
+	esac
 	cat >"$work/tinderbox.yaml" <<YAML
 $adv
 http: {listen: ":8080"}
@@ -392,7 +395,29 @@ check "10: a script fetched over LAN 2 names LAN 2's kernel, initrd, sink, logs"
 	grep -q 'talos.logging.kernel=tcp://$NET2.2:8092/' '$work/lan2.ipxe'"
 check "10: a script fetched over LAN 2 names no address of LAN 1" bash -c "! grep -q '${NET//./\\.}\\.' '$work/lan2.ipxe'"
 
-check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox-exit.log' '$work/tinderbox-sanboot.log' '$work/tinderbox.log'"
+# 11. advertise on a secondary address (a keepalived VIP, say): OVMF's
+# TFTP client takes packets only from the server it asked (EDK2's
+# Mtftp4), so every TFTP reply must come from the secondary address, not
+# the interface's primary one; the machine (the never-installing one) then
+# gets its script over that address too.
+kill "$tinderbox_pid"
+wait "$tinderbox_pid" 2>/dev/null || true
+e2e_forget "$tinderbox_pid"
+mv "$work/tinderbox.log" "$work/tinderbox-two-lans.log"
+inboot ip addr add "$NET.3/24" dev "${E2E}boot0"
+tbconfig exit secondary
+e2e_tinderbox --config "$work/tinderbox.yaml"
+vm_start secondary "${E2E}tap1" "$never" 11111111-2222-4333-8444-55555555550c ovmf
+vm_wait "$vm_pid" 240 scripted "$never" local || true
+sent_from() { grep "tftp: file sent" "$work/tinderbox.log" | grep "file=$1" | grep -q "local=$2 "; }
+check "11: the primary address is $NET.2, the secondary $NET.3" bash -c "ip netns exec '$boot' ip -4 addr show dev '${E2E}boot0' | grep -q 'inet $NET.3/24 .*secondary'"
+check "11: OVMF was offered the boot file from the secondary address" bash -c "grep 'proxydhcp: reply' '$work/tinderbox.log' | grep -q 'server=$NET.3 '"
+check "11: OVMF's TFTP download came from the secondary address" sent_from snponly.efi "$NET.3"
+check "11: no TFTP reply left from the primary address" bash -c "! grep 'tftp: ' '$work/tinderbox.log' | grep -q 'local=$NET.2 '"
+check "11: iPXE was offered the script URL on the secondary address" offered "$never" "http://$NET.3:8080/boot.ipxe"
+check "11: the machine was served its script over the secondary address" scripted "$never" local
+
+check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinderbox-exit.log' '$work/tinderbox-sanboot.log' '$work/tinderbox-two-lans.log' '$work/tinderbox.log'"
 
 {
 	echo
@@ -403,6 +428,6 @@ check "tinderbox logged no error" bash -c "! grep -q 'level=ERROR' '$work/tinder
 } >&2
 if [ "$fails" -ne 0 ]; then
 	e2e_log "tinderbox's Info, Warn and Error lines:"
-	grep -h "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox-exit.log" "$work/tinderbox-sanboot.log" "$work/tinderbox.log" >&2 || true
+	grep -h "level=INFO\|level=WARN\|level=ERROR" "$work/tinderbox-exit.log" "$work/tinderbox-sanboot.log" "$work/tinderbox-two-lans.log" "$work/tinderbox.log" >&2 || true
 fi
 e2e_summary
