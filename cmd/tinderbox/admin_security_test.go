@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -45,14 +44,7 @@ func adminCall(t *testing.T, d *daemon, method, path, host string, hdr map[strin
 // get 403 and change nothing, while the listener's own pages, the CLI
 // (pkg/client) and a same-origin browser call go through.
 func TestAdminListenerHardening(t *testing.T) {
-	ff, err := fakefactory.Start(fakefactory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ff.Close)
-	cfg := testConfig(t)
-	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
-	cfg.Factory.URL = ff.URL
+	cfg := exampleConfig(t)
 	cfg.Admin.Hosts = []string{"tinderbox.example"}
 	d, _ := startDaemon(t, cfg)
 	self := "http://" + d.adminAddr.String()

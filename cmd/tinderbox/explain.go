@@ -47,16 +47,11 @@ explained all the same.`,
 			if len(args) == 2 {
 				prefix = args[1]
 			}
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				printProblems(cmd, err)
-				return errReported
-			}
-			fc, err := schematicResolver(cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+			cfg, popts, err := offlineProfiles(cmd)
 			if err != nil {
 				return err
 			}
-			ex, err := profiles.Explain(cmd.Context(), profileOptions(cfg, fc), mac)
+			ex, err := profiles.Explain(cmd.Context(), popts, mac)
 			if errors.Is(err, profiles.ErrUnknownMachine) {
 				return fmt.Errorf("%s has no profile: there is no machines/%s.yaml in %s", mac, mac.Dashed(), cfg.Profiles.Dir)
 			}

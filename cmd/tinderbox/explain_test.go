@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 )
 
 // TestExplainCommand: explain prints each profile key and config field
@@ -74,14 +73,7 @@ func TestExplainCommand(t *testing.T) {
 // 0) right after the config is served, prints the changed lines (exit 1)
 // after a patch changes, and exits 2 for a machine never served.
 func TestDiffCommand(t *testing.T) {
-	ff, err := fakefactory.Start(fakefactory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ff.Close)
-	cfg := testConfig(t)
-	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
-	cfg.Factory.URL = ff.URL
+	cfg := exampleConfig(t)
 	d, _ := startDaemon(t, cfg)
 	admin := "http://" + d.adminAddr.String()
 	client := &http.Client{Timeout: 10 * time.Second}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
@@ -29,16 +30,11 @@ serving its last good set), and render exits 1.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				printProblems(cmd, err)
-				return errReported
-			}
-			fc, err := schematicResolver(cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+			cfg, popts, err := offlineProfiles(cmd)
 			if err != nil {
 				return err
 			}
-			set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
+			set, err := profiles.Load(cmd.Context(), popts)
 			if err != nil {
 				printProblems(cmd, err)
 				return errReported
@@ -54,4 +50,21 @@ serving its last good set), and render exits 1.`,
 			return err
 		},
 	}
+}
+
+// offlineProfiles loads the config and the options that read its profiles
+// without a daemon, as render and explain do: schematic names resolve from
+// the IDs remembered under state.dir (or the factory, when reachable). A
+// config problem is printed, and errReported returned.
+func offlineProfiles(cmd *cobra.Command) (*config.Config, profiles.Options, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		printProblems(cmd, err)
+		return nil, profiles.Options{}, errReported
+	}
+	fc, err := schematicResolver(cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+	if err != nil {
+		return nil, profiles.Options{}, err
+	}
+	return cfg, profileOptions(cfg, fc), nil
 }

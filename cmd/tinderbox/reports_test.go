@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
 	"github.com/tinderbox-boot/tinderbox/pkg/api"
-	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -35,14 +33,7 @@ var (
 // netboot command line, and what a node's Talos publishes there over real
 // gRPC drives the node's state: install started, done, running and ready.
 func TestTalosReportsThroughTheSink(t *testing.T) {
-	ff, err := fakefactory.Start(fakefactory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ff.Close)
-	cfg := testConfig(t)
-	cfg.Profiles.Dir = filepath.Join("..", "..", "profiles")
-	cfg.Factory.URL = ff.URL
+	cfg := exampleConfig(t)
 	cfg.Reports.Enabled, cfg.Reports.EventsListen, cfg.Reports.LogsListen = true, "127.0.0.1:0", "127.0.0.1:0"
 	d, _ := startDaemon(t, cfg)
 	n := &node{t: t, d: d, mac: net.HardwareAddr{0x1c, 0x69, 0x7a, 0, 0, 0x11}, client: &http.Client{Timeout: 10 * time.Second}}
@@ -119,14 +110,7 @@ func TestTalosReportsThroughTheSink(t *testing.T) {
 // netboot command line; lines a node's Talos sends there over TCP and UDP
 // are kept per machine, listed and searched by the API, and streamed live.
 func TestTalosLogsToTheConsole(t *testing.T) {
-	ff, err := fakefactory.Start(fakefactory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ff.Close)
-	cfg := testConfig(t)
-	cfg.Profiles.Dir = filepath.Join("..", "..", "profiles")
-	cfg.Factory.URL = ff.URL
+	cfg := exampleConfig(t)
 	cfg.Reports.Enabled, cfg.Reports.EventsListen, cfg.Reports.LogsListen = true, "127.0.0.1:0", "127.0.0.1:0"
 	d, _ := startDaemon(t, cfg)
 	n := &node{t: t, d: d, mac: net.HardwareAddr{0x1c, 0x69, 0x7a, 0, 0, 0x11}, client: &http.Client{Timeout: 10 * time.Second}}

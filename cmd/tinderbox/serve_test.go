@@ -22,6 +22,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/api"
+	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -70,6 +71,21 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // startDaemon builds and runs a daemon; it returns the daemon and a stop
 // function that cancels it and returns Run's error.
+// exampleConfig is testConfig with a copy of the example profiles and a
+// fake Image Factory of its own, stopped when the test ends.
+func exampleConfig(t testing.TB) *config.Config {
+	t.Helper()
+	ff, err := fakefactory.Start(fakefactory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ff.Close)
+	cfg := testConfig(t)
+	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
+	cfg.Factory.URL = ff.URL
+	return cfg
+}
+
 func startDaemon(t testing.TB, cfg *config.Config) (*daemon, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())

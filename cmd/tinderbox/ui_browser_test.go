@@ -25,7 +25,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"pack.ag/tftp"
 
-	"github.com/tinderbox-boot/tinderbox/pkg/fakefactory"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -169,15 +168,7 @@ func shots(t *testing.T, ctx context.Context, name string) {
 // screenshots.
 func TestUIBrowser(t *testing.T) {
 	ctx := browser(t)
-	ff, err := fakefactory.Start(fakefactory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ff.Close)
-
-	cfg := testConfig(t)
-	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
-	cfg.Factory.URL = ff.URL
+	cfg := exampleConfig(t)
 	cfg.DHCP.Enabled, cfg.DHCP.Port, cfg.DHCP.PXEPort = true, freeUDPPort(t), freeUDPPort(t)
 	cfg.TFTP.Enabled = true
 	cfg.Reports.Enabled, cfg.Reports.EventsListen, cfg.Reports.LogsListen = true, "127.0.0.1:0", "127.0.0.1:0"
@@ -323,14 +314,7 @@ func TestUIBrowser(t *testing.T) {
 // from the machine page goes through.
 func TestUIBrowserOpen(t *testing.T) {
 	ctx := browser(t)
-	ff, err := fakefactory.Start(fakefactory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ff.Close)
-	cfg := testConfig(t)
-	copyTree(t, filepath.Join("..", "..", "profiles"), cfg.Profiles.Dir)
-	cfg.Factory.URL = ff.URL
+	cfg := exampleConfig(t)
 	d, _ := startDaemon(t, cfg)
 	_, port, _ := net.SplitHostPort(d.adminAddr.String())
 	const mac = "1c:69:7a:00:00:11" // cp-01 in the example profiles

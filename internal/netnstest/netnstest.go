@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -76,4 +78,32 @@ func Run(t testing.TB, name string, fn func()) {
 	if err := <-errc; err != nil {
 		t.Fatalf("netns %s: %v", name, err)
 	}
+}
+
+// Rerun runs the calling test again in a fresh copy of the test binary,
+// started through prefix (such as "ip", "netns", "exec", NS to run it in a
+// namespace, or "unshare", "--mount", "--" for a mount namespace of its
+// own), with env ("NAME=value") set so the copy knows it is the inner run.
+// It returns the copy's output, and fails t if the copy fails or does not
+// pass every name in want (t.Name() when want is empty). For what needs a
+// whole process elsewhere: a daemon whose every thread must be in the
+// namespace, or a mount only a private mount namespace may make.
+func Rerun(t *testing.T, env string, want []string, prefix ...string) string {
+	t.Helper()
+	args := append(slices.Clone(prefix), os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(t.Context(), args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: the inner run failed: %v\n%s", strings.Join(prefix, " "), err, out)
+	}
+	if len(want) == 0 {
+		want = []string{t.Name()}
+	}
+	for _, name := range want {
+		if !strings.Contains(string(out), "--- PASS: "+name) {
+			t.Fatalf("%s: the inner run did not pass %s:\n%s", strings.Join(prefix, " "), name, out)
+		}
+	}
+	return string(out)
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tinderbox-boot/tinderbox/internal/netnstest"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -48,12 +49,7 @@ func TestReadOnlyProfiles(t *testing.T) {
 	if err != nil {
 		t.Skip("running as root without unshare(1): cannot make a read-only mount")
 	}
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "--", os.Args[0], "-test.run=^TestReadOnlyProfiles$", "-test.v")
-	cmd.Env = append(os.Environ(), readOnlyDirEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestReadOnlyProfiles") {
-		t.Fatalf("in a mount namespace: %v\n%s", err, out)
-	}
+	netnstest.Rerun(t, readOnlyDirEnv+"="+dir, nil, unshare, "--mount", "--propagation", "private", "--")
 }
 
 func checkReadOnly(t *testing.T, dir string, errno unix.Errno) {
