@@ -42,10 +42,36 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-goversion=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
-minor=$(echo "$goversion" | sed -E 's/^go1\.([0-9]+).*/\1/')
-if [ "${minor:-0}" -lt 21 ] 2>/dev/null; then
-	echo "deps: $goversion is too old: tinderbox needs Go 1.26 (any Go from 1.21 fetches it by itself)." >&2
+# go_minor prints the minor version of the go on PATH (1.19 → 19).
+go_minor() {
+	local v
+	v=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
+	echo "$v" | sed -E 's/^go1\.([0-9]+).*/\1/'
+}
+
+# Debian 12's own Go is 1.19, too old to fetch the toolchain go.mod names;
+# bookworm-backports has a newer golang-go. Its source is added from the
+# mirror the system already uses (the URIs of its bookworm entry).
+backports_go() {
+	grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null || return 1
+	command -v apt-get >/dev/null 2>&1 || return 1
+	local uri list=/etc/apt/sources.list.d/tinderbox-bookworm-backports.sources
+	uri=$(awk '/^URIs:/ && !/security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+	[ -n "$uri" ] || uri=$(awk '/^deb / && / bookworm / && !/security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+	[ -n "$uri" ] || return 1
+	echo "deps: Debian 12's Go is too old; installing golang-go from bookworm-backports ($uri)" >&2
+	printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" |
+		"${sudo[@]}" tee "$list" >/dev/null
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends -t bookworm-backports golang-go >/dev/null
+	hash -r
+}
+
+if [ "$(go_minor)" -lt 21 ] 2>/dev/null; then
+	backports_go || true
+fi
+if [ "$(go_minor)" -lt 21 ] 2>/dev/null; then
+	echo "deps: $(go version) is too old: tinderbox needs Go 1.26 (any Go from 1.21 fetches it by itself)." >&2
 	echo "deps: install a newer Go, e.g. from your distribution's backports." >&2
 	exit 1
 fi
