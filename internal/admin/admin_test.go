@@ -34,6 +34,8 @@ func (p fakeProfiles) Machine(mac machine.MAC) (profiles.Profile, bool) {
 
 func (p fakeProfiles) Unknown() machine.Unknown { return machine.UnknownMaintenance }
 
+func (p fakeProfiles) MaintenanceArgs() []string { return nil }
+
 func (p fakeProfiles) Maintenance() profiles.Talos {
 	return profiles.Talos{Version: "v1.12.7", SchematicID: "s"}
 }

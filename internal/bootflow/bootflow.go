@@ -47,6 +47,9 @@ type Profiles interface {
 	// Maintenance returns the Talos version, schematic and arch a
 	// maintenance boot uses (any may be empty).
 	Maintenance() profiles.Talos
+	// MaintenanceArgs returns the kernel arguments of a maintenance boot
+	// (defaults.yaml's kernelArgs).
+	MaintenanceArgs() []string
 	// Render returns the machine config of mac, exactly as
 	// `tinderbox render` prints it.
 	Render(ctx context.Context, mac machine.MAC) ([]byte, error)
@@ -315,7 +318,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 	case boot.Netboot, boot.Maintenance:
 		hostname, talos, args := prof.Hostname, prof.Talos, prof.KernelArgs
 		if res.Action == boot.Maintenance {
-			hostname, talos, args = "", f.opts.Profiles.Maintenance(), nil
+			hostname, talos, args = "", f.opts.Profiles.Maintenance(), f.opts.Profiles.MaintenanceArgs()
 			// defaults.yaml's talos.arch is for the fleet's profiles; a
 			// machine without one boots the kernel its firmware can run.
 			if fwArch != "" {

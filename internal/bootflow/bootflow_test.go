@@ -60,6 +60,9 @@ func (p *fakeProfiles) Unknown() machine.Unknown {
 	return p.policy
 }
 
+// MaintenanceArgs are as the example's defaults.yaml has them.
+func (p *fakeProfiles) MaintenanceArgs() []string { return []string{"talos.dashboard.disabled=1"} }
+
 func (p *fakeProfiles) Maintenance() profiles.Talos {
 	// As the shipped example's defaults.yaml: talos.arch amd64.
 	return profiles.Talos{Version: "v1.12.7", SchematicID: schematic, Arch: machine.ArchAMD64}
@@ -335,7 +338,7 @@ func TestScriptSelection(t *testing.T) {
 		{name: "profile arch contradicts BIOS iPXE", localBoot: "exit", mac: macArm.Dashed(), arch: "i386", wantCode: 409, wantIn: []string{"talos.arch arm64"}, wantState: machine.Pending},
 		{name: "arm64 iPXE", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Pending},
 		{name: "unsupported arch", localBoot: "exit", mac: macOnce.Dashed(), arch: "arm32", wantCode: 400, wantIn: []string{"arch \"arm32\""}, wantState: machine.Pending},
-		{name: "unknown maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64"}, wantNotIn: []string{"talos.config"}, wantState: machine.Discovered},
+		{name: "unknown maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "x86_64", wantCode: 200, wantIn: []string{"maintenance-mode", "kernel-amd64", " talos.dashboard.disabled=1"}, wantNotIn: []string{"talos.config"}, wantState: machine.Discovered},
 		// defaults.yaml says amd64; the firmware's arch wins for a machine without a profile.
 		{name: "unknown arm64 maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "arm64", wantCode: 200, wantIn: []string{"kernel-arm64", "initrd=initramfs-arm64.xz"}, wantNotIn: []string{"amd64"}, wantState: machine.Discovered},
 		{name: "unknown aarch64 maintenance", localBoot: "exit", policy: machine.UnknownMaintenance, mac: macUnknown.Dashed(), arch: "aarch64", wantCode: 200, wantIn: []string{"kernel-arm64"}, wantState: machine.Discovered},

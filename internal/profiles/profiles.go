@@ -142,6 +142,8 @@ type Set struct {
 	loadedAt    time.Time
 	stamp       string
 	warnings    []error
+	// maintenanceArgs are defaults.yaml's kernelArgs (MaintenanceArgs).
+	maintenanceArgs []string
 }
 
 // entry is one machine of a Set: its profile and rendered config.
@@ -164,6 +166,10 @@ func (s *Set) Unknown() machine.Unknown { return s.unknown }
 // `unknown: maintenance`: the version, schematic and arch defaults.yaml
 // sets (any of them may be empty).
 func (s *Set) Maintenance() Talos { return s.maintenance }
+
+// MaintenanceArgs are the kernel arguments of a maintenance boot:
+// defaults.yaml's kernelArgs, which apply to every machine, known or not.
+func (s *Set) MaintenanceArgs() []string { return slices.Clone(s.maintenanceArgs) }
 
 // LoadedAt is when the set was loaded.
 func (s *Set) LoadedAt() time.Time { return s.loadedAt }
@@ -243,6 +249,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		setIf(&set.maintenance.Version, d.version)
 		setIf(&set.maintenance.Schematic, d.schematic)
 		setIf(&set.maintenance.Arch, d.arch)
+		set.maintenanceArgs = slices.Clone(d.kernelArgs)
 		if d.schematic != nil {
 			id, err := ls.resolve(ctx, opts.Schematics, *d.schematic, ids)
 			if err != nil {

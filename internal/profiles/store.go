@@ -185,6 +185,10 @@ func (s *Store) Unknown() machine.Unknown { return s.Set().Unknown() }
 // Set.Maintenance.
 func (s *Store) Maintenance() Talos { return s.Set().Maintenance() }
 
+// MaintenanceArgs are the kernel arguments of a maintenance boot; see
+// Set.MaintenanceArgs.
+func (s *Store) MaintenanceArgs() []string { return s.Set().MaintenanceArgs() }
+
 // Render returns mac's machine config as it is served; see Set.Render.
 func (s *Store) Render(ctx context.Context, mac machine.MAC) ([]byte, error) {
 	return s.Set().Render(ctx, mac)
