@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +60,14 @@ func newRigWith(t *testing.T, bare bool, writeTimeout time.Duration, mount func(
 	}
 	rg.srv = New(opts)
 	mount(rg.srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lc := net.ListenConfig{}
+	if writeTimeout > 0 {
+		// Small send buffers (accepted sockets inherit the listener's), so
+		// that a write waits on the client's reading after some KiB, not
+		// after the megabytes loopback's autotuning allows.
+		lc.Control = smallBuffer(syscall.SO_SNDBUF)
+	}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
