@@ -30,7 +30,7 @@ type Counter struct {
 func Register(reg prometheus.Registerer) *Counter {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "panics_total",
-		Help: "Panics recovered in a packet, request or transfer handler, by where (dhcp, tftp, tftp_transfer, talos_events, talos_logs, http_boot, http_admin); the handler's answer was lost, the server kept serving.",
+		Help: "Panics recovered in a packet, request or transfer handler, by where (dhcp, tftp, talos_events, talos_logs, http_boot, http_admin); the handler's answer was lost, the server kept serving.",
 	}, []string{"where"})
 	if reg == nil {
 		return &Counter{vec: vec}
