@@ -188,7 +188,11 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			continue
 		}
 		pkt := append([]byte(nil), buf[:n]...)
-		slots <- struct{}{}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil // every slot is held by a stuck handler: stop anyway
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			defer s.panics.Recover(s.o.Logger, slog.String("remote", peer.String()))
