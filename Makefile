@@ -12,6 +12,9 @@ LDFLAGS     := -s -w -X github.com/tinderbox-boot/tinderbox/internal/version.Ver
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RUN_CONFIG  ?= deploy/dev/tinderbox.yaml
 FUZZTIME    ?= 20s
+# Packages whose tests once flaked under load: `make test` runs them twice
+# (-count=2) to catch a flake before it lands, and the rest once.
+TWICE       := internal/tftp internal/profiles
 # Every native fuzz test, as package:Target.
 FUZZ        := internal/proxydhcp:FuzzDecide internal/tftp:FuzzRequest internal/render:FuzzMerge internal/render:FuzzRenderDocuments \
                internal/cache:FuzzNewKey internal/factory:FuzzNormalizeVersion internal/config:FuzzParseByteSize \
@@ -33,9 +36,10 @@ run: ## serve the example profiles in profiles/ (installs iPXE if missing; asks 
 	scripts/run.sh $(BIN) $(RUN_CONFIG)
 
 .PHONY: test
-test: ## unit and integration tests with the race detector, then go vet and staticcheck
+test: ## unit and integration tests with the race detector (TWICE packages twice), then go vet and staticcheck
 	scripts/deps.sh test
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v $(foreach p,$(TWICE),-e '/$(p)$$'))
+	$(GO) test -race -count=2 $(addprefix ./,$(TWICE))
 	$(MAKE) lint
 
 .PHONY: lint

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/eventhub"
 	"github.com/tinderbox-boot/tinderbox/internal/evidence"
+	"github.com/tinderbox-boot/tinderbox/internal/health"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
@@ -97,12 +99,23 @@ type daemon struct {
 	// The bound addresses (a test binding :0 reads the ports here);
 	// tftpAddr is nil when TFTP is off.
 	httpAddr, adminAddr, tftpAddr net.Addr
+	// socks are the bound sockets, closed first at shutdown.
+	socks *sockets
+	// health judges whether the daemon can boot a machine now.
+	health *health.Checker
+	// stopping is set once Run's context ends.
+	stopping atomic.Bool
 }
 
 // server is one of the daemon's servers, ready to run.
 type server struct {
 	name  string
 	serve func(ctx context.Context) error
+	// listener marks the servers of a socket, which the health's
+	// listeners check follows.
+	listener bool
+	// up is true while serve runs.
+	up *atomic.Bool
 }
 
 // sockets are every socket the daemon serves on. Each server's Serve owns
@@ -253,7 +266,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: log, registry: metrics.NewRegistry(), httpAddr: socks.boot.Addr(), adminAddr: socks.admin.Addr()}
+	d := &daemon{log: log, registry: metrics.NewRegistry(), httpAddr: socks.boot.Addr(), adminAddr: socks.admin.Addr(), socks: socks}
 	d.closers = append(d.closers, func() error { socks.close(); return nil })
 	if socks.tftp != nil {
 		d.tftpAddr = socks.tftp.LocalAddr()
@@ -292,6 +305,9 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 			return d.state.Backups(ctx, t.C)
 		})
 	}
+	// The write probe of state.dir, for the health's state check.
+	probe := health.NewDiskProbe(cfg.State.Dir, probeEvery, probeDeadline)
+	d.add("state disk probe", probe.Run)
 	if disc.TTL > 0 {
 		d.add("state sweeper", func(ctx context.Context) error {
 			t := time.NewTicker(state.SweepInterval(disc.TTL))
@@ -371,21 +387,22 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	d.closers = append(d.closers, func() error { flow.Flush(); return nil })
 	d.flow = flow
 
-	// Boot HTTP: what nodes fetch, plus /healthz and /metrics.
+	// Boot HTTP: what nodes fetch, plus the probes' /livez, /healthz,
+	// /readyz, and /metrics.
+	d.health = health.New(d.checks(d.state, probe, d.profiles, root.Dir(), ipxe.Required(efiX64))...)
 	httpMetrics := httpserver.NewMetrics(d.registry)
-	bootSrv := httpserver.New(httpserver.Options{Name: "boot", Logger: log, Metrics: httpMetrics})
+	bootSrv := httpserver.New(httpserver.Options{Name: "boot", Logger: log, Metrics: httpMetrics, WriteTimeout: cfg.HTTP.WriteTimeout})
 	r := bootSrv.Router()
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	r.Get("/livez", health.Livez)
+	r.Get("/healthz", d.health.Healthz)
+	r.Get("/readyz", d.health.Readyz)
 	r.Method(http.MethodGet, "/metrics", metrics.Handler(d.registry))
 	ipxeFiles := ipxe.Handler(root, log)
 	r.Method(http.MethodGet, ipxe.HTTPPath, ipxeFiles)
 	r.Method(http.MethodHead, ipxe.HTTPPath, ipxeFiles)
 	flow.Mount(r)
 	cache.NewHandler(assets, log, flow).Mount(r)
-	d.add("boot HTTP", func(ctx context.Context) error { return bootSrv.Serve(ctx, socks.boot) })
+	d.listen("boot HTTP", func(ctx context.Context) error { return bootSrv.Serve(ctx, socks.boot) })
 	d.add("profiles watcher", d.profiles.Watch)
 
 	// What Talos reports of itself: its event sink.
@@ -393,7 +410,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		d.eventsAddr = socks.events.Addr()
 		sink := talosevents.New(talosevents.Options{Recorder: flow, Logger: log, Metrics: talosevents.NewMetrics(d.registry)})
 		log.Info("Talos event sink listening", "addr", d.eventsAddr.String(), "kernel_args", own)
-		d.add("Talos event sink", func(ctx context.Context) error { return sink.Serve(ctx, socks.events) })
+		d.listen("Talos event sink", func(ctx context.Context) error { return sink.Serve(ctx, socks.events) })
 	}
 	// And its log stream, kept per machine for the console.
 	if socks.logsTCP != nil {
@@ -401,8 +418,8 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		d.logsAddr = socks.logsTCP.Addr()
 		recv := kmsglog.New(kmsglog.Options{Sink: flow.LogSink(d.logs), Logger: log, Registerer: d.registry})
 		log.Info("Talos log receiver listening", "addr", d.logsAddr.String(), "transports", "tcp, udp")
-		d.add("Talos log receiver (TCP)", func(ctx context.Context) error { return recv.ServeTCP(ctx, socks.logsTCP) })
-		d.add("Talos log receiver (UDP)", func(ctx context.Context) error { return recv.ServeUDP(ctx, socks.logsUDP) })
+		d.listen("Talos log receiver (TCP)", func(ctx context.Context) error { return recv.ServeTCP(ctx, socks.logsTCP) })
+		d.listen("Talos log receiver (UDP)", func(ctx context.Context) error { return recv.ServeUDP(ctx, socks.logsUDP) })
 	}
 
 	// TFTP: the iPXE chain-load.
@@ -410,7 +427,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow, MaxBlksize: cfg.TFTP.MaxBlockSize,
 			MaxPerClient: cfg.TFTP.MaxPerClient, MaxTimeout: cfg.TFTP.MaxTimeout, FirstAckWait: cfg.TFTP.FirstAckWait})
 		log.Info("tftp listening", "addr", d.tftpAddr.String(), "dir", root.Dir())
-		d.add("TFTP", func(ctx context.Context) error { return srv.Serve(ctx, socks.tftp) })
+		d.listen("TFTP", func(ctx context.Context) error { return srv.Serve(ctx, socks.tftp) })
 	}
 
 	// proxyDHCP: points PXE firmware at iPXE and iPXE at /boot.ipxe.
@@ -422,7 +439,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 				Config: dcfg, Logger: log, Metrics: m, PXEPort: s.pxe, Policy: flow, Recorder: flow, Observer: flow,
 				ReplyDelay: cfg.DHCP.ReplyDelay,
 			})
-			d.add(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
+			d.listen(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
 		}
 		script := "http://<address of the receiving interface>:" + strconv.Itoa(dcfg.HTTPPort) + "/boot.ipxe"
 		if advertise.IsValid() {
@@ -444,6 +461,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		Token: token, Store: d.state, Profiles: d.profiles, Scripts: flow, Logger: log,
 		Files: d.profiles, Hub: events, Cache: assets, Factory: fc, IPXEDir: cfg.IPXE.Dir, IPXEFiles: d.ipxeFiles,
 		Listeners: d.listeners(cfg), Gatherer: d.registry, StallAfter: cfg.Reports.StallAfter, Logs: d.logs,
+		Health: d.health.Report,
 		Binding: func() api.BindingStatus {
 			return api.BindingStatus{Enabled: cfg.Binding.Enabled, Following: d.neighbours != nil && d.neighbours.Following(), RoutedNetworks: cfg.Binding.RoutedNetworks}
 		},
@@ -452,7 +470,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	adminAPI.Mount(adminSrv.Router())
 	webui.New(webui.Options{API: adminAPI, Records: d.state, Profiles: d.profiles, Files: d.profiles, Logger: log, StallAfter: cfg.Reports.StallAfter}).Mount(adminSrv.Router())
 	log.Info("admin API and UI listening", "addr", d.adminAddr.String(), "auth", token != "")
-	d.add("admin HTTP", func(ctx context.Context) error {
+	d.listen("admin HTTP", func(ctx context.Context) error {
 		// Event streams never end on their own: close them when the
 		// daemon stops, so the graceful shutdown does not wait for them.
 		stop := context.AfterFunc(ctx, events.Close)
@@ -489,8 +507,14 @@ func (d *daemon) openEvidence(cfg config.Binding) (*evidence.Binder, error) {
 	return evidence.New(opts)
 }
 
+// add adds a background server (a loop that serves no socket).
 func (d *daemon) add(name string, serve func(context.Context) error) {
-	d.servers = append(d.servers, server{name, serve})
+	d.servers = append(d.servers, server{name: name, serve: serve, up: new(atomic.Bool)})
+}
+
+// listen adds the server of a socket.
+func (d *daemon) listen(name string, serve func(context.Context) error) {
+	d.servers = append(d.servers, server{name: name, serve: serve, listener: true, up: new(atomic.Bool)})
 }
 
 // listeners names every bound socket for the status page.
@@ -537,20 +561,64 @@ func warnSharedDHCPPorts(socks []dhcpSocket, log *slog.Logger) {
 	}
 }
 
+// stopGrace bounds the wait for the servers to stop, and then for what
+// newDaemon opened to close, after Run's context ends: a handler stuck on a
+// frozen disk must not keep the process alive (under systemd or
+// Kubernetes, a SIGKILL comes 30 s after SIGTERM anyway). Each server
+// closes its sockets before it waits for its requests in flight, so the
+// ports are free already.
+const stopGrace = 12 * time.Second
+
 // Run runs every server until ctx is cancelled or one of them fails; it
-// returns the first failure, or nil after a clean shutdown.
+// returns the first failure, or nil after a clean shutdown. It returns
+// within twice stopGrace of the end of ctx, with an error naming the
+// servers that did not stop when some did not.
 func (d *daemon) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	stopping := context.AfterFunc(gctx, func() { d.stopping.Store(true) })
+	defer stopping()
+	// Up from here: every socket is bound, and the kernel queues what
+	// arrives before a server's goroutine reads it.
+	for _, s := range d.servers {
+		s.up.Store(true)
+	}
 	for _, s := range d.servers {
 		g.Go(func() error {
-			if err := s.serve(ctx); err != nil {
+			defer s.up.Store(false)
+			if err := s.serve(gctx); err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			return nil
 		})
 	}
-	err := g.Wait()
-	d.close()
+	waited := make(chan error, 1)
+	go func() { waited <- g.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-gctx.Done():
+		select {
+		case err = <-waited:
+		case <-time.After(stopGrace):
+			var stuck []string
+			for _, s := range d.servers {
+				if s.up.Load() {
+					stuck = append(stuck, s.name)
+				}
+			}
+			err = fmt.Errorf("shutdown: %s did not stop within %s of the signal (a request stuck on the disk?)", strings.Join(stuck, ", "), stopGrace)
+			d.log.Error("servers did not stop; closing what remains", "servers", stuck, "grace", stopGrace)
+		}
+	}
+	// The sockets first: nothing below may keep a port held.
+	d.socks.close()
+	closed := make(chan struct{})
+	go func() { d.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(stopGrace):
+		d.log.Error("closing the state database and caches did not finish; exiting anyway", "grace", stopGrace)
+	}
 	d.log.Info("tinderbox stopped")
 	return err
 }

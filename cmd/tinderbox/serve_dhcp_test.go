@@ -4,6 +4,7 @@ package main
 
 import (
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tinderbox-boot/tinderbox/internal/config"
 )
 
 // freeUDPPort returns a port nothing holds right now.
@@ -121,5 +124,68 @@ func TestDHCPBusyPortFailsAtStart(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
+	}
+}
+
+// TestFailedStartFreesEveryPort: newDaemon failing after every socket is
+// bound (profiles that do not load, and no last good set) releases them
+// all: the proxyDHCP ports (bound with SO_REUSEPORT, where a leaked socket
+// would silently share a restarted instance's packets), TFTP, the Talos
+// receivers and both HTTP ports can each be bound again by a socket that
+// shares with nobody.
+func TestFailedStartFreesEveryPort(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DHCP.Enabled = true
+	cfg.DHCP.Port = freeUDPPort(t)
+	cfg.DHCP.PXEPort = freeUDPPort(t)
+	cfg.TFTP.Enabled = true
+	cfg.TFTP.Listen = "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
+	cfg.HTTP.Listen = freeTCPAddr(t)
+	cfg.Admin.Listen = freeTCPAddr(t)
+	cfg.Reports = config.Reports{Enabled: true, EventsListen: freeTCPAddr(t), LogsListen: freeTCPAddr(t), StallAfter: time.Minute}
+	writeFile(t, filepath.Join(cfg.Profiles.Dir, "defaults.yaml"), "talos: [broken\n")
+	if _, err := newDaemon(t.Context(), cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "no last good set") {
+		t.Fatalf("newDaemon with broken profiles: got %v, want the profiles' error", err)
+	}
+	udp := []string{
+		"0.0.0.0:" + strconv.Itoa(cfg.DHCP.Port), "0.0.0.0:" + strconv.Itoa(cfg.DHCP.PXEPort),
+		cfg.TFTP.Listen, cfg.Reports.LogsListen,
+	}
+	for _, addr := range udp {
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			t.Errorf("UDP %s still held after newDaemon failed: %v", addr, err)
+			continue
+		}
+		c.Close()
+	}
+	for _, addr := range []string{cfg.HTTP.Listen, cfg.Admin.Listen, cfg.Reports.EventsListen, cfg.Reports.LogsListen} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("TCP %s still held after newDaemon failed: %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+}
+
+// TestStopFreesDHCPPorts: after Run returns, the proxyDHCP ports can be
+// bound by a socket that shares with nobody.
+func TestStopFreesDHCPPorts(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DHCP.Enabled = true
+	cfg.DHCP.Port = freeUDPPort(t)
+	cfg.DHCP.PXEPort = freeUDPPort(t)
+	_, stop := startDaemon(t, cfg)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{cfg.DHCP.Port, cfg.DHCP.PXEPort} {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+		if err != nil {
+			t.Errorf("port %d still held after Run returned: %v", port, err)
+			continue
+		}
+		c.Close()
 	}
 }

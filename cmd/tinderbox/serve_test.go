@@ -38,7 +38,7 @@ func testConfig(t testing.TB) *config.Config {
 	}
 	cfg := &config.Config{
 		Advertise: "127.0.0.1",
-		HTTP:      config.HTTP{Listen: "127.0.0.1:0"},
+		HTTP:      config.HTTP{Listen: "127.0.0.1:0", WriteTimeout: 30 * time.Second},
 		Admin:     config.Admin{Listen: "127.0.0.1:0"},
 		DHCP:      config.DHCP{Enabled: false, Port: 67, PXEPort: 4011},
 		TFTP:      config.TFTP{Enabled: false, Listen: "127.0.0.1:0", MaxPerClient: 8, MaxTimeout: 10 * time.Second, FirstAckWait: 15 * time.Second},
@@ -130,7 +130,9 @@ func get(t *testing.T, client *http.Client, url string) (int, string) {
 
 func TestServeLifecycle(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	d, stop := startDaemon(t, testConfig(t))
+	cfg := testConfig(t)
+	writeIPXE(t, cfg)
+	d, stop := startDaemon(t, cfg)
 	transport := &http.Transport{}
 	client := &http.Client{Transport: transport, Timeout: 5 * time.Second}
 	base := "http://" + d.httpAddr.String()
@@ -175,6 +177,18 @@ func TestServeLifecycle(t *testing.T) {
 	transport.CloseIdleConnections()
 	if _, err := client.Get(base + "/healthz"); err == nil {
 		t.Error("GET /healthz after shutdown: got an answer, want the listener closed")
+	}
+}
+
+// writeIPXE puts the boot binaries the health's ipxe check wants into
+// ipxe.dir.
+func writeIPXE(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	if err := os.MkdirAll(cfg.IPXE.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"undionly.kpxe", cfg.IPXE.EFIx64} {
+		writeFile(t, filepath.Join(cfg.IPXE.Dir, f), "iPXE")
 	}
 }
 
@@ -449,7 +463,7 @@ profiles: {dir: %[2]s}
 	return path
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)

@@ -81,6 +81,9 @@ type Options struct {
 	IPXEFiles []string
 	// Listeners are the daemon's sockets, for the status.
 	Listeners []api.Listener
+	// Health reports whether the daemon can boot a machine, for the
+	// status; nil leaves the status without it.
+	Health func() api.Health
 	// Binding reports how boot sessions are bound, for the status; nil
 	// reports binding off.
 	Binding func() api.BindingStatus

@@ -144,7 +144,7 @@ func (a *API) cachePrefetch(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusAccepted, out)
 }
 
-// Status is what GET /api/v1/status answers: version, listeners,
+// Status is what GET /api/v1/status answers: version, health, listeners,
 // counters, iPXE binaries, profiles, binding and the factory (probed, so it may
 // take up to three seconds).
 func (a *API) Status(ctx context.Context) api.Status {
@@ -160,6 +160,10 @@ func (a *API) Status(ctx context.Context) api.Status {
 	}
 	if a.opts.Hub != nil {
 		st.Events = a.opts.Hub.Subscribers()
+	}
+	if a.opts.Health != nil {
+		h := a.opts.Health()
+		st.Health = &h
 	}
 	all := a.opts.IPXEFiles
 	if all == nil {

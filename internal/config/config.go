@@ -52,6 +52,11 @@ type Config struct {
 // configs, /metrics and /healthz.
 type HTTP struct {
 	Listen string `mapstructure:"listen"`
+	// WriteTimeout is how long a write to a client may make no progress
+	// (the client reads nothing) before the connection is closed; each
+	// write, and each 256 KiB of a file, starts it again, so a slow client
+	// that keeps reading is never cut. 0 turns it off.
+	WriteTimeout time.Duration `mapstructure:"writeTimeout"`
 }
 
 // Admin is the web UI and JSON API server.
@@ -243,6 +248,7 @@ func defaults() map[string]any {
 	return map[string]any{
 		"advertise":              "",
 		"http.listen":            ":8080",
+		"http.writeTimeout":      "30s",
 		"admin.listen":           "127.0.0.1:8081",
 		"admin.tokenFile":        "",
 		"admin.hosts":            []string{},

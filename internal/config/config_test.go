@@ -87,7 +87,7 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 	want := &Config{
 		Advertise:       "192.0.2.10",
 		AdvertisePinned: true,
-		HTTP:            HTTP{Listen: ":18080"},
+		HTTP:            HTTP{Listen: ":18080", WriteTimeout: 45 * time.Second},
 		Admin:           Admin{Listen: "127.0.0.1:18081", Hosts: []string{"tinderbox.example", "tinderbox.example:8443"}},
 		DHCP:            DHCP{Enabled: true, Interfaces: []string{"lo"}, Port: 1067, PXEPort: 14011, ReplyDelay: 750 * time.Millisecond},
 		TFTP:            TFTP{Enabled: true, Listen: "127.0.0.1:1069", MaxBlockSize: 1408, MaxPerClient: 4, MaxTimeout: 20 * time.Second, FirstAckWait: 30 * time.Second},
@@ -127,6 +127,7 @@ func TestDefaults(t *testing.T) {
 	}
 	for _, c := range []struct{ name, got, want string }{
 		{"http.listen", cfg.HTTP.Listen, ":8080"},
+		{"http.writeTimeout", cfg.HTTP.WriteTimeout.String(), "30s"},
 		{"admin.listen", cfg.Admin.Listen, "127.0.0.1:8081"},
 		{"tftp.listen", cfg.TFTP.Listen, ":69"},
 		{"ipxe.dir", cfg.IPXE.Dir, "/usr/lib/ipxe"},

@@ -37,6 +37,9 @@ func (c *Config) Validate() error {
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		add("http.listen: %v", err)
 	}
+	if c.HTTP.WriteTimeout < 0 {
+		add("http.writeTimeout: %s: want a duration of zero (off) or more, such as 30s", c.HTTP.WriteTimeout)
+	}
 	if err := checkListen(c.Admin.Listen); err != nil {
 		add("admin.listen: %v", err)
 	} else if c.Admin.TokenFile == "" && !IsLoopback(c.Admin.Listen) {

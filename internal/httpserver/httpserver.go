@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -37,12 +36,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
 
-// Timeouts for every tinderbox HTTP server. WriteTimeout is left unset: a
-// node on a slow link may take minutes to pull a 100 MB initramfs, and
-// server-sent events stay open; IdleTimeout and ReadHeaderTimeout bound the
-// connections that send nothing.
+// Timeouts for every tinderbox HTTP server. net/http's WriteTimeout, one
+// deadline for a whole response, is left unset: a node on a slow link may
+// take minutes to pull a 100 MB initramfs, and server-sent events stay
+// open; Options.WriteTimeout bounds each write's progress instead.
+// IdleTimeout and ReadHeaderTimeout bound the connections that send
+// nothing.
 const (
 	ReadHeaderTimeout = 10 * time.Second
 	ReadTimeout       = 30 * time.Second
@@ -54,9 +56,11 @@ const (
 
 // Server is one HTTP server: a router to mount handlers on, and Serve.
 type Server struct {
-	name   string
-	router chi.Router
-	log    *slog.Logger
+	name         string
+	router       chi.Router
+	log          *slog.Logger
+	writeTimeout time.Duration
+	timeouts     prometheus.Counter
 }
 
 // Options configures New.
@@ -70,6 +74,12 @@ type Options struct {
 	// server (they are told apart by the server label). nil counts
 	// nothing.
 	Metrics *Metrics
+	// WriteTimeout is how long a write to a client may make no progress
+	// (the client reads nothing) before its connection is closed, counted
+	// in tinderbox_http_write_timeouts_total. Every write, and every
+	// WriteChunk bytes of a file sent with sendfile, starts it again, so a
+	// slow client that keeps reading is never cut. 0 sets no deadline.
+	WriteTimeout time.Duration
 }
 
 // New returns a server whose router instruments and logs every request.
@@ -80,7 +90,11 @@ func New(opts Options) *Server {
 	}
 	r := chi.NewRouter()
 	r.Use(instrument(opts.Name, log, opts.Metrics))
-	return &Server{name: opts.Name, router: r, log: log}
+	s := &Server{name: opts.Name, router: r, log: log, writeTimeout: opts.WriteTimeout}
+	if opts.Metrics != nil && opts.WriteTimeout > 0 {
+		s.timeouts = opts.Metrics.writeTimeouts.WithLabelValues(opts.Name)
+	}
+	return s
 }
 
 // Router is the router to mount routes on. Mount before calling Serve.
@@ -90,6 +104,9 @@ func (s *Server) Router() chi.Router { return s.router }
 // within ShutdownTimeout and returns nil. It blocks. Serve closes ln before
 // it returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.writeTimeout > 0 {
+		ln = &progressListener{Listener: ln, timeout: s.writeTimeout, timeouts: s.timeouts, log: s.log, server: s.name}
+	}
 	srv := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -121,8 +138,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Metrics are the request metrics of every HTTP server.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	writeTimeouts *prometheus.CounterVec
+	panics        *panics.Counter
 }
 
 // NewMetrics registers the HTTP request metrics on reg.
@@ -138,18 +157,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			// From a 1 ms script to a minutes-long initramfs download.
 			Buckets: []float64{.001, .005, .025, .1, .5, 2.5, 10, 60, 300},
 		}, []string{"server", "route"}),
+		writeTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "http", Name: "write_timeouts_total",
+			Help: "Connections closed because a write made no progress for http.writeTimeout (the client stopped reading), by server.",
+		}, []string{"server"}),
+		panics: panics.Register(reg),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.writeTimeouts)
 	return m
 }
 
 // instrument counts, times and logs each request. The route label is chi's
 // route pattern (bounded), never the raw path. A handler's panic is
-// recovered: logged at Error with its stack, answered 500 when nothing was
-// written yet, and counted with the status the client saw.
+// recovered: logged at Error with its stack (once per panic value),
+// answered 500 when nothing was written yet, counted with the status the
+// client saw and in tinderbox_panics_total{where="http_<name>"}.
 // http.ErrAbortHandler, net/http's way to cut a response, is counted and
 // passed on.
 func instrument(name string, log *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
+	var site *panics.Site
+	if m != nil {
+		site = m.panics.Site("http_" + name)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -157,9 +186,7 @@ func instrument(name string, log *slog.Logger, m *Metrics) func(http.Handler) ht
 			defer func() {
 				v := recover()
 				if v != nil && v != http.ErrAbortHandler {
-					log.LogAttrs(r.Context(), slog.LevelError, "http: handler panicked",
-						slog.String("server", name), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-						slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+					site.Caught(v, log, slog.String("server", name), slog.String("method", r.Method), slog.String("path", r.URL.Path))
 					if ww.Status() == 0 {
 						ww.WriteHeader(http.StatusInternalServerError)
 					}

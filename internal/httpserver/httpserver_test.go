@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ type rig struct {
 	base    string
 	client  *http.Client
 	metrics *Metrics
+	reg     *prometheus.Registry
 	logs    string       // path of the server's log, read while the server writes it
 	stop    func() error // cancels Serve and returns its error; idempotent
 	done    chan struct{}
@@ -37,10 +39,17 @@ type rig struct {
 // bare), lets mount add routes, and starts Serve.
 func newRig(t *testing.T, bare bool, mount func(r *Server)) *rig {
 	t.Helper()
+	return newRigWith(t, bare, 0, mount)
+}
+
+// newRigWith is newRig with Options.WriteTimeout set to writeTimeout.
+func newRigWith(t *testing.T, bare bool, writeTimeout time.Duration, mount func(r *Server)) *rig {
+	t.Helper()
 	rg := &rig{logs: filepath.Join(t.TempDir(), "server.log"), done: make(chan struct{})}
-	opts := Options{Name: "test"}
+	opts := Options{Name: "test", WriteTimeout: writeTimeout}
 	if !bare {
-		rg.metrics = NewMetrics(prometheus.NewRegistry())
+		rg.reg = prometheus.NewRegistry()
+		rg.metrics = NewMetrics(rg.reg)
 		opts.Metrics = rg.metrics
 		f, err := os.Create(rg.logs)
 		if err != nil {
@@ -51,7 +60,14 @@ func newRig(t *testing.T, bare bool, mount func(r *Server)) *rig {
 	}
 	rg.srv = New(opts)
 	mount(rg.srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lc := net.ListenConfig{}
+	if writeTimeout > 0 {
+		// Small send buffers (accepted sockets inherit the listener's), so
+		// that a write waits on the client's reading after some KiB, not
+		// after the megabytes loopback's autotuning allows.
+		lc.Control = smallBuffer(syscall.SO_SNDBUF)
+	}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +120,29 @@ func (rg *rig) get(t *testing.T, path string) (int, string) {
 
 func (rg *rig) requests(server, route, code string) float64 {
 	return testutil.ToFloat64(rg.metrics.requests.WithLabelValues(server, route, code))
+}
+
+// counter is the value of the counter series name{label="value"}; 0
+// when there is none.
+func (rg *rig) counter(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := rg.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func mountBasics(s *Server) {
@@ -209,8 +248,9 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestPanicRecovered: a handler's panic is answered 500, counted under
-// its route as 5xx, logged at Error with the panic value, and the server
-// keeps serving.
+// its route as 5xx and in tinderbox_panics_total, logged at Error with the
+// panic value and its stack once (a repeat at Debug), and the server keeps
+// serving.
 func TestPanicRecovered(t *testing.T) {
 	rg := newRig(t, false, mountBasics)
 	if code, _ := rg.get(t, "/boom/1"); code != http.StatusInternalServerError {
@@ -219,9 +259,19 @@ func TestPanicRecovered(t *testing.T) {
 	if n := rg.requests("test", "/boom/{id}", "5xx"); n != 1 {
 		t.Errorf("requests_total{route=/boom/{id},code=5xx}: got %v, want 1", n)
 	}
+	if code, _ := rg.get(t, "/boom/2"); code != http.StatusInternalServerError {
+		t.Fatalf("second panic: got %d, want 500", code)
+	}
+	if n := rg.counter(t, "tinderbox_panics_total", "where", "http_test"); n != 2 {
+		t.Errorf(`tinderbox_panics_total{where="http_test"}: got %v, want 2`, n)
+	}
 	logs := rg.log(t)
-	if !strings.Contains(logs, `level=ERROR msg="http: handler panicked" server=test method=GET path=/boom/1 panic="handler bug"`) {
-		t.Errorf("got log\n%s\nwant an Error line for the panic", logs)
+	const first = `level=ERROR msg="panic recovered: the handler's answer is lost, serving goes on" where=http_test panic="handler bug" server=test method=GET path=/boom/1 stack=`
+	if !strings.Contains(logs, first) || !strings.Contains(logs, "httpserver_test.go") {
+		t.Errorf("got log\n%s\nwant an Error line for the panic, with its stack", logs)
+	}
+	if !strings.Contains(logs, `level=DEBUG msg="panic recovered: the handler's answer is lost, serving goes on" where=http_test panic="handler bug" server=test method=GET path=/boom/2`+"\n") {
+		t.Errorf("got log\n%s\nwant the repeat at Debug, without the stack", logs)
 	}
 	if code, _ := rg.get(t, "/things/b"); code != http.StatusOK {
 		t.Errorf("after a panic: got %d, want 200", code)

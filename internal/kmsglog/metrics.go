@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
 
 // Transport is how a line arrived; it is the transport label.
@@ -37,6 +38,7 @@ type metricSet struct {
 	connections *prometheus.CounterVec
 	closed      *prometheus.CounterVec
 	open        prometheus.GaugeFunc
+	panics      *panics.Site
 }
 
 // The results of an incoming TCP connection, besides the refusals.
@@ -91,5 +93,6 @@ func newMetrics(reg prometheus.Registerer, openConns func() float64) *metricSet 
 		m.closed.WithLabelValues(r)
 	}
 	reg.MustRegister(m.received, m.dropped, m.truncated, m.connections, m.closed, m.open)
+	m.panics = panics.Register(reg).Site("talos_logs")
 	return m
 }

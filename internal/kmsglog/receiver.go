@@ -324,8 +324,11 @@ func (r *Receiver) ServeUDP(ctx context.Context, pc net.PacketConn) error {
 }
 
 // line takes one line from src: rate limit, parse, hand to the sink.
-// cut says b is the first MaxLine bytes of a longer line.
+// cut says b is the first MaxLine bytes of a longer line. A panic (in the
+// Sink, say) is recovered, counted and logged: that line is lost, the
+// connection and the receiver go on.
 func (r *Receiver) line(t Transport, src *source, from netip.AddrPort, b []byte, cut bool) {
+	defer r.m.panics.Recover(r.log, slog.String("remote", from.String()), slog.String("transport", string(t)))
 	r.received[t].Inc()
 	now := r.now()
 	if ok, warn := r.sources.allow(src, now); !ok {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
 
 // Sent is a reply the server sent, as told to a Recorder.
@@ -46,6 +47,7 @@ type Observer interface {
 // Metrics are the responder's Prometheus collectors, shared by its listeners.
 type Metrics struct {
 	packets *prometheus.CounterVec
+	panics  *panics.Site
 }
 
 // NewMetrics registers the responder's collectors on reg.
@@ -60,6 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type", "arch", "result", "reason"}),
 	}
 	reg.MustRegister(m.packets)
+	m.panics = panics.Register(reg).Site("dhcp")
 	return m
 }
 
@@ -91,8 +94,9 @@ type Options struct {
 // Server answers PXE clients on one socket. Its methods are safe for
 // concurrent use; each packet is handled in its own goroutine.
 type Server struct {
-	o     Options
-	quiet quietSet
+	o      Options
+	quiet  quietSet
+	panics *panics.Site
 }
 
 // quietSet remembers the clients already warned about, so that a client
@@ -133,16 +137,28 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{o: o}
+	s := &Server{o: o}
+	if o.Metrics != nil {
+		s.panics = o.Metrics.panics
+	}
+	return s
 }
 
 // Serve answers the packets arriving on conn until ctx is cancelled, then
 // waits for the packets in hand and returns nil. It blocks. conn should
 // come from Listen (replies need IP_PKTINFO); Serve closes it before it
-// returns. A bad packet is counted and logged; only a closed socket or one
-// without IP_PKTINFO ends Serve early, with an error.
+// returns, before it waits for the packets in hand: a handler stuck in a
+// hook must not keep the port held, where a restarted instance sharing it
+// (SO_REUSEPORT) would lose packets to it. A bad packet is counted and
+// logged, and a handler's panic is recovered, counted
+// (tinderbox_panics_total{where="dhcp"}) and logged; only a closed socket
+// or one without IP_PKTINFO ends Serve early, with an error.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
-	defer func() { _ = conn.Close() }()
+	var wg sync.WaitGroup
+	defer func() {
+		_ = conn.Close()
+		wg.Wait()
+	}()
 	pc := ipv4.NewPacketConn(conn)
 	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
 		return fmt.Errorf("proxydhcp: enable IP_PKTINFO on %s: %w", conn.LocalAddr(), err)
@@ -150,8 +166,6 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	slots := make(chan struct{}, maxInFlight)
 	buf := make([]byte, 1<<16)
 	for {
@@ -174,9 +188,14 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			continue
 		}
 		pkt := append([]byte(nil), buf[:n]...)
-		slots <- struct{}{}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil // every slot is held by a stuck handler: stop anyway
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			defer s.panics.Recover(s.o.Logger, slog.String("remote", peer.String()))
 			s.handle(ctx, pc, pkt, cm, peer)
 		})
 	}

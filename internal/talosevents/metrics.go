@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
 
 // result is how a Publish request ended; it is the result label of
@@ -51,6 +52,7 @@ func kindOf(msg any) string {
 type Metrics struct {
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
+	panics   *panics.Site
 }
 
 // NewMetrics registers the event sink's metrics on reg.
@@ -72,5 +74,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.events.WithLabelValues(k)
 	}
 	reg.MustRegister(m.requests, m.events)
+	m.panics = panics.Register(reg).Site("talos_events")
 	return m
 }

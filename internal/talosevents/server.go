@@ -207,14 +207,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // publish decodes one request, hands the event to the recorder, and
-// answers an empty EventResponse.
-func (s *Server) publish(ctx context.Context, raw []byte) (any, error) {
+// answers an empty EventResponse. A panic (in the Recorder, say) is
+// recovered, counted and logged, and answered Internal: gRPC does not
+// recover handlers' panics, and one would end the process.
+func (s *Server) publish(ctx context.Context, raw []byte) (_ any, err error) {
 	var from netip.AddrPort
 	if p, ok := peer.FromContext(ctx); ok {
 		if ta, ok := p.Addr.(*net.TCPAddr); ok {
 			from = unmapAddrPort(ta.AddrPort())
 		}
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.m.panics.Caught(v, s.log, slog.String("remote", from.String()))
+			err = status.Error(codes.Internal, "tinderbox could not handle the event")
+		}
+	}()
 	req, err := DecodeRequest(raw)
 	var msg any
 	if err == nil {

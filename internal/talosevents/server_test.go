@@ -73,6 +73,7 @@ func (l *closeListener) isClosed() bool {
 type sink struct {
 	addr string
 	ln   *closeListener
+	reg  *prometheus.Registry
 	m    *Metrics
 	rec  *recorder
 	stop func() error // cancels Serve and returns its result
@@ -84,7 +85,8 @@ func startSink(t *testing.T, opts Options) *sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{addr: ln.Addr().String(), ln: &closeListener{Listener: ln}, m: NewMetrics(prometheus.NewRegistry()), rec: &recorder{}}
+	reg := prometheus.NewRegistry()
+	s := &sink{addr: ln.Addr().String(), ln: &closeListener{Listener: ln}, reg: reg, m: NewMetrics(reg), rec: &recorder{}}
 	if opts.Recorder == nil {
 		opts.Recorder = s.rec
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
 
 // Result is how a request ended; it is the result label of the metrics.
@@ -50,6 +51,7 @@ type Metrics struct {
 	sent        prometheus.Counter
 	retransmits prometheus.Counter
 	inFlight    prometheus.Gauge
+	panics      *panics.Site
 }
 
 // NewMetrics registers the TFTP metrics on reg.
@@ -83,5 +85,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.transfers.WithLabelValues(string(r))
 	}
 	reg.MustRegister(m.transfers, m.duration, m.sent, m.retransmits, m.inFlight)
+	m.panics = panics.Register(reg).Site("tftp")
 	return m
 }

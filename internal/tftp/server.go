@@ -261,8 +261,15 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		if ua == nil {
 			continue
 		}
-		s.handle(ctx, &wg, rc, ua, arr, buf[:n])
+		s.handleSafe(ctx, &wg, rc, ua, arr, buf[:n])
 	}
+}
+
+// handleSafe is handle with a panic recovered, counted and logged: one bad
+// request must not end Serve.
+func (s *Server) handleSafe(ctx context.Context, wg *sync.WaitGroup, rc requestConn, remote *net.UDPAddr, arr arrival, p []byte) {
+	defer s.m.panics.Recover(s.log, slog.String("remote", remote.String()))
+	s.handle(ctx, wg, rc, remote, arr, p)
 }
 
 // local is this end of a request: the address replies leave from
@@ -328,7 +335,9 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 		}
 		s.m.inFlight.Inc()
 		wg.Go(func() {
-			o := s.serveRead(ctx, rc, remote, rp, me, req)
+			// A panic in the Recorder, called by done.
+			defer s.m.panics.Recover(s.log, slog.String("remote", rp.String()), slog.String("file", req.name))
+			o := s.serveReadSafe(ctx, rc, remote, rp, me, req)
 			s.inFlight.Add(-1)
 			s.release(rp.Addr())
 			s.m.inFlight.Dec()
@@ -409,6 +418,19 @@ func (s *Server) serveRead(ctx context.Context, rc requestConn, remote *net.UDPA
 	o.bytes = size
 	o.retransmits = snd.retransmits
 	return o
+}
+
+// serveReadSafe is serveRead with a panic (in the file system, say) turned
+// into a failed outcome, so that the transfer's slot is released and its
+// end counted.
+func (s *Server) serveReadSafe(ctx context.Context, rc requestConn, remote *net.UDPAddr, rp netip.AddrPort, me local, req request) (o outcome) {
+	defer func() {
+		if v := recover(); v != nil {
+			err := s.m.panics.Caught(v, s.log, slog.String("remote", rp.String()), slog.String("file", req.name))
+			o = outcome{remote: rp, local: me.addr, file: req.name, blksize: req.blksize, windowsize: req.windowsize, result: ResultError, err: err}
+		}
+	}()
+	return s.serveRead(ctx, rc, remote, rp, me, req)
 }
 
 // refusal is why a request gets an error packet instead of a file.

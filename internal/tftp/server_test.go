@@ -420,7 +420,7 @@ func TestMetrics(t *testing.T) {
 	want := map[string]bool{
 		"tinderbox_tftp_transfers_total": true, "tinderbox_tftp_sent_bytes_total": true,
 		"tinderbox_tftp_retransmitted_packets_total": true, "tinderbox_tftp_transfers_in_flight": true,
-		"tinderbox_tftp_transfer_duration_seconds": true,
+		"tinderbox_tftp_transfer_duration_seconds": true, "tinderbox_panics_total": true,
 	}
 	mfs, err := f.reg.Gather()
 	if err != nil {

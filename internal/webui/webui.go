@@ -27,6 +27,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/admin"
 	"github.com/tinderbox-boot/tinderbox/internal/machineview"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
+	"github.com/tinderbox-boot/tinderbox/pkg/api"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 	"github.com/tinderbox-boot/tinderbox/web"
 )
@@ -96,6 +97,16 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05")
 	},
 	"bytes": func(n int64) string { return humanize.IBytes(uint64(max(n, 0))) },
+	// healthClass is the badge class of a health status.
+	"healthClass": func(s api.HealthStatus) string {
+		switch s {
+		case api.HealthOK:
+			return "ok"
+		case api.HealthDegraded:
+			return "warn"
+		}
+		return "bad"
+	},
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12] + "…"

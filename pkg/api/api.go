@@ -173,6 +173,44 @@ type Status struct {
 	Binding   BindingStatus `json:"binding"`
 	// Events is the number of open event streams.
 	Events int `json:"eventSubscribers"`
+	// Health is what GET /readyz on the boot HTTP server answers; absent
+	// when the server reports none.
+	Health *Health `json:"health,omitempty"`
+}
+
+// HealthStatus is how able tinderbox is to boot a machine: HealthOK,
+// HealthDegraded or HealthDown.
+type HealthStatus string
+
+// The health statuses, from best to worst.
+const (
+	// HealthOK: every check passes.
+	HealthOK HealthStatus = "ok"
+	// HealthDegraded: machines boot, but something needs an operator
+	// (the profiles on disk do not load and the last good set serves;
+	// some iPXE binaries are missing). GET /healthz answers 200.
+	HealthDegraded HealthStatus = "degraded"
+	// HealthDown: a machine that netboots now would fail (the state
+	// database cannot be written, a listener is not serving, the daemon
+	// is stopping). GET /healthz answers 503.
+	HealthDown HealthStatus = "down"
+)
+
+// Health says whether tinderbox can boot a machine now, check by check
+// (docs/api.md, "Health").
+type Health struct {
+	// Status is the worst of the checks' statuses.
+	Status HealthStatus `json:"status"`
+	// Checks are state, profiles, listeners and ipxe, in that order.
+	Checks []HealthCheck `json:"checks"`
+}
+
+// HealthCheck is one of the things a boot needs.
+type HealthCheck struct {
+	Name   string       `json:"name"`
+	Status HealthStatus `json:"status"`
+	// Detail says what is wrong, or what was checked when nothing is.
+	Detail string `json:"detail,omitempty"`
 }
 
 // BindingStatus says how boot sessions are bound to evidence
