@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -100,9 +99,9 @@ func twoLANsInside(t *testing.T, clients []string) {
 
 			hc := clientIn(t, ns)
 			base := "http://" + lan + ":" + httpPort
-			chain := httpGet(t, hc, base+"/boot.ipxe")
+			chain := getOK(t, hc, base+"/boot.ipxe")
 			onLAN(t, chain, lan, httpPort, eventsPort, logsPort)
-			script := httpGet(t, hc, base+"/ipxe?mac=1c-69-7a-00-00-11&arch=x86_64") // cp-01 in profiles/
+			script := getOK(t, hc, base+"/ipxe?mac=1c-69-7a-00-00-11&arch=x86_64") // cp-01 in profiles/
 			for _, want := range []string{
 				"kernel " + base + "/assets/", "initrd " + base + "/assets/", "talos.config=" + base + "/config/1c-69-7a-00-00-11?token=",
 				"talos.events.sink=" + lan + ":" + eventsPort, "talos.logging.kernel=tcp://" + lan + ":" + logsPort + "/",
@@ -150,18 +149,14 @@ func clientIn(t *testing.T, ns string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
 }
 
-func httpGet(t *testing.T, hc *http.Client, url string) string {
+// getOK is get for a 200 answer: anything else fails the test.
+func getOK(t *testing.T, hc *http.Client, url string) string {
 	t.Helper()
-	resp, err := hc.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+	code, body := get(t, hc, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", url, code, body)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, b)
-	}
-	return string(b)
+	return body
 }
 
 // hostPortRe finds every address a script hands its node: URLs, the event
