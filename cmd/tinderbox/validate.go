@@ -48,7 +48,11 @@ on standard output.`,
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				if out.structured() {
-					return printValidation(cmd, out, validation{Problems: messages(problem.Leaves(err))})
+					v := validation{Problems: messages(problem.Leaves(err))}
+					if cfg != nil {
+						v.Config = cfg.File
+					}
+					return printValidation(cmd, out, v)
 				}
 				printProblems(cmd, err)
 				return errReported
