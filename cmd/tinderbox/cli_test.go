@@ -185,7 +185,9 @@ func TestMachinesWatch(t *testing.T) {
 			defer cancel()
 			var out, errOut syncBuffer
 			done := make(chan error, 1)
-			go func() { done <- execute(ctx, []string{"machines", "-w", "--server", server, "-o", tt.output}, &out, &errOut) }()
+			go func() {
+				done <- execute(ctx, []string{"machines", "-w", "--server", server, "-o", tt.output}, &out, &errOut)
+			}()
 			waitFor := func(want string) {
 				t.Helper()
 				for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), want); time.Sleep(10 * time.Millisecond) {

@@ -37,7 +37,7 @@ masked; long values are cut.
 A problem that stops the config from rendering is printed instead, and
 explain exits 1; a config that renders but that validate would refuse is
 explained all the same.`,
-		Example: "  tinderbox explain 52:54:00:12:34:56\n  tinderbox explain 52-54-00-12-34-56 machine.install --config tinderbox.yaml",
+		Example:           "  tinderbox explain 52:54:00:12:34:56\n  tinderbox explain 52-54-00-12-34-56 machine.install --config tinderbox.yaml",
 		Args:              macArgs(1, 2),
 		ValidArgsFunction: completeProfileMACs,
 		RunE: func(cmd *cobra.Command, args []string) error {
