@@ -67,7 +67,7 @@ func TestCLIConventions(t *testing.T) {
 		{name: "serve has the daemon flags", args: []string{"serve", "--help"}, wantStdout: []string{"--advertise", "--profiles-dir", "--http-listen", "--config"}, notStdout: []string{"--output"}},
 		{name: "validate has the daemon flags", args: []string{"validate", "--help"}, wantStdout: []string{"--profiles-dir", "--factory-url", "--output"}},
 
-		{name: "no subcommand", args: []string{"cache"}, wantCode: 2, wantStderr: []string{"tinderbox cache needs a subcommand: list, prefetch, prune", "See 'tinderbox cache --help'."}},
+		{name: "no subcommand", args: []string{"cache"}, wantCode: 2, wantStderr: []string{"tinderbox cache needs a subcommand: list, prefetch, prune", "(see 'tinderbox cache --help')"}},
 		{name: "unknown subcommand", args: []string{"cache", "lst"}, wantCode: 2, wantStderr: []string{`unknown command "lst" for "tinderbox cache"; did you mean list?`}},
 		{name: "unknown flag", args: []string{"validate", "--frob"}, wantCode: 2, wantStderr: []string{"unknown flag: --frob"}},
 		{name: "missing MAC", args: []string{"machines", "show"}, wantCode: 2, wantStderr: []string{"missing MAC (usage: tinderbox machines show MAC"}},

@@ -103,7 +103,7 @@ func usageError(cmd *cobra.Command, err error) error {
 	if es := (*exitStatus)(nil); errors.As(err, &es) {
 		return err
 	}
-	return &exitStatus{2, fmt.Errorf("%w\nSee '%s --help'.", err, cmd.CommandPath())}
+	return &exitStatus{2, fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
 }
 
 // usageArgs wraps an argument validator so that what it refuses is a
