@@ -35,6 +35,11 @@ run: ## serve the example profiles in profiles/ (installs iPXE if missing; asks 
 	$(MAKE) build
 	scripts/run.sh $(BIN) $(RUN_CONFIG)
 
+.PHONY: man
+man: build ## man pages for every command into bin/man/ (generated from the commands, not committed)
+	rm -rf bin/man
+	$(BIN) docs man bin/man
+
 .PHONY: test
 test: ## unit and integration tests with the race detector (TWICE packages twice), then go vet and staticcheck
 	scripts/deps.sh test

@@ -203,7 +203,7 @@ state: {dir: $work/state}
 profiles: {dir: $work/profiles}
 log: {level: warn}
 EOF
-	"$work/tinderbox" --config "$work/tinderbox.yaml" serve 2>>"$work/tinderbox.log" &
+	"$work/tinderbox" serve --config "$work/tinderbox.yaml" 2>>"$work/tinderbox.log" &
 	tb_pid=$!
 	pids+=("$tb_pid")
 	for _ in $(seq 100); do
@@ -247,7 +247,7 @@ echo "bench: $((SIZE / 1048576)) MiB asset, ${DURATION}s per hot run, loopback, 
 # --- hot ---------------------------------------------------------------
 start_factory 0
 start_tinderbox "$work/cache" "$ff_url"
-"$work/tinderbox" --config "$work/tinderbox.yaml" cache prefetch --schematic "$ID" --version "$VERSION" --arch amd64 >/dev/null
+"$work/tinderbox" cache prefetch --config "$work/tinderbox.yaml" --schematic "$ID" --version "$VERSION" --arch amd64 >/dev/null
 asset_path="$ID/$VERSION/$FILE"
 ls -l "$work/cache/$asset_path" >/dev/null
 

@@ -12,4 +12,5 @@ if [ "$(id -u)" -ne 0 ]; then
 	sudo=(sudo)
 fi
 echo "run: serving profiles/ with $cfg; stop with Ctrl-C" >&2
+echo "run: for the CLI, in another terminal here: export PATH=\"$(cd "$(dirname "$bin")" && pwd):\$PATH\" TINDERBOX_CONFIG=$cfg" >&2
 exec "${sudo[@]}" "$bin" serve --config "$cfg"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,39 +57,50 @@ func withCache(cmd *cobra.Command, fn func(cfg *config.Config, c *cache.Cache) e
 }
 
 func newCacheListCmd() *cobra.Command {
-	var output string
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List cached assets with size, sha256 and last use",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("cache list: -o %q: want table or json", output)
-			}
-			return withCache(cmd, func(_ *config.Config, c *cache.Cache) error {
-				return printEntries(cmd.OutOrStdout(), c.List(), output)
-			})
-		},
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List cached assets with size, sha256 and last use",
+		Args:    cobra.NoArgs,
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	out := addOutput(cmd, outTable, outWide, outJSON, outYAML)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withCache(cmd, func(_ *config.Config, c *cache.Cache) error {
+			return printEntries(cmd.OutOrStdout(), c.List(), out)
+		})
+	}
 	return cmd
 }
 
-func printEntries(w io.Writer, entries []cache.Entry, output string) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
+// printEntries writes the cache's entries: a table with the schematic
+// and digest cut short (wide: whole, and when fetched), or one json or
+// yaml value.
+func printEntries(w io.Writer, entries []cache.Entry, out *outputFormat) error {
+	if out.structured() {
 		if entries == nil {
 			entries = []cache.Entry{}
 		}
-		return enc.Encode(entries)
+		return out.print(w, entries)
 	}
+	wide := out.value == outWide
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCHEMATIC\tVERSION\tFILE\tSIZE\tSHA256\tLAST USED")
+	head := "SCHEMATIC\tVERSION\tFILE\tSIZE\tSHA256\tLAST USED"
+	if wide {
+		head += "\tFETCHED"
+	}
+	fmt.Fprintln(tw, head)
 	var total int64
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s…\t%s\t%s\t%s\t%s…\t%s\n", e.Schematic[:12], e.Version, e.File, humanBytes(e.Size),
-			e.SHA256[:16], e.LastUsed.Local().Format(time.DateTime))
+		schematic, sum := e.Schematic[:12]+"…", e.SHA256[:16]+"…"
+		if wide {
+			schematic, sum = e.Schematic, e.SHA256
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", schematic, e.Version, e.File, humanBytes(e.Size),
+			sum, e.LastUsed.Local().Format(time.DateTime))
+		if wide {
+			fmt.Fprintf(tw, "\t%s", e.Fetched.Local().Format(time.DateTime))
+		}
+		fmt.Fprintln(tw)
 		total += e.Size
 	}
 	if err := tw.Flush(); err != nil {

@@ -120,8 +120,11 @@ profiles: {dir: %[2]s}
 	if err != nil || !strings.Contains(out, "evicted 2 assets") || !strings.Contains(out, "0 B left") {
 		t.Errorf("prune --all: got %v\n%s", err, out)
 	}
-	if _, _, err := run("list", "-o", "yaml"); err == nil {
-		t.Error("list -o yaml: got no error")
+	if out, _, err := run("list", "-o", "yaml"); err != nil || out != "[]\n" {
+		t.Errorf("list -o yaml of an empty cache: got %v %q, want []", err, out)
+	}
+	if _, _, err := run("list", "-o", "xml"); exitCode(err, io.Discard) != 2 {
+		t.Errorf("list -o xml: got %v, want a usage error (exit 2)", err)
 	}
 }
 

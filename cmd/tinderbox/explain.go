@@ -21,7 +21,8 @@ import (
 const maxShown = 60
 
 func newExplainCmd() *cobra.Command {
-	return &cobra.Command{
+	var out *outputFormat
+	cmd := &cobra.Command{
 		Use:   "explain MAC [PATH]",
 		Short: "Show which file and line set each value of a machine's profile and config",
 		Long: `explain loads the profiles as render does, offline, and prints where each
@@ -36,8 +37,9 @@ masked; long values are cut.
 A problem that stops the config from rendering is printed instead, and
 explain exits 1; a config that renders but that validate would refuse is
 explained all the same.`,
-		Example: "  tinderbox explain 52:54:00:12:34:56\n  tinderbox explain 52-54-00-12-34-56 machine.install --config tinderbox.yaml",
-		Args:    cobra.RangeArgs(1, 2),
+		Example:           "  tinderbox explain 52:54:00:12:34:56\n  tinderbox explain 52-54-00-12-34-56 machine.install --config tinderbox.yaml",
+		Args:              macArgs(1, 2),
+		ValidArgsFunction: completeProfileMACs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mac, err := machine.ParseMAC(args[0])
 			if err != nil {
@@ -59,18 +61,77 @@ explained all the same.`,
 				printProblems(cmd, err)
 				return errReported
 			}
+			if out.structured() {
+				origins, err := explanationOrigins(ex, cfg.Profiles.Dir, prefix)
+				if err != nil {
+					return err
+				}
+				return out.print(cmd.OutOrStdout(), origins)
+			}
 			return printExplanation(cmd.OutOrStdout(), ex, cfg.Profiles.Dir, prefix)
 		},
 	}
+	out = addOutput(cmd, outTable, outJSON, outYAML)
+	return cmd
+}
+
+// origin is one value of `explain -o json`: a profile key or a config
+// field, its value (secrets masked, not cut) and where it was set.
+type origin struct {
+	// Section is "profile" or "config".
+	Section string `json:"section"`
+	// Path is the profile key or the config field's path.
+	Path  string `json:"path"`
+	Value string `json:"value"`
+	// File is relative to the profiles directory; "" for a profile
+	// key's default or a field tinderbox fills in (Filled).
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Filled bool   `json:"filled,omitempty"`
+}
+
+// explanationOrigins lists the explanation's values under prefix, as
+// printExplanation's table does but whole.
+func explanationOrigins(ex *profiles.Explanation, dir, prefix string) ([]origin, error) {
+	out := []origin{}
+	for _, k := range ex.Keys {
+		if under(k.Key, prefix) {
+			out = append(out, origin{Section: "profile", Path: k.Key, Value: k.Value, File: relTo(dir, k.File), Line: k.Line})
+		}
+	}
+	for _, o := range ex.Config {
+		if !under(o.Path, prefix) {
+			continue
+		}
+		value := o.Value
+		if secretPath(o.Path) {
+			value = "<masked>"
+		}
+		e := origin{Section: "config", Path: o.Path, Value: value, Filled: o.Filled}
+		if !o.Filled {
+			e.File, e.Line = relTo(dir, o.File), o.Line
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("nothing under %q in the profile or config of %s", prefix, ex.Profile.MAC)
+	}
+	return out, nil
+}
+
+// relTo is file relative to dir when it lies under it, else file.
+func relTo(dir, file string) string {
+	if rel, err := filepath.Rel(dir, file); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return file
 }
 
 // printExplanation writes the profile's keys, then the config's fields,
 // each with its value and origin, keeping those under prefix.
 func printExplanation(w io.Writer, ex *profiles.Explanation, dir, prefix string) error {
 	src := func(file string, line int) string {
-		if rel, err := filepath.Rel(dir, file); err == nil && !strings.HasPrefix(rel, "..") {
-			file = rel
-		}
+		file = relTo(dir, file)
 		if line > 0 {
 			return file + ":" + strconv.Itoa(line)
 		}

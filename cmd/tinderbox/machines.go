@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,24 +16,23 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/client"
 )
 
-// clientFlags are the flags of the commands that talk to a running daemon.
+// clientFlags are the flags of the commands that talk to a running
+// daemon: where it is and the token, and the config file to take them
+// from when not given.
 type clientFlags struct {
-	server, token, output string
+	server, token string
 }
 
 func (f *clientFlags) add(cmd *cobra.Command) {
+	config.AddConfigFlag(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVar(&f.server, "server", "", "admin API URL (default: from admin.listen in the config)")
 	cmd.PersistentFlags().StringVar(&f.token, "token", "", "bearer token (default: $TINDERBOX_TOKEN, then admin.tokenFile)")
-	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 }
 
 // client builds the admin client from the flags, falling back on the
 // config file for the address and token. Config problems unrelated to
 // reaching the daemon (a missing profiles dir, say) do not stop it.
 func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
-	if f.output != "table" && f.output != "json" {
-		return nil, fmt.Errorf("--output %q: want table or json", f.output)
-	}
 	server, token := f.server, f.token
 	if token == "" {
 		token = os.Getenv("TINDERBOX_TOKEN")
@@ -75,91 +73,151 @@ func newMachinesCmd() *cobra.Command {
 		Short: "List and manage machines through a running daemon's admin API",
 		Long: `machines talks to a running tinderbox's admin API (admin.listen).
 
-  tinderbox machines list             every machine, booted or with a profile
+  tinderbox machines [-w]             every machine, booted or with a profile (-w: then every change)
   tinderbox machines show MAC         one machine with its boot events
   tinderbox machines reinstall MAC    re-arm: netboot and install again on the next boot
   tinderbox machines forget MAC       delete what tinderbox recorded of the machine
   tinderbox machines logs MAC [-f]    the machine's Talos log (its install console)
   tinderbox machines watch            machine changes as they happen`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, &f) },
 	}
 	f.add(cmd)
-	cmd.AddCommand(
-		&cobra.Command{
-			Use: "list", Short: "List every machine", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, &f) },
-		},
-		&cobra.Command{
-			Use: "show MAC", Short: "Show one machine with its boot events", Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				m, err := c.Machine(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return printMachine(cmd.OutOrStdout(), f.output, m)
-			},
-		},
-		&cobra.Command{
-			Use: "reinstall MAC", Short: "Re-arm a machine: it netboots and installs again on its next boot", Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				m, err := c.Reinstall(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				if f.output == "json" {
-					return printJSON(cmd.OutOrStdout(), m)
-				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s is %s: it will netboot and install on its next boot\n", m.MAC, m.State)
-				return err
-			},
-		},
-		&cobra.Command{
-			Use: "forget MAC", Short: "Delete what tinderbox recorded of a machine (its profile stays)", Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				if err := c.Forget(cmd.Context(), args[0]); err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s forgotten\n", args[0])
-				return err
-			},
-		},
-		newLogsCmd(&f),
-		&cobra.Command{
-			Use: "watch", Short: "Print machine changes as they happen (state, step, attention) until interrupted", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				c, err := f.client(cmd)
-				if err != nil {
-					return err
-				}
-				out := cmd.OutOrStdout()
-				return c.Watch(cmd.Context(), func(m api.MachineEvent) error {
-					if f.output == "json" {
-						return json.NewEncoder(out).Encode(m)
-					}
-					if m.Gone {
-						_, err := fmt.Fprintf(out, "%s  %s  gone\n", time.Now().Format(time.TimeOnly), m.MAC)
-						return err
-					}
-					_, err := fmt.Fprintf(out, "%s  %s  %-12s %-11s %s%s\n", time.Now().Format(time.TimeOnly), m.MAC, dash(m.Hostname), m.State, dash(m.LastStep), attention(m))
-					return err
-				})
-			},
-		},
-	)
+	addListFlags(cmd, &f)
+	list := &cobra.Command{Use: "list", Short: "List every machine; -w then prints every change", Args: cobra.NoArgs}
+	addListFlags(list, &f)
+	cmd.AddCommand(list, newShowCmd(&f), newReinstallCmd(&f), newForgetCmd(&f), newLogsCmd(&f), newWatchCmd(&f))
 	return cmd
+}
+
+// addListFlags gives cmd the machine listing: -o and -w, and its RunE.
+func addListFlags(cmd *cobra.Command, f *clientFlags) {
+	out := addOutput(cmd, outTable, outWide, outJSON, outYAML)
+	var watch bool
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print every change as it happens (as `machines watch`), until interrupted")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		list := func() error {
+			machines, err := c.Machines(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printList(w, out, machines, watch)
+		}
+		if !watch {
+			return list()
+		}
+		// The stream is open before the list is taken: no change between
+		// the two is lost.
+		return c.WatchFrom(cmd.Context(), list, func(m api.MachineEvent) error { return printChange(w, out, m) })
+	}
+}
+
+func newShowCmd(f *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: "show MAC", Short: "Show one machine with its boot events", Args: macArgs(1, 1),
+		ValidArgsFunction: f.completeMACs,
+	}
+	out := addOutput(cmd, outTable, outJSON, outYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		m, err := c.Machine(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if out.structured() {
+			return out.print(cmd.OutOrStdout(), m)
+		}
+		return printMachine(cmd.OutOrStdout(), m)
+	}
+	return cmd
+}
+
+func newReinstallCmd(f *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reinstall MAC",
+		Short: "Re-arm a machine: it netboots and installs again on its next boot",
+		Long: `reinstall re-arms a machine: on its next network boot it is served its
+config and installs again. A machine without a profile is refused (exit 1):
+it would boot as an unknown machine, not install.`,
+		Args: macArgs(1, 1), ValidArgsFunction: f.completeMACs,
+	}
+	out := addOutput(cmd, outTable, outJSON, outYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		m, err := c.Reinstall(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if out.structured() {
+			return out.print(cmd.OutOrStdout(), m)
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s is %s: it will netboot and install on its next boot\n", m.MAC, m.State)
+		return err
+	}
+	return cmd
+}
+
+func newForgetCmd(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use: "forget MAC", Short: "Delete what tinderbox recorded of a machine (its profile stays)",
+		Args: macArgs(1, 1), ValidArgsFunction: f.completeMACs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.Forget(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s forgotten\n", args[0])
+			return err
+		},
+	}
+}
+
+func newWatchCmd(f *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: "watch", Short: "Print machine changes as they happen (state, step, attention) until interrupted", Args: cobra.NoArgs,
+	}
+	out := addOutput(cmd, outTable, outWide, outJSON, outYAML)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		return c.Watch(cmd.Context(), func(m api.MachineEvent) error { return printChange(w, out, m) })
+	}
+	return cmd
+}
+
+// printChange writes one machine change: a line with the time, or a
+// value of a json or yaml stream.
+func printChange(w io.Writer, out *outputFormat, m api.MachineEvent) error {
+	if out.structured() {
+		return out.printItem(w, m)
+	}
+	now := time.Now().Format(time.TimeOnly)
+	if m.Gone {
+		_, err := fmt.Fprintf(w, "%s  %s  gone\n", now, m.MAC)
+		return err
+	}
+	wide := ""
+	if out.value == outWide {
+		wide = fmt.Sprintf(" %-6s %-15s", dash(string(m.Arch)), dash(m.IP))
+	}
+	_, err := fmt.Fprintf(w, "%s  %s  %-12s %-11s%s %s%s\n", now, m.MAC, dash(m.Hostname), m.State, wide, dash(m.LastStep), attention(m))
+	return err
 }
 
 // newLogsCmd is `machines logs MAC`: the machine's Talos log lines as
@@ -171,41 +229,43 @@ func newLogsCmd(f *clientFlags) *cobra.Command {
 		grep   string
 	)
 	cmd := &cobra.Command{
-		Use:   "logs MAC",
-		Short: "Show a machine's Talos log (its kernel log, with machined's [talos] lines); -f follows it",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
+		Use:               "logs MAC",
+		Short:             "Show a machine's Talos log (its kernel log, with machined's [talos] lines); -f follows it",
+		Args:              macArgs(1, 1),
+		ValidArgsFunction: f.completeMACs,
+	}
+	out := addOutput(cmd, outTable, outJSON, outYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		show := func(l api.LogLine) error {
+			if out.structured() {
+				return out.printItem(w, l)
+			}
+			_, err := fmt.Fprintf(w, "%s  %-5s  %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), dash(l.Level), l.Msg)
+			return err
+		}
+		got, err := c.Logs(cmd.Context(), args[0], lines, grep)
+		if err != nil {
+			return err
+		}
+		for _, l := range got.Lines {
+			if err := show(l); err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			show := func(l api.LogLine) error {
-				if f.output == "json" {
-					return json.NewEncoder(out).Encode(l)
-				}
-				_, err := fmt.Fprintf(out, "%s  %-5s  %s\n", l.Time.Local().Format("2006-01-02 15:04:05.000"), dash(l.Level), l.Msg)
-				return err
-			}
-			got, err := c.Logs(cmd.Context(), args[0], lines, grep)
-			if err != nil {
-				return err
-			}
-			for _, l := range got.Lines {
-				if err := show(l); err != nil {
-					return err
-				}
-			}
-			if !follow {
+		}
+		if !follow {
+			return nil
+		}
+		return c.FollowLogs(cmd.Context(), args[0], func(l api.LogLine) error {
+			if grep != "" && !strings.Contains(strings.ToLower(l.Msg), strings.ToLower(grep)) {
 				return nil
 			}
-			return c.FollowLogs(cmd.Context(), args[0], func(l api.LogLine) error {
-				if grep != "" && !strings.Contains(strings.ToLower(l.Msg), strings.ToLower(grep)) {
-					return nil
-				}
-				return show(l)
-			})
-		},
+			return show(l)
+		})
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing lines as they arrive, until interrupted")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "how many of the newest lines to print first (default: the server's, 200)")
@@ -221,30 +281,54 @@ func attention(m api.MachineEvent) string {
 	return "  ! " + m.Attention
 }
 
-func runList(cmd *cobra.Command, f *clientFlags) error {
-	c, err := f.client(cmd)
-	if err != nil {
-		return err
+// printList writes the machines: a table (wide adds the profile, UUID,
+// first sighting and Talos' stage), or one json or yaml value; with
+// stream (-w) each machine is a value of a stream, as the changes after it.
+func printList(w io.Writer, out *outputFormat, list []api.Machine, stream bool) error {
+	if out.structured() {
+		if !stream {
+			if list == nil {
+				list = []api.Machine{}
+			}
+			return out.print(w, list)
+		}
+		for _, m := range list {
+			if err := out.printItem(w, api.MachineEvent{Machine: m}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	list, err := c.Machines(cmd.Context())
-	if err != nil {
-		return err
+	wide := out.value == outWide
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := "MAC\tHOSTNAME\tSTATE\tARCH\tIP\tLAST SEEN\tLAST STEP\tATTENTION"
+	if wide {
+		head += "\tPROFILE\tUUID\tFIRST SEEN\tTALOS"
 	}
-	if f.output == "json" {
-		return printJSON(cmd.OutOrStdout(), list)
-	}
-	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAC\tHOSTNAME\tSTATE\tARCH\tIP\tLAST SEEN\tLAST STEP\tATTENTION")
+	fmt.Fprintln(tw, head)
 	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.Hostname), m.State, dash(string(m.Arch)), dash(m.IP), ago(m.LastSeen), dash(m.LastStep), dash(m.Attention))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", m.MAC, dash(m.Hostname), m.State, dash(string(m.Arch)), dash(m.IP), ago(m.LastSeen), dash(m.LastStep), dash(m.Attention))
+		if wide {
+			stage := "-"
+			if m.Talos != nil {
+				stage = dash(m.Talos.Stage)
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", yesNo(m.Profile), dash(m.UUID), stamp(m.FirstSeen), stage)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
 
-func printMachine(w io.Writer, output string, m api.Machine) error {
-	if output == "json" {
-		return printJSON(w, m)
+// yesNo is a boolean for a table.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
 	}
+	return "no"
+}
+
+func printMachine(w io.Writer, m api.Machine) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{
 		{"MAC", m.MAC.String()}, {"Hostname", dash(m.Hostname)}, {"State", string(m.State)}, {"Profile", fmt.Sprint(m.Profile)},
@@ -282,12 +366,6 @@ func talosStatus(t *api.TalosReport) string {
 		s += ", ready"
 	}
 	return s + " (" + t.At.Local().Format(time.DateTime) + ")"
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func dash(s string) string {

@@ -22,9 +22,11 @@ comment with the URL it is served at. Schematic names are resolved through
 the Image Factory, or offline from the IDs remembered under state.dir.
 
 Any problem in the profiles is printed instead (the server would keep
-serving its last good set), and render exits 1.`,
-		Example: "  tinderbox render 52:54:00:12:34:56 --config tinderbox.yaml",
-		Args:    cobra.ExactArgs(1),
+serving its last good set), and render exits 1. It prints the config as it
+is served, so it has no -o.`,
+		Example:           "  tinderbox render 52:54:00:12:34:56 --config tinderbox.yaml",
+		Args:              macArgs(1, 1),
+		ValidArgsFunction: completeProfileMACs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mac, err := machine.ParseMAC(args[0])
 			if err != nil {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
 
 	"github.com/tinderbox-boot/tinderbox/internal/config"
 	"github.com/tinderbox-boot/tinderbox/internal/version"
@@ -35,19 +38,23 @@ machine, by MAC address, its own rendered machine config.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate(version.String() + "\n")
-	config.AddFlags(root.PersistentFlags())
+	// The daemon's flags (listen addresses, directories, --advertise…)
+	// belong to the commands that read the config for them; the client
+	// commands have --config, --server and --token only.
+	for _, cmd := range []*cobra.Command{newServeCmd(), newCacheCmd(), newRenderCmd(), newExplainCmd(), newValidateCmd()} {
+		config.AddFlags(cmd.PersistentFlags())
+		root.AddCommand(cmd)
+	}
 	root.AddCommand(
-		newServeCmd(),
-		newCacheCmd(),
 		newMachinesCmd(),
-		newRenderCmd(),
-		newExplainCmd(),
 		newDiffCmd(),
 		newScriptCmd(),
 		newSecretsCmd(),
-		newValidateCmd(),
 		newVersionCmd(),
+		newDocsCmd(),
 	)
+	root.InitDefaultCompletionCmd()
+	setUsageErrors(root)
 	return root
 }
 
@@ -69,14 +76,57 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// versionInfo is `version -o json`'s shape.
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
+
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print version, commit and Go version",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String())
-			return err
-		},
 	}
+	out := addOutput(cmd, outTable, outJSON, outYAML)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if out.structured() {
+			return out.print(cmd.OutOrStdout(), versionInfo{
+				Version: version.Version, Commit: version.Commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+			})
+		}
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String())
+		return err
+	}
+	return cmd
+}
+
+// newDocsCmd is the hidden `docs man DIR`: man pages for every command,
+// generated from the commands themselves (`make man`).
+func newDocsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "docs",
+		Short:  "Generate documentation from the command line's own definitions",
+		Hidden: true,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "man DIR",
+		Short: "Write a man page (section 1) for every command into DIR",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return fmt.Errorf("docs man: %w", err)
+			}
+			root := cmd.Root()
+			root.DisableAutoGenTag = true
+			header := &doc.GenManHeader{Title: "TINDERBOX", Section: "1", Source: "tinderbox " + version.Version, Manual: "tinderbox manual"}
+			if err := doc.GenManTree(root, header, args[0]); err != nil {
+				return fmt.Errorf("docs man: %w", err)
+			}
+			return nil
+		},
+	})
+	return cmd
 }

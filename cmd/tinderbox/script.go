@@ -13,8 +13,10 @@ func newScriptCmd() *cobra.Command {
 		Use:   "script MAC",
 		Short: "Print the iPXE script MAC would be served now",
 		Long: `script prints the iPXE script a running tinderbox would serve MAC on its
-next network boot, given its profile and state, without recording a boot.`,
-		Args: cobra.ExactArgs(1),
+next network boot, given its profile and state, without recording a boot.
+It prints the script as it is served, so it has no -o.`,
+		Args:              macArgs(1, 1),
+		ValidArgsFunction: f.completeMACs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd)
 			if err != nil {

@@ -381,7 +381,9 @@ func TestCLI(t *testing.T) {
 			name: "serve on a taken port", args: []string{"serve", "--config", busy},
 			wantCode: 1, wantStderr: []string{"tinderbox: boot HTTP: bind tcp port " + busyPort, "address already in use"},
 		},
-		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 1, wantStderr: []string{`unknown command "frobnicate"`}},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: []string{`unknown command "frobnicate"`, "(see 'tinderbox --help')"}},
+		{name: "no command prints help", args: nil, wantStdout: []string{"Available Commands:"}},
+		{name: "bad -o", args: []string{"machines", "-o", "xml"}, wantCode: 2, wantStderr: []string{`invalid argument "xml" for "-o, --output" flag: this command prints table, wide, json, yaml`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,21 +16,49 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
+// validation is `validate -o json`'s shape: what the table prints, as
+// values.
+type validation struct {
+	// Config is the config file read, "" for the built-in defaults.
+	Config      string `json:"config"`
+	ProfilesDir string `json:"profilesDir,omitempty"`
+	// OK is false when there is any problem (validate exits 1).
+	OK bool `json:"ok"`
+	// Machines counts the machines rendered.
+	Machines int `json:"machines"`
+	// Unknown is what a MAC without a profile gets (defaults.yaml's unknown).
+	Unknown  string   `json:"unknown,omitempty"`
+	Problems []string `json:"problems"`
+	Warnings []string `json:"warnings"`
+}
+
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var out *outputFormat
+	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the config and every profile; print every problem found",
 		Long: `validate loads the config file and every profile, renders every known
 machine, checks the machines against each other and builds their kernel
 command lines, and prints every problem and warning found, with file and
 line where possible and the fix. It exits 1 if there is any problem, 0 when
-there are only warnings.`,
+there are only warnings. With -o json or yaml the same report is one value
+on standard output.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
+				if out.structured() {
+					v := validation{Problems: messages(problem.Leaves(err))}
+					if cfg != nil {
+						v.Config = cfg.File
+					}
+					return printValidation(cmd, out, v)
+				}
 				printProblems(cmd, err)
 				return errReported
+			}
+			if out.structured() {
+				return validateStructured(cmd, out, cfg)
 			}
 			src := "built-in defaults"
 			if cfg.File != "" {
@@ -73,6 +101,61 @@ there are only warnings.`,
 			return nil
 		},
 	}
+	out = addOutput(cmd, outTable, outJSON, outYAML)
+	return cmd
+}
+
+// validateStructured is validate for -o json and yaml: the checks of the
+// table, reported as one validation value.
+func validateStructured(cmd *cobra.Command, out *outputFormat, cfg *config.Config) error {
+	v := validation{Config: cfg.File, ProfilesDir: cfg.Profiles.Dir}
+	fc, err := schematicResolver(cfg, newLogger(config.Log{Level: "error", Format: cfg.Log.Format}, cmd.ErrOrStderr()))
+	if err != nil {
+		v.Problems = []string{err.Error()}
+		return printValidation(cmd, out, v)
+	}
+	set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
+	var machines []profiles.Profile
+	var warns []error
+	var loadErr *profiles.LoadError
+	switch {
+	case err == nil:
+		machines, warns = set.Machines(), set.Warnings()
+		v.Machines, v.Unknown = set.Len(), string(set.Unknown())
+	case errors.As(err, &loadErr):
+		machines, warns = loadErr.Machines, loadErr.Warnings
+	}
+	cmdWarns, cmdErr := checkCmdlines(cfg, machines)
+	v.Problems = messages(problem.Leaves(errors.Join(err, cmdErr)))
+	v.Warnings = messages(append(warns, cmdWarns...))
+	return printValidation(cmd, out, v)
+}
+
+// printValidation prints v, whose problems decide the exit status.
+func printValidation(cmd *cobra.Command, out *outputFormat, v validation) error {
+	v.OK = len(v.Problems) == 0
+	if v.Problems == nil {
+		v.Problems = []string{}
+	}
+	if v.Warnings == nil {
+		v.Warnings = []string{}
+	}
+	if err := out.print(cmd.OutOrStdout(), v); err != nil {
+		return err
+	}
+	if !v.OK {
+		return errReported
+	}
+	return nil
+}
+
+// messages is each error's message.
+func messages(errs []error) []string {
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
 }
 
 // printProblems writes each joined error on its own line to stderr.

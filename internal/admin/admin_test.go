@@ -222,6 +222,16 @@ func TestReinstallAndForget(t *testing.T) {
 	if code, _ := do(t, srv, http.MethodPost, "/api/v1/machines/52:54:00:00:00:99/reinstall", ""); code != http.StatusNotFound {
 		t.Errorf("reinstall of an unknown machine: got %d, want 404", code)
 	}
+	// A machine that booted but has no profile cannot install: the
+	// reinstall is refused with the reason, and its record is untouched.
+	found, _, _ := store.Get(mustMAC(macFound))
+	code, body = do(t, srv, http.MethodPost, "/api/v1/machines/"+macFound+"/reinstall", "")
+	if code != http.StatusConflict || !strings.Contains(body, "it has no profile") || !strings.Contains(body, "machines/52-54-00-00-00-03.yaml") {
+		t.Errorf("reinstall of a machine without a profile: got %d %s, want 409 with the reason", code, body)
+	}
+	if now, _, _ := store.Get(mustMAC(macFound)); now.Generation != found.Generation || len(now.Events) != len(found.Events) {
+		t.Errorf("a refused reinstall changed the record: before %+v, after %+v", found, now)
+	}
 
 	if code, _ := do(t, srv, http.MethodDelete, "/api/v1/machines/"+macFound, ""); code != http.StatusNoContent {
 		t.Errorf("forget: got %d, want 204", code)

@@ -71,6 +71,13 @@ func (a *API) reinstall(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.lookup(w, mac); !ok {
 		return
 	}
+	// Without a profile the machine boots as an unknown one (maintenance
+	// or nothing, by defaults.yaml's unknown): re-arming it would promise
+	// an install that cannot happen.
+	if _, known := a.opts.Profiles.Machine(mac); !known {
+		WriteError(w, http.StatusConflict, "no reinstall for "+mac.String()+": it has no profile, so it boots as an unknown machine and installs nothing; add machines/"+mac.Dashed()+".yaml to the profiles first")
+		return
+	}
 	rec, err := a.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
 		m.Reinstall()
 		m.Events = append(m.Events, a.opts.Store.Event(machine.EventReinstall, "", 0))

@@ -317,6 +317,27 @@ func TestSearchPath(t *testing.T) {
 			t.Errorf("got %v, want an error naming %s", err, missing)
 		}
 	})
+	t.Run("TINDERBOX_CONFIG comes before the search path", func(t *testing.T) {
+		t.Setenv(ConfigEnv, "testdata/config/valid.yaml")
+		cfg, err := Load(Options{SearchPath: []string{missing}})
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		if cfg.File != "testdata/config/valid.yaml" {
+			t.Errorf("got file %q, want testdata/config/valid.yaml", cfg.File)
+		}
+		t.Setenv(ConfigEnv, missing)
+		if _, err := Load(Options{SearchPath: []string{"testdata/config/valid.yaml"}}); err == nil || !strings.Contains(err.Error(), missing+": file does not exist") {
+			t.Errorf("TINDERBOX_CONFIG naming a missing file: got %v, want an error naming it", err)
+		}
+	})
+	t.Run("--config comes before TINDERBOX_CONFIG", func(t *testing.T) {
+		t.Setenv(ConfigEnv, missing)
+		cfg, err := Load(Options{Path: "testdata/config/valid.yaml"})
+		if err != nil || cfg.File != "testdata/config/valid.yaml" {
+			t.Errorf("got %v, %v; want testdata/config/valid.yaml read", cfg, err)
+		}
+	})
 }
 
 func TestParseByteSize(t *testing.T) {

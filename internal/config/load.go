@@ -39,9 +39,19 @@ var flagKeys = []struct{ flag, key, usage string }{
 	{"log-format", "log.format", "log format: text or json"},
 }
 
+// ConfigEnv names the environment variable that names the config file
+// when --config is not given, before DefaultSearchPath is searched.
+const ConfigEnv = EnvPrefix + "_CONFIG"
+
+// AddConfigFlag defines --config alone on fs, for commands that read the
+// config file only for a few keys (the admin API's address and token).
+func AddConfigFlag(fs *pflag.FlagSet) {
+	fs.String("config", "", "config file (default $"+ConfigEnv+", then ./tinderbox.yaml, then /etc/tinderbox/tinderbox.yaml)")
+}
+
 // AddFlags defines --config and the flags for the common config keys on fs.
 func AddFlags(fs *pflag.FlagSet) {
-	fs.String("config", "", "config file (default ./tinderbox.yaml, then /etc/tinderbox/tinderbox.yaml)")
+	AddConfigFlag(fs)
 	for _, f := range flagKeys {
 		fs.String(f.flag, "", f.usage+" ("+f.key+")")
 	}
@@ -49,7 +59,8 @@ func AddFlags(fs *pflag.FlagSet) {
 
 // Options says where Load finds its inputs.
 type Options struct {
-	// Path is the config file named by --config; "" searches SearchPath.
+	// Path is the config file named by --config; "" takes $TINDERBOX_CONFIG
+	// (ConfigEnv), then searches SearchPath.
 	Path string
 	// SearchPath overrides DefaultSearchPath when non-nil.
 	SearchPath []string
@@ -67,6 +78,9 @@ func Load(opts Options) (*Config, error) {
 		if f := opts.Flags.Lookup("config"); f != nil {
 			path = f.Value.String()
 		}
+	}
+	if path == "" {
+		path = os.Getenv(ConfigEnv)
 	}
 	search := opts.SearchPath
 	if search == nil {

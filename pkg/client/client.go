@@ -147,7 +147,7 @@ func (c *Client) Logs(ctx context.Context, mac string, lines int, q string) (api
 // FollowLogs calls fn with each of mac's log lines as it arrives, until ctx
 // ends (nil is returned then), fn fails, or the server ends the stream.
 func (c *Client) FollowLogs(ctx context.Context, mac string, fn func(api.LogLine) error) error {
-	return c.stream(ctx, machinePath(mac)+"/logs/stream", "line", func(data []byte) error {
+	return c.stream(ctx, machinePath(mac)+"/logs/stream", "line", nil, func(data []byte) error {
 		var l api.LogLine
 		if err := json.Unmarshal(data, &l); err != nil {
 			return fmt.Errorf("admin: bad log line: %w", err)
@@ -160,7 +160,15 @@ func (c *Client) FollowLogs(ctx context.Context, mac string, fn func(api.LogLine
 // /api/v1/events), until ctx ends (nil is returned then), fn fails, or the
 // server ends the stream.
 func (c *Client) Watch(ctx context.Context, fn func(api.MachineEvent) error) error {
-	return c.stream(ctx, "/api/v1/events", "machine", func(data []byte) error {
+	return c.WatchFrom(ctx, nil, fn)
+}
+
+// WatchFrom is Watch, calling start (when not nil) once the stream is
+// open and before the first change: a listing made in start misses no
+// change that follows it, as `tinderbox machines -w` needs. An error from
+// start ends the watch with that error.
+func (c *Client) WatchFrom(ctx context.Context, start func() error, fn func(api.MachineEvent) error) error {
+	return c.stream(ctx, "/api/v1/events", "machine", start, func(data []byte) error {
 		var m api.MachineEvent
 		if err := json.Unmarshal(data, &m); err != nil {
 			return fmt.Errorf("admin: bad machine event: %w", err)
@@ -173,8 +181,10 @@ func (c *Client) Watch(ctx context.Context, fn func(api.MachineEvent) error) err
 const maxEventLine = 1 << 20
 
 // stream reads a server-sent event stream (the HTML living standard's
-// text/event-stream) and calls fn with the data of each event named kind.
-func (c *Client) stream(ctx context.Context, path, kind string, fn func(data []byte) error) error {
+// text/event-stream) and calls fn with the data of each event named kind;
+// hello, when not nil, is called on the server's first event ("hello"),
+// which says the stream is open.
+func (c *Client) stream(ctx context.Context, path, kind string, hello func() error, fn func(data []byte) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -211,6 +221,11 @@ func (c *Client) stream(ctx context.Context, path, kind string, fn func(data []b
 			event = ""
 		case strings.HasPrefix(line, "event: "):
 			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "hello" && hello != nil:
+			if err := hello(); err != nil {
+				return err
+			}
+			hello = nil
 		case strings.HasPrefix(line, "data: ") && event == kind:
 			if err := fn([]byte(strings.TrimPrefix(line, "data: "))); err != nil {
 				return err

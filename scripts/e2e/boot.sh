@@ -151,7 +151,8 @@ log: {level: debug}
 YAML
 }
 tbconfig exit
-tb() { ip netns exec "$boot" "$work/tinderbox" --config "$work/tinderbox.yaml" "$@"; }
+# The config flag follows the command (tb validate, tb machines show MAC).
+tb() { ip netns exec "$boot" "$work/tinderbox" "$1" --config "$work/tinderbox.yaml" "${@:2}"; }
 tb validate >&2
 e2e_tinderbox --config "$work/tinderbox.yaml"
 
