@@ -3,6 +3,7 @@ package deploy
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -26,9 +28,10 @@ import (
 )
 
 const (
-	baseDir     = "kubernetes/base"
-	exampleDir  = "kubernetes/example"
-	profilesDir = "../profiles"
+	baseDir       = "kubernetes/base"
+	exampleDir    = "kubernetes/example"
+	componentsDir = "kubernetes/components"
+	profilesDir   = "../profiles"
 )
 
 // decodeStrict decodes one YAML document into obj, failing on unknown or
@@ -78,101 +81,168 @@ func TestBaseManifestsDecodeStrictly(t *testing.T) {
 }
 
 func TestKustomizationsDecodeStrictly(t *testing.T) {
-	for _, dir := range []string{baseDir, exampleDir} {
-		t.Run(dir, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	for _, tt := range []struct{ dir, kind string }{
+		{baseDir, kusttypes.KustomizationKind},
+		{exampleDir, kusttypes.KustomizationKind},
+		{componentsDir + "/servicemonitor", kusttypes.ComponentKind},
+	} {
+		t.Run(tt.dir, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(tt.dir, "kustomization.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			var k kusttypes.Kustomization
-			decodeStrict(t, dir, data, &k)
-			if k.Kind != kusttypes.KustomizationKind {
-				t.Errorf("kind: got %q, want %q", k.Kind, kusttypes.KustomizationKind)
+			decodeStrict(t, tt.dir, data, &k)
+			if k.Kind != tt.kind {
+				t.Errorf("kind: got %q, want %q", k.Kind, tt.kind)
 			}
 		})
 	}
 }
 
-// rendered is the example overlay as kustomize renders it, each object
-// decoded strictly into its API type.
-type rendered struct {
-	namespaces []*corev1.Namespace
-	deployment *appsv1.Deployment
-	services   []*corev1.Service
-	pvcs       map[string]*corev1.PersistentVolumeClaim
-	configMaps map[string]*corev1.ConfigMap
-	secrets    map[string]*corev1.Secret
-	// namespaceOf maps "Kind/name" to the object's namespace.
-	namespaceOf map[string]string
+// TestExampleServiceMonitorComponent renders the example overlay with the
+// servicemonitor component and checks the ServiceMonitor decodes strictly
+// into the Prometheus Operator's type and selects the Service's metrics
+// port.
+func TestExampleServiceMonitorComponent(t *testing.T) {
+	r := renderExample(t, "servicemonitor")
+	if len(r.serviceMonitors) != 1 {
+		t.Fatalf("ServiceMonitors: got %d, want 1", len(r.serviceMonitors))
+	}
+	checkReferences(t, r)
+	if plain := renderExample(t); len(plain.serviceMonitors) != 0 {
+		t.Errorf("without the component: got %d ServiceMonitors, want 0", len(plain.serviceMonitors))
+	}
 }
 
-// renderExample renders the example overlay exactly as `kubectl apply -k`
-// would, with the base and overlay copied into an in-memory file system
-// beside the repository's example profiles and a test admin token, made
-// as strong as tinderbox requires (the token is the user's to write; it is
-// not in the repository).
-func renderExample(t *testing.T) *rendered {
+// rendered is a set of manifests (the example overlay as kustomize renders
+// it, or the Helm chart as Helm renders it), each object decoded strictly
+// into its API type.
+type rendered struct {
+	namespaces      []*corev1.Namespace
+	deployment      *appsv1.Deployment
+	services        []*corev1.Service
+	pvcs            map[string]*corev1.PersistentVolumeClaim
+	configMaps      map[string]*corev1.ConfigMap
+	secrets         map[string]*corev1.Secret
+	serviceMonitors []*monitoringv1.ServiceMonitor
+	// namespaceOf maps "Kind/name" to the object's namespace.
+	namespaceOf map[string]string
+	// userMade holds "Kind/name" of the objects the pod refers to that
+	// the user makes, not the renderer (an existing Secret or claim).
+	userMade map[string]bool
+}
+
+// object is one rendered manifest: its kind, name and namespace as the
+// renderer reports them, and its YAML.
+type object struct {
+	kind, name, namespace string
+	data                  []byte
+}
+
+// decodeObjects decodes every object strictly into its API type, failing
+// on a kind it has no type for, on a second Deployment, and on none.
+func decodeObjects(t *testing.T, objs []object) *rendered {
 	t.Helper()
-	mem := filesys.MakeFsInMemory()
-	copyTree(t, mem, baseDir, "/k/base")
-	copyTree(t, mem, exampleDir, "/k/example")
-	copyTree(t, mem, profilesDir, "/k/example/profiles")
-	if err := mem.WriteFile("/k/example/admin-token", []byte(rand.Text()+rand.Text()+"\n")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/k/example")
-	if err != nil {
-		t.Fatalf("kustomize build example: %v", err)
-	}
 	r := &rendered{
 		pvcs:        map[string]*corev1.PersistentVolumeClaim{},
 		configMaps:  map[string]*corev1.ConfigMap{},
 		secrets:     map[string]*corev1.Secret{},
 		namespaceOf: map[string]string{},
 	}
-	for _, res := range m.Resources() {
-		data, err := res.AsYAML()
-		if err != nil {
-			t.Fatal(err)
+	for _, o := range objs {
+		id := o.kind + "/" + o.name
+		if _, dup := r.namespaceOf[id]; dup {
+			t.Fatalf("rendered %s twice", id)
 		}
-		kind, name := res.GetKind(), res.GetName()
-		id := kind + "/" + name
-		r.namespaceOf[id] = res.GetNamespace()
-		switch kind {
+		r.namespaceOf[id] = o.namespace
+		switch o.kind {
 		case "Namespace":
-			o := &corev1.Namespace{}
-			decodeStrict(t, id, data, o)
-			r.namespaces = append(r.namespaces, o)
+			v := &corev1.Namespace{}
+			decodeStrict(t, id, o.data, v)
+			r.namespaces = append(r.namespaces, v)
 		case "Deployment":
 			if r.deployment != nil {
-				t.Fatalf("two Deployments: %s and %s", r.deployment.Name, name)
+				t.Fatalf("two Deployments: %s and %s", r.deployment.Name, o.name)
 			}
 			r.deployment = &appsv1.Deployment{}
-			decodeStrict(t, id, data, r.deployment)
+			decodeStrict(t, id, o.data, r.deployment)
 		case "Service":
-			o := &corev1.Service{}
-			decodeStrict(t, id, data, o)
-			r.services = append(r.services, o)
+			v := &corev1.Service{}
+			decodeStrict(t, id, o.data, v)
+			r.services = append(r.services, v)
 		case "PersistentVolumeClaim":
-			o := &corev1.PersistentVolumeClaim{}
-			decodeStrict(t, id, data, o)
-			r.pvcs[name] = o
+			v := &corev1.PersistentVolumeClaim{}
+			decodeStrict(t, id, o.data, v)
+			r.pvcs[o.name] = v
 		case "ConfigMap":
-			o := &corev1.ConfigMap{}
-			decodeStrict(t, id, data, o)
-			r.configMaps[name] = o
+			v := &corev1.ConfigMap{}
+			decodeStrict(t, id, o.data, v)
+			r.configMaps[o.name] = v
 		case "Secret":
-			o := &corev1.Secret{}
-			decodeStrict(t, id, data, o)
-			r.secrets[name] = o
+			v := &corev1.Secret{}
+			decodeStrict(t, id, o.data, v)
+			r.secrets[o.name] = v
+		case "ServiceMonitor":
+			v := &monitoringv1.ServiceMonitor{}
+			decodeStrict(t, id, o.data, v)
+			r.serviceMonitors = append(r.serviceMonitors, v)
 		default:
-			t.Fatalf("rendered %s: no API type checked for kind %s", id, kind)
+			t.Fatalf("rendered %s: no API type checked for kind %s", id, o.kind)
 		}
 	}
 	if r.deployment == nil {
 		t.Fatal("rendered no Deployment")
 	}
 	return r
+}
+
+// renderExample renders the example overlay exactly as `kubectl apply -k`
+// would, with the base and overlay copied into an in-memory file system
+// beside the repository's example profiles and a test admin token, made
+// as strong as tinderbox requires (the token is the user's to write; it is
+// not in the repository). Each of components is a directory under
+// kubernetes/components added to the overlay's components.
+func renderExample(t *testing.T, components ...string) *rendered {
+	t.Helper()
+	mem := filesys.MakeFsInMemory()
+	copyTree(t, mem, baseDir, "/k/base")
+	copyTree(t, mem, exampleDir, "/k/example")
+	copyTree(t, mem, componentsDir, "/k/components")
+	copyTree(t, mem, profilesDir, "/k/example/profiles")
+	if err := mem.WriteFile("/k/example/admin-token", []byte(rand.Text()+rand.Text()+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	if len(components) > 0 {
+		data, err := mem.ReadFile("/k/example/kustomization.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k kusttypes.Kustomization
+		decodeStrict(t, "example", data, &k)
+		for _, c := range components {
+			k.Components = append(k.Components, "../components/"+c)
+		}
+		if data, err = yaml.Marshal(&k); err != nil {
+			t.Fatal(err)
+		}
+		if err := mem.WriteFile("/k/example/kustomization.yaml", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/k/example")
+	if err != nil {
+		t.Fatalf("kustomize build example: %v", err)
+	}
+	var objs []object
+	for _, res := range m.Resources() {
+		data, err := res.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, object{kind: res.GetKind(), name: res.GetName(), namespace: res.GetNamespace(), data: data})
+	}
+	return decodeObjects(t, objs)
 }
 
 // copyTree copies the directory src on disk to dst in mem.
@@ -201,12 +271,16 @@ func copyTree(t *testing.T, mem filesys.FileSystem, src, dst string) {
 	}
 }
 
+// container returns the pod's tinderbox container.
 func container(t *testing.T, d *appsv1.Deployment) *corev1.Container {
 	t.Helper()
-	if n := len(d.Spec.Template.Spec.Containers); n != 1 {
-		t.Fatalf("containers: got %d, want 1", n)
+	for i, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "tinderbox" {
+			return &d.Spec.Template.Spec.Containers[i]
+		}
 	}
-	return &d.Spec.Template.Spec.Containers[0]
+	t.Fatalf("Deployment %s has no container named tinderbox", d.Name)
+	return nil
 }
 
 func containerPort(t *testing.T, c *corev1.Container, name string) corev1.ContainerPort {
@@ -220,8 +294,28 @@ func containerPort(t *testing.T, c *corev1.Container, name string) corev1.Contai
 	return corev1.ContainerPort{}
 }
 
+// podPort reports whether a container of the pod has a port named name.
+func podPort(d *appsv1.Deployment, name string) bool {
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func TestExampleDeployment(t *testing.T) {
-	r := renderExample(t)
+	checkDeployment(t, renderExample(t))
+}
+
+// checkDeployment checks the invariants the daemon depends on: one
+// replica, Recreate, the node's network, the image's user with
+// NET_BIND_SERVICE alone, readiness on /readyz and liveness on /livez, the boot ports, and the
+// namespace the rendered objects share.
+func checkDeployment(t *testing.T, r *rendered) {
+	t.Helper()
 	d := r.deployment
 	pod := d.Spec.Template.Spec
 	c := container(t, d)
@@ -247,7 +341,6 @@ func TestExampleDeployment(t *testing.T) {
 		{name: "liveness port", got: c.LivenessProbe.HTTPGet.Port.String(), want: "http"},
 		{name: "cpu request", got: c.Resources.Requests.Cpu().IsZero(), want: false},
 		{name: "memory request", got: c.Resources.Requests.Memory().IsZero(), want: false},
-		{name: "namespace", got: r.namespaceOf["Deployment/"+d.Name], want: "tinderbox"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,9 +363,20 @@ func TestExampleDeployment(t *testing.T) {
 			}
 		})
 	}
+	t.Run("sidecars", func(t *testing.T) {
+		for _, o := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+			if o.Name == c.Name {
+				continue
+			}
+			sc := o.SecurityContext
+			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+				t.Errorf("container %s: want no privilege escalation and every capability dropped, got %+v", o.Name, sc)
+			}
+		}
+	})
 }
 
-// equal compares the scalar and slice values TestExampleDeployment checks.
+// equal compares the scalar and slice values checkDeployment checks.
 func equal(a, b any) bool {
 	if as, ok := a.([]corev1.Capability); ok {
 		bs, _ := b.([]corev1.Capability)
@@ -286,40 +390,62 @@ func equal(a, b any) bool {
 // targets a named container port of pods it selects.
 func TestExampleReferencesResolve(t *testing.T) {
 	r := renderExample(t)
-	d := r.deployment
-	ns := r.namespaceOf["Deployment/"+d.Name]
-	if len(r.namespaces) != 1 || r.namespaces[0].Name != ns {
+	if ns := r.namespaceOf["Deployment/"+r.deployment.Name]; len(r.namespaces) != 1 || r.namespaces[0].Name != ns {
 		t.Errorf("namespaces: got %d, want one named %s", len(r.namespaces), ns)
 	}
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		var kind, name string
-		switch {
-		case v.ConfigMap != nil:
-			kind, name = "ConfigMap", v.ConfigMap.Name
-			if r.configMaps[name] == nil {
-				t.Errorf("volume %s: ConfigMap %s is not rendered", v.Name, name)
-			}
-		case v.Secret != nil:
-			kind, name = "Secret", v.Secret.SecretName
-			if r.secrets[name] == nil {
-				if v.Secret.Optional != nil && *v.Secret.Optional {
-					continue // the example need not have it
-				}
-				t.Errorf("volume %s: Secret %s is not rendered", v.Name, name)
-			}
-		case v.PersistentVolumeClaim != nil:
-			kind, name = "PersistentVolumeClaim", v.PersistentVolumeClaim.ClaimName
-			if r.pvcs[name] == nil {
-				t.Errorf("volume %s: claim %s is not rendered", v.Name, name)
-			}
-		default:
-			continue
-		}
-		if got := r.namespaceOf[kind+"/"+name]; got != ns {
-			t.Errorf("volume %s: %s %s in namespace %q, want %q", v.Name, kind, name, got, ns)
+	checkReferences(t, r)
+}
+
+// checkReferences checks every ConfigMap, Secret and claim the pod mounts
+// or reads is rendered (a Secret marked optional may be absent), every
+// object is in the Deployment's namespace, every Service selects the pod
+// and targets named ports of its containers, and every ServiceMonitor
+// selects a Service with the port it scrapes.
+func checkReferences(t *testing.T, r *rendered) {
+	t.Helper()
+	d := r.deployment
+	ns := r.namespaceOf["Deployment/"+d.Name]
+	if ns == "" {
+		t.Errorf("Deployment %s has no namespace", d.Name)
+	}
+	for id, got := range r.namespaceOf {
+		if !strings.HasPrefix(id, "Namespace/") && got != ns {
+			t.Errorf("%s: namespace %q, want %q", id, got, ns)
 		}
 	}
-	c := container(t, d)
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			if r.configMaps[v.ConfigMap.Name] == nil && !r.userMade["ConfigMap/"+v.ConfigMap.Name] {
+				t.Errorf("volume %s: ConfigMap %s is not rendered", v.Name, v.ConfigMap.Name)
+			}
+		case v.Secret != nil:
+			s := r.secrets[v.Secret.SecretName]
+			if s == nil {
+				if (v.Secret.Optional == nil || !*v.Secret.Optional) && !r.userMade["Secret/"+v.Secret.SecretName] {
+					t.Errorf("volume %s: Secret %s is not rendered", v.Name, v.Secret.SecretName)
+				}
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if _, ok := s.Data[it.Key]; !ok {
+					t.Errorf("volume %s: Secret %s has no key %s (for %s)", v.Name, s.Name, it.Key, it.Path)
+				}
+			}
+		case v.PersistentVolumeClaim != nil:
+			if r.pvcs[v.PersistentVolumeClaim.ClaimName] == nil && !r.userMade["PersistentVolumeClaim/"+v.PersistentVolumeClaim.ClaimName] {
+				t.Errorf("volume %s: claim %s is not rendered", v.Name, v.PersistentVolumeClaim.ClaimName)
+			}
+		}
+	}
+	pod := d.Spec.Template.Spec
+	for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+		for _, m := range c.VolumeMounts {
+			if !slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) {
+				t.Errorf("container %s mounts volume %s, which the pod does not have", c.Name, m.Name)
+			}
+		}
+	}
 	if len(r.services) == 0 {
 		t.Fatal("no Service rendered")
 	}
@@ -330,20 +456,35 @@ func TestExampleReferencesResolve(t *testing.T) {
 			}
 		}
 		for _, p := range s.Spec.Ports {
-			containerPort(t, c, p.TargetPort.String())
+			if !podPort(d, p.TargetPort.String()) {
+				t.Errorf("Service %s port %s: no container port named %s", s.Name, p.Name, p.TargetPort.String())
+			}
 		}
 	}
-	var names []string
-	for _, s := range r.services {
-		for _, p := range s.Spec.Ports {
-			names = append(names, p.Name)
+	for _, m := range r.serviceMonitors {
+		found := false
+		for _, s := range r.services {
+			if !labelsMatch(m.Spec.Selector.MatchLabels, s.Labels) {
+				continue
+			}
+			for _, e := range m.Spec.Endpoints {
+				found = found || slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == e.Port && e.Path == "/metrics" })
+			}
+		}
+		if !found {
+			t.Errorf("ServiceMonitor %s selects no Service with its endpoint's port and /metrics", m.Name)
 		}
 	}
-	for _, want := range []string{"admin", "metrics"} {
-		if !slices.Contains(names, want) {
-			t.Errorf("Service ports: got %v, want one named %q", names, want)
+}
+
+// labelsMatch reports whether labels has every key and value of selector.
+func labelsMatch(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
 		}
 	}
+	return len(selector) > 0
 }
 
 // mountOf returns the mount path of volume vol in c, and its subPath.
@@ -370,11 +511,32 @@ func volumeOf(t *testing.T, d *appsv1.Deployment, name string) corev1.Volume {
 }
 
 // TestExampleConfigMatchesPod loads the rendered config with tinderbox's
-// own config loader and checks that the pod provides what it names: the
-// --config file, the token, the profiles, the state and cache volume, and
-// container ports for every listener.
+// own config loader and checks that the pod provides what it names, and
+// that the kustomize layout mounts each profiles subdirectory where the
+// config's profiles.dir expects it.
 func TestExampleConfigMatchesPod(t *testing.T) {
 	r := renderExample(t)
+	cfg := checkConfigMatchesPod(t, r)
+	c := container(t, r.deployment)
+	for _, sub := range []string{"configs", "groups", "machines", "patches", "schematics"} {
+		got, _ := mountOf(t, c, "profiles-"+sub)
+		if want := path.Join(cfg.Profiles.Dir, sub); got != want {
+			t.Errorf("profiles-%s: got mount %s, want %s", sub, got, want)
+		}
+	}
+	got, sub := mountOf(t, c, "profiles-defaults")
+	if want := path.Join(cfg.Profiles.Dir, "defaults.yaml"); got != want || sub != "defaults.yaml" {
+		t.Errorf("profiles-defaults: got %s (subPath %q), want %s (subPath defaults.yaml)", got, sub, want)
+	}
+}
+
+// checkConfigMatchesPod loads the rendered config with tinderbox's own
+// config loader and checks that the pod provides what it names: the
+// --config file, the token, the profiles, the state and cache volume,
+// container ports for every listener, and an admin listener on loopback
+// that no Service claims to reach. It returns the config.
+func checkConfigMatchesPod(t *testing.T, r *rendered) *config.Config {
+	t.Helper()
 	d := r.deployment
 	c := container(t, d)
 
@@ -388,6 +550,9 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 		t.Fatalf("--config %s is not in the config volume, mounted at %s", cfgPath, cfgDir)
 	}
 	cm := r.configMaps[volumeOf(t, d, "config").ConfigMap.Name]
+	if cm == nil {
+		t.Fatalf("ConfigMap %s is not rendered", volumeOf(t, d, "config").ConfigMap.Name)
+	}
 	data, ok := cm.Data[filepath.Base(cfgPath)]
 	if !ok {
 		t.Fatalf("ConfigMap %s has no key %s", cm.Name, filepath.Base(cfgPath))
@@ -400,11 +565,23 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 	if cfg == nil {
 		t.Fatalf("config does not load: %v", err)
 	}
-	// Paths inside the pod do not exist here; every other problem counts.
+	// Paths inside the pod and the node's interfaces do not exist here;
+	// every other problem counts.
 	podPaths := map[string]bool{"admin.tokenFile": true, "profiles.dir": true, "ipxe.dir": true, "cache.dir": true, "state.dir": true}
+	nodeInterface := func(e error) bool {
+		for _, name := range append([]string{cfg.DHCP.Interface}, cfg.DHCP.Interfaces...) {
+			if name != "" && strings.Contains(e.Error(), fmt.Sprintf("no network interface %q", name)) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, e := range problem.Leaves(err) {
 		var p *config.Problem
-		if !errors.As(e, &p) || !podPaths[p.Key] {
+		switch {
+		case errors.As(e, &p) && podPaths[p.Key]:
+		case nodeInterface(e): // the node's, not this host's
+		default:
 			t.Errorf("config problem: %v", e)
 		}
 	}
@@ -414,7 +591,11 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 		if filepath.Dir(cfg.Admin.TokenFile) != dir {
 			t.Errorf("admin.tokenFile %s: got directory %s, want the token volume's %s", cfg.Admin.TokenFile, filepath.Dir(cfg.Admin.TokenFile), dir)
 		}
-		s := r.secrets[volumeOf(t, d, "admin-token").Secret.SecretName]
+		name := volumeOf(t, d, "admin-token").Secret.SecretName
+		s := r.secrets[name]
+		if s == nil {
+			t.Skipf("Secret %s is the user's", name)
+		}
 		tok, ok := s.Data[filepath.Base(cfg.Admin.TokenFile)]
 		if !ok {
 			t.Errorf("Secret %s has no key %s", s.Name, filepath.Base(cfg.Admin.TokenFile))
@@ -422,7 +603,7 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 			t.Errorf("Secret %s: %v", s.Name, err)
 		}
 	})
-	t.Run("state and cache on the claim", func(t *testing.T) {
+	t.Run("state and cache on the data volume", func(t *testing.T) {
 		dir, _ := mountOf(t, c, "data")
 		if cfg.State.Dir != dir {
 			t.Errorf("state.dir: got %s, want the data volume's %s", cfg.State.Dir, dir)
@@ -430,7 +611,14 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 		if rel, err := filepath.Rel(dir, cfg.Cache.Dir); err != nil || strings.HasPrefix(rel, "..") {
 			t.Errorf("cache.dir %s is not on the data volume %s", cfg.Cache.Dir, dir)
 		}
-		pvc := r.pvcs[volumeOf(t, d, "data").PersistentVolumeClaim.ClaimName]
+		claim := volumeOf(t, d, "data").PersistentVolumeClaim
+		if claim == nil {
+			return
+		}
+		pvc := r.pvcs[claim.ClaimName]
+		if pvc == nil {
+			t.Skipf("claim %s is the user's", claim.ClaimName)
+		}
 		size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 		if max := resource.NewQuantity(int64(cfg.Cache.MaxSize), resource.BinarySI); size.Cmp(*max) <= 0 {
 			t.Errorf("claim %s: got %s, want more than cache.maxSize %s", pvc.Name, size.String(), max.String())
@@ -438,18 +626,8 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 	})
 	t.Run("profiles", func(t *testing.T) {
 		dir, _ := mountOf(t, c, "profiles")
-		if cfg.Profiles.Dir != dir {
-			t.Errorf("profiles.dir: got %s, want the profiles volume's %s", cfg.Profiles.Dir, dir)
-		}
-		for _, sub := range []string{"configs", "groups", "machines", "patches", "schematics"} {
-			got, _ := mountOf(t, c, "profiles-"+sub)
-			if want := path.Join(cfg.Profiles.Dir, sub); got != want {
-				t.Errorf("profiles-%s: got mount %s, want %s", sub, got, want)
-			}
-		}
-		got, sub := mountOf(t, c, "profiles-defaults")
-		if want := path.Join(cfg.Profiles.Dir, "defaults.yaml"); got != want || sub != "defaults.yaml" {
-			t.Errorf("profiles-defaults: got %s (subPath %q), want %s (subPath defaults.yaml)", got, sub, want)
+		if rel, err := filepath.Rel(dir, cfg.Profiles.Dir); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("profiles.dir %s is not on the profiles volume, mounted at %s", cfg.Profiles.Dir, dir)
 		}
 	})
 	t.Run("listeners", func(t *testing.T) {
@@ -469,6 +647,21 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 			}
 		}
 	})
+	t.Run("admin on loopback", func(t *testing.T) {
+		// With hostNetwork every listener is on the node's LAN address:
+		// the admin UI and API must not be, over plain HTTP.
+		if !config.IsLoopback(cfg.Admin.Listen) {
+			t.Errorf("admin.listen %s: want a loopback address (the pod has the node's network)", cfg.Admin.Listen)
+		}
+		for _, s := range r.services {
+			for _, p := range s.Spec.Ports {
+				if p.TargetPort.String() == "admin" || p.TargetPort.IntValue() == int(containerPort(t, c, "admin").ContainerPort) {
+					t.Errorf("Service %s port %s targets the loopback admin listener, which a Service cannot reach", s.Name, p.Name)
+				}
+			}
+		}
+	})
+	return cfg
 }
 
 // TestExampleListsEveryProfile checks the example overlay puts every file
