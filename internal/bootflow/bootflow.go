@@ -120,11 +120,11 @@ func New(opts Options) *Flow {
 		ev, _ = evidence.New(evidence.Options{})
 	}
 	f := &Flow{
-		opts:    opts,
-		log:     opts.Logger,
-		ev:      ev,
-		q:       newWriteQueue(opts.Store, opts.Logger),
-		ids:     map[string]struct{}{},
+		opts: opts,
+		log:  opts.Logger,
+		ev:   ev,
+		q:    newWriteQueue(opts.Store, opts.Logger),
+		ids:  map[string]struct{}{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",

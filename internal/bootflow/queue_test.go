@@ -247,4 +247,3 @@ func TestFlushBounded(t *testing.T) {
 		t.Errorf("got %q, want it to say %q", err, want)
 	}
 }
-
