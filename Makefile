@@ -57,6 +57,10 @@ lint: ## gofmt, go vet (Linux, and darwin for portability) and staticcheck (pinn
 	GOOS=darwin $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+.PHONY: chaos
+chaos: ## kill -9 tinderbox 20 times during a loopback boot storm; check state, restores and served bodies after each restart (about a minute)
+	scripts/chaos.sh
+
 .PHONY: e2e
 e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through tinderbox in network namespaces (root)
 	scripts/deps.sh e2e

@@ -86,7 +86,7 @@ func TestDiffCommand(t *testing.T) {
 	if code, body := get(t, client, m[1]); code != http.StatusOK {
 		t.Fatalf("config: %d %s", code, body)
 	}
-	d.flow.Flush()
+	_ = d.flow.Flush(t.Context())
 
 	run := func(args ...string) (int, string, string) {
 		t.Helper()

@@ -88,8 +88,12 @@ func (n *node) get(url string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// machine returns the node's record once every queued record is written.
 func (n *node) machine() state.Machine {
 	n.t.Helper()
+	if err := n.d.flow.Flush(n.t.Context()); err != nil {
+		n.t.Fatal(err)
+	}
 	m, ok, err := n.d.state.Get(machine.MustParseMAC(n.mac.String()))
 	if err != nil || !ok {
 		n.t.Fatalf("state of %s: ok=%v err=%v", n.mac, ok, err)

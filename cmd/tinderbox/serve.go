@@ -382,9 +382,18 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		Cmdlines: assets, Evidence: binder, Own: own, Logger: log, Registerer: d.registry,
 		OwnAt: func(host netip.Addr) []string { return reportArgs(host.String(), eventsPort, logsPort) },
 	})
-	// Served configs are kept in the background: keep them all before
-	// the state store closes.
-	d.closers = append(d.closers, func() error { flow.Flush(); return nil })
+	// DHCP, transfer and refusal records and served configs are written
+	// in the background: write what waits before the state store closes,
+	// within the store's own write bound, so a stuck disk cannot hold
+	// shutdown.
+	d.closers = append(d.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), state.DefaultWriteTimeout)
+		defer cancel()
+		if err := flow.Flush(ctx); err != nil {
+			log.Error("state: records lost at shutdown", "err", err)
+		}
+		return nil
+	})
 	d.flow = flow
 
 	// Boot HTTP: what nodes fetch, plus the probes' /livez, /healthz,

@@ -60,7 +60,7 @@ func serveConfig(t *testing.T, f *full, mac string) []byte {
 		t.Fatalf("no talos.config in:\n%s", script)
 	}
 	body := get(string(m[1]))
-	flow.Flush()
+	_ = flow.Flush(t.Context())
 	return body
 }
 

@@ -105,24 +105,13 @@ type Flow struct {
 	// how long they took.
 	installs    *prometheus.CounterVec
 	installTime *prometheus.HistogramVec
-	// denials bounds the refusal events being written in the background.
-	denials chan struct{}
+	// q holds the state writes no answer waits for (queue.go).
+	q *writeQueue
 
 	// ids are Talos event ids already applied (TalosEvent).
 	idsMu sync.Mutex
 	ids   map[string]struct{}
-
-	// keepQ are served configs waiting to be kept (keepServed).
-	keepMu  sync.Mutex
-	keepQ   map[machine.MAC]pendingConfig
-	keeping bool
-	keepWG  sync.WaitGroup
 }
-
-// maxDenialWrites bounds refusal events written at once; beyond it they
-// are dropped (the log still has them), so a flood of refused requests
-// cannot queue database writes without end.
-const maxDenialWrites = 16
 
 // New returns a Flow and registers its metrics.
 func New(opts Options) *Flow {
@@ -134,12 +123,11 @@ func New(opts Options) *Flow {
 		ev, _ = evidence.New(evidence.Options{})
 	}
 	f := &Flow{
-		opts:    opts,
-		log:     opts.Logger,
-		ev:      ev,
-		denials: make(chan struct{}, maxDenialWrites),
-		ids:     map[string]struct{}{},
-		keepQ:   map[machine.MAC]pendingConfig{},
+		opts: opts,
+		log:  opts.Logger,
+		ev:   ev,
+		q:    newWriteQueue(opts.Store, opts.Logger),
+		ids:  map[string]struct{}{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -156,6 +144,7 @@ func New(opts Options) *Flow {
 	}, []string{"until"})
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(f.steps, f.installs, f.installTime, &machinesCollector{store: opts.Store})
+		opts.Registerer.MustRegister(f.q.collectors()...)
 	}
 	return f
 }
@@ -289,7 +278,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 	record := req.record && (known || policy != machine.UnknownIgnore) // ignored machines leave no trace, as with DHCP
 	var err error
 	if record {
-		m, err = f.opts.Store.Update(mac, apply)
+		m, err = f.update(mac, apply)
 		if errors.Is(err, errNoRecord) {
 			record = false
 		} else if err != nil {
@@ -551,7 +540,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := f.opts.Store.Event(machine.EventConfig, "", int64(len(body)))
-	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
+	if _, err := f.update(mac, func(m *state.Machine, _ bool) error {
 		m.ConfigServed()
 		if ip != "" {
 			m.IP = ip
@@ -561,7 +550,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	}); err != nil {
 		f.log.Error("config: state update", "mac", mac, "err", err)
 	} else {
-		defer f.keepServed(mac, ev.Time, body)
+		defer f.keepServed(mac, ev, body)
 	}
 	f.steps.WithLabelValues("config", "ok").Inc()
 	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body), "evidence", v.Via)
@@ -570,23 +559,15 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// denied records a refusal of kind k in the machine's timeline in the background,
-// after the answer is written, so the database write does not make a
-// known machine's refusal slower than an unknown one's. Beyond
-// maxDenialWrites at once, refusals go to the log only.
+// denied queues a refusal of kind k for the machine's timeline (an
+// existing record only), written after the answer, so the database
+// write does not make a known machine's refusal slower than an unknown
+// one's.
 func (f *Flow) denied(mac machine.MAC, k machine.EventKind, detail string) {
-	ev := f.opts.Store.Event(k, detail, 0)
-	select {
-	case f.denials <- struct{}{}:
-		go func() {
-			defer func() { <-f.denials }()
-			f.record(mac, ev)
-		}()
-	default:
-	}
+	f.record(mac, f.opts.Store.Event(k, detail, 0))
 }
 
-// transferred records a TFTP or asset transfer to mac, the machine the
+// transferred queues a TFTP or asset transfer to mac, the machine the
 // evidence (or its DHCP exchange) ties the transfer's address to. Unlike
 // record it makes the record when there is none: a fast client's transfer
 // can end before its DHCP reply is recorded (Answer ties the address
@@ -596,29 +577,20 @@ func (f *Flow) transferred(mac machine.MAC, kind machine.EventKind, detail strin
 	if !known && f.opts.Profiles.Unknown() == machine.UnknownIgnore {
 		return
 	}
-	ev := f.opts.Store.Event(kind, detail, bytes)
-	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
-		m.State = state.Reconcile(m.State, known, prof.Install)
-		m.Events = append(m.Events, ev)
-		return nil
-	}); err != nil {
-		f.log.Error("state: record transfer", "mac", mac, "kind", kind, "err", err)
-	}
+	f.q.add(mac, &pendingWrite{
+		create: true, reconcile: true, known: known, install: prof.Install,
+		events: []queuedEvent{{ev: f.opts.Store.Event(kind, detail, bytes), what: whatTransfer}},
+	})
 }
 
-// record appends events to an existing machine's log in one transaction;
-// failures are logged, since the request they describe has been answered
-// already.
+// record queues events for an existing machine's log, written after the
+// answer they describe; a failure is logged and counted.
 func (f *Flow) record(mac machine.MAC, evs ...machine.Event) {
-	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
-		if !exists {
-			return errNoRecord
-		}
-		m.Events = append(m.Events, evs...)
-		return nil
-	}); err != nil && !errors.Is(err, errNoRecord) {
-		f.log.Error("state: record events", "mac", mac, "kind", evs[0].Kind, "err", err)
+	p := &pendingWrite{}
+	for _, ev := range evs {
+		p.events = append(p.events, queuedEvent{ev: ev, what: whatEvent})
 	}
+	f.q.add(mac, p)
 }
 
 // MACOf returns the MAC at ip for attributing a transfer: the neighbour

@@ -209,8 +209,12 @@ func (e *env) script(t *testing.T, mac, arch string) (int, string) {
 	return e.get(t, "/ipxe?"+url.Values{"mac": {mac}, "uuid": {testUUID}, "arch": {arch}}.Encode())
 }
 
+// machine returns mac's record once every queued record is written.
 func (e *env) machine(t *testing.T, mac machine.MAC) state.Machine {
 	t.Helper()
+	if err := e.flow.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	m, ok, err := e.store.Get(mac)
 	if err != nil || !ok {
 		t.Fatalf("machine %s: ok=%v err=%v", mac, ok, err)

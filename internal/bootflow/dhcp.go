@@ -8,7 +8,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
-	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -29,8 +28,10 @@ func (f *Flow) Answer(_ context.Context, c proxydhcp.Client) (proxydhcp.Verdict,
 
 // DHCPSent implements proxydhcp.Recorder: the machine is recorded (an
 // unknown one as discovered) with its arch, UUID and IP, and the offer or
-// ack in its event log. A reply to a client without an Ethernet MAC is
-// not recorded: it has no key in the state store.
+// ack in its event log. The record is queued for the background writer
+// (Flush), so DHCPSent never waits for the disk and a stuck state write
+// never holds a DHCP handler. A reply to a client without an Ethernet MAC
+// is not recorded: it has no key in the state store.
 func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
 	mac := s.Client.MAC
 	if mac.IsZero() {
@@ -51,23 +52,11 @@ func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
 	if s.Client.IPXE {
 		detail = "iPXE " + detail
 	}
-	if _, err := f.opts.Store.Update(mac, func(m *state.Machine, _ bool) error {
-		m.State = state.Reconcile(m.State, known, prof.Install)
-		if a := s.Client.Firmware.Arch(); a != "" {
-			m.Arch = a
-		}
-		if u := canonicalUUID(s.Client.UUID); u != "" {
-			m.UUID = u
-		}
-		if ip != "" {
-			m.IP = ip
-		}
-		m.Events = append(m.Events, f.opts.Store.Event(machine.EventDHCPOffer, detail, 0))
-		return nil
-	}); err != nil {
-		f.log.Error("state: record DHCP reply", "mac", mac, "err", err)
-		return
-	}
+	f.q.add(mac, &pendingWrite{
+		create: true, reconcile: true, known: known, install: prof.Install,
+		arch: s.Client.Firmware.Arch(), uuid: canonicalUUID(s.Client.UUID), ip: ip,
+		events: []queuedEvent{{ev: f.opts.Store.Event(machine.EventDHCPOffer, detail, 0), what: whatDHCP}},
+	})
 	f.steps.WithLabelValues("dhcp", kind).Inc()
 }
 

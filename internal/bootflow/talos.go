@@ -47,7 +47,7 @@ func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev taloseven
 		before, after machine.State
 		started       time.Time
 	)
-	_, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
+	_, err := f.update(mac, func(m *state.Machine, exists bool) error {
 		if !exists {
 			return errNoRecord
 		}

@@ -370,7 +370,7 @@ func (s *Store) Backup() (path string, err error) {
 		return "", fmt.Errorf("state: backup: %w", err)
 	}
 	path = filepath.Join(s.backupDir, "state-"+s.now().UTC().Format(stampLayout)+".db")
-	f, err := os.CreateTemp(s.backupDir, ".state-*.db.tmp")
+	f, err := os.CreateTemp(s.backupDir, backupTempPattern)
 	if err != nil {
 		return "", fmt.Errorf("state: backup: %w", err)
 	}
@@ -408,6 +408,30 @@ func (s *Store) Backup() (path string, err error) {
 	return path, nil
 }
 
+// Temporary files of Backup and copyAtomic, as a crash leaves them.
+const (
+	backupTempPattern = ".state-*.db.tmp"
+	// copyAtomic's is "." + the file's name + this.
+	copyTempSuffix = "-*.tmp"
+)
+
+// removeTemporaries deletes what a crash or kill -9 in the middle of a
+// Backup or a restore left: a temporary copy as large as the database,
+// which nothing else would ever remove, piling up with every such
+// crash. The caller holds the database open, so no other tinderbox is
+// writing them.
+func (s *Store) removeTemporaries() {
+	stale, _ := filepath.Glob(filepath.Join(s.backupDir, backupTempPattern))
+	copies, _ := filepath.Glob(filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+copyTempSuffix))
+	for _, p := range append(stale, copies...) {
+		if err := os.Remove(p); err != nil {
+			s.log.Warn("state: remove a temporary file a crash left", "file", p, "err", err)
+			continue
+		}
+		s.log.Info("state: removed a temporary file a crash left", "file", p)
+	}
+}
+
 // copyAtomic copies src to dst through a synced temporary file renamed
 // into place, then syncs dst's directory.
 func copyAtomic(src, dst string) error {
@@ -416,7 +440,7 @@ func copyAtomic(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-*.tmp")
+	out, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+copyTempSuffix)
 	if err != nil {
 		return err
 	}

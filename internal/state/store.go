@@ -272,6 +272,7 @@ func (s *Store) open() (err error) {
 		}
 	}
 	s.db = db
+	s.removeTemporaries()
 	for k, why := range unreadable {
 		s.markUnreadable(k, why)
 	}

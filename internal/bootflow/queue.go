@@ -1,0 +1,381 @@
+package bootflow
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tinderbox-boot/tinderbox/internal/metrics"
+	"github.com/tinderbox-boot/tinderbox/internal/served"
+	"github.com/tinderbox-boot/tinderbox/internal/state"
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
+)
+
+// Bounds on the records waiting for the background writer (docs/architecture.md,
+// "State writes: what waits and what does not").
+const (
+	// maxQueued bounds the records (events and served configs) waiting
+	// in all: a boot storm of a thousand machines queues a few thousand,
+	// and at a few hundred bytes each the queue stays within a few MiB
+	// while the disk is stuck.
+	maxQueued = 4096
+	// maxQueuedPerMachine bounds one machine's waiting events, the oldest
+	// dropped first: the store keeps no more of a log than this
+	// (state.DefaultMaxEvents), and one chatty host must not fill the
+	// queue for the others.
+	maxQueuedPerMachine = state.DefaultMaxEvents
+)
+
+// What a queued record is, for tinderbox_state_records_dropped_total.
+type what int
+
+const (
+	whatDHCP what = iota
+	whatTransfer
+	whatEvent
+	whatConfig
+	nWhat
+)
+
+var whatNames = [nWhat]string{"dhcp", "transfer", "event", "served_config"}
+
+// Why a queued record was dropped.
+const (
+	reasonFull   = "queue_full"
+	reasonFailed = "write_failed"
+)
+
+// queuedEvent is an event waiting to be appended to a machine's log.
+type queuedEvent struct {
+	ev   machine.Event
+	what what
+}
+
+// pendingWrite is what waits to be written for one machine: its newest
+// sighting (the newest wins) and its events (appended in order), then
+// the config it was last served (the newest wins).
+type pendingWrite struct {
+	// create makes the record when there is none: a DHCP reply or a
+	// transfer vouches for the machine. Without it the events are only
+	// appended to an existing record.
+	create bool
+	// reconcile sets the state from the machine's profile as it was at
+	// the newest sighting (state.Reconcile over known and install).
+	reconcile bool
+	known     bool
+	install   machine.Install
+	// arch, uuid and ip are the newest non-empty ones seen.
+	arch     machine.Arch
+	uuid, ip string
+	events   []queuedEvent
+	served   *pendingConfig
+}
+
+// pendingConfig is a served config waiting to be kept.
+type pendingConfig struct {
+	ev   machine.Event
+	body []byte
+}
+
+// record reports whether p changes the machine record (as opposed to
+// only keeping a served config).
+func (p *pendingWrite) record() bool {
+	return p.create || p.reconcile || p.arch != "" || p.uuid != "" || p.ip != "" || len(p.events) > 0
+}
+
+// size is how many records p counts for against maxQueued.
+func (p *pendingWrite) size() int {
+	n := len(p.events)
+	if p.served != nil {
+		n++
+	}
+	return n
+}
+
+// apply writes p's sighting and events into m; it returns errNoRecord
+// when there is no record and p may not make one.
+func (p *pendingWrite) apply(m *state.Machine, exists bool) error {
+	if !exists && !p.create {
+		return errNoRecord
+	}
+	if p.reconcile {
+		m.State = state.Reconcile(m.State, p.known, p.install)
+	}
+	if p.arch != "" {
+		m.Arch = p.arch
+	}
+	if p.uuid != "" {
+		m.UUID = p.uuid
+	}
+	if p.ip != "" {
+		m.IP = p.ip
+	}
+	for _, q := range p.events {
+		m.Events = append(m.Events, q.ev)
+	}
+	// A synchronous write can commit between the writer taking these
+	// events and storing them; the log stays in time order regardless.
+	if !slices.IsSortedFunc(m.Events, byTime) {
+		slices.SortStableFunc(m.Events, byTime)
+	}
+	return nil
+}
+
+func byTime(a, b machine.Event) int { return a.Time.Compare(b.Time) }
+
+// merge folds newer, queued after p, into p.
+func (p *pendingWrite) merge(newer *pendingWrite) {
+	p.create = p.create || newer.create
+	if newer.reconcile {
+		p.reconcile, p.known, p.install = true, newer.known, newer.install
+	}
+	p.arch = cmp.Or(newer.arch, p.arch)
+	p.uuid = cmp.Or(newer.uuid, p.uuid)
+	p.ip = cmp.Or(newer.ip, p.ip)
+	p.events = append(p.events, newer.events...)
+	if newer.served != nil {
+		p.served = newer.served
+	}
+}
+
+// writeQueue holds the state writes that no answer waits for (DHCP
+// replies, TFTP and asset transfers, refusals, events and served
+// configs), coalesced per machine, and writes them from one background
+// goroutine, started when there is something to write. It is safe for
+// concurrent use.
+type writeQueue struct {
+	store   *state.Store
+	log     logger
+	dropped *prometheus.CounterVec
+
+	mu      sync.Mutex
+	pending map[machine.MAC]*pendingWrite
+	// order lists machines in the order their writes were queued; a
+	// machine whose pending write was taken is skipped.
+	order   []machine.MAC
+	n       int // records waiting, against maxQueued
+	running bool
+	// idle is closed when the writer stops with nothing left.
+	idle chan struct{}
+}
+
+// logger is the part of *slog.Logger the queue uses.
+type logger interface {
+	Error(msg string, args ...any)
+}
+
+func newWriteQueue(store *state.Store, log logger) *writeQueue {
+	q := &writeQueue{
+		store: store, log: log,
+		pending: map[machine.MAC]*pendingWrite{},
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "state", Name: "records_dropped_total",
+			Help: "Machine records (DHCP sightings, transfers, events, served configs) never written to the state database, by what and reason: queue_full (the background writer was behind by " + fmt.Sprint(maxQueued) + " records, or one machine's by " + fmt.Sprint(maxQueuedPerMachine) + " events: a stuck disk) or write_failed.",
+		}, []string{"what", "reason"}),
+	}
+	for _, w := range whatNames {
+		for _, r := range []string{reasonFull, reasonFailed} {
+			q.dropped.WithLabelValues(w, r)
+		}
+	}
+	return q
+}
+
+// collectors are the queue's metrics.
+func (q *writeQueue) collectors() []prometheus.Collector {
+	return []prometheus.Collector{q.dropped, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Subsystem: "state", Name: "records_queued",
+		Help: "Machine records waiting for the background writer; near " + fmt.Sprint(maxQueued) + " means the state disk is stuck and records are being dropped.",
+	}, func() float64 {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return float64(q.n)
+	})}
+}
+
+// add queues p for mac, merged after what already waits for it, and
+// starts the writer. A record beyond the bounds is dropped and counted.
+// It never blocks on the store.
+func (q *writeQueue) add(mac machine.MAC, p *pendingWrite) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if room := maxQueued - q.n; p.size() > room {
+		q.drop(p, reasonFull)
+		return
+	}
+	cur := q.pending[mac]
+	if cur == nil {
+		cur = &pendingWrite{}
+		q.pending[mac] = cur
+		q.order = append(q.order, mac)
+	}
+	q.n -= cur.size()
+	cur.merge(p)
+	if over := len(cur.events) - maxQueuedPerMachine; over > 0 {
+		for _, e := range cur.events[:over] {
+			q.dropped.WithLabelValues(whatNames[e.what], reasonFull).Inc()
+		}
+		cur.events = slices.Delete(cur.events, 0, over)
+	}
+	q.n += cur.size()
+	if !q.running {
+		q.running = true
+		q.idle = make(chan struct{})
+		go q.run()
+	}
+}
+
+// drop counts p's records as dropped for reason.
+func (q *writeQueue) drop(p *pendingWrite, reason string) {
+	for _, e := range p.events {
+		q.dropped.WithLabelValues(whatNames[e.what], reason).Inc()
+	}
+	if p.served != nil {
+		q.dropped.WithLabelValues(whatNames[whatConfig], reason).Inc()
+	}
+}
+
+// take removes and returns what waits to be written to mac's record (nil
+// when nothing does), for a synchronous write to apply first; a served
+// config waiting stays queued.
+func (q *writeQueue) take(mac machine.MAC) *pendingWrite {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	cur := q.pending[mac]
+	if cur == nil || !cur.record() {
+		return nil
+	}
+	q.n -= cur.size()
+	if cur.served == nil {
+		delete(q.pending, mac)
+	} else {
+		q.pending[mac] = &pendingWrite{served: cur.served}
+		q.n++
+	}
+	cur.served = nil
+	return cur
+}
+
+// putBack queues p again, before what was queued for mac since take: the
+// synchronous write that took it failed.
+func (q *writeQueue) putBack(mac machine.MAC, p *pendingWrite) {
+	q.mu.Lock()
+	cur := q.pending[mac]
+	if cur != nil {
+		q.n -= cur.size()
+		delete(q.pending, mac)
+	}
+	q.mu.Unlock()
+	if cur != nil {
+		p.merge(cur)
+	}
+	q.add(mac, p)
+}
+
+// run writes what waits, oldest machine first, until nothing does.
+func (q *writeQueue) run() {
+	for {
+		q.mu.Lock()
+		var (
+			mac machine.MAC
+			p   *pendingWrite
+		)
+		for p == nil && len(q.order) > 0 {
+			mac, q.order = q.order[0], q.order[1:]
+			p = q.pending[mac]
+		}
+		if p == nil {
+			q.order = nil
+			q.running = false
+			close(q.idle)
+			q.mu.Unlock()
+			return
+		}
+		delete(q.pending, mac)
+		q.n -= p.size()
+		q.mu.Unlock()
+		q.write(mac, p)
+	}
+}
+
+// write stores p: the machine record in one transaction, then the served
+// config. Failures are logged and counted: the answers they describe
+// were sent already.
+func (q *writeQueue) write(mac machine.MAC, p *pendingWrite) {
+	if p.record() {
+		_, err := q.store.Update(mac, p.apply)
+		switch {
+		case errors.Is(err, errNoRecord):
+		case err != nil:
+			q.log.Error("state: record", "mac", mac, "events", len(p.events), "err", err)
+			q.drop(&pendingWrite{events: p.events}, reasonFailed)
+		}
+	}
+	if c := p.served; c != nil {
+		snap := served.Take(c.body, q.store.MaskTag)
+		if _, err := q.store.PutServed(mac, state.Served{At: c.ev.Time, Hash: snap.Hash, Size: snap.Size, Config: string(snap.Masked), Note: snap.Note}); err != nil {
+			q.log.Error("config: keep served config", "mac", mac, "err", err)
+			q.dropped.WithLabelValues(whatNames[whatConfig], reasonFailed).Inc()
+		}
+	}
+}
+
+// flush waits until every record queued before the call is written (or
+// its write failed), or ctx is done.
+func (q *writeQueue) flush(ctx context.Context) error {
+	q.mu.Lock()
+	if !q.running {
+		q.mu.Unlock()
+		return nil
+	}
+	idle, n := q.idle, q.n
+	q.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bootflow: %d state records not written: %w", n, ctx.Err())
+	}
+}
+
+// update is a write an answer depends on (a script's state change and
+// token rotation, a served config's state, a Talos report): it is stored
+// before update returns, in one transaction with what waits in the queue
+// for mac, applied first so the machine's log stays in order and a record
+// the queue would make exists for fn. On failure what was taken is queued
+// again.
+func (f *Flow) update(mac machine.MAC, fn func(m *state.Machine, exists bool) error) (state.Machine, error) {
+	p := f.q.take(mac)
+	if p == nil {
+		return f.opts.Store.Update(mac, fn)
+	}
+	m, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
+		if p.apply(m, exists) == nil {
+			exists = true
+		}
+		return fn(m, exists)
+	})
+	if err != nil {
+		f.q.putBack(mac, p)
+	}
+	return m, err
+}
+
+// keepServed queues a config just served to mac, at the time of its
+// config event, for the background writer, which masks it and stores it
+// (state.Store.PutServed) after the answer is written.
+func (f *Flow) keepServed(mac machine.MAC, ev machine.Event, body []byte) {
+	f.q.add(mac, &pendingWrite{served: &pendingConfig{ev: ev, body: body}})
+}
+
+// Flush blocks until every state record queued so far (DHCP sightings,
+// transfers, events, served configs) is written or its write failed, or
+// ctx is done; then it returns an error naming how many were waiting.
+// The daemon calls it, bounded, before closing the state store; tests
+// call it before reading what was recorded.
+func (f *Flow) Flush(ctx context.Context) error { return f.q.flush(ctx) }
