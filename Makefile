@@ -33,7 +33,7 @@ build: ## build bin/tinderbox with version and commit stamped in
 run: ## serve the example profiles in profiles/ (installs iPXE if missing; asks for sudo for ports 67/69)
 	scripts/deps.sh run
 	$(MAKE) build
-	scripts/run.sh $(BIN) $(RUN_CONFIG)
+	IFACE="$(IFACE)" scripts/run.sh $(BIN) $(RUN_CONFIG)
 
 .PHONY: man
 man: build ## man pages for every command into bin/man/ (generated from the commands, not committed)
