@@ -116,6 +116,8 @@ check_package() {
 	[ "$("${in[@]}" stat -c %U /var/cache/tinderbox)" = tinderbox ] || fail "/var/cache/tinderbox not owned by tinderbox"
 	[ "$("${in[@]}" stat -c %G:%a /etc/tinderbox/profiles)" = tinderbox:750 ] || fail "/etc/tinderbox/profiles: $("${in[@]}" stat -c %G:%a /etc/tinderbox/profiles)"
 	grep -qx /etc/tinderbox/tinderbox.yaml "$root/var/lib/dpkg/info/tinderbox.conffiles" || fail "tinderbox.yaml is not a conffile"
+	[ -s "$root/usr/share/man/man1/tinderbox.1.gz" ] && [ -s "$root/usr/share/man/man1/tinderbox-serve.1.gz" ] ||
+		fail "man pages not installed: $(ls "$root/usr/share/man/man1" 2>&1 | head -3)"
 
 	step "package: validate the example profiles as the tinderbox user"
 	cp -r "$root/usr/share/doc/tinderbox/examples/profiles/." "$root/etc/tinderbox/profiles/"

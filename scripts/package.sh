@@ -32,6 +32,12 @@ export GOARCH=${GOARCH:-$(go env GOARCH)}
 file -b "$bin" 2>/dev/null | grep -q "statically linked" || [ ! -x /usr/bin/file ] ||
 	{ echo "package: $bin is not a static binary: build it with make build" >&2; exit 1; }
 
+# Man pages, from the commands themselves (built for this host, so a
+# package for another architecture gets them too), gzipped as Debian wants.
+rm -rf bin/man
+GOARCH= go run ./cmd/tinderbox docs man bin/man >&2
+gzip -9n bin/man/*.1
+
 mkdir -p bin
 out=bin/tinderbox_${version}_${GOARCH}.deb
 rm -f "$out"
