@@ -108,7 +108,7 @@ func explanationOrigins(ex *profiles.Explanation, dir, prefix string) ([]origin,
 			value = "<masked>"
 		}
 		e := origin{Section: "config", Path: o.Path, Value: value, Filled: o.Filled}
-		if !o.Filled {
+		if o.File != "" {
 			e.File, e.Line = relTo(dir, o.File), o.Line
 		}
 		out = append(out, e)
@@ -171,8 +171,11 @@ func printExplanation(w io.Writer, ex *profiles.Explanation, dir, prefix string)
 			value = "<masked>"
 		}
 		from := "filled by tinderbox"
-		if !o.Filled {
+		switch {
+		case !o.Filled:
 			from = src(o.File, o.Line)
+		case o.File != "":
+			from = "from the secrets bundle " + src(o.File, 0)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Path, shown(value), from)
 	}

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -92,5 +93,35 @@ func TestExplainUnknownMachine(t *testing.T) {
 	_, err := Explain(t.Context(), testOptions(filepath.Join("testdata", "explain")), machine.MustParseMAC("52:54:00:00:00:09"))
 	if !errors.Is(err, ErrUnknownMachine) {
 		t.Errorf("got %v, want ErrUnknownMachine", err)
+	}
+}
+
+// TestExplainSecretsBundle: values the secrets bundle fills are explained
+// as coming from the bundle's file, other filled values as tinderbox's.
+func TestExplainSecretsBundle(t *testing.T) {
+	text, err := os.ReadFile("../../profiles/secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := secretsTree(t, map[string]string{"secrets.yaml": string(text)})
+	ex, err := Explain(t.Context(), testOptions(dir), machine.MustParseMAC("52-54-00-00-00-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]string{}
+	for _, o := range ex.Config {
+		if o.Filled {
+			from[o.Path] = o.File
+		}
+	}
+	bundle := filepath.Join(dir, "secrets.yaml")
+	for path, want := range map[string]string{
+		"machine.token": bundle, "cluster.ca.key": bundle, "cluster.etcd.ca.crt": bundle,
+		"machine.install.image": "", "HostnameConfig.hostname": "",
+	} {
+		got, ok := from[path]
+		if !ok || got != want {
+			t.Errorf("%s: filled %v from %q, want filled from %q", path, ok, got, want)
+		}
 	}
 }

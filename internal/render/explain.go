@@ -2,7 +2,10 @@ package render
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+
+	"github.com/tinderbox-boot/tinderbox/internal/secrets"
 )
 
 // Origin is where one leaf of a rendered config came from: the file and
@@ -23,7 +26,7 @@ type Origin struct {
 	File string
 	Line int
 	// Filled is true when tinderbox filled the leaf in itself; File is
-	// empty then.
+	// empty then, or the secrets bundle's file for a value it came from.
 	Filled bool
 }
 
@@ -57,6 +60,9 @@ func Explain(in Input) ([]Origin, error) {
 			o := Origin{Path: label + pathString(segs), Value: scalarText(v)}
 			if old, ok := leafAt(prior, segs); !ok || !equal(old, v) {
 				o.Filled = true
+				if doc == nil && in.Secrets != nil && secretPath(segs) {
+					o.File = in.SecretsFile // filled from the bundle
+				}
 				out = append(out, o)
 				return
 			}
@@ -166,4 +172,10 @@ func scalarText(v any) string {
 		return v
 	}
 	return fmt.Sprint(v)
+}
+
+// secretPath says whether segs, a path in the v1alpha1 document, is one the
+// secrets bundle fills (secrets.Paths).
+func secretPath(segs []string) bool {
+	return slices.ContainsFunc(secrets.Paths(), func(p []string) bool { return slices.Equal(p, segs) })
 }
