@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,15 +43,7 @@ func cliDaemon(t *testing.T) (conf, server string) {
 func TestCLIConventions(t *testing.T) {
 	conf, server := cliDaemon(t)
 	const cp = "1c:69:7a:00:00:11"
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout []string
-		wantStderr []string
-		// notStdout must not appear on stdout.
-		notStdout []string
-	}{
+	tests := []cliCase{
 		{name: "version -o json", args: []string{"version", "-o", "json"}, wantStdout: []string{`"version": "dev"`, `"goVersion": "go1.`}},
 		{name: "version -o yaml", args: []string{"version", "-o", "yaml"}, wantStdout: []string{"version: dev\n", "commit: unknown\n"}},
 		{name: "version -o wide is refused", args: []string{"version", "-o", "wide"}, wantCode: 2, wantStderr: []string{`invalid argument "wide" for "-o, --output"`, "this command prints table, json, yaml"}},
@@ -122,49 +113,7 @@ func TestCLIConventions(t *testing.T) {
 		{name: "completion zsh", args: []string{"completion", "zsh"}, wantStdout: []string{"#compdef tinderbox"}},
 		{name: "completion fish", args: []string{"completion", "fish"}, wantStdout: []string{"complete -c tinderbox"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := execute(t.Context(), tt.args, &stdout, &stderr)
-			code := exitCode(err, &stderr)
-			if code != tt.wantCode {
-				t.Errorf("exit code: got %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout.String(), stderr.String())
-			}
-			for _, w := range tt.wantStdout {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
-				}
-			}
-			for _, w := range tt.notStdout {
-				if strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout holds %q:\n%s", w, stdout.String())
-				}
-			}
-			for _, w := range tt.wantStderr {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
-				}
-			}
-		})
-	}
-}
-
-// syncBuffer is a buffer one goroutine writes while another reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	runCLICases(t, tests)
 }
 
 // TestMachinesWatch: `machines -w` prints the table, then each change as
@@ -183,7 +132,7 @@ func TestMachinesWatch(t *testing.T) {
 		t.Run(tt.output, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			var out, errOut syncBuffer
+			var out, errOut lockedBuffer
 			done := make(chan error, 1)
 			go func() {
 				done <- execute(ctx, []string{"machines", "-w", "--server", server, "-o", tt.output}, &out, &errOut)

@@ -359,13 +359,7 @@ func TestCLI(t *testing.T) {
 	busy := cliConfig(t, taken.Addr().String(), "")
 	_, busyPort, _ := net.SplitHostPort(taken.Addr().String())
 
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout []string
-		wantStderr []string
-	}{
+	tests := []cliCase{
 		{name: "version", args: []string{"version"}, wantStdout: []string{"tinderbox dev", "go1."}},
 		{name: "help lists commands", args: []string{"--help"}, wantStdout: []string{"serve", "validate", "version"}},
 		{name: "validate good config", args: []string{"validate", "--config", good}, wantStdout: []string{"config " + good + ": ok"}},
@@ -385,6 +379,24 @@ func TestCLI(t *testing.T) {
 		{name: "no command prints help", args: nil, wantStdout: []string{"Available Commands:"}},
 		{name: "bad -o", args: []string{"machines", "-o", "xml"}, wantCode: 2, wantStderr: []string{`invalid argument "xml" for "-o, --output" flag: this command prints table, wide, json, yaml`}},
 	}
+	runCLICases(t, tests)
+}
+
+// cliCase is one command line run in-process, with the exit code and the
+// text its outputs must and must not hold.
+type cliCase struct {
+	name       string
+	args       []string
+	wantCode   int
+	wantStdout []string
+	wantStderr []string
+	// notStdout must not appear on stdout.
+	notStdout []string
+}
+
+// runCLICases runs each case as a subtest.
+func runCLICases(t *testing.T, tests []cliCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -396,6 +408,11 @@ func TestCLI(t *testing.T) {
 			for _, w := range tt.wantStdout {
 				if !strings.Contains(stdout.String(), w) {
 					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			for _, w := range tt.notStdout {
+				if strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout holds %q:\n%s", w, stdout.String())
 				}
 			}
 			for _, w := range tt.wantStderr {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -70,22 +71,12 @@ on standard output.`,
 				printProblems(cmd, err)
 				return errReported
 			}
-			set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
-			var machines []profiles.Profile
-			var warns []error
-			var loadErr *profiles.LoadError
-			switch {
-			case err == nil:
-				machines, warns = set.Machines(), set.Warnings()
-			case errors.As(err, &loadErr):
-				machines, warns = loadErr.Machines, loadErr.Warnings
-			default:
-				printProblems(cmd, err)
+			pc := checkProfiles(cmd.Context(), cfg, fc)
+			if pc.unread {
+				printProblems(cmd, errors.Join(pc.problems...))
 				return errReported
 			}
-			cmdWarns, cmdErr := checkCmdlines(cfg, machines)
-			warns = append(warns, cmdWarns...)
-			problems := problem.Leaves(errors.Join(err, cmdErr))
+			set, problems, warns := pc.set, pc.problems, pc.warnings
 			w := cmd.ErrOrStderr()
 			for _, e := range problems {
 				fmt.Fprintln(w, e)
@@ -114,21 +105,45 @@ func validateStructured(cmd *cobra.Command, out *outputFormat, cfg *config.Confi
 		v.Problems = []string{err.Error()}
 		return printValidation(cmd, out, v)
 	}
-	set, err := profiles.Load(cmd.Context(), profileOptions(cfg, fc))
+	pc := checkProfiles(cmd.Context(), cfg, fc)
+	if pc.set != nil {
+		v.Machines, v.Unknown = pc.set.Len(), string(pc.set.Unknown())
+	}
+	v.Problems, v.Warnings = messages(pc.problems), messages(pc.warnings)
+	return printValidation(cmd, out, v)
+}
+
+// profileChecks is what validate finds in the profiles, for either of its
+// outputs.
+type profileChecks struct {
+	set      *profiles.Set // the set, when every machine loaded
+	problems []error       // load problems, then kernel command lines'
+	warnings []error
+	// unread is true when the directory did not load far enough to
+	// render any machine (problems then holds why).
+	unread bool
+}
+
+// checkProfiles loads the profiles and checks every rendered machine's
+// kernel command line (checkCmdlines), also when other machines have
+// problems, so that every problem is reported at once.
+func checkProfiles(ctx context.Context, cfg *config.Config, fc profiles.SchematicResolver) profileChecks {
+	var pc profileChecks
+	set, err := profiles.Load(ctx, profileOptions(cfg, fc))
 	var machines []profiles.Profile
-	var warns []error
 	var loadErr *profiles.LoadError
 	switch {
 	case err == nil:
-		machines, warns = set.Machines(), set.Warnings()
-		v.Machines, v.Unknown = set.Len(), string(set.Unknown())
+		pc.set, machines, pc.warnings = set, set.Machines(), set.Warnings()
 	case errors.As(err, &loadErr):
-		machines, warns = loadErr.Machines, loadErr.Warnings
+		machines, pc.warnings = loadErr.Machines, loadErr.Warnings
+	default:
+		pc.unread = true
 	}
 	cmdWarns, cmdErr := checkCmdlines(cfg, machines)
-	v.Problems = messages(problem.Leaves(errors.Join(err, cmdErr)))
-	v.Warnings = messages(append(warns, cmdWarns...))
-	return printValidation(cmd, out, v)
+	pc.warnings = append(pc.warnings, cmdWarns...)
+	pc.problems = problem.Leaves(errors.Join(err, cmdErr))
+	return pc
 }
 
 // printValidation prints v, whose problems decide the exit status.
