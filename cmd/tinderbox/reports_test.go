@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -229,24 +228,6 @@ func TestTalosLogsToTheConsole(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("machines logs -f after interrupt: %v", err)
 	}
-}
-
-// lockedBuffer is an output a command writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (n *node) getJSON(url string, out any) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -583,4 +584,22 @@ func TestServeStartsOnLastGoodProfiles(t *testing.T) {
 	if _, err := newDaemon(t.Context(), fresh, testLogger(t)); err == nil || !strings.Contains(err.Error(), "no last good set") {
 		t.Errorf("broken files, no copy: got %v, want a refusal", err)
 	}
+}
+
+// lockedBuffer is an output a command writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
