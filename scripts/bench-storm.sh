@@ -85,12 +85,14 @@ ip -n "$cli" link set "${veth}c" up
 ip -n "$srv" route add 10.2.0.0/16 via 10.1.0.2
 # Every node's address, as /32s on the client namespace's loopback.
 "$work/storm" -n "$NODES" -addrs -dev lo | ip -n "$cli" -batch -
-# nsenter execs the command itself (ip netns exec forks and waits), so $!
-# is the server's own PID: what cleanup kills and where its RSS is read.
+# nsenter execs the command itself (ip netns exec forks and waits), so
+# started in the background straight from the script (not through a
+# function, which runs in a subshell) $! is the server's own PID: what
+# cleanup kills and where its RSS is read.
 insrv() { nsenter --net="/run/netns/$srv" "$@"; }
 
 # The fake Image Factory, on the server namespace's loopback.
-insrv "$work/fakefactory" -initramfs-size "$ASSET_SIZE" >"$work/factory.url" 2>"$work/factory.log" &
+nsenter --net="/run/netns/$srv" "$work/fakefactory" -initramfs-size "$ASSET_SIZE" >"$work/factory.url" 2>"$work/factory.log" &
 pids+=($!)
 for _ in $(seq 100); do
 	factory=$(head -1 "$work/factory.url" 2>/dev/null || true)
@@ -121,11 +123,11 @@ state: {dir: $work/state}
 profiles: {dir: $work/profiles}
 binding: {enabled: true, routedNetworks: [10.2.0.0/16]}
 reports: {enabled: false}
-log: {level: warn}
+log: {level: ${LOG_LEVEL:-warn}}
 YAML
 echo "bench-storm: starting tinderbox with $NODES machine profiles" >&2
 t0=$(date +%s.%N)
-insrv "$work/tinderbox" serve --config "$work/tinderbox.yaml" 2>"$work/tinderbox.log" &
+nsenter --net="/run/netns/$srv" "$work/tinderbox" serve --config "$work/tinderbox.yaml" 2>"$work/tinderbox.log" &
 tb=$!
 pids+=("$tb")
 up=
@@ -155,6 +157,9 @@ insrv curl -fsS "$factory/_fake/counts" | tr -d '{}"' | tr ',' '\n' | grep '^/im
 		printf '  %-28s %s\n' "$asset" "$count"
 		[ "$count" = 1 ] || echo "MULTI $asset" >>"$work/multi"
 	done
+# DHCP and TFTP packets the server's kernel dropped because tinderbox did
+# not read them in time (its namespace's own UDP counters).
+insrv awk '/^Udp:/ && !h {split($0, k); h = 1; next} /^Udp:/ {for (i = 2; i <= NF; i++) if (k[i] == "RcvbufErrors") print "server UDP receive-buffer drops:", $i}' /proc/net/snmp
 printf 'tinderbox peak RSS (VmHWM): %s MiB\n' "$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$tb/status")"
 if grep -q . "$work/tinderbox.log"; then
 	echo "tinderbox warnings and errors (first 5 of $(wc -l <"$work/tinderbox.log")):"
