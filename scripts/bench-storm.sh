@@ -110,6 +110,7 @@ sed -i 's|lan: 192.168.1.0/24|lan: 10.2.0.0/16|' "$work/profiles/defaults.yaml"
 
 mkdir -p "$work/ipxe"
 head -c "$IPXE_SIZE" /dev/urandom >"$work/ipxe/snponly.efi"
+touch "$work/ipxe/undionly.kpxe" # BIOS clients' binary: none here, but its absence is warned about
 
 cat >"$work/tinderbox.yaml" <<YAML
 advertise: 10.1.0.1
