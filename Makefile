@@ -76,13 +76,14 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 	done
 
 .PHONY: bench
-bench: ## Go benchmarks with allocations, the 500-node Talos report storm, validate on 1000 machines, then the TFTP (vs dnsmasq), cache (vs nginx) and binding (on vs off) bench scripts
+bench: ## Go benchmarks with allocations, the 500-node Talos report storm, validate on 1000 machines, then the TFTP (vs dnsmasq), cache (vs nginx), binding (on vs off) and 5000-node boot storm (root) bench scripts
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
 	scripts/bench-validate.sh
 	scripts/bench-tftp.sh
 	scripts/bench-cache.sh
 	scripts/bench-binding.sh
+	scripts/bench-storm.sh
 
 .PHONY: capture-dhcp
 capture-dhcp: ## re-record the DHCP packets of real firmware for the golden tests (root)

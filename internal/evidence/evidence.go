@@ -145,17 +145,28 @@ func (b *Binder) Enabled() bool { return b.opts.Enabled }
 // Learn records that a DHCP exchange tied ip to mac; relay is the relay
 // agent that forwarded it (giaddr), or the zero Addr for an exchange heard
 // on the local segment. A zero MAC or an invalid ip is ignored.
+//
+// An unrelayed exchange for the same MAC keeps the relay an earlier one
+// was forwarded by: a PXE client behind a relay sends its port-4011
+// REQUEST to tinderbox directly (ciaddr set, no giaddr), between its
+// relayed exchanges, and must not lose its evidence to it. An exchange
+// for another MAC replaces the entry, relay and all.
 func (b *Binder) Learn(ip netip.Addr, mac machine.MAC, relay netip.Addr) {
 	ip = ip.Unmap()
 	if !ip.IsValid() || ip.IsUnspecified() || mac.IsZero() {
 		return
 	}
+	relay = relay.Unmap()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.learnt[ip]; !ok && len(b.learnt) >= b.opts.MaxLearnt {
+	old, ok := b.learnt[ip]
+	if !ok && len(b.learnt) >= b.opts.MaxLearnt {
 		clear(b.learnt)
 	}
-	b.learnt[ip] = learnt{mac: mac, relay: relay.Unmap()}
+	if ok && !relay.IsValid() && old.mac == mac {
+		relay = old.relay
+	}
+	b.learnt[ip] = learnt{mac: mac, relay: relay}
 }
 
 // Owner returns the MAC at ip for attributing a transfer to a machine's

@@ -85,6 +85,24 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestLearnKeepsRelayForSameMAC: a routed PXE client's direct port-4011
+// REQUEST between its relayed exchanges keeps its evidence; another MAC's
+// exchange for the address does not inherit it.
+func TestLearnKeepsRelayForSameMAC(t *testing.T) {
+	b := newBinder(t, &table{m: map[netip.Addr]machine.MAC{}}, "10.20.0.0/24")
+	b.Learn(remote, macA, router)
+	b.Learn(remote, macA, netip.Addr{})
+	if v := b.Check(remote, macA); v.Via != ViaRelayedDHCP {
+		t.Fatalf("after a direct exchange for the same MAC: got %+v, want via %s", v, ViaRelayedDHCP)
+	}
+	b.Learn(remote, macB, netip.Addr{})
+	for _, mac := range []machine.MAC{macA, macB} {
+		if v := b.Check(remote, mac); v.Bound() {
+			t.Errorf("after another MAC's direct exchange: %s bound by %+v, want no evidence", mac, v)
+		}
+	}
+}
+
 func TestCheckFailsClosed(t *testing.T) {
 	tab := &table{m: map[netip.Addr]machine.MAC{local: macA}, err: errors.New("netlink: no buffer space")}
 	b := newBinder(t, tab)
