@@ -100,16 +100,16 @@ cross: ## cross-compile static binaries for ARCHES (default amd64 arm64) into bi
 
 .PHONY: package
 package: cross ## build a .deb per ARCHES (nfpm, pinned) into bin/: binary, systemd unit, default config, example profiles, man pages, arm64 iPXE
-	scripts/package.sh $(foreach a,$(ARCHES),bin/linux-$(a)/tinderbox)
+	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/package.sh $(foreach a,$(ARCHES),bin/linux-$(a)/tinderbox)
 
 .PHONY: image
 image: cross ## build the multi-arch OCI image (ARCHES) with buildah (no daemon): manifest list tinderbox:VERSION, bin/tinderbox-image.tar
-	scripts/image.sh $(foreach a,$(ARCHES),bin/linux-$(a)/tinderbox)
+	VERSION=$(VERSION) scripts/image.sh $(foreach a,$(ARCHES),bin/linux-$(a)/tinderbox)
 
 .PHONY: deploy-check
 deploy-check: cross ## .debs (lintian; amd64 in a scratch Debian booted with systemd-nspawn), the multi-arch image (arm64 under qemu-user), the Containerfile; manifest and dashboard tests (root)
 	scripts/deps.sh deploy
-	scripts/deploy-check.sh all
+	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
 
 .PHONY: ui-screenshots

@@ -19,7 +19,7 @@
 # /etc/tinderbox/profiles. Containerfile at the repository root is the same
 # image for docker users.
 #
-#   scripts/image.sh [BIN...]    BIN defaults to bin/tinderbox
+#   [VERSION=…] scripts/image.sh [BIN...]    BIN defaults to bin/tinderbox
 # Writes, in buildah's local storage, one image per architecture
 # (tinderbox:VERSION-ARCH) and the manifest list tinderbox:VERSION naming
 # them all; and bin/tinderbox-image.tar, that manifest list with every image
@@ -42,8 +42,9 @@ for f in "$ipxe_dir"/undionly.kpxe "$ipxe_dir"/ipxe.efi "$ipxe_dir"/snponly.efi 
 done
 arm64_dir=bin/package/ipxe
 scripts/ipxe-arm64.sh "$arm64_dir"
-# The version make stamps in (git describe), so the tag says what it holds.
-version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version make stamps in (VERSION as make passes it, else git
+# describe), so the tag says what it holds.
+version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 uid=65532 # the "nonroot" user of distroless images, a convention Kubernetes policies expect
 
 buildah=(buildah --storage-driver "${STORAGE_DRIVER:-vfs}")

@@ -9,7 +9,7 @@
 # information), so `GOARCH=arm64 go build` on any host makes the arm64
 # package. Prints each package's path.
 #
-#   scripts/package.sh [BIN...]    BIN defaults to bin/tinderbox
+#   [VERSION=… COMMIT=…] scripts/package.sh [BIN...]    BIN defaults to bin/tinderbox
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,29 +33,41 @@ scripts/ipxe-arm64.sh "$stage/ipxe"
 # deb_version prints the Debian version for the build described by $1 (git
 # describe, as make build stamps it) at commit time $2 (Unix seconds):
 #   v1.2.3               → 1.2.3-1
+#   v1.2.3-rc.1          → 1.2.3~rc.1-1  (before 1.2.3)
 #   v1.2.3-4-gabc1234    → 1.2.3+git20261130214700.abc1234-1  (after 1.2.3)
 #   abc1234 (no tag)     → 0.0.0~git20261130214700.abc1234-1  (before any release)
-# with ".dirty" after the commit for a build from a modified tree. The
-# timestamp makes successive untagged builds sort in commit order; "-1" is
-# the Debian revision (the packaging lives in the same repository, but its
-# changelog is Debian's, not the project's).
+# with ".dirty" after the commit (or "+dirty" after a tag) for a build from
+# a modified tree. The timestamp makes successive untagged builds sort in
+# commit order; "-1" is the Debian revision (the changelog in the package
+# is Debian's, not the project's).
 deb_version() {
-	local desc=$1 when=$2 dirty= ts
+	local desc=$1 when=$2 dirty= ts tag= pre= commit=
 	ts=$(date -u -d "@$when" +%Y%m%d%H%M%S)
 	if [[ $desc == *-dirty ]]; then
-		dirty=.dirty
+		dirty=dirty
 		desc=${desc%-dirty}
 	fi
-	if [[ $desc =~ ^v([0-9][0-9A-Za-z.]*)$ ]]; then
-		echo "${BASH_REMATCH[1]}${dirty:++dirty}-1"
-	elif [[ $desc =~ ^v([0-9][0-9A-Za-z.]*)-[0-9]+-g([0-9a-f]+)$ ]]; then
-		echo "${BASH_REMATCH[1]}+git$ts.${BASH_REMATCH[2]}$dirty-1"
-	elif [[ $desc =~ ^([0-9a-f]{7,})$ ]]; then
-		echo "0.0.0~git$ts.${BASH_REMATCH[1]}$dirty-1"
+	if [[ $desc =~ ^(.*)-[0-9]+-g([0-9a-f]+)$ ]]; then
+		desc=${BASH_REMATCH[1]} commit=${BASH_REMATCH[2]}
+	elif [[ $desc =~ ^[0-9a-f]{7,}$ ]]; then
+		commit=$desc desc=v0.0.0
+	fi
+	if [[ $desc =~ ^v([0-9]+(\.[0-9]+)*)(-([0-9A-Za-z.]+))?$ ]]; then
+		tag=${BASH_REMATCH[1]} pre=${BASH_REMATCH[4]}
 	else
-		echo "package: cannot make a Debian version of build $desc" >&2
+		echo "package: cannot make a Debian version of build $1" >&2
 		return 1
 	fi
+	local v=$tag${pre:+~$pre}
+	if [ -n "$commit" ]; then
+		# Untagged builds sort before the first release, later ones after
+		# their tag.
+		if [ "$desc" = v0.0.0 ] && [[ $1 != v* ]]; then v+="~git$ts.$commit"; else v+="+git$ts.$commit"; fi
+		v+=${dirty:+.$dirty}
+	else
+		v+=${dirty:++$dirty}
+	fi
+	echo "$v-1"
 }
 
 for bin in "$@"; do
@@ -77,14 +89,15 @@ for bin in "$@"; do
 	}
 	# Its version is the one make stamps in with -X (-trimpath keeps
 	# -ldflags out of the build information): the binary's own word when
-	# it runs here, else what make would stamp (git describe).
+	# it runs here, else VERSION and COMMIT as make passes them, else what
+	# make would stamp (git describe).
 	desc=
 	if [ "$arch" = "$(go env GOHOSTARCH)" ]; then
 		read -r _ desc _ commit _ < <("$bin" version | tr -d '(),') || true
 	fi
 	if [ -z "$desc" ]; then
-		desc=$(git describe --tags --always --dirty)
-		commit=$(git rev-parse --short HEAD)
+		desc=${VERSION:-$(git describe --tags --always --dirty)}
+		commit=${COMMIT:-$(git rev-parse --short HEAD)}
 	fi
 	when=$(git show -s --format=%ct "$commit" 2>/dev/null || git show -s --format=%ct HEAD)
 	version=$(deb_version "$desc" "$when")
