@@ -33,8 +33,8 @@
 # systemd-analyze), systemd-container (systemd-nspawn), curl, iproute2, and
 # Debian's archive for apt-get; lintian and qemu-user-static are installed
 # with apt-get when missing. arm64 binaries run through qemu-user: as the
-# kernel's binfmt_misc handler for arm64 ELF files (registered by
-# update-binfmts for the run, and unregistered after, when it was not
+# kernel's binfmt_misc handler for arm64 ELF files (qemu-user-static's
+# entry, registered for the run and unregistered after when it was not
 # already), so the arm64 image runs as a container; where binfmt_misc
 # cannot be used, the arm64 binary taken out of the image runs under
 # qemu-aarch64-static directly (the script says which). Servers only ever
@@ -111,24 +111,25 @@ check_ports() {
 	echo "ports 67, 69, 4011 bound by uid $uid; /healthz ok"
 }
 
-# arm64_binfmt makes the kernel run arm64 ELF files with qemu-user
-# (qemu-user-static's binfmt_misc entry) for the rest of the run; it returns
-# non-zero where binfmt_misc cannot be used (a container without it).
+# arm64_binfmt makes the kernel run arm64 ELF files with qemu-user for the
+# rest of the run, registering qemu-user-static's own binfmt_misc entry
+# (its flag F has the kernel open the interpreter once, so it works inside
+# a container's root too); it returns non-zero where binfmt_misc cannot be
+# used (a container without it).
 arm64_binfmt_ok=
 arm64_binfmt() {
 	if [ -z "$arm64_binfmt_ok" ]; then
 		arm64_binfmt_ok=no
-		local bm=/proc/sys/fs/binfmt_misc
+		local bm=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
 		if [ ! -e $bm/register ] && mount -t binfmt_misc binfmt_misc $bm 2>/dev/null; then
 			cleanups+=("umount $bm")
 		fi
-		if [ -e $bm/register ] && command -v update-binfmts >/dev/null; then
-			if [ "$(head -1 $bm/qemu-aarch64 2>/dev/null)" = enabled ]; then
-				arm64_binfmt_ok=yes
-			elif update-binfmts --enable qemu-aarch64 2>/dev/null; then
-				cleanups+=("update-binfmts --disable qemu-aarch64")
-				arm64_binfmt_ok=yes
-			fi
+		if [ "$(head -1 $bm/qemu-aarch64 2>/dev/null)" = enabled ]; then
+			arm64_binfmt_ok=yes
+		elif [ -e $bm/register ] && [ ! -e $bm/qemu-aarch64 ] && [ -r $conf ] &&
+			grep -v '^#' $conf | head -1 | tr -d '\n' >$bm/register 2>/dev/null; then
+			cleanups+=("echo -1 >$bm/qemu-aarch64")
+			arm64_binfmt_ok=yes
 		fi
 	fi
 	[ "$arm64_binfmt_ok" = yes ]
