@@ -89,18 +89,28 @@ bench: ## Go benchmarks with allocations, the 500-node Talos report storm, valid
 capture-dhcp: ## re-record the DHCP packets of real firmware for the golden tests (root)
 	scripts/capture-dhcp.sh
 
+# The architectures make package and make image build for.
+ARCHES      ?= amd64 arm64
+
+.PHONY: cross
+cross: ## cross-compile static binaries for ARCHES (default amd64 arm64) into bin/linux-ARCH/tinderbox
+	@set -e; for a in $(ARCHES); do \
+		echo "CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -o bin/linux-$$a/tinderbox"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$$a/tinderbox ./cmd/tinderbox; \
+	done
+
 .PHONY: package
-package: build ## build the .deb (nfpm, pinned) into bin/: binary, systemd unit, default config, example profiles
-	scripts/package.sh $(BIN)
+package: cross ## build a .deb per ARCHES (nfpm, pinned) into bin/: binary, systemd unit, default config, example profiles, man pages, arm64 iPXE
+	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/package.sh $(foreach a,$(ARCHES),bin/linux-$(a)/tinderbox)
 
 .PHONY: image
-image: build ## build the OCI image tinderbox:VERSION with buildah (no daemon) and bin/tinderbox-image.tar
-	scripts/image.sh $(BIN)
+image: cross ## build the multi-arch OCI image (ARCHES) with buildah (no daemon): manifest list tinderbox:VERSION, bin/tinderbox-image.tar
+	VERSION=$(VERSION) scripts/image.sh $(foreach a,$(ARCHES),bin/linux-$(a)/tinderbox)
 
 .PHONY: deploy-check
-deploy-check: build ## .deb in a scratch Debian booted with systemd-nspawn, the image, the Containerfile; manifest and dashboard tests (root)
+deploy-check: cross ## .debs (lintian; amd64 in a scratch Debian booted with systemd-nspawn), the multi-arch image (arm64 under qemu-user), the Containerfile; manifest and dashboard tests (root)
 	scripts/deps.sh deploy
-	scripts/deploy-check.sh all
+	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
 
 .PHONY: ui-screenshots
