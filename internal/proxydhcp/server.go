@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 
+	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
@@ -89,6 +91,9 @@ type Options struct {
 	// before the router's (dnsmasq's --dhcp-reply-delay is the known cure).
 	// A delayed reply keeps its packet's in-flight slot while it waits.
 	ReplyDelay time.Duration
+	// Interfaces tells the receiving interface's addresses; share one
+	// ifaddr.Table between servers. nil asks the kernel for every packet.
+	Interfaces *ifaddr.Table
 }
 
 // Server answers PXE clients on one socket. Its methods are safe for
@@ -302,35 +307,33 @@ func (s *Server) localAddr(cm *ipv4.ControlMessage, pc *ipv4.PacketConn) (net.IP
 		}
 		return nil, 0
 	}
-	ifi, err := net.InterfaceByIndex(cm.IfIndex)
-	if err != nil {
+	ifc, ok := s.o.Interfaces.ByIndex(cm.IfIndex)
+	if !ok {
 		return nil, cm.IfIndex
 	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil, cm.IfIndex
-	}
-	var first, advertised net.IP
-	adv := net.IP(s.o.Config.Advertise.AsSlice())
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok || ipn.IP.To4() == nil {
-			continue
-		}
-		ip := ipn.IP.To4()
+	dst, _ := netip.AddrFromSlice(cm.Dst)
+	dst = dst.Unmap()
+	adv := s.o.Config.Advertise.Unmap()
+	var first, advertised netip.Addr
+	for _, p := range ifc.Addrs {
+		ip := p.Addr()
 		switch {
-		case ip.Equal(cm.Dst):
-			return ip, cm.IfIndex
-		case ip.Equal(adv):
+		case !ip.Is4():
+		case ip == dst:
+			return ip.AsSlice(), cm.IfIndex
+		case ip == adv:
 			advertised = ip
-		case first == nil:
+		case !first.IsValid():
 			first = ip
 		}
 	}
-	if advertised != nil {
-		return advertised, cm.IfIndex
+	if advertised.IsValid() {
+		return advertised.AsSlice(), cm.IfIndex
 	}
-	return first, cm.IfIndex
+	if !first.IsValid() {
+		return nil, cm.IfIndex
+	}
+	return first.AsSlice(), cm.IfIndex
 }
 
 // replyAddr is where a reply goes: the relay agent (giaddr) on the server
