@@ -222,11 +222,15 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	if d.Client != nil {
 		arch = d.Client.Firmware.Label(d.Client.HTTPBoot)
 	}
-	attrs := []any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}
+	// attrs are the packet's log attributes and more, formatted only for
+	// a line that is written (a reply's path logs none of them).
+	attrs := func(more ...any) []any {
+		return append([]any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}, more...)
+	}
 	switch {
 	case d.Err != nil:
 		s.count(typ, arch, "error", d.Reason)
-		log.Warn("proxydhcp: cannot answer", append(attrs, "arch", arch, "err", d.Err)...)
+		log.Warn("proxydhcp: cannot answer", attrs("arch", arch, "err", d.Err)...)
 		return
 	case d.Reply == nil:
 		s.count(typ, arch, "ignored", d.Reason)
@@ -234,7 +238,9 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 		if d.Reason == ReasonNoBinary && s.quiet.first(p.ClientHWAddr.String()+" "+arch) {
 			level = slog.LevelWarn // once per MAC and firmware: firmware retries
 		}
-		log.Log(ctx, level, "proxydhcp: no reply", append(attrs, "arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
+		if log.Enabled(ctx, level) {
+			log.Log(ctx, level, "proxydhcp: no reply", attrs("arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
+		}
 		if s.o.Observer != nil && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
 			s.o.Observer.DHCPObserved(ctx, *d.Client)
 		}
@@ -253,7 +259,7 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	dst := replyAddr(p, peer)
 	if _, err := pc.WriteTo(d.Reply.ToBytes(), &ipv4.ControlMessage{IfIndex: ifIndex, Src: local}, dst); err != nil {
 		s.count(typ, arch, "error", ReasonSend)
-		log.Warn("proxydhcp: send reply", append(attrs, "to", dst.String(), "err", err)...)
+		log.Warn("proxydhcp: send reply", attrs("to", dst.String(), "err", err)...)
 		return
 	}
 	result, what := "offered", "proxy offer sent"
@@ -262,9 +268,11 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	}
 	s.count(typ, arch, result, "")
 	log.Info(what, "mac", p.ClientHWAddr.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
-	log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
-		"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.ClientArch), "ciaddr", p.ClientIPAddr.String(),
-		"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
+			"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.ClientArch), "ciaddr", p.ClientIPAddr.String(),
+			"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
+	}
 	if s.o.Recorder != nil {
 		c := *d.Client
 		if up, ok := peer.(*net.UDPAddr); ok && c.IP == nil && p.GatewayIPAddr.IsUnspecified() && !up.IP.IsUnspecified() {
