@@ -192,6 +192,7 @@ measure() { # measure NAME: one round of one server
 	stop_server
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
 	if [ $((round % 2)) = 1 ]; then order="tinderbox dnsmasq"; else order="dnsmasq tinderbox"; fi
 	for name in $order; do
@@ -205,7 +206,8 @@ bench_ratio "$rec" tinderbox/cpu dnsmasq/cpu ratio/cpu
 echo "bench-dhcp: every step (round, server, rate, generator's figures):"
 sed 's/^/  /' "$step_log"
 echo
-printf 'proxyDHCP, PXE DISCOVERs from %s MACs, %s steps over a veth pair; median (min–max) of %s rounds\n\n' "$MACS" "$DURATION" "$ROUNDS"
+printf 'proxyDHCP, PXE DISCOVERs from %s MACs, %s steps over a veth pair; median (min–max) of %s rounds\n' "$MACS" "$DURATION" "$ROUNDS"
+printf 'load average (1, 5, 15 min) at the start: %s; at the end: %s; %s CPUs\n\n' "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
 printf '| figure | tinderbox | dnsmasq (proxy) | tinderbox / dnsmasq |\n|---|---|---|---|\n'
 printf '| highest rate with no drop (/s; steps %s) | %s | %s | %s |\n' "${RATES// /, }" \
 	"$(bench_cell "$rec" tinderbox/nodrop %.0f)" "$(bench_cell "$rec" dnsmasq/nodrop %.0f)" "$(bench_cell "$rec" ratio/nodrop %.2f)"
@@ -215,7 +217,7 @@ printf '| drops at 5000/s (%%) | %s | %s | |\n' \
 	"$(bench_cell "$rec" tinderbox/drop5000 %.2f)" "$(bench_cell "$rec" dnsmasq/drop5000 %.2f)"
 printf '| CPU per offer at 5000/s (ms) | %s | %s | %s |\n' \
 	"$(bench_cell "$rec" tinderbox/cpu %.3f)" "$(bench_cell "$rec" dnsmasq/cpu %.3f)" "$(bench_cell "$rec" ratio/cpu %.2f)"
-printf '| kernel receive-buffer drops per round (Udp RcvbufErrors) | %s | %s | |\n' \
+printf '| kernel receive-buffer drops over a round, every step (Udp RcvbufErrors) | %s | %s | |\n' \
 	"$(bench_cell "$rec" tinderbox/rcvbuferrors %.0f)" "$(bench_cell "$rec" dnsmasq/rcvbuferrors %.0f)"
 echo
 ok=1

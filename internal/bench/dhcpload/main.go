@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command dhcpload is the load generator of scripts/bench-dhcp.sh: it
 // sends PXE DHCPDISCOVERs (option 60 "PXEClient:Arch:00007:...", option 93
 // EFI x86-64, option 97 a client UUID) from many client MACs at a fixed
