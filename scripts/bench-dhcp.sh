@@ -66,6 +66,7 @@ stop_server() {
 	fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo "bench-dhcp: building" >&2
 if [ -n "${TINDERBOX:-}" ]; then
