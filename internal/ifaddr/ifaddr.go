@@ -8,6 +8,7 @@
 package ifaddr
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -94,16 +95,27 @@ func (t *Table) refresh(seen uint64) {
 	t.gen.Add(1)
 }
 
-// Close stops following the kernel and waits for the watcher to end. It is
-// safe to call on a nil Table.
+// Close stops following the kernel and waits for the watcher to end; the
+// table then asks the kernel on every call, as a nil one does, rather than
+// answer from a snapshot nothing updates. It is safe to call on a nil
+// Table.
 func (t *Table) Close() error {
 	if t == nil || t.stop == nil {
 		return nil
 	}
+	t.mu.Lock()
 	err := t.stop()
+	t.mu.Unlock()
 	<-t.done
+	t.mu.Lock()
+	t.snap.Store(nil)
+	t.load = func() (map[int]Interface, error) { return nil, errClosed }
+	t.mu.Unlock()
 	return err
 }
+
+// errClosed is what a closed table's load returns.
+var errClosed = errors.New("ifaddr: table closed")
 
 // direct asks the kernel for one interface.
 func direct(i int) (Interface, bool) {

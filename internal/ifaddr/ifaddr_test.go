@@ -59,7 +59,6 @@ func TestTableAgreesWithKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tbl.Close() })
 	for _, tb := range []struct {
 		name string
 		tbl  *Table
@@ -88,5 +87,12 @@ func TestTableAgreesWithKernel(t *testing.T) {
 				t.Errorf("ByIndex of an index no interface has: got %+v", got)
 			}
 		})
+	}
+	// Closed, the table still answers, from the kernel.
+	if err := tbl.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, ok := tbl.ByIndex(ifs[0].Index); !ok || got.Name != ifs[0].Name {
+		t.Errorf("ByIndex(%d) after Close: got %+v, %v, want %s", ifs[0].Index, got, ok, ifs[0].Name)
 	}
 }
