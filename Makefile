@@ -81,6 +81,7 @@ bench: ## Go benchmarks with allocations, the 500-node Talos report storm, valid
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
 	scripts/bench-validate.sh
 	scripts/bench-tftp.sh
+	scripts/bench-dhcp.sh
 	scripts/bench-cache.sh
 	scripts/bench-binding.sh
 	scripts/bench-storm.sh

@@ -29,6 +29,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/evidence"
 	"github.com/tinderbox-boot/tinderbox/internal/health"
 	"github.com/tinderbox-boot/tinderbox/internal/httpserver"
+	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/kmsglog"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
@@ -431,10 +432,20 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		d.listen("Talos log receiver (UDP)", func(ctx context.Context) error { return recv.ServeUDP(ctx, socks.logsUDP) })
 	}
 
+	// The UDP servers answer from the receiving interface's address: one
+	// table of interfaces, kept current by the kernel's notifications,
+	// spares them two netlink dumps per packet. Without it they ask the
+	// kernel each time.
+	ifs, err := ifaddr.New()
+	if err != nil {
+		log.Warn("interfaces: asking the kernel per packet", "err", err)
+	}
+	d.closers = append(d.closers, ifs.Close)
+
 	// TFTP: the iPXE chain-load.
 	if socks.tftp != nil {
 		srv := tftp.New(tftp.Options{Files: root, Logger: log, Metrics: tftp.NewMetrics(d.registry), Recorder: flow, MaxBlksize: cfg.TFTP.MaxBlockSize,
-			MaxPerClient: cfg.TFTP.MaxPerClient, MaxTimeout: cfg.TFTP.MaxTimeout, FirstAckWait: cfg.TFTP.FirstAckWait})
+			MaxPerClient: cfg.TFTP.MaxPerClient, MaxTimeout: cfg.TFTP.MaxTimeout, FirstAckWait: cfg.TFTP.FirstAckWait, Interfaces: ifs})
 		log.Info("tftp listening", "addr", d.tftpAddr.String(), "dir", root.Dir())
 		d.listen("TFTP", func(ctx context.Context) error { return srv.Serve(ctx, socks.tftp) })
 	}
@@ -446,7 +457,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		for _, s := range socks.dhcp {
 			srv := proxydhcp.New(proxydhcp.Options{
 				Config: dcfg, Logger: log, Metrics: m, PXEPort: s.pxe, Policy: flow, Recorder: flow, Observer: flow,
-				ReplyDelay: cfg.DHCP.ReplyDelay,
+				ReplyDelay: cfg.DHCP.ReplyDelay, Interfaces: ifs,
 			})
 			d.listen(s.what, func(ctx context.Context) error { return srv.Serve(ctx, s.conn) })
 		}

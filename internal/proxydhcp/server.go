@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 
+	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/internal/panics"
 )
@@ -89,6 +91,9 @@ type Options struct {
 	// before the router's (dnsmasq's --dhcp-reply-delay is the known cure).
 	// A delayed reply keeps its packet's in-flight slot while it waits.
 	ReplyDelay time.Duration
+	// Interfaces tells the receiving interface's addresses; share one
+	// ifaddr.Table between servers. nil asks the kernel for every packet.
+	Interfaces *ifaddr.Table
 }
 
 // Server answers PXE clients on one socket. Its methods are safe for
@@ -217,11 +222,15 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	if d.Client != nil {
 		arch = d.Client.Firmware.Label(d.Client.HTTPBoot)
 	}
-	attrs := []any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}
+	// attrs are the packet's log attributes and more, formatted only for
+	// a line that is written (a reply's path logs none of them).
+	attrs := func(more ...any) []any {
+		return append([]any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}, more...)
+	}
 	switch {
 	case d.Err != nil:
 		s.count(typ, arch, "error", d.Reason)
-		log.Warn("proxydhcp: cannot answer", append(attrs, "arch", arch, "err", d.Err)...)
+		log.Warn("proxydhcp: cannot answer", attrs("arch", arch, "err", d.Err)...)
 		return
 	case d.Reply == nil:
 		s.count(typ, arch, "ignored", d.Reason)
@@ -229,7 +238,9 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 		if d.Reason == ReasonNoBinary && s.quiet.first(p.ClientHWAddr.String()+" "+arch) {
 			level = slog.LevelWarn // once per MAC and firmware: firmware retries
 		}
-		log.Log(ctx, level, "proxydhcp: no reply", append(attrs, "arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
+		if log.Enabled(ctx, level) {
+			log.Log(ctx, level, "proxydhcp: no reply", attrs("arch", arch, "reason", string(d.Reason), "detail", d.Detail)...)
+		}
 		if s.o.Observer != nil && d.Reason == ReasonOtherServer && d.Client.RequestedIP != nil {
 			s.o.Observer.DHCPObserved(ctx, *d.Client)
 		}
@@ -248,7 +259,7 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	dst := replyAddr(p, peer)
 	if _, err := pc.WriteTo(d.Reply.ToBytes(), &ipv4.ControlMessage{IfIndex: ifIndex, Src: local}, dst); err != nil {
 		s.count(typ, arch, "error", ReasonSend)
-		log.Warn("proxydhcp: send reply", append(attrs, "to", dst.String(), "err", err)...)
+		log.Warn("proxydhcp: send reply", attrs("to", dst.String(), "err", err)...)
 		return
 	}
 	result, what := "offered", "proxy offer sent"
@@ -257,9 +268,11 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	}
 	s.count(typ, arch, result, "")
 	log.Info(what, "mac", p.ClientHWAddr.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
-	log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
-		"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.ClientArch), "ciaddr", p.ClientIPAddr.String(),
-		"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
+			"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.ClientArch), "ciaddr", p.ClientIPAddr.String(),
+			"giaddr", p.GatewayIPAddr.String(), "opt43", d.Reply.Options.Has(dhcpv4.OptionVendorSpecificInformation))
+	}
 	if s.o.Recorder != nil {
 		c := *d.Client
 		if up, ok := peer.(*net.UDPAddr); ok && c.IP == nil && p.GatewayIPAddr.IsUnspecified() && !up.IP.IsUnspecified() {
@@ -302,35 +315,33 @@ func (s *Server) localAddr(cm *ipv4.ControlMessage, pc *ipv4.PacketConn) (net.IP
 		}
 		return nil, 0
 	}
-	ifi, err := net.InterfaceByIndex(cm.IfIndex)
-	if err != nil {
+	ifc, ok := s.o.Interfaces.ByIndex(cm.IfIndex)
+	if !ok {
 		return nil, cm.IfIndex
 	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil, cm.IfIndex
-	}
-	var first, advertised net.IP
-	adv := net.IP(s.o.Config.Advertise.AsSlice())
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok || ipn.IP.To4() == nil {
-			continue
-		}
-		ip := ipn.IP.To4()
+	dst, _ := netip.AddrFromSlice(cm.Dst)
+	dst = dst.Unmap()
+	adv := s.o.Config.Advertise.Unmap()
+	var first, advertised netip.Addr
+	for _, p := range ifc.Addrs {
+		ip := p.Addr()
 		switch {
-		case ip.Equal(cm.Dst):
-			return ip, cm.IfIndex
-		case ip.Equal(adv):
+		case !ip.Is4():
+		case ip == dst:
+			return ip.AsSlice(), cm.IfIndex
+		case ip == adv:
 			advertised = ip
-		case first == nil:
+		case !first.IsValid():
 			first = ip
 		}
 	}
-	if advertised != nil {
-		return advertised, cm.IfIndex
+	if advertised.IsValid() {
+		return advertised.AsSlice(), cm.IfIndex
 	}
-	return first, cm.IfIndex
+	if !first.IsValid() {
+		return nil, cm.IfIndex
+	}
+	return first.AsSlice(), cm.IfIndex
 }
 
 // replyAddr is where a reply goes: the relay agent (giaddr) on the server

@@ -29,7 +29,7 @@ type arrival struct {
 // when dst is not one address of this host: unknown, unspecified,
 // multicast, the limited broadcast, or the broadcast address of one of
 // ifAddrs, the receiving interface's networks.
-func replySource(dst netip.Addr, ifAddrs []net.Addr) netip.Addr {
+func replySource(dst netip.Addr, ifAddrs []netip.Prefix) netip.Addr {
 	if !dst.IsValid() || dst.IsUnspecified() || dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return netip.Addr{}
 	}
@@ -56,27 +56,13 @@ func transferAddr(from netip.Addr, ifIndex int) *net.UDPAddr {
 
 // isSubnetBroadcast reports whether d is the broadcast address of one of
 // the IPv4 networks in addrs (a /31 or /32 has none, RFC 3021).
-func isSubnetBroadcast(addrs []net.Addr, d netip.Addr) bool {
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
+func isSubnetBroadcast(addrs []netip.Prefix, d netip.Addr) bool {
+	for _, p := range addrs {
+		if !p.Addr().Is4() || p.Bits() >= 31 {
 			continue
 		}
-		ip, ok := netip.AddrFromSlice(ipn.IP.To4())
-		if !ok {
-			continue
-		}
-		ones, bits := ipn.Mask.Size()
-		if bits == 128 { // an IPv4 network with a 16-byte mask
-			ones -= 96
-		} else if bits != 32 {
-			continue
-		}
-		if ones < 0 || ones >= 31 {
-			continue
-		}
-		b := ip.As4()
-		host := uint32(1)<<(32-ones) - 1
+		b := p.Addr().As4()
+		host := uint32(1)<<(32-p.Bits()) - 1
 		for i := range 4 {
 			b[i] |= byte(host >> (24 - 8*i))
 		}

@@ -2,7 +2,6 @@ package tftp
 
 import (
 	"bytes"
-	"net"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -42,12 +41,12 @@ func TestBlksizeCap(t *testing.T) {
 }
 
 func TestReplySource(t *testing.T) {
-	lan := []net.Addr{
-		&net.IPNet{IP: net.IPv4(10, 99, 0, 1), Mask: net.CIDRMask(24, 32)},
-		&net.IPNet{IP: net.IPv4(10, 99, 0, 2), Mask: net.CIDRMask(24, 32)},
-		&net.IPNet{IP: net.ParseIP("192.0.2.1"), Mask: net.CIDRMask(120, 128)}, // an IPv4 network with a 16-byte mask
-		&net.IPNet{IP: net.IPv4(198, 51, 100, 7), Mask: net.CIDRMask(31, 32)},
-		&net.IPNet{IP: net.ParseIP("fd99::1"), Mask: net.CIDRMask(64, 128)},
+	lan := []netip.Prefix{
+		netip.MustParsePrefix("10.99.0.1/24"),
+		netip.MustParsePrefix("10.99.0.2/24"),
+		netip.MustParsePrefix("192.0.2.1/24"),
+		netip.MustParsePrefix("198.51.100.7/31"),
+		netip.MustParsePrefix("fd99::1/64"),
 	}
 	tests := []struct {
 		name string
@@ -63,7 +62,7 @@ func TestReplySource(t *testing.T) {
 		{"unspecified", "0.0.0.0", ""},
 		{"limited broadcast", "255.255.255.255", ""},
 		{"subnet broadcast", "10.99.0.255", ""},
-		{"broadcast of a network with a 16-byte mask", "192.0.2.255", ""},
+		{"broadcast of a second network", "192.0.2.255", ""},
 		{"a /31 has no broadcast (RFC 3021)", "198.51.100.7", "198.51.100.7"},
 		{"multicast", "224.0.0.1", ""},
 		{"IPv6 multicast", "ff02::1", ""},

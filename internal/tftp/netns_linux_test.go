@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tinderbox-boot/tinderbox/internal/bind"
+	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
 	"github.com/tinderbox-boot/tinderbox/internal/ipxe"
 	"github.com/tinderbox-boot/tinderbox/internal/netnstest"
 )
@@ -163,6 +164,13 @@ func TestReplySourceAndBlksizeOnALAN(t *testing.T) {
 	if !child {
 		return
 	}
+	// The servers learn the LAN's MTU and networks from one interface
+	// table, as tinderbox's do.
+	tbl, err := ifaddr.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tbl.Close() })
 	// The address the kernel would answer from unasked is the "primary";
 	// the client asks the other one, so that the test proves the choice.
 	asked := map[bool]string{}
@@ -208,7 +216,7 @@ func TestReplySourceAndBlksizeOnALAN(t *testing.T) {
 		t.Run(ln.name, func(t *testing.T) {
 			pc := ln.listen(t)
 			_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-			startOn(t, pc, func(o *Options) { o.Timeout = time.Second; o.Retries = 5 })
+			startOn(t, pc, func(o *Options) { o.Timeout = time.Second; o.Retries = 5; o.Interfaces = tbl })
 			for _, v4 := range ln.families {
 				client, overhead := client6, dataOverhead6
 				if v4 {
@@ -276,7 +284,7 @@ func TestReplySourceAndBlksizeOnALAN(t *testing.T) {
 			c := &rawClient{t: t, conn: clientConn(t, l, client, false), server: net.UDPAddrFromAddrPort(serverPort)}
 			c.request(rrq(ipxe.BIOS, "octet", "blksize", "1468"))
 			waitQueued(t, pc)
-			startOn(t, pc, nil)
+			startOn(t, pc, func(o *Options) { o.Interfaces = tbl })
 			oack := parseOACK(t, c.mustRecv())
 			if want := strconv.Itoa(lanMTU - overhead); oack[optBlksize] != want {
 				t.Errorf("OACK blksize: got %q, want %q", oack[optBlksize], want)
@@ -292,7 +300,7 @@ func TestReplySourceAndBlksizeOnALAN(t *testing.T) {
 	t.Run("request to the IPv4 broadcast address", func(t *testing.T) {
 		pc := listen(t, "udp4", "0.0.0.0:0")
 		_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-		startOn(t, pc, func(o *Options) { o.Timeout = time.Second; o.Retries = 5 })
+		startOn(t, pc, func(o *Options) { o.Timeout = time.Second; o.Retries = 5; o.Interfaces = tbl })
 		c := &rawClient{t: t, conn: clientConn(t, l, client4, true), server: &net.UDPAddr{IP: net.ParseIP(bcast4), Port: mustAtoi(t, port)}}
 		got, _ := c.download(ipxe.BIOS, 1468, 1, nil)
 		if !bytes.Equal(got, testFiles[ipxe.BIOS]) {

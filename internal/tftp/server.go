@@ -50,6 +50,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
 )
 
 // Defaults for Options.
@@ -158,6 +160,10 @@ type Options struct {
 	// 0 means no cap beyond the MTU's and RFC 2348's 65464; a value below
 	// 8 counts as 8.
 	MaxBlksize int
+	// Interfaces tells the receiving interface's MTU and networks; share
+	// one ifaddr.Table between servers. nil asks the kernel for every
+	// request.
+	Interfaces *ifaddr.Table
 }
 
 // Server is a read-only TFTP server. It is safe for concurrent use.
@@ -177,6 +183,7 @@ type Server struct {
 	clients      map[netip.Addr]int // transfers in flight by client address
 	maxBlk       int
 	inFlight     atomic.Int64
+	ifs          *ifaddr.Table
 }
 
 // New returns a server; call Serve to run it.
@@ -184,7 +191,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		files: opts.Files, log: opts.Logger, m: opts.Metrics, rec: opts.Recorder,
 		timeout: opts.Timeout, retries: opts.Retries, max: int64(opts.MaxTransfers),
-		maxBlk: opts.MaxBlksize,
+		maxBlk: opts.MaxBlksize, ifs: opts.Interfaces,
 	}
 	if s.rec == nil {
 		s.rec = NopRecorder{}
@@ -295,20 +302,15 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 		s.done(ctx, outcome{remote: rp, result: ResultBadRequest, err: fmt.Errorf("opcode %d on the server port", op)})
 		return
 	}
-	// Only requests are answered, so only they need the interface (a
-	// netlink query).
-	var ifi *net.Interface
+	// Only requests are answered, so only they need the interface.
+	var ifc ifaddr.Interface // zero: unknown
 	if arr.ifIndex > 0 {
-		ifi, _ = net.InterfaceByIndex(arr.ifIndex)
+		ifc, _ = s.ifs.ByIndex(arr.ifIndex)
 	}
-	var ifAddrs []net.Addr
-	if ifi != nil && arr.dst.Is4() {
-		ifAddrs, _ = ifi.Addrs()
-	}
-	me := local{addr: replySource(arr.dst, ifAddrs), ifIndex: arr.ifIndex}
+	me := local{addr: replySource(arr.dst, ifc.Addrs), ifIndex: arr.ifIndex}
 	switch op {
 	case opRRQ:
-		req, err := parseRequest(p[2:], s.blksizeLimit(ifi, rp.Addr().Is4()))
+		req, err := parseRequest(p[2:], blksizeCap(ifc.MTU, rp.Addr().Is4(), s.maxBlk))
 		if err != nil {
 			res, code := ResultBadRequest, uint16(errIllegalOperation)
 			if errors.Is(err, errNotOctet) {
@@ -348,17 +350,6 @@ func (s *Server) handle(ctx context.Context, wg *sync.WaitGroup, rc requestConn,
 		s.reply(rc, remote, me, errAccessViolation, "read-only server: writes are refused")
 		s.done(ctx, outcome{remote: rp, local: me.addr, file: req.name, result: ResultRefused, err: errors.New("write request")})
 	}
-}
-
-// blksizeLimit is the largest blksize granted to a client of the given
-// address family whose request came in on ifi (nil: unknown): see
-// blksizeCap.
-func (s *Server) blksizeLimit(ifi *net.Interface, ipv4 bool) int {
-	mtu := 0
-	if ifi != nil {
-		mtu = ifi.MTU
-	}
-	return blksizeCap(mtu, ipv4, s.maxBlk)
 }
 
 // reply sends an error packet from the server port, from the address the
