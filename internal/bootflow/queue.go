@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -167,6 +168,10 @@ type writeQueue struct {
 	running bool
 	// idle is closed when the writer stops with nothing left.
 	idle chan struct{}
+	// hurry cuts the writer's wait between drains short, and while
+	// flushing is above 0 it does not wait (flush).
+	hurry    chan struct{}
+	flushing int
 }
 
 // logger is the part of *slog.Logger the queue uses.
@@ -178,6 +183,7 @@ func newWriteQueue(store *state.Store, log logger) *writeQueue {
 	q := &writeQueue{
 		store: store, log: log,
 		pending: map[machine.MAC]*pendingWrite{},
+		hurry:   make(chan struct{}, 1),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "state", Name: "records_dropped_total",
 			Help: "Machine records (DHCP sightings, transfers, events, served configs) never written to the state database, by what and reason: queue_full (the background writer was behind by " + fmt.Sprint(maxQueued) + " records, or one machine's by " + fmt.Sprint(maxQueuedPerMachine) + " events: a stuck disk) or write_failed.",
@@ -287,11 +293,20 @@ func (q *writeQueue) putBack(mac machine.MAC, p *pendingWrite) {
 // costs one commit (two fdatasyncs) however many machines it covers.
 const maxDrain = 1024
 
+// drainEvery is the least time from one drain's start to the next's
+// while records keep arriving: a machine's records of that time (its
+// DHCP offer and ack, transfers, script, and in a load test its requests
+// again and again) are merged into one write of its record, whose event
+// log is rewritten whole by each write. A writer with nothing waiting
+// stops at once, and one that starts drains at once, so a record waits
+// at most drainEvery plus the commit in progress and its own.
+const drainEvery = 100 * time.Millisecond
+
 // run writes what waits, oldest machine first, a drain of up to maxDrain
-// machines per transaction, until nothing does. There is no timer: a
-// record waits for the drain in progress (if any) and its own, and
-// records queued while one drain commits go together in the next.
+// machines per transaction, until nothing does; while records keep
+// arriving, drains start drainEvery apart (flush cuts the wait short).
 func (q *writeQueue) run() {
+	var wait *time.Timer
 	for {
 		q.mu.Lock()
 		var (
@@ -319,7 +334,22 @@ func (q *writeQueue) run() {
 			q.writing += p.size()
 		}
 		q.mu.Unlock()
+		start := time.Now()
 		q.write(macs, ps)
+		q.mu.Lock()
+		more := q.n > 0 && q.flushing == 0
+		q.mu.Unlock()
+		if rest := drainEvery - time.Since(start); more && rest > 0 {
+			if wait == nil {
+				wait = time.NewTimer(rest)
+			} else {
+				wait.Reset(rest)
+			}
+			select {
+			case <-wait.C:
+			case <-q.hurry:
+			}
+		}
 	}
 }
 
@@ -358,7 +388,17 @@ func (q *writeQueue) flush(ctx context.Context) error {
 		return nil
 	}
 	idle, n := q.idle, q.n+q.writing
+	q.flushing++
 	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.flushing--
+		q.mu.Unlock()
+	}()
+	select {
+	case q.hurry <- struct{}{}:
+	default:
+	}
 	select {
 	case <-idle:
 		return nil

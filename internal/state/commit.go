@@ -227,6 +227,13 @@ func (s *Store) commit(subs []*submission) {
 		}
 	}
 	s.imu.Unlock()
+	for mac, n := range st.counts {
+		if n < 0 {
+			delete(s.counts, mac)
+		} else {
+			s.counts[mac] = n
+		}
+	}
 	for _, o := range ops {
 		if o.err != nil {
 			continue
@@ -251,8 +258,14 @@ func (s *Store) apply(sb, eb, vb *bolt.Bucket, st *staged, o *op) error {
 	if o.full {
 		exists, err = load(sb, eb, key, &m)
 	} else {
-		var sum Summary
-		exists, err = loadSummary(sb, key, &sum)
+		// The summary as committed (or staged by this transaction) is in
+		// memory; the database is read only for a record the index does
+		// not hold (none, or one that does not decode).
+		sum, ok := st.get(o.mac)
+		if !ok {
+			ok, err = loadSummary(sb, key, &sum)
+		}
+		exists = ok
 		m = sum.machine()
 		stored = sum.Last
 	}
@@ -285,7 +298,11 @@ func (s *Store) apply(sb, eb, vb *bolt.Bucket, st *staged, o *op) error {
 		if err := put(sb, eb, key, &m); err != nil {
 			return err
 		}
-	} else if err := s.putAppend(sb, eb, key, &m, stored); err != nil {
+		st.counts[o.mac] = len(m.Events)
+	} else if err := s.putAppend(sb, eb, st, key, &m, stored); errors.Is(err, errBadLog) {
+		o.err = fmt.Errorf("state: update %s: %w", key, err)
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if o.served != nil {
@@ -311,13 +328,18 @@ func (s *Store) apply(sb, eb, vb *bolt.Bucket, st *staged, o *op) error {
 	return nil
 }
 
+// errBadLog marks a stored event log that does not decode: the change
+// to its record fails, not the transaction.
+var errBadLog = errors.New("event log does not decode")
+
 // putAppend stores m, whose Events are only those its change added, after
 // the stored log (whose newest event is stored, nil when it is empty):
 // the summary, and the log with the new events appended to it as JSON
 // bytes (appendLog), with no decoding of the events already stored, when
 // they are newer than it; else the log decoded, merged in time order and
-// stored whole.
-func (s *Store) putAppend(sb, eb *bolt.Bucket, key []byte, m *Machine, stored *machine.Event) error {
+// stored whole. It stores nothing when the stored log does not decode
+// (errBadLog).
+func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machine, stored *machine.Event) error {
 	added := m.Events
 	if len(added) > 0 {
 		m.LastSeen = added[len(added)-1].Time
@@ -327,7 +349,7 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, key []byte, m *Machine, stored *m
 		var log []machine.Event
 		if v := eb.Get(key); v != nil {
 			if err := json.Unmarshal(v, &log); err != nil {
-				return fmt.Errorf("events of %s: %w", key, err)
+				return fmt.Errorf("%w: %w", errBadLog, err)
 			}
 		}
 		full := *m
@@ -335,7 +357,24 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, key []byte, m *Machine, stored *m
 		s.trim(&full)
 		full.LastSeen = full.Events[len(full.Events)-1].Time
 		m.LastSeen = full.LastSeen
+		st.counts[m.MAC] = len(full.Events)
 		return put(sb, eb, key, &full)
+	}
+	var logv []byte
+	if len(added) > 0 {
+		enc := make([][]byte, len(added))
+		for i := range added {
+			var err error
+			if enc[i], err = json.Marshal(added[i]); err != nil {
+				return err
+			}
+		}
+		var n int
+		var ok bool
+		if logv, n, ok = appendLog(eb.Get(key), st.count(m.MAC), enc, s.maxEvents); !ok {
+			return fmt.Errorf("%w: not a JSON array", errBadLog)
+		}
+		st.counts[m.MAC] = n
 	}
 	v, err := json.Marshal(m.summaryAfter(stored))
 	if err != nil {
@@ -344,20 +383,10 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, key []byte, m *Machine, stored *m
 	if err := sb.Put(key, v); err != nil {
 		return err
 	}
-	if len(added) == 0 {
+	if logv == nil {
 		return nil
 	}
-	enc := make([][]byte, len(added))
-	for i := range added {
-		if enc[i], err = json.Marshal(added[i]); err != nil {
-			return err
-		}
-	}
-	v, ok := appendLog(eb.Get(key), enc, s.maxEvents)
-	if !ok {
-		return fmt.Errorf("events of %s: not a JSON array", key)
-	}
-	return eb.Put(key, v)
+	return eb.Put(key, logv)
 }
 
 func byTime(a, b machine.Event) int { return a.Time.Compare(b.Time) }
@@ -402,22 +431,50 @@ func putServed(vb *bolt.Bucket, key []byte, sv *Served) error {
 }
 
 // appendLog returns the JSON array log (nil: an empty one) with the
-// encoded values add appended, keeping only the newest limit elements; ok
-// is false when log is not a JSON array. The elements already in log are
-// not decoded, only scanned for their bounds, so appending one event to
-// a full log costs a copy of its bytes, not a decode and encode of every
-// event in it.
-func appendLog(log []byte, add [][]byte, limit int) (out []byte, ok bool) {
-	starts, end, ok := arrayElements(log)
-	if !ok {
-		return nil, false
-	}
-	drop := max(0, len(starts)+len(add)-limit)
-	out = append(make([]byte, 0, len(log)+len(add)*128), '[')
-	if drop < len(starts) {
-		out = append(out, log[starts[drop]:end]...)
+// encoded values add appended, keeping only the newest limit elements,
+// and how many it holds; ok is false when log is not a JSON array. n is
+// how many elements log holds, or -1 when that is not known. The
+// elements already in log are not decoded: with n known, only those
+// dropped are scanned for their bounds, else the whole array is; so
+// appending an event to a full log costs a copy of its bytes, not a
+// decode and encode of every event in it.
+func appendLog(log []byte, n int, add [][]byte, limit int) (out []byte, count int, ok bool) {
+	var starts []int
+	end := 0
+	if n < 0 || log == nil {
+		if starts, end, ok = arrayElements(log, -1); !ok {
+			return nil, 0, false
+		}
+		n = len(starts)
 	} else {
-		add = add[drop-len(starts):]
+		// The log ends in ']': its content ends before it.
+		end = len(log)
+		for end > 0 && isSpace(log[end-1]) {
+			end--
+		}
+		if end == 0 || log[end-1] != ']' {
+			return appendLog(log, -1, add, limit)
+		}
+		end--
+		for end > 0 && isSpace(log[end-1]) {
+			end--
+		}
+	}
+	drop := max(0, n+len(add)-limit)
+	count = n + len(add) - drop
+	out = append(make([]byte, 0, len(log)+len(add)*128), '[')
+	switch {
+	case drop >= n:
+		add = add[drop-n:]
+	case starts != nil:
+		out = append(out, log[starts[drop]:end]...)
+	default:
+		s, _, _ := arrayElements(log, drop)
+		if len(s) <= drop {
+			// n was wrong: count them.
+			return appendLog(log, -1, add, limit)
+		}
+		out = append(out, log[s[drop]:end]...)
 	}
 	for _, v := range add {
 		if len(out) > 1 {
@@ -425,16 +482,18 @@ func appendLog(log []byte, add [][]byte, limit int) (out []byte, ok bool) {
 		}
 		out = append(out, v...)
 	}
-	return append(out, ']'), true
+	return append(out, ']'), count, true
 }
 
 // arrayElements scans the JSON array a (nil: an empty one) and returns
 // the offset of each of its elements and the end of the last (where the
 // array's content ends, before trailing white space and ']'); ok is
-// false when a is not one well-formed JSON array. It tracks strings and
-// nesting only: a value inside is not otherwise checked, as it was
-// encoded by encoding/json.
-func arrayElements(a []byte) (starts []int, end int, ok bool) {
+// false when a is not one well-formed JSON array. With stop at 0 or
+// more, it stops once it has the offset of element stop (ok false,
+// starts holding stop+1 offsets). It tracks strings and nesting only: a
+// value inside is not otherwise checked, as it was encoded by
+// encoding/json.
+func arrayElements(a []byte, stop int) (starts []int, end int, ok bool) {
 	if a == nil {
 		return nil, 0, true
 	}
@@ -449,6 +508,9 @@ func arrayElements(a []byte) (starts []int, end int, ok bool) {
 	depth, inString, escaped := 0, false, false
 	starts = append(starts, i)
 	for ; i < len(a); i++ {
+		if stop >= 0 && len(starts) > stop {
+			return starts, 0, false
+		}
 		c := a[i]
 		switch {
 		case inString:
@@ -550,12 +612,27 @@ type staged struct {
 	s          *Store
 	sums       map[machine.MAC]*Summary
 	discovered int
+	// counts are the event logs' lengths the transaction stored; -1
+	// for a record it deleted.
+	counts map[machine.MAC]int
 }
 
 // newStaged returns a staged index with no changes; the caller holds
 // wlock.
 func (s *Store) newStaged() *staged {
-	return &staged{s: s, sums: map[machine.MAC]*Summary{}, discovered: s.discovered}
+	return &staged{s: s, sums: map[machine.MAC]*Summary{}, discovered: s.discovered, counts: map[machine.MAC]int{}}
+}
+
+// count is how many events mac's stored log holds as staged; -1 when
+// that is not known.
+func (st *staged) count(mac machine.MAC) int {
+	if n, ok := st.counts[mac]; ok {
+		return n
+	}
+	if n, ok := st.s.counts[mac]; ok {
+		return n
+	}
+	return -1
 }
 
 func (st *staged) get(mac machine.MAC) (Summary, bool) {
@@ -584,6 +661,7 @@ func (st *staged) drop(mac machine.MAC) {
 		st.discovered--
 	}
 	st.sums[mac] = nil
+	st.counts[mac] = -1
 }
 
 // each calls fn for every summary as staged.

@@ -77,9 +77,24 @@ func TestAppendLog(t *testing.T) {
 			for _, a := range tc.add {
 				add = append(add, []byte(a))
 			}
-			got, ok := appendLog(log, add, tc.limit)
+			got, n, ok := appendLog(log, -1, add, tc.limit)
 			if ok != tc.ok || string(got) != tc.want {
 				t.Errorf("got %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			// Told how many elements the log holds, it scans only those
+			// it drops, with the same result.
+			var held []json.RawMessage
+			if log != nil {
+				if err := json.Unmarshal(log, &held); err != nil {
+					t.Fatal(err)
+				}
+			}
+			known, kn, kok := appendLog(log, len(held), add, tc.limit)
+			if !kok || string(known) != tc.want || kn != n {
+				t.Errorf("with the count: got %q, %d, %v; want %q, %d", known, kn, kok, tc.want, n)
 			}
 		})
 	}
@@ -108,9 +123,12 @@ func FuzzAppendLog(f *testing.F) {
 			}
 			add = append(add, v)
 		}
-		got, ok := appendLog(log, add, int(limit))
+		got, count, ok := appendLog(log, -1, add, int(limit))
 		if !ok {
 			t.Fatalf("appendLog(%q): not ok, yet it is a JSON array", log)
+		}
+		if known, kc, kok := appendLog(log, len(old), add, int(limit)); !kok || string(known) != string(got) || kc != count {
+			t.Fatalf("appendLog(%q) with its count: %q, %d, %v; without: %q, %d", log, known, kc, kok, got, count)
 		}
 		var elems []json.RawMessage
 		if err := json.Unmarshal(got, &elems); err != nil {
@@ -121,7 +139,7 @@ func FuzzAppendLog(f *testing.F) {
 			want = append(want, a)
 		}
 		want = want[max(0, len(want)-int(limit)):]
-		if len(elems) != len(want) {
+		if len(elems) != len(want) || count != len(want) {
 			t.Fatalf("appendLog(%q) = %q: %d elements, want %d", log, got, len(elems), len(want))
 		}
 		for i := range want {

@@ -141,6 +141,9 @@ type Store struct {
 	imu        sync.RWMutex
 	index      map[machine.MAC]Summary
 	discovered int // index entries in state discovered
+	// counts holds how many events a record's stored log has, for the
+	// records written since Open (appendLog); under wlock.
+	counts map[machine.MAC]int
 
 	// The committer (commit.go): subs carries submissions to it, quit
 	// stops it, stopped is closed when it has.
@@ -676,6 +679,7 @@ func (s *Store) Sweep() (int, error) {
 	s.imu.Lock()
 	for _, d := range doomed {
 		s.dropIndex(d)
+		delete(s.counts, d)
 	}
 	s.imu.Unlock()
 	s.notifyForgotten(doomed)
@@ -730,6 +734,7 @@ func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
 		return false, fmt.Errorf("state: forget %s: %w", key, err)
 	}
 	s.clearUnreadable(string(key))
+	delete(s.counts, mac)
 	if ok {
 		s.imu.Lock()
 		s.dropIndex(mac)
@@ -755,6 +760,7 @@ func deleteAll(sb, eb *bolt.Bucket, macs []machine.MAC) error {
 // loadIndex fills the in-memory index from the stored summaries.
 func (s *Store) loadIndex() error {
 	s.index = map[machine.MAC]Summary{}
+	s.counts = map[machine.MAC]int{}
 	s.discovered = 0
 	list, err := s.List()
 	if err != nil {
