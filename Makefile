@@ -76,13 +76,14 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 	done
 
 .PHONY: bench
-bench: ## Go benchmarks with allocations, the 500-node Talos report storm, validate on 1000 machines, then the TFTP (vs dnsmasq), cache (vs nginx), binding (on vs off) and 5000-node boot storm (root) bench scripts
+bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then the bench scripts: profile scale, TFTP (vs dnsmasq), proxyDHCP (vs dnsmasq), cache and boot HTTP (vs nginx), binding (on vs off), the 5000-node boot storm (root)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
 	scripts/bench-validate.sh
 	scripts/bench-tftp.sh
 	scripts/bench-dhcp.sh
 	scripts/bench-cache.sh
+	scripts/bench-http.sh
 	scripts/bench-binding.sh
 	scripts/bench-storm.sh
 

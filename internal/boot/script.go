@@ -352,7 +352,12 @@ func KernelArgs(p NetbootParams) ([]string, error) {
 		if len(a.text) > maxValue {
 			return nil, newValueError(p.MAC, a.field, a.text, fmt.Sprintf("longer than the %d bytes the kernel keeps", maxValue))
 		}
-		text := fill.Replace(a.text)
+		text := a.text
+		// Most arguments hold no placeholder; the replacer is built on
+		// its first use, which costs more than the rest of the script.
+		if strings.Contains(text, "${") {
+			text = fill.Replace(text)
+		}
 		if reason := valueProblem(text, true); reason != "" {
 			if text != a.text {
 				reason += fmt.Sprintf(" (from %s with ${mac}, ${uuid} and ${hostname} filled in)", clip(a.text))

@@ -111,6 +111,48 @@ type Flow struct {
 	// ids are Talos event ids already applied (TalosEvent).
 	idsMu sync.Mutex
 	ids   map[string]struct{}
+
+	// cmdlines are the kernel command lines Cmdlines gave (cmdline).
+	cmdMu    sync.RWMutex
+	cmdlines map[cmdlineKey]string
+}
+
+// cmdlineKey names one kernel command line of the Image Factory.
+type cmdlineKey struct {
+	schematic, version string
+	arch               machine.Arch
+}
+
+// maxCmdlines bounds the command lines kept: a fleet boots a handful of
+// schematic, version and arch combinations; past the bound all are
+// forgotten and asked for again.
+const maxCmdlines = 64
+
+// cmdline returns Cmdlines' kernel command line for the schematic,
+// version and arch, asking it once per combination: what the factory
+// gives for a schematic ID (a hash of the schematic), a version and an
+// arch does not change, and the cache opens its file under its lock for
+// each call (76 % of the lock waits of the daemon serving /ipxe to 32
+// connections). Errors are not kept.
+func (f *Flow) cmdline(ctx context.Context, schematic, version string, arch machine.Arch) (string, error) {
+	k := cmdlineKey{schematic, version, arch}
+	f.cmdMu.RLock()
+	c, ok := f.cmdlines[k]
+	f.cmdMu.RUnlock()
+	if ok {
+		return c, nil
+	}
+	c, err := f.opts.Cmdlines.Cmdline(ctx, schematic, version, arch)
+	if err != nil {
+		return "", err
+	}
+	f.cmdMu.Lock()
+	if len(f.cmdlines) >= maxCmdlines {
+		clear(f.cmdlines)
+	}
+	f.cmdlines[k] = c
+	f.cmdMu.Unlock()
+	return c, nil
 }
 
 // New returns a Flow and registers its metrics.
@@ -128,6 +170,8 @@ func New(opts Options) *Flow {
 		ev:   ev,
 		q:    newWriteQueue(opts.Store, opts.Logger),
 		ids:  map[string]struct{}{},
+
+		cmdlines: map[cmdlineKey]string{},
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "boot", Name: "steps_total",
 			Help: "Boot steps served to machines, by step (dhcp, tftp, script, asset, config, local_boot) and result.",
@@ -276,23 +320,34 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		return nil
 	}
 	record := req.record && (known || policy != machine.UnknownIgnore) // ignored machines leave no trace, as with DHCP
-	var err error
-	if record {
-		m, err = f.update(mac, apply)
+	// The script is decided on the record as it is on disk (Peek, from
+	// memory). Only a change an answer depends on is written before the
+	// answer: a new record, or a new state, generation (token) or
+	// failure. A sighting that changes none of them (the machine's
+	// arch, UUID and address) waits in the queue with the script event.
+	cur, exists, err := f.opts.Store.Peek(mac)
+	if err != nil {
+		return ScriptResult{Status: http.StatusInternalServerError}, err
+	}
+	m = cur
+	m.MAC = mac
+	if record && !exists && !req.create {
+		record = false
+	}
+	_ = apply(&m, true)
+	switch {
+	case !record:
+	case !exists || m.State != cur.State || m.Generation != cur.Generation || m.Failure != cur.Failure:
+		m, err = f.transition(mac, apply)
 		if errors.Is(err, errNoRecord) {
-			record = false
+			// Forgotten since Peek: decide on no record, store nothing.
+			m = state.Machine{MAC: mac}
+			_ = apply(&m, true)
 		} else if err != nil {
 			return ScriptResult{Status: http.StatusInternalServerError}, err
 		}
-	}
-	if !record {
-		cur, _, err := f.opts.Store.Get(mac)
-		if err != nil {
-			return ScriptResult{Status: http.StatusInternalServerError}, err
-		}
-		m = cur
-		m.MAC = mac
-		_ = apply(&m, true)
+	default:
+		f.q.add(mac, &pendingWrite{arch: m.Arch, uuid: m.UUID, ip: req.ip})
 	}
 
 	res := ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
@@ -325,7 +380,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 		if talos.Version == "" || talos.SchematicID == "" {
 			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
 		}
-		cmdline, err := f.opts.Cmdlines.Cmdline(ctx, talos.SchematicID, talos.Version, talos.Arch)
+		cmdline, err := f.cmdline(ctx, talos.SchematicID, talos.Version, talos.Arch)
 		if err != nil {
 			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
@@ -467,7 +522,7 @@ func (f *Flow) why(mac machine.MAC, ip string, v evidence.Verdict) string {
 		msg += ", which is " + v.Owner.String()
 	}
 	msg += ": " + v.Reason
-	if m, ok, err := f.opts.Store.Get(mac); err == nil && ok && m.IP != "" {
+	if m, ok, err := f.opts.Store.Peek(mac); err == nil && ok && m.IP != "" {
 		msg += "; " + name + " was last at " + m.IP
 	}
 	return msg
@@ -477,6 +532,17 @@ func (f *Flow) why(mac machine.MAC, ip string, v evidence.Verdict) string {
 // client learns nothing of why: not whether the MAC is known, nor whether
 // its token, address or state was at fault.
 const refusedConfig = "tinderbox: config refused\n"
+
+// errConfigChanged stops a config's transition when the record changed
+// between the checks and the write.
+var errConfigChanged = errors.New("record changed since the config request was checked")
+
+func refuseConfig(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write([]byte(refusedConfig))
+}
 
 func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	src := remoteAddr(r)
@@ -497,7 +563,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	} else {
 		mac = parsed
 	}
-	m, exists, err := f.opts.Store.Get(mac)
+	m, exists, err := f.opts.Store.Peek(mac)
 	if err != nil {
 		f.steps.WithLabelValues("config", "error").Inc()
 		f.log.Error("config: state lookup", "mac", mac, "err", err)
@@ -526,10 +592,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		if exists {
 			f.denied(mac, machine.EventDenied, "config: "+reason)
 		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = w.Write([]byte(refusedConfig))
+		refuseConfig(w)
 		return
 	}
 	body, err := f.opts.Profiles.Render(r.Context(), mac)
@@ -540,17 +603,42 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := f.opts.Store.Event(machine.EventConfig, "", int64(len(body)))
-	if _, err := f.update(mac, func(m *state.Machine, _ bool) error {
-		m.ConfigServed()
-		if ip != "" {
-			m.IP = ip
-		}
-		m.Events = append(m.Events, ev)
-		return nil
-	}); err != nil {
-		f.log.Error("config: state update", "mac", mac, "err", err)
+	next := m
+	if next.ConfigServed(); next.State == m.State {
+		// No transition (installing already, or netboot): the event, the
+		// address and the served config wait in the queue.
+		f.q.add(mac, &pendingWrite{ip: ip, events: []queuedEvent{{ev: ev, what: whatEvent}}, served: &pendingConfig{ev: ev, body: body}})
 	} else {
-		defer f.keepServed(mac, ev, body)
+		// pending or failed → installing is on disk before the config
+		// leaves: were it lost, the machine's next network boot would
+		// install it again. The checks above read the record before
+		// this transaction; it makes them again on the record it
+		// changes, so a token rotated or a state changed since refuses.
+		gen := m.Generation
+		_, err := f.transition(mac, func(m *state.Machine, exists bool) error {
+			if !exists || m.Generation != gen || !m.ConfigAllowed() {
+				return errConfigChanged
+			}
+			m.ConfigServed()
+			if ip != "" {
+				m.IP = ip
+			}
+			m.Events = append(m.Events, ev)
+			return nil
+		})
+		switch {
+		case errors.Is(err, errConfigChanged):
+			f.steps.WithLabelValues("config", "forbidden").Inc()
+			f.log.Info("config refused", "mac", mac, "remote", ip, "reason", "the machine's record changed while its config was rendered")
+			refuseConfig(w)
+			return
+		case err != nil:
+			f.steps.WithLabelValues("config", "error").Inc()
+			f.log.Error("config: state update", "mac", mac, "err", err)
+			httpError(w, http.StatusInternalServerError, "recording the install of %s failed; see the tinderbox log", mac)
+			return
+		}
+		f.keepServed(mac, ev, body)
 	}
 	f.steps.WithLabelValues("config", "ok").Inc()
 	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body), "evidence", v.Via)

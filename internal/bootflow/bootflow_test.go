@@ -137,7 +137,14 @@ func newEnv(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error
 // newEnvBinding is newEnv with binding on or off.
 func newEnvBinding(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error, binding bool) *env {
 	t.Helper()
-	store, err := state.Open(t.TempDir(), state.Options{})
+	return newEnvStore(t, localBoot, policy, cmdErr, binding, t.TempDir(), state.Options{})
+}
+
+// newEnvStore is newEnvBinding with the state store opened under dir
+// with opts.
+func newEnvStore(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error, binding bool, dir string, opts state.Options) *env {
+	t.Helper()
+	store, err := state.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -98,7 +99,12 @@ func (p *pendingWrite) size() int {
 }
 
 // apply writes p's sighting and events into m; it returns errNoRecord
-// when there is no record and p may not make one.
+// when there is no record and p may not make one. The events are
+// appended to m.Events, which holds what the store hands over: none of
+// the stored log with state.Store.Apply (the store appends them to it,
+// in time order even when a synchronous write committed later events
+// between the writer taking these and storing them), the whole log with
+// Update.
 func (p *pendingWrite) apply(m *state.Machine, exists bool) error {
 	if !exists && !p.create {
 		return errNoRecord
@@ -118,8 +124,6 @@ func (p *pendingWrite) apply(m *state.Machine, exists bool) error {
 	for _, q := range p.events {
 		m.Events = append(m.Events, q.ev)
 	}
-	// A synchronous write can commit between the writer taking these
-	// events and storing them; the log stays in time order regardless.
 	if !slices.IsSortedFunc(m.Events, byTime) {
 		slices.SortStableFunc(m.Events, byTime)
 	}
@@ -157,11 +161,17 @@ type writeQueue struct {
 	pending map[machine.MAC]*pendingWrite
 	// order lists machines in the order their writes were queued; a
 	// machine whose pending write was taken is skipped.
-	order   []machine.MAC
-	n       int // records waiting, against maxQueued
+	order []machine.MAC
+	n     int // records waiting, against maxQueued
+	// writing is how many records the drain in progress is writing.
+	writing int
 	running bool
 	// idle is closed when the writer stops with nothing left.
 	idle chan struct{}
+	// hurry cuts the writer's wait between drains short, and while
+	// flushing is above 0 it does not wait (flush).
+	hurry    chan struct{}
+	flushing int
 }
 
 // logger is the part of *slog.Logger the queue uses.
@@ -173,6 +183,7 @@ func newWriteQueue(store *state.Store, log logger) *writeQueue {
 	q := &writeQueue{
 		store: store, log: log,
 		pending: map[machine.MAC]*pendingWrite{},
+		hurry:   make(chan struct{}, 1),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "state", Name: "records_dropped_total",
 			Help: "Machine records (DHCP sightings, transfers, events, served configs) never written to the state database, by what and reason: queue_full (the background writer was behind by " + fmt.Sprint(maxQueued) + " records, or one machine's by " + fmt.Sprint(maxQueuedPerMachine) + " events: a stuck disk) or write_failed.",
@@ -277,64 +288,117 @@ func (q *writeQueue) putBack(mac machine.MAC, p *pendingWrite) {
 	q.add(mac, p)
 }
 
-// run writes what waits, oldest machine first, until nothing does.
+// maxDrain bounds the machines one drain of the queue writes: their
+// changes are one state transaction (state.Store.Apply), so a drain
+// costs one commit (two fdatasyncs) however many machines it covers.
+const maxDrain = 1024
+
+// drainEvery is the least time from one drain's start to the next's
+// while records keep arriving: a machine's records of that time (its
+// DHCP offer and ack, transfers, script, and in a load test its requests
+// again and again) are merged into one write of its record, whose event
+// log is rewritten whole by each write. A writer with nothing waiting
+// stops at once, and one that starts drains at once, so a record waits
+// at most drainEvery plus the commit in progress and its own.
+const drainEvery = 100 * time.Millisecond
+
+// run writes what waits, oldest machine first, a drain of up to maxDrain
+// machines per transaction, until nothing does; while records keep
+// arriving, drains start drainEvery apart (flush cuts the wait short).
 func (q *writeQueue) run() {
+	var wait *time.Timer
 	for {
 		q.mu.Lock()
 		var (
-			mac machine.MAC
-			p   *pendingWrite
+			macs []machine.MAC
+			ps   []*pendingWrite
 		)
-		for p == nil && len(q.order) > 0 {
-			mac, q.order = q.order[0], q.order[1:]
-			p = q.pending[mac]
+		for len(q.order) > 0 && len(ps) < maxDrain {
+			mac := q.order[0]
+			q.order = q.order[1:]
+			if p := q.pending[mac]; p != nil {
+				delete(q.pending, mac)
+				q.n -= p.size()
+				macs, ps = append(macs, mac), append(ps, p)
+			}
 		}
-		if p == nil {
+		q.writing = 0
+		if len(ps) == 0 {
 			q.order = nil
 			q.running = false
 			close(q.idle)
 			q.mu.Unlock()
 			return
 		}
-		delete(q.pending, mac)
-		q.n -= p.size()
+		for _, p := range ps {
+			q.writing += p.size()
+		}
 		q.mu.Unlock()
-		q.write(mac, p)
+		start := time.Now()
+		q.write(macs, ps)
+		q.mu.Lock()
+		more := q.n > 0 && q.flushing == 0
+		q.mu.Unlock()
+		if rest := drainEvery - time.Since(start); more && rest > 0 {
+			if wait == nil {
+				wait = time.NewTimer(rest)
+			} else {
+				wait.Reset(rest)
+			}
+			select {
+			case <-wait.C:
+			case <-q.hurry:
+			}
+		}
 	}
 }
 
-// write stores p: the machine record in one transaction, then the served
-// config. Failures are logged and counted: the answers they describe
-// were sent already.
-func (q *writeQueue) write(mac machine.MAC, p *pendingWrite) {
-	if p.record() {
-		_, err := q.store.Update(mac, p.apply)
-		switch {
-		case errors.Is(err, errNoRecord):
-		case err != nil:
-			q.log.Error("state: record", "mac", mac, "events", len(p.events), "err", err)
-			q.drop(&pendingWrite{events: p.events}, reasonFailed)
+// write stores ps, one per machine of macs, in one transaction: each
+// machine's record and the config it was served (masked here, before
+// the transaction). Failures are logged and counted: the answers they
+// describe were sent already.
+func (q *writeQueue) write(macs []machine.MAC, ps []*pendingWrite) {
+	changes := make([]state.Change, len(ps))
+	for i, p := range ps {
+		changes[i].MAC = macs[i]
+		if p.record() {
+			changes[i].Fn = p.apply
+		}
+		if c := p.served; c != nil {
+			snap := served.Take(c.body, q.store.MaskTag)
+			changes[i].Served = &state.Served{At: c.ev.Time, Hash: snap.Hash, Size: snap.Size, Config: string(snap.Masked), Note: snap.Note}
 		}
 	}
-	if c := p.served; c != nil {
-		snap := served.Take(c.body, q.store.MaskTag)
-		if _, err := q.store.PutServed(mac, state.Served{At: c.ev.Time, Hash: snap.Hash, Size: snap.Size, Config: string(snap.Masked), Note: snap.Note}); err != nil {
-			q.log.Error("config: keep served config", "mac", mac, "err", err)
-			q.dropped.WithLabelValues(whatNames[whatConfig], reasonFailed).Inc()
+	for i, r := range q.store.Apply(changes...) {
+		if r.Err == nil || errors.Is(r.Err, errNoRecord) {
+			continue
 		}
+		q.log.Error("state: record", "mac", macs[i], "events", len(ps[i].events), "served_config", ps[i].served != nil, "err", r.Err)
+		q.drop(ps[i], reasonFailed)
 	}
 }
 
 // flush waits until every record queued before the call is written (or
-// its write failed), or ctx is done.
+// its write failed), or ctx is done; then the error counts the records
+// waiting and those in the drain in progress.
 func (q *writeQueue) flush(ctx context.Context) error {
 	q.mu.Lock()
 	if !q.running {
 		q.mu.Unlock()
 		return nil
 	}
-	idle, n := q.idle, q.n
+	idle, n := q.idle, q.n+q.writing
+	q.flushing++
 	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.flushing--
+		q.mu.Unlock()
+	}()
+	select {
+	case q.hurry <- struct{}{}:
+	default:
+	}
 	select {
 	case <-idle:
 		return nil
@@ -343,27 +407,49 @@ func (q *writeQueue) flush(ctx context.Context) error {
 	}
 }
 
-// update is a write an answer depends on (a script's state change and
-// token rotation, a served config's state, a Talos report): it is stored
-// before update returns, in one transaction with what waits in the queue
-// for mac, applied first so the machine's log stays in order and a record
-// the queue would make exists for fn. On failure what was taken is queued
-// again.
+// update is a write an answer depends on, whose fn reads the machine's
+// event log (a Talos report): it is stored before update returns, in one
+// transaction with what waits in the queue for mac, applied first so the
+// machine's log stays in order and a record the queue would make exists
+// for fn. On failure what was taken is queued again.
 func (f *Flow) update(mac machine.MAC, fn func(m *state.Machine, exists bool) error) (state.Machine, error) {
 	p := f.q.take(mac)
 	if p == nil {
 		return f.opts.Store.Update(mac, fn)
 	}
-	m, err := f.opts.Store.Update(mac, func(m *state.Machine, exists bool) error {
-		if p.apply(m, exists) == nil {
-			exists = true
-		}
-		return fn(m, exists)
-	})
+	m, err := f.opts.Store.Update(mac, withQueued(p, fn))
 	if err != nil {
 		f.q.putBack(mac, p)
 	}
 	return m, err
+}
+
+// transition is update for a write whose fn only appends to the event
+// log (a script's state change and token rotation, a served config's
+// pending → installing): stored with state.Store.Apply, in a transaction
+// shared with the writes made at the same time, before transition
+// returns. The machine returned has only the events fn and the queue
+// added.
+func (f *Flow) transition(mac machine.MAC, fn func(m *state.Machine, exists bool) error) (state.Machine, error) {
+	p := f.q.take(mac)
+	if p != nil {
+		fn = withQueued(p, fn)
+	}
+	r := f.opts.Store.Apply(state.Change{MAC: mac, Fn: fn})[0]
+	if r.Err != nil && p != nil {
+		f.q.putBack(mac, p)
+	}
+	return r.Machine, r.Err
+}
+
+// withQueued is fn after what waits in the queue for the machine.
+func withQueued(p *pendingWrite, fn func(m *state.Machine, exists bool) error) func(m *state.Machine, exists bool) error {
+	return func(m *state.Machine, exists bool) error {
+		if p.apply(m, exists) == nil {
+			exists = true
+		}
+		return fn(m, exists)
+	}
 }
 
 // keepServed queues a config just served to mac, at the time of its

@@ -228,22 +228,26 @@ func TestQueueBounds(t *testing.T) {
 }
 
 // TestFlushBounded: Flush returns when its context ends, even with the
-// disk stuck, saying how many records were not written.
+// disk stuck, saying how many records were not written: the one whose
+// drain is stuck and the two queued behind it.
 func TestFlushBounded(t *testing.T) {
 	fs := newFrozenStore(t)
 	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
 	fs.frozen.Store(true)
-	for i := range 3 {
+	sent := func(i int) {
 		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: stormMAC(i)}, Type: dhcpv4.MessageTypeOffer, File: "x"})
 	}
+	sent(0)
 	<-fs.stuck
+	sent(1)
+	sent(2)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := f.Flush(ctx)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Flush on a stuck disk: got %v, want context.Canceled", err)
 	}
-	if want := "2 state records not written"; !strings.Contains(err.Error(), want) {
+	if want := "3 state records not written"; !strings.Contains(err.Error(), want) {
 		t.Errorf("got %q, want it to say %q", err, want)
 	}
 }

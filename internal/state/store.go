@@ -134,18 +134,23 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// index mirrors each record's state and LastSeen, for CountByState and
-	// the discovered bounds without a database read. Writers change it
-	// under wlock and imu after their transaction commits; under wlock
-	// alone they may read it.
+	// index mirrors each readable record's summary, for Peek,
+	// CountByState and the discovered bounds without a database read.
+	// Writers change it under wlock and imu after their transaction
+	// commits; under wlock alone they may read it.
 	imu        sync.RWMutex
-	index      map[machine.MAC]indexEntry
+	index      map[machine.MAC]Summary
 	discovered int // index entries in state discovered
-}
+	// counts holds how many events a record's stored log has, for the
+	// records written since Open (appendLog); under wlock.
+	counts map[machine.MAC]int
 
-type indexEntry struct {
-	state    machine.State
-	lastSeen time.Time
+	// The committer (commit.go): subs carries submissions to it, quit
+	// stops it, stopped is closed when it has.
+	subs     chan *submission
+	quit     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // Open opens (creating if needed) the store under dir. It first checks
@@ -220,6 +225,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.startCommitter()
 		return s, nil
 	case <-t.C:
 		go func() {
@@ -455,6 +461,7 @@ func (s *Store) Close() error {
 			if s.keep > 0 && s.Health() == nil {
 				_, berr = s.Backup()
 			}
+			s.stopCommitter()
 			done <- errors.Join(berr, s.db.Close())
 		}()
 		t := time.NewTimer(s.closeTimeout)
@@ -514,7 +521,7 @@ func (s *Store) CountByState() map[machine.State]int {
 	defer s.imu.RUnlock()
 	out := map[machine.State]int{}
 	for _, e := range s.index {
-		out[e.state]++
+		out[e.State]++
 	}
 	return out
 }
@@ -570,64 +577,24 @@ func (s *Store) trim(m *Machine) {
 
 // Update runs fn on the machine recorded under mac (a new record, with
 // exists false, when there is none) and stores the result, in one
-// transaction. A new record's FirstSeen is set; LastSeen is set when fn
-// adds events. The event log is trimmed to its bound and every text field
-// clipped to its limit (MaxUUID, MaxIP, MaxName, MaxDetail). If fn returns
-// an error nothing is stored. A record stored as discovered may push the
-// least recently seen other discovered records out (Options.DiscoveredMax),
-// in the same transaction; each is reported to OnChange as forgotten.
-// Update returns the machine as stored.
+// transaction (shared with the writes submitted at the same time: see
+// Apply). A new record's FirstSeen is set; LastSeen is set when fn adds
+// events. The event log is trimmed to its bound and every text field
+// clipped to its limit (MaxUUID, MaxIP, MaxName, MaxDetail). If fn
+// returns an error nothing is stored. A record stored as discovered may
+// push the least recently seen other discovered records out
+// (Options.DiscoveredMax), in the same transaction; each is reported to
+// OnChange as forgotten. Update returns the machine as stored, once it is
+// on disk. Apply is cheaper when fn only appends to the event log.
 func (s *Store) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) (Machine, error) {
-	key := []byte(mac.String())
-	if err := s.lock("update " + string(key)); err != nil {
+	o := &op{mac: mac, fn: fn, full: true}
+	if err := s.submit("update "+mac.String(), o); err != nil {
 		return Machine{}, err
 	}
-	defer s.unlock()
-	var m Machine
-	var dropped []machine.MAC
-	err := s.update("update", func(tx *bolt.Tx) error {
-		sb, eb := tx.Bucket(machinesBucket), tx.Bucket(eventsBucket)
-		exists, err := load(sb, eb, key, &m)
-		if err != nil {
-			return err
-		}
-		m.MAC = mac
-		before := len(m.Events)
-		if err := callFn(fn, &m, exists); err != nil {
-			return err
-		}
-		now := s.now()
-		if !exists {
-			m.FirstSeen = now
-			m.LastSeen = now
-		}
-		if len(m.Events) != before && len(m.Events) > 0 {
-			m.LastSeen = m.Events[len(m.Events)-1].Time
-		}
-		s.trim(&m)
-		if err := put(sb, eb, key, &m); err != nil {
-			return err
-		}
-		if m.State == machine.Discovered {
-			dropped = s.overflow(mac)
-		}
-		return deleteAll(sb, eb, dropped)
-	})
-	if err != nil {
-		return Machine{}, fmt.Errorf("state: update %s: %w", key, err)
+	if o.err != nil {
+		return Machine{}, o.err
 	}
-	s.imu.Lock()
-	s.setIndex(mac, m.State, m.LastSeen)
-	for _, d := range dropped {
-		s.dropIndex(d)
-	}
-	s.imu.Unlock()
-	for _, d := range dropped {
-		s.log.Debug("discovered machine forgotten: over state.discovered.max", "mac", d, "max", s.discoveredMax)
-	}
-	s.notify(m)
-	s.notifyForgotten(dropped)
-	return m, nil
+	return o.out, nil
 }
 
 // callFn calls Update's fn, turning its panic into an error: a fault of
@@ -642,36 +609,40 @@ func callFn(fn func(*Machine, bool) error, m *Machine, exists bool) (err error) 
 }
 
 // overflow returns the discovered records, other than mac, to forget so
-// that no more than discoveredMax remain with mac stored as discovered.
-// The caller holds wlock.
-func (s *Store) overflow(mac machine.MAC) []machine.MAC {
-	n := s.discovered
-	if e, ok := s.index[mac]; !ok || e.state != machine.Discovered {
+// that no more than discoveredMax remain with mac stored as discovered,
+// as st stages the index. The caller holds wlock.
+func (s *Store) overflow(st *staged, mac machine.MAC) []machine.MAC {
+	n := st.discovered
+	if e, ok := st.get(mac); !ok || e.State != machine.Discovered {
 		n++
 	}
 	if n <= s.discoveredMax {
 		return nil
 	}
-	return s.oldestDiscovered(n-s.discoveredMax, func(k machine.MAC) bool { return k == mac })
+	return s.oldestDiscovered(st, n-s.discoveredMax, func(k machine.MAC) bool { return k == mac })
 }
 
-// oldestDiscovered returns up to n discovered records, least recently
-// seen first (ties broken by MAC), passing over those skip names. The
-// caller holds wlock.
-func (s *Store) oldestDiscovered(n int, skip func(machine.MAC) bool) []machine.MAC {
-	var macs []machine.MAC
-	for k, e := range s.index {
-		if e.state == machine.Discovered && !skip(k) {
-			macs = append(macs, k)
+// oldestDiscovered returns up to n discovered records of st, least
+// recently seen first (ties broken by MAC), passing over those skip
+// names. The caller holds wlock.
+func (s *Store) oldestDiscovered(st *staged, n int, skip func(machine.MAC) bool) []machine.MAC {
+	var sums []Summary
+	st.each(func(e Summary) {
+		if e.State == machine.Discovered && !skip(e.MAC) {
+			sums = append(sums, e)
 		}
-	}
-	slices.SortFunc(macs, func(a, b machine.MAC) int {
-		if c := s.index[a].lastSeen.Compare(s.index[b].lastSeen); c != 0 {
+	})
+	slices.SortFunc(sums, func(a, b Summary) int {
+		if c := a.LastSeen.Compare(b.LastSeen); c != 0 {
 			return c
 		}
-		return bytes.Compare(a[:], b[:])
+		return bytes.Compare(a.MAC[:], b.MAC[:])
 	})
-	return macs[:min(n, len(macs))]
+	macs := make([]machine.MAC, 0, min(n, len(sums)))
+	for _, e := range sums[:min(n, len(sums))] {
+		macs = append(macs, e.MAC)
+	}
+	return macs
 }
 
 // Sweep forgets the discovered records last seen longer ago than
@@ -687,14 +658,14 @@ func (s *Store) Sweep() (int, error) {
 	if s.discoveredTTL > 0 {
 		cutoff := s.now().Add(-s.discoveredTTL)
 		for k, e := range s.index {
-			if e.state == machine.Discovered && e.lastSeen.Before(cutoff) {
+			if e.State == machine.Discovered && e.LastSeen.Before(cutoff) {
 				expired[k] = true
 			}
 		}
 	}
 	doomed := slices.Collect(maps.Keys(expired))
 	if over := s.discovered - len(expired) - s.discoveredMax; over > 0 {
-		doomed = append(doomed, s.oldestDiscovered(over, func(k machine.MAC) bool { return expired[k] })...)
+		doomed = append(doomed, s.oldestDiscovered(s.newStaged(), over, func(k machine.MAC) bool { return expired[k] })...)
 	}
 	if len(doomed) == 0 {
 		return 0, nil
@@ -708,6 +679,7 @@ func (s *Store) Sweep() (int, error) {
 	s.imu.Lock()
 	for _, d := range doomed {
 		s.dropIndex(d)
+		delete(s.counts, d)
 	}
 	s.imu.Unlock()
 	s.notifyForgotten(doomed)
@@ -762,6 +734,7 @@ func (s *Store) Forget(mac machine.MAC) (ok bool, err error) {
 		return false, fmt.Errorf("state: forget %s: %w", key, err)
 	}
 	s.clearUnreadable(string(key))
+	delete(s.counts, mac)
 	if ok {
 		s.imu.Lock()
 		s.dropIndex(mac)
@@ -786,31 +759,32 @@ func deleteAll(sb, eb *bolt.Bucket, macs []machine.MAC) error {
 
 // loadIndex fills the in-memory index from the stored summaries.
 func (s *Store) loadIndex() error {
-	s.index = map[machine.MAC]indexEntry{}
+	s.index = map[machine.MAC]Summary{}
+	s.counts = map[machine.MAC]int{}
 	s.discovered = 0
 	list, err := s.List()
 	if err != nil {
 		return err
 	}
 	for _, m := range list {
-		s.setIndex(m.MAC, m.State, m.LastSeen)
+		s.setIndex(m)
 	}
 	return nil
 }
 
 // setIndex and dropIndex change the index; the caller holds wlock and imu
 // (or owns the store, before Open returns).
-func (s *Store) setIndex(mac machine.MAC, st machine.State, lastSeen time.Time) {
-	s.dropIndex(mac)
-	s.index[mac] = indexEntry{state: st, lastSeen: lastSeen}
-	if st == machine.Discovered {
+func (s *Store) setIndex(sum Summary) {
+	s.dropIndex(sum.MAC)
+	s.index[sum.MAC] = sum
+	if sum.State == machine.Discovered {
 		s.discovered++
 	}
 }
 
 func (s *Store) dropIndex(mac machine.MAC) {
 	if e, ok := s.index[mac]; ok {
-		if e.state == machine.Discovered {
+		if e.State == machine.Discovered {
 			s.discovered--
 		}
 		delete(s.index, mac)

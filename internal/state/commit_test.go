@@ -1,0 +1,334 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tinderbox-boot/tinderbox/pkg/machine"
+)
+
+// crashCopy opens a copy of the store's database file, made while the
+// store is open, as a kill -9 at this instant would leave it: what is in
+// it was committed, whatever the store still holds in memory.
+func crashCopy(t *testing.T, dir string) *Store {
+	t.Helper()
+	to := t.TempDir()
+	for _, name := range []string{DBFile, SecretFile} {
+		in, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(to, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			t.Fatal(err)
+		}
+		in.Close()
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return openStore(t, to, Options{BackupKeep: -1})
+}
+
+func TestAppendLog(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		log   string
+		add   []string
+		limit int
+		want  string
+		ok    bool
+	}{
+		{name: "no log", log: "", add: []string{`{"a":1}`}, limit: 3, want: `[{"a":1}]`, ok: true},
+		{name: "empty", log: `[]`, add: []string{`1`, `2`}, limit: 3, want: `[1,2]`, ok: true},
+		{name: "appended", log: `[1,2]`, add: []string{`3`}, limit: 3, want: `[1,2,3]`, ok: true},
+		{name: "oldest dropped", log: `[1,2,3]`, add: []string{`4`}, limit: 3, want: `[2,3,4]`, ok: true},
+		{name: "more added than the bound", log: `[1,2]`, add: []string{`3`, `4`, `5`, `6`}, limit: 3, want: `[4,5,6]`, ok: true},
+		{name: "nothing added", log: `[1,2]`, add: nil, limit: 3, want: `[1,2]`, ok: true},
+		{name: "white space", log: " [ 1 ,\n 2 ] ", add: []string{`3`}, limit: 2, want: `[2,3]`, ok: true},
+		{name: "strings with delimiters", log: `[{"d":"a],{\"b"},{"d":"c,\\"},{"d":"[x"}]`, add: []string{`{"d":"y"}`}, limit: 3, want: `[{"d":"c,\\"},{"d":"[x"},{"d":"y"}]`, ok: true},
+		{name: "nested", log: `[[1,[2]],{"a":[3,4]}]`, add: []string{`5`}, limit: 2, want: `[{"a":[3,4]},5]`, ok: true},
+		{name: "an object", log: `{"a":1}`, add: []string{`1`}, limit: 3},
+		{name: "not closed", log: `[1,2`, add: []string{`1`}, limit: 3},
+		{name: "empty element", log: `[1,,2]`, add: []string{`1`}, limit: 3},
+		{name: "trailing comma", log: `[1,2,]`, add: []string{`1`}, limit: 3},
+		{name: "after the array", log: `[1]x`, add: []string{`1`}, limit: 3},
+		{name: "blank", log: " ", add: []string{`1`}, limit: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []byte
+			if tc.log != "" {
+				log = []byte(tc.log)
+			}
+			var add [][]byte
+			for _, a := range tc.add {
+				add = append(add, []byte(a))
+			}
+			got, n, ok := appendLog(log, -1, add, tc.limit)
+			if ok != tc.ok || string(got) != tc.want {
+				t.Errorf("got %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			// Told how many elements the log holds, it scans only those
+			// it drops, with the same result.
+			var held []json.RawMessage
+			if log != nil {
+				if err := json.Unmarshal(log, &held); err != nil {
+					t.Fatal(err)
+				}
+			}
+			known, kn, kok := appendLog(log, len(held), add, tc.limit)
+			if !kok || string(known) != tc.want || kn != n {
+				t.Errorf("with the count: got %q, %d, %v; want %q, %d", known, kn, kok, tc.want, n)
+			}
+		})
+	}
+}
+
+// FuzzAppendLog: for any JSON array, appendLog's result is the array of
+// its elements and the added ones, the newest limit of them, as decoding
+// and encoding would make it.
+func FuzzAppendLog(f *testing.F) {
+	f.Add([]byte(`[{"time":"2026-11-24T12:00:00Z","kind":"dhcp","detail":"a,]\"}"}]`), "x", uint8(3), uint8(2))
+	f.Add([]byte(` [ 1 , "2" , [3] , {"4":[5]} ] `), "", uint8(1), uint8(1))
+	f.Add([]byte(`[]`), `"]`, uint8(4), uint8(0))
+	f.Fuzz(func(t *testing.T, log []byte, detail string, limit, n uint8) {
+		var old []json.RawMessage
+		if json.Unmarshal(log, &old) != nil || old == nil {
+			t.Skip("not a JSON array")
+		}
+		if limit == 0 {
+			limit = 1
+		}
+		var add [][]byte
+		for i := range int(n % 8) {
+			v, err := json.Marshal(machine.Event{Kind: machine.EventKind(fmt.Sprint(i)), Detail: detail})
+			if err != nil {
+				t.Fatal(err)
+			}
+			add = append(add, v)
+		}
+		got, count, ok := appendLog(log, -1, add, int(limit))
+		if !ok {
+			t.Fatalf("appendLog(%q): not ok, yet it is a JSON array", log)
+		}
+		if known, kc, kok := appendLog(log, len(old), add, int(limit)); !kok || string(known) != string(got) || kc != count {
+			t.Fatalf("appendLog(%q) with its count: %q, %d, %v; without: %q, %d", log, known, kc, kok, got, count)
+		}
+		var elems []json.RawMessage
+		if err := json.Unmarshal(got, &elems); err != nil {
+			t.Fatalf("appendLog(%q) = %q: %v", log, got, err)
+		}
+		want := append(slices.Clone(old), nil)[:len(old)]
+		for _, a := range add {
+			want = append(want, a)
+		}
+		want = want[max(0, len(want)-int(limit)):]
+		if len(elems) != len(want) || count != len(want) {
+			t.Fatalf("appendLog(%q) = %q: %d elements, want %d", log, got, len(elems), len(want))
+		}
+		for i := range want {
+			if !jsonEqual(t, elems[i], want[i]) {
+				t.Fatalf("appendLog(%q) = %q: element %d is %s, want %s", log, got, i, elems[i], want[i])
+			}
+		}
+	})
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
+
+// TestApplyOnDiskWhenItReturns: what Apply stored is in the database
+// file when it returns, as a crash copy shows; so is Update's.
+func TestApplyOnDiskWhenItReturns(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{Now: fakeClock()})
+	r := s.Apply(Change{MAC: macN(1), Fn: func(m *Machine, exists bool) error {
+		if exists {
+			return errors.New("a new record was expected")
+		}
+		m.State = machine.Installing
+		m.Events = append(m.Events, s.Event(machine.EventConfig, "", 100))
+		return nil
+	}, Served: &Served{Hash: "abc", Size: 100, Config: "masked"}})
+	if r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	if _, err := s.Update(macN(2), func(m *Machine, _ bool) error { m.State = machine.Installed; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	c := crashCopy(t, dir)
+	m, ok, err := c.Get(macN(1))
+	if err != nil || !ok || m.State != machine.Installing || len(m.Events) != 1 || m.Events[0].Kind != machine.EventConfig {
+		t.Errorf("crash copy: got %+v, %v, %v; want installing with its config event", m, ok, err)
+	}
+	if sv, ok, err := c.Served(macN(1)); err != nil || !ok || sv.Hash != "abc" {
+		t.Errorf("crash copy: served %+v, %v, %v; want the one Apply stored", sv, ok, err)
+	}
+	if m, ok, _ := c.Get(macN(2)); !ok || m.State != machine.Installed {
+		t.Errorf("crash copy: got %+v, %v; want the machine Update stored", m, ok)
+	}
+}
+
+// TestApplyConcurrentTransition: 32 writers race to move one pending
+// machine to installing; exactly one sees it pending, and every one's
+// event is in the log.
+func TestApplyConcurrentTransition(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	if _, err := s.Update(macN(1), func(m *Machine, _ bool) error { m.State = machine.Pending; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var transitions atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			r := s.Apply(Change{MAC: macN(1), Fn: func(m *Machine, _ bool) error {
+				if m.State == machine.Pending {
+					m.State = machine.Installing
+					transitions.Add(1)
+				}
+				m.Events = append(m.Events, s.Event(machine.EventConfig, fmt.Sprint(i), 0))
+				return nil
+			}})
+			if r[0].Err != nil {
+				t.Error(r[0].Err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := transitions.Load(); n != 1 {
+		t.Errorf("pending → installing %d times, want once", n)
+	}
+	m, _, err := s.Get(macN(1))
+	if err != nil || m.State != machine.Installing || len(m.Events) != 32 {
+		t.Errorf("got %s with %d events (%v), want installing with 32", m.State, len(m.Events), err)
+	}
+	if !slices.IsSortedFunc(m.Events, byTime) {
+		t.Error("events out of time order")
+	}
+}
+
+// TestApplyEvents: appended events keep the log bounded and in time
+// order, events older than the stored log merged into place; the
+// summary's LastSeen and last event follow.
+func TestApplyEvents(t *testing.T) {
+	clk := newClock()
+	s := openStore(t, t.TempDir(), Options{Now: clk.Now, MaxEvents: 4})
+	appendAt := func(at time.Time, details ...string) {
+		t.Helper()
+		r := s.Apply(Change{MAC: macN(1), Fn: func(m *Machine, _ bool) error {
+			m.State = machine.Pending
+			for _, d := range details {
+				m.Events = append(m.Events, machine.Event{Time: at, Kind: machine.EventTFTP, Detail: d})
+			}
+			return nil
+		}})
+		if r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+		if len(r[0].Machine.Events) != len(details) {
+			t.Errorf("Apply returned %d events, want the %d added", len(r[0].Machine.Events), len(details))
+		}
+	}
+	t0 := clk.Now()
+	appendAt(t0.Add(1*time.Second), "a", "b")
+	appendAt(t0.Add(2*time.Second), "c", "d", "e")
+	appendAt(t0.Add(3*time.Second), "f")
+	appendAt(t0.Add(2500*time.Millisecond), "late") // older than the newest: merged into place
+	m, _, err := s.Get(macN(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range m.Events {
+		got = append(got, e.Detail)
+	}
+	if want := "d e late f"; strings.Join(got, " ") != want {
+		t.Errorf("log: got %v, want the newest 4 in time order, %q", got, want)
+	}
+	if !slices.IsSortedFunc(m.Events, byTime) {
+		t.Errorf("log out of time order: %v", m.Events)
+	}
+	l, err := s.List()
+	if err != nil || len(l) != 1 || l[0].Last == nil || l[0].Last.Detail != "f" || !l[0].LastSeen.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("summary: got %+v (%v), want last event f at %s", l, err, t0.Add(3*time.Second))
+	}
+	if p, ok, err := s.Peek(macN(1)); err != nil || !ok || !p.LastSeen.Equal(t0.Add(3*time.Second)) || p.State != machine.Pending {
+		t.Errorf("Peek: got %+v, %v, %v", p, ok, err)
+	}
+}
+
+// TestApplyPartialFailure: a change whose Fn fails stores nothing of
+// itself (its served config included); the others in the same call are
+// stored.
+func TestApplyPartialFailure(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	boom := errors.New("boom")
+	set := func(st machine.State) func(*Machine, bool) error {
+		return func(m *Machine, _ bool) error { m.State = st; return nil }
+	}
+	rs := s.Apply(
+		Change{MAC: macN(1), Fn: set(machine.Pending)},
+		Change{MAC: macN(2), Fn: func(*Machine, bool) error { return boom }, Served: &Served{Hash: "x"}},
+		Change{MAC: macN(3), Fn: set(machine.Local)},
+	)
+	if rs[0].Err != nil || rs[2].Err != nil || !errors.Is(rs[1].Err, boom) {
+		t.Fatalf("results: %+v", rs)
+	}
+	for i, want := range map[int]bool{1: true, 2: false, 3: true} {
+		if _, ok, _ := s.Get(macN(i)); ok != want {
+			t.Errorf("machine %d stored: %v, want %v", i, ok, want)
+		}
+	}
+	if _, ok, _ := s.Served(macN(2)); ok {
+		t.Error("the failed change's served config was stored")
+	}
+	// A served config alone is kept only for a machine with a record.
+	rs = s.Apply(Change{MAC: macN(1), Served: &Served{Hash: "y"}}, Change{MAC: macN(4), Served: &Served{Hash: "z"}})
+	if rs[0].Err != nil || rs[1].Err != nil {
+		t.Fatalf("results: %+v", rs)
+	}
+	if sv, ok, _ := s.Served(macN(1)); !ok || sv.Hash != "y" {
+		t.Errorf("served of machine 1: %+v, %v", sv, ok)
+	}
+	if _, ok, _ := s.Served(macN(4)); ok {
+		t.Error("a served config was kept for a machine without a record")
+	}
+}
+
+// TestApplyAfterClose: a write after Close fails and stores nothing.
+func TestApplyAfterClose(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Apply(Change{MAC: macN(1), Fn: func(*Machine, bool) error { return nil }}); r[0].Err == nil {
+		t.Error("Apply after Close: no error")
+	}
+}
