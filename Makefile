@@ -76,10 +76,10 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 	done
 
 .PHONY: bench
-bench: ## Go benchmarks with allocations, the 500-node Talos report storm, validate on 1000 machines, then the TFTP (vs dnsmasq), cache (vs nginx) and binding (on vs off) bench scripts
+bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then the scale (5000 machines, 20,000 records; before vs after), TFTP (vs dnsmasq), cache (vs nginx) and binding (on vs off) bench scripts
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
-	scripts/bench-validate.sh
+	scripts/bench-scale.sh
 	scripts/bench-tftp.sh
 	scripts/bench-cache.sh
 	scripts/bench-binding.sh

@@ -152,6 +152,8 @@ row "  RSS after the scrapes" r5000_rss_mib %.0f MiB "" ""
 row "/metrics, 20,000 records" r20000_scrape_ms %.1f ms "<" 50
 row "  RSS after the scrapes" r20000_rss_mib %.0f MiB "<" 100
 row "  peak RSS" r20000_peak_rss_mib %.0f MiB "<" 100
+row "  of it anonymous (heap, stacks)" r20000_anon_mib %.0f MiB "" ""
+row "  of it file-backed (state.db's map)" r20000_file_mib %.0f MiB "" ""
 if [ "$missed" = 1 ] && [ "$STRICT" = 1 ]; then
 	exit 1
 fi

@@ -165,22 +165,29 @@ func (d *daemon) stop() {
 	}
 }
 
-// proc reads the process's CPU time so far (user + system) and its
-// resident and peak resident set sizes, in KiB, from /proc.
-func (d *daemon) proc() (cpu time.Duration, rssKiB, peakKiB int, err error) {
+// usage is what /proc says of a process: its CPU time so far (user +
+// system), and its resident set (VmRSS), peak resident set (VmHWM) and
+// the anonymous and file-backed parts of the resident set (RssAnon,
+// RssFile: the state database's memory map is file-backed), in KiB.
+type usage struct {
+	cpu                         time.Duration
+	rss, peak, anon, fileBacked int
+}
+
+func (d *daemon) proc() (u usage, err error) {
 	pid := strconv.Itoa(d.cmd.Process.Pid)
 	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
 	if err != nil {
-		return 0, 0, 0, err
+		return u, err
 	}
 	// The fields after the command name, which is in parentheses.
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
 	utime, _ := strconv.Atoi(f[11])
 	stime, _ := strconv.Atoi(f[12])
-	cpu = time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	u.cpu = time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 	st, err := os.Open(filepath.Join("/proc", pid, "status"))
 	if err != nil {
-		return 0, 0, 0, err
+		return u, err
 	}
 	defer func() { _ = st.Close() }()
 	sc := bufio.NewScanner(st)
@@ -189,12 +196,16 @@ func (d *daemon) proc() (cpu time.Duration, rssKiB, peakKiB int, err error) {
 		kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 		switch k {
 		case "VmRSS":
-			rssKiB = kib
+			u.rss = kib
 		case "VmHWM":
-			peakKiB = kib
+			u.peak = kib
+		case "RssAnon":
+			u.anon = kib
+		case "RssFile":
+			u.fileBacked = kib
 		}
 	}
-	return cpu, rssKiB, peakKiB, sc.Err()
+	return u, sc.Err()
 }
 
 func ready(bin, cfg, boot string) error {
@@ -207,11 +218,11 @@ func ready(bin, cfg, boot string) error {
 	if err != nil {
 		return err
 	}
-	cpu, rss, _, err := d.proc()
+	u, err := d.proc()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ready_s %.4f ready_cpu_s %.2f ready_rss_mib %.1f\n", took.Seconds(), cpu.Seconds(), float64(rss)/1024)
+	fmt.Printf("ready_s %.4f ready_cpu_s %.2f ready_rss_mib %.1f\n", took.Seconds(), u.cpu.Seconds(), mib(u.rss))
 	return nil
 }
 
@@ -349,10 +360,13 @@ func scrape(bin, cfg, boot string, n int) error {
 		took = append(took, time.Since(t0))
 	}
 	slices.Sort(took)
-	_, rss, peak, err := d.proc()
+	u, err := d.proc()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("scrape_ms %.3f rss_mib %.1f peak_rss_mib %.1f\n", float64(took[len(took)/2].Microseconds())/1000, float64(rss)/1024, float64(peak)/1024)
+	fmt.Printf("scrape_ms %.3f rss_mib %.1f peak_rss_mib %.1f anon_mib %.1f file_mib %.1f\n",
+		float64(took[len(took)/2].Microseconds())/1000, mib(u.rss), mib(u.peak), mib(u.anon), mib(u.fileBacked))
 	return nil
 }
+
+func mib(kib int) float64 { return float64(kib) / 1024 }
