@@ -79,7 +79,7 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then the bench scripts: profile scale, TFTP (vs dnsmasq), proxyDHCP (vs dnsmasq), cache and boot HTTP (vs nginx), binding (on vs off), the 5000-node boot storm (root)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
-	scripts/bench-validate.sh
+	scripts/bench-scale.sh
 	scripts/bench-tftp.sh
 	scripts/bench-dhcp.sh
 	scripts/bench-cache.sh

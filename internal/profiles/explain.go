@@ -57,7 +57,7 @@ func Explain(ctx context.Context, opts Options, mac machine.MAC) (*Explanation, 
 	if err := checkOverlay(opts.Overlay); err != nil {
 		return nil, err
 	}
-	ls, errs := readLayers(opts.Dir, opts.Overlay)
+	ls, errs := readLayers(opts.Dir, opts.Overlay, nil)
 	if ls == nil || ls.broken {
 		return nil, errors.Join(errs...)
 	}

@@ -3,7 +3,6 @@ package profiles
 import (
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -71,16 +70,8 @@ var versionRE = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$
 
 var hexIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// readLayer reads and checks one layer file. Every problem found is
-// returned, joined.
-func readLayer(path string, k kind) (*layer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &Problem{File: path, Msg: err.Error()}
-	}
-	return parseLayer(path, data, k)
-}
-
+// parseLayer checks one layer file, of content data. Every problem found
+// is returned, joined.
 func parseLayer(path string, data []byte, k kind) (*layer, error) {
 	l := &layer{file: path, lines: map[string]int{}}
 	var doc yaml.Node

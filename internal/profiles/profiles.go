@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
@@ -144,6 +145,9 @@ type Set struct {
 	warnings    []error
 	// maintenanceArgs are defaults.yaml's kernelArgs (MaintenanceArgs).
 	maintenanceArgs []string
+	// rendered are the machines this load rendered rather than took
+	// from the memo of the load before, by MAC (for tests).
+	rendered []machine.MAC
 }
 
 // entry is one machine of a Set: its profile and rendered config.
@@ -192,7 +196,7 @@ func (s *Set) Machines() []Profile {
 	for _, m := range s.machines {
 		out = append(out, m.profile)
 	}
-	slices.SortFunc(out, func(a, b Profile) int { return bytes.Compare(a.MAC[:], b.MAC[:]) })
+	slices.SortFunc(out, func(a, b Profile) int { return compareMAC(a.MAC, b.MAC) })
 	return out
 }
 
@@ -221,24 +225,38 @@ type layers struct {
 	broken bool
 	// bundles are the secrets bundles by name ("" for secrets.yaml).
 	bundles map[string]bundle
+	// texts are the base configs and patches read, by path (text).
+	textMu sync.Mutex
+	texts  map[string]fileText
 }
 
 // Load reads, checks and renders the whole directory, then checks the
 // machines against each other (duplicate hostnames and static addresses,
 // the control-plane endpoint). The error joins every problem found (each
 // a *Problem), and is a *LoadError once the layers parsed; no Set comes
-// with it. Load blocks while schematic names are resolved.
+// with it. Machines are rendered on up to GOMAXPROCS goroutines; the
+// problems and warnings come in machine order all the same. Load blocks
+// while schematic names are resolved.
 func Load(ctx context.Context, opts Options) (*Set, error) {
+	set, _, err := load(ctx, opts, nil)
+	return set, err
+}
+
+// load is Load, parsing and rendering only what the memo prev of an
+// earlier load (nil for none) does not hold. It returns this load's
+// memo, with every entry it used, also when the load fails.
+func load(ctx context.Context, opts Options, prev *memo) (*Set, *memo, error) {
+	lo := newLoader(prev)
 	stamp, err := fingerprint(opts.Dir)
 	if err != nil {
-		return nil, err
+		return nil, lo.next, err
 	}
 	if err := checkOverlay(opts.Overlay); err != nil {
-		return nil, err
+		return nil, lo.next, err
 	}
-	ls, errs := readLayers(opts.Dir, opts.Overlay)
+	ls, errs := readLayers(opts.Dir, opts.Overlay, lo)
 	if ls == nil || ls.broken {
-		return nil, errors.Join(errs...)
+		return nil, lo.next, errors.Join(errs...)
 	}
 	set := &Set{unknown: machine.UnknownMaintenance, machines: map[machine.MAC]*entry{}, stamp: stamp}
 	if ls.defaults != nil && ls.defaults.unknown != nil {
@@ -259,11 +277,22 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 	}
 	host := factoryHost(opts.FactoryURL)
-	var fl fleet
-	for _, mac := range slices.SortedFunc(maps.Keys(ls.machines), func(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }) {
+	// Each machine, in MAC order: the problems of its profile, or its
+	// render (done on every core below); reported in this order.
+	type slot struct {
+		p      Profile
+		errs   []error
+		render bool
+		r      *rendered
+	}
+	macs := slices.SortedFunc(maps.Keys(ls.machines), compareMAC)
+	slots := make([]slot, len(macs))
+	var jobs []int
+	for i, mac := range macs {
+		sl := &slots[i]
 		p, perrs := ls.effective(mac)
 		if len(perrs) > 0 {
-			errs = append(errs, perrs...)
+			sl.errs = perrs
 			continue
 		}
 		if b, ok := ls.bundles[p.Secrets]; ok && b.bundle == nil {
@@ -274,29 +303,44 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, &Problem{Machine: mac.Dashed(), File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: err.Error()})
+			sl.errs = []error{&Problem{Machine: mac.Dashed(), File: ls.setter(p, "talos.schematic"), Line: ls.line(p, "talos.schematic"), Msg: err.Error()}}
 			continue
 		}
 		p.Talos.SchematicID = id
-		var facts render.Facts
-		cfg, warns, err := ls.render(p, host, opts.BaseURL, &facts)
-		fl.add(ls, p, facts)
-		set.warnings = append(set.warnings, warns...)
-		if err != nil {
-			errs = append(errs, err)
+		sl.p, sl.render = p, true
+		jobs = append(jobs, i)
+	}
+	each(len(jobs), func(j int) {
+		sl := &slots[jobs[j]]
+		sl.r = lo.render(ls, sl.p, host, opts.BaseURL)
+	})
+	var fl fleet
+	for i := range slots {
+		sl := &slots[i]
+		errs = append(errs, sl.errs...)
+		if !sl.render {
 			continue
 		}
-		set.machines[mac] = &entry{profile: p, config: cfg}
+		fl.add(ls, sl.p, sl.r.facts)
+		set.warnings = append(set.warnings, sl.r.warnings...)
+		if sl.r.err != nil {
+			errs = append(errs, sl.r.err)
+			continue
+		}
+		set.machines[sl.p.MAC] = &entry{profile: sl.p, config: sl.r.config}
 	}
+	set.rendered = lo.renderedMACs()
 	fleetErrs, fleetWarns := fl.check()
 	errs = append(errs, fleetErrs...)
 	set.warnings = append(set.warnings, fleetWarns...)
 	if len(errs) > 0 {
-		return nil, &LoadError{Machines: set.Machines(), Warnings: set.warnings, errs: errs}
+		return nil, lo.next, &LoadError{Machines: set.Machines(), Warnings: set.warnings, errs: errs}
 	}
 	set.loadedAt = time.Now()
-	return set, nil
+	return set, lo.next, nil
 }
+
+func compareMAC(a, b machine.MAC) int { return bytes.Compare(a[:], b[:]) }
 
 // checkOverlay refuses an overlay path that is not a layer file's.
 func checkOverlay(overlay map[string][]byte) error {
@@ -313,9 +357,10 @@ func checkOverlay(overlay map[string][]byte) error {
 }
 
 // readLayers reads every layer file, as overlay changes them, and lists
-// the other files. It returns nil layers when the directory itself cannot
-// be read.
-func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
+// the other files; machine files are read on every core. A layer the
+// loader's memo holds is not parsed again (lo may be nil). It returns nil
+// layers when the directory itself cannot be read.
+func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, []error{&Problem{File: dir, Msg: "profiles directory: " + err.Error()}}
 	}
@@ -325,10 +370,14 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 		rel, err := filepath.Rel(dir, path)
 		if err == nil {
 			if data, ok := overlay[filepath.ToSlash(rel)]; ok {
-				return parseLayer(path, data, k)
+				return lo.parse(path, data, k)
 			}
 		}
-		return readLayer(path, k)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, &Problem{File: path, Msg: err.Error()}
+		}
+		return lo.parse(path, data, k)
 	}
 	defaults := filepath.Join(dir, "defaults.yaml")
 	data, over := overlay["defaults.yaml"]
@@ -374,7 +423,12 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 		}
 		ls.groups[name] = l
 	}
-	for _, name := range slices.Sorted(maps.Keys(ls.files["machines"])) {
+	names := slices.Sorted(maps.Keys(ls.files["machines"]))
+	read1 := make([]parsedLayer, len(names))
+	each(len(names), func(i int) {
+		read1[i].l, read1[i].err = read(ls.files["machines"][names[i]], machineLayer)
+	})
+	for i, name := range names {
 		path := ls.files["machines"][name]
 		mac, err := machine.ParseMAC(name)
 		if err != nil {
@@ -385,7 +439,7 @@ func readLayers(dir string, overlay map[string][]byte) (*layers, []error) {
 			errs = append(errs, &Problem{File: path, Msg: fmt.Sprintf("same MAC as %s", other.file)})
 			continue
 		}
-		l, err := read(path, machineLayer)
+		l, err := read1[i].l, read1[i].err
 		if err != nil {
 			errs = append(errs, err)
 			ls.machines[mac] = nil
@@ -633,38 +687,38 @@ func (ls *layers) ask(ctx context.Context, r SchematicResolver, schematic string
 	return id, nil
 }
 
-// render renders p's config and puts the URL comment on it; the warnings
-// come as the machine's Problems, and facts receives what the checks
-// across machines compare.
-func (ls *layers) render(p Profile, host, baseURL string, facts *render.Facts) (_ []byte, warnings []error, _ error) {
-	in, err := ls.input(p, host)
-	if err != nil {
-		return nil, nil, err
-	}
-	in.Facts = facts
+// render renders p's config from in (ls.input's) and puts the URL
+// comment on it; the warnings come as the machine's Problems, and facts
+// receive what the checks across machines compare.
+func (ls *layers) render(p Profile, in render.Input, baseURL string) *rendered {
+	r := &rendered{}
+	in.Facts = &r.facts
 	out, warns, err := render.Check(in)
 	for _, w := range warns {
-		warnings = append(warnings, machineProblem(p.MAC.Dashed(), w))
+		r.warnings = append(r.warnings, machineProblem(p.MAC.Dashed(), w))
 	}
 	if err != nil {
-		return nil, warnings, machineProblems(p.MAC.Dashed(), err)
+		r.err = machineProblems(p.MAC.Dashed(), err)
+		return r
 	}
-	if baseURL == "" {
-		return out, warnings, nil
+	r.config = out
+	if baseURL != "" {
+		head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
+		r.config = append([]byte(head), out...)
 	}
-	head := fmt.Sprintf("# tinderbox: machine config of %s, served at %s/config/%s\n", p.MAC.Dashed(), strings.TrimSuffix(baseURL, "/"), p.MAC.Dashed())
-	return append([]byte(head), out...), warnings, nil
+	return r
 }
 
-// input reads p's base config and patches into what render takes.
+// input gives p's base config and patches (each read once a load) and
+// data in what render takes.
 func (ls *layers) input(p Profile, host string) (render.Input, error) {
 	read := func(sub, name string) (render.File, error) {
 		path := ls.files[sub][name]
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return render.File{}, &Problem{Machine: p.MAC.Dashed(), File: path, Msg: err.Error()}
+		ft := ls.text(path)
+		if ft.err != nil {
+			return render.File{}, &Problem{Machine: p.MAC.Dashed(), File: path, Msg: ft.err.Error()}
 		}
-		return render.File{Name: path, Text: b}, nil
+		return render.File{Name: path, Text: ft.data}, nil
 	}
 	base, err := read("configs", p.Config)
 	if err != nil {

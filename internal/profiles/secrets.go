@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"crypto/sha256"
 	"errors"
 	"maps"
 	"os"
@@ -16,6 +17,7 @@ import (
 type bundle struct {
 	file   string
 	bundle *secrets.Bundle
+	sum    [sha256.Size]byte // of the file's content
 }
 
 // readBundles reads the secrets bundles (docs/profiles.md, "Secrets
@@ -48,7 +50,7 @@ func (ls *layers) readBundles(dir string) []error {
 			}
 			errs = append(errs, &Problem{File: path, Msg: "secrets bundle: " + e.Error()})
 		}
-		ls.bundles[name] = bundle{file: path, bundle: b}
+		ls.bundles[name] = bundle{file: path, bundle: b, sum: sha256.Sum256(data)}
 	}
 	return errs
 }

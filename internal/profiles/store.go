@@ -59,6 +59,9 @@ type Store struct {
 	set     *Set
 	status  Status
 	reloads *prometheus.CounterVec
+	// memo is the last load's parsed layers and renders, which the next
+	// load reuses for what did not change (memo.go).
+	memo *memo
 
 	lastGood string     // StoreOptions.LastGood
 	keepMu   sync.Mutex // one copy at a time
@@ -101,7 +104,8 @@ func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, er
 	if s.debounce <= 0 {
 		s.debounce = DefaultDebounce
 	}
-	set, err := Load(ctx, opts)
+	set, m, err := load(ctx, opts, nil)
+	s.memo = m
 	if err != nil {
 		if s.lastGood == "" {
 			return nil, err
@@ -208,19 +212,27 @@ func (s *Store) Dir() string { return s.opts.Dir }
 func (s *Store) Check(ctx context.Context, rel string, data []byte) error {
 	opts := s.opts
 	opts.Overlay = map[string][]byte{rel: data}
-	_, err := Load(ctx, opts)
+	s.mu.RLock()
+	prev := s.memo
+	s.mu.RUnlock()
+	_, _, err := load(ctx, opts, prev)
 	return err
 }
 
-// Reload loads the directory again. On success the new set is served;
-// on failure the old one stays and the error is kept in Status.
+// Reload loads the directory again, parsing and rendering only what
+// changed since the last load (memo.go). On success the new set is
+// served; on failure the old one stays and the error is kept in Status.
 func (s *Store) Reload(ctx context.Context) error {
-	set, err := Load(ctx, s.opts)
+	s.mu.RLock()
+	prev := s.memo
+	s.mu.RUnlock()
+	set, m, err := load(ctx, s.opts, prev)
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: not a verdict on the files
 	}
 	now := time.Now()
 	s.mu.Lock()
+	s.memo = m
 	s.status.LastAttempt = now
 	s.status.Err = err
 	s.status.Problems = nil

@@ -82,6 +82,9 @@ type Input struct {
 	// compare (hostname, static addresses, VIPs, endpoint), whenever the
 	// config could be built, even when it has problems.
 	Facts *Facts
+	// Templates, when not nil, classifies and parses Base and Patches once
+	// for every render that shares it; nil parses them for this render.
+	Templates *Templates
 }
 
 // Problem is one thing wrong with a rendered config, located as well as
@@ -157,7 +160,7 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 // are warnings about files read as plain YAML though they hold {{ }}.
 func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
 	var org origins
-	text, err := expand(in.Base, in.Data, &notes)
+	text, err := expand(in.Templates, in.Base, in.Data, &notes)
 	if err != nil {
 		return nil, nil, notes, err
 	}
@@ -175,7 +178,7 @@ func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
 		org = append(org, source{in.Base.Name, d, nodeRef{nodes[i]}})
 	}
 	for _, p := range in.Patches {
-		text, err := expand(p, in.Data, &notes)
+		text, err := expand(in.Templates, p, in.Data, &notes)
 		if err != nil {
 			return nil, nil, notes, err
 		}
@@ -203,16 +206,24 @@ func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
 
 // expand returns f's text as YAML: executed over data when classify says
 // it is a template, as written otherwise (with a note when it holds {{ }}
-// that were left alone).
-func expand(f File, data Data, notes *[]*Problem) ([]byte, error) {
-	tmpl, note := classify(f.Text)
-	if note != "" {
-		*notes = append(*notes, &Problem{File: f.Name, Line: 1, Msg: note, Warning: true})
+// that were left alone). ts, when not nil, keeps f classified and parsed
+// for the next render.
+func expand(ts *Templates, f File, data Data, notes *[]*Problem) ([]byte, error) {
+	if ts == nil {
+		ts = &Templates{}
 	}
-	if !tmpl {
+	pf := ts.file(f)
+	if pf.note != "" {
+		*notes = append(*notes, &Problem{File: f.Name, Line: 1, Msg: pf.note, Warning: true})
+	}
+	if !pf.tmpl {
 		return f.Text, nil
 	}
-	text, err := execute(f.Name, f.Text, data)
+	err := pf.err
+	var text []byte
+	if err == nil {
+		text, err = run(pf.t, data)
+	}
 	if err != nil {
 		return nil, templateProblem(f.Name, err)
 	}

@@ -242,3 +242,12 @@ func TestTalosMinor(t *testing.T) {
 		}
 	}
 }
+
+// execute parses and runs a template file over data, as a render does.
+func execute(name string, text []byte, data Data) ([]byte, error) {
+	t, err := parseTemplate(name, text)
+	if err != nil {
+		return nil, err
+	}
+	return run(t, data)
+}

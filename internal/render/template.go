@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/netip"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -26,7 +27,12 @@ import (
 //	cidrprefix ADDR      the network of ADDR/BITS ("192.168.1.11/24" → 192.168.1.0/24)
 //	cidrip ADDR          the address of ADDR/BITS without its length ("192.168.1.11/24" → 192.168.1.11)
 //	cidrbits ADDR        the prefix length of ADDR/BITS ("192.168.1.11/24" → 24)
-func Funcs() template.FuncMap {
+func Funcs() template.FuncMap { return maps.Clone(funcs()) }
+
+// funcs is Funcs' map, built once: sprig builds its map anew on every
+// call, and text/template reflects over every function a template is
+// given. Templates copy it; nothing writes to it.
+var funcs = sync.OnceValue(func() template.FuncMap {
 	f := sprig.HermeticTxtFuncMap()
 	maps.Copy(f, template.FuncMap{
 		"toYaml":      toYAML,
@@ -38,19 +44,65 @@ func Funcs() template.FuncMap {
 		"cidrbits":    cidrBits,
 	})
 	return f
+})
+
+// parseTemplate parses a template file with Funcs, failing on a missing
+// key when executed.
+func parseTemplate(name string, text []byte) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").Funcs(funcs()).Parse(string(text))
 }
 
-// execute runs a template file over data, failing on a missing key.
-func execute(name string, text []byte, data Data) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(string(text))
-	if err != nil {
-		return nil, err
-	}
+// run executes a parsed template over data. A template is safe to run
+// from several goroutines at once.
+func run(t *template.Template, data Data) ([]byte, error) {
 	var b bytes.Buffer
 	if err := t.Execute(&b, data.templateData()); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// Templates keeps base configs and patches as classified and parsed, by
+// file name and text, so that the renders of many machines from the same
+// files (one load of a profiles directory) classify and parse each file
+// once. The zero value is ready to use; it is safe for concurrent use. It
+// only grows: keep one per load, not for the life of a process.
+type Templates struct {
+	mu    sync.Mutex
+	files map[templateKey]*parsedFile
+}
+
+type templateKey struct{ name, text string }
+
+// parsedFile is one file as classify and the parser left it.
+type parsedFile struct {
+	once sync.Once
+	tmpl bool
+	note string
+	t    *template.Template
+	err  error // the parse error of a template
+}
+
+// file returns f classified, and parsed when it is a template.
+func (ts *Templates) file(f File) *parsedFile {
+	k := templateKey{f.Name, string(f.Text)}
+	ts.mu.Lock()
+	pf, ok := ts.files[k]
+	if !ok {
+		if ts.files == nil {
+			ts.files = map[templateKey]*parsedFile{}
+		}
+		pf = &parsedFile{}
+		ts.files[k] = pf
+	}
+	ts.mu.Unlock()
+	pf.once.Do(func() {
+		pf.tmpl, pf.note = classify(f.Text)
+		if pf.tmpl {
+			pf.t, pf.err = parseTemplate(f.Name, f.Text)
+		}
+	})
+	return pf
 }
 
 func toYAML(v any) (string, error) {

@@ -1,0 +1,57 @@
+package profiles
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/tinderbox-boot/tinderbox/internal/profiles/fleettree"
+)
+
+// BenchmarkLoad5000 loads a tree of 5000 machines from scratch (every
+// machine rendered and checked, the checks across machines).
+func BenchmarkLoad5000(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "profiles")
+	if err := fleettree.Write(filepath.Join("..", "..", "profiles"), dir, 5000); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		set, err := Load(b.Context(), Options{Dir: dir, BaseURL: "http://192.168.1.5:8080"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if set.Len() != 5000 {
+			b.Fatalf("got %d machines, want 5000", set.Len())
+		}
+	}
+}
+
+// BenchmarkReload5000 times a Store's reload after an edit of one
+// machine's file in a tree of 5000 (the watcher's debounce aside), the
+// last good copy included.
+func BenchmarkReload5000(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "profiles")
+	if err := fleettree.Write(filepath.Join("..", "..", "profiles"), dir, 5000); err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewStore(b.Context(), Options{Dir: dir, BaseURL: "http://192.168.1.5:8080"}, StoreOptions{LastGood: filepath.Join(b.TempDir(), "last-good")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := os.WriteFile(fleettree.MachineFile(dir, 7), fleettree.Machine(7, strconv.Itoa(i)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Reload(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		if n := len(s.Set().rendered); n != 1 {
+			b.Fatalf("rendered %d machines, want 1", n)
+		}
+	}
+}
