@@ -35,6 +35,16 @@ run: ## serve the example profiles in profiles/ (installs iPXE if missing; asks 
 	$(MAKE) build
 	IFACE="$(IFACE)" scripts/run.sh $(BIN) $(RUN_CONFIG)
 
+.PHONY: demo
+demo: ## PXE-boot a QEMU VM through tinderbox in network namespaces, its web UI live on this host (root; Ctrl-C ends it)
+	scripts/deps.sh e2e
+	scripts/demo.sh
+
+.PHONY: demo-test
+demo-test: ## make demo watched in headless Chromium: the VM's machine at pending, installing, installed, ready (screenshots in .run/demo-screenshots; root)
+	scripts/deps.sh e2e
+	TINDERBOX_DEMO_TEST=1 $(GO) test -count=1 -v -run '^TestDemoBrowser$$' ./cmd/tinderbox
+
 .PHONY: man
 man: build ## man pages for every command into bin/man/ (generated from the commands, not committed)
 	rm -rf bin/man
