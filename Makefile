@@ -72,10 +72,11 @@ chaos: ## kill -9 tinderbox 20 times during a loopback boot storm; check state, 
 	scripts/chaos.sh
 
 .PHONY: e2e
-e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through tinderbox in network namespaces (root)
+e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through tinderbox in network namespaces, then make demo in headless Chromium (root)
 	scripts/deps.sh e2e
 	scripts/e2e-dhcp.sh
 	scripts/e2e/boot.sh
+	$(MAKE) demo-test
 	$(MAKE) ui-screenshots
 
 .PHONY: fuzz
