@@ -113,6 +113,10 @@ deploy-check: build ## .deb in a scratch Debian booted with systemd-nspawn, the 
 	scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
 
+.PHONY: firstscreen
+firstscreen: ## README's first screen as written in a fresh Debian 12 root (debootstrap): its set-up line, then make run answers /readyz (root)
+	scripts/firstscreen-check.sh
+
 .PHONY: ui-screenshots
 ui-screenshots: ## screenshots of every web UI page, desktop and phone, into results/ui/ (needs chromium)
 	scripts/ui-screenshots.sh results/ui
