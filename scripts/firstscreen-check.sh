@@ -11,8 +11,9 @@
 #      set-up (scripts/deps.sh run: iPXE and, on Debian 12, a Go from
 #      bookworm-backports; then make build, which fetches the Go toolchain
 #      go.mod names and the modules) and make test's (scripts/deps.sh test).
-#   3. In a network namespace of its own (no network at all: everything it
-#      needs must be there by now): `make run` exactly as written; it must
+#   3. In a network namespace of its own (no way out: everything it needs
+#      must be there by now; a veth with 10.77.98.2/24 stands in
+#      for the LAN): `make run` exactly as written; it must
 #      answer /readyz with 200 on its boot HTTP port, then it is stopped.
 # `make test` itself runs in CI as it does today (.ci/run); here its
 # packages install and the block must still name it.
@@ -61,8 +62,9 @@ cleanup() {
 	stop_server
 	ip netns del "$ns" 2>/dev/null || true
 	umount "$root/proc" 2>/dev/null || true
-	if grep -q " $root/" /proc/mounts; then
-		echo "firstscreen-check: $root still has mounts; not removing it" >&2
+	umount "$root" 2>/dev/null || true
+	if grep -q " $root[/ ]" /proc/mounts; then
+		echo "firstscreen-check: $root is still mounted; not removing it" >&2
 		return
 	fi
 	rm -rf "$root"
@@ -77,14 +79,27 @@ if [ ! -x "$DEB_ROOT_CACHE/usr/bin/apt-get" ]; then
 	# The same root as scripts/deploy-check.sh makes, so the two share it.
 	debootstrap --variant=minbase --include=systemd bookworm "$DEB_ROOT_CACHE" "$MIRROR" >/dev/null
 fi
+# On a tmpfs: the set-up writes about 2 GB (toolchain, modules, build
+# cache, chromium) that a disk would take a minute to write and delete.
+mount -t tmpfs -o size=8g,mode=0755 tmpfs "$root"
 cp -a "$DEB_ROOT_CACHE/." "$root/"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 in=(chroot "$root")
-# What a fresh install has that a debootstrap root lacks: sudo, a user
-# allowed to use it, package lists, git's clone.
+# What a fresh install with a clone has that a debootstrap root lacks:
+# sudo, git, a user allowed to use sudo, package lists, its host name in
+# /etc/hosts, and the clone. And this host's local CAs
+# (/usr/local/share/ca-certificates: a TLS-inspecting proxy's, where one
+# stands between this host and the Internet), as a user's machine behind
+# the same proxy has them: ca-certificates, installed by the set-up,
+# trusts them.
 "${in[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${in[@]}" apt-get install -y -qq --no-install-recommends sudo >/dev/null
+DEBIAN_FRONTEND=noninteractive "${in[@]}" apt-get install -y -qq --no-install-recommends sudo git >/dev/null
+echo "127.0.1.1 $(cat "$root/etc/hostname" 2>/dev/null || hostname)" >>"$root/etc/hosts"
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+	mkdir -p "$root/usr/local/share/ca-certificates"
+	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 "${in[@]}" useradd -m -s /bin/bash user
 echo 'user ALL=(ALL) NOPASSWD: ALL' >"$root/etc/sudoers.d/user"
 echo 'APT::Get::Assume-Yes "true";' >"$root/etc/apt/apt.conf.d/90firstscreen-yes"
@@ -106,6 +121,12 @@ as_user "scripts/deps.sh test" >"$root/tmp/deps-test.log" 2>&1 || { tail -n 30 "
 step "as written, with no network: make run (until /readyz answers)"
 ip netns add "$ns"
 ip -n "$ns" link set lo up
+# A host on a LAN has an address there; one end of a veth pair whose both
+# ends stay in the namespace stands in (no packet leaves it).
+ip -n "$ns" link add lan0 type veth peer name lan1
+ip -n "$ns" link set lan1 up
+ip -n "$ns" addr add 10.77.98.2/24 dev lan0
+ip -n "$ns" link set lan0 up
 ip netns exec "$ns" chroot "$root" su - user -c "cd ~/tinderbox && exec make run" >"$root/tmp/run.log" 2>&1 &
 server=$!
 ok=
