@@ -7,9 +7,10 @@
 # fake Image Factory (cmd/fakefactory) serving the stand-in Talos that
 # `make e2e` boots (scripts/e2e/assets.sh, scripts/e2e/faketalos), and a
 # copy of the example profiles/. A BIOS VM (SeaBIOS + QEMU's iPXE ROM,
-# under TCG: the faster of the two firmwares there, about 25 s from power
-# on to ready) with worker-01's MAC from the example profiles PXE-boots,
-# "installs" to its disk and reboots into it: pending → installing →
+# under TCG: the faster of the two firmwares there, about 35 s from power
+# on to ready, 10 of them the stand-in's install) with worker-01's MAC
+# from the example profiles PXE-boots, "installs" to its disk and
+# reboots into it: pending → installing →
 # installed (from the stand-in's own Talos reports) → ready. The topology
 # is scripts/e2e/lib.sh's, plus one veth pair to this host, DEMO_NET.1
 # (here) and DEMO_NET.2 (tinderbox's namespace, where its admin listener
