@@ -35,6 +35,16 @@ run: ## serve the example profiles in profiles/ (installs iPXE if missing; asks 
 	$(MAKE) build
 	IFACE="$(IFACE)" scripts/run.sh $(BIN) $(RUN_CONFIG)
 
+.PHONY: demo
+demo: ## PXE-boot a QEMU VM through tinderbox in network namespaces, its web UI live on this host (root; Ctrl-C ends it)
+	scripts/deps.sh e2e
+	scripts/demo.sh
+
+.PHONY: demo-test
+demo-test: ## make demo watched in headless Chromium: the VM's machine at pending, installing, installed, ready (screenshots in .run/demo-screenshots; root)
+	scripts/deps.sh e2e
+	TINDERBOX_DEMO_TEST=1 $(GO) test -count=1 -v -run '^TestDemoBrowser$$' ./cmd/tinderbox
+
 .PHONY: man
 man: build ## man pages for every command into bin/man/ (generated from the commands, not committed)
 	rm -rf bin/man
@@ -62,10 +72,11 @@ chaos: ## kill -9 tinderbox 20 times during a loopback boot storm; check state, 
 	scripts/chaos.sh
 
 .PHONY: e2e
-e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through tinderbox in network namespaces (root)
+e2e: ## real firmware (QEMU SeaBIOS+iPXE and OVMF) PXE-boots a kernel through tinderbox in network namespaces, then make demo in headless Chromium (root)
 	scripts/deps.sh e2e
 	scripts/e2e-dhcp.sh
 	scripts/e2e/boot.sh
+	$(MAKE) demo-test
 	$(MAKE) ui-screenshots
 
 .PHONY: fuzz
@@ -114,6 +125,10 @@ deploy-check: cross ## .debs (lintian; amd64 in a scratch Debian booted with sys
 	scripts/deps.sh deploy
 	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/deploy-check.sh all
 	$(GO) test -count=1 ./deploy/...
+
+.PHONY: firstscreen
+firstscreen: ## README's first screen as written in a fresh Debian 12 root (debootstrap): its set-up line, then make run answers /readyz (root)
+	scripts/firstscreen-check.sh
 
 .PHONY: ui-screenshots
 ui-screenshots: ## screenshots of every web UI page, desktop and phone, into results/ui/ (needs chromium)

@@ -54,33 +54,10 @@ e2e_require xz curl grub-mkrescue xorriso mformat
 [ -x /bin/busybox ] || e2e_skip "/bin/busybox is missing (apt-get install busybox-static)"
 e2e_init
 e2e_build
-(cd "$repo" && go build -o "$work/fakefactory" ./cmd/fakefactory)
-
-assets=${E2E_ASSETS:-$repo/.run/e2e-assets}
-# The installed image's grub.cfg names tinderbox ($NET.2) as its event
-# sink and log receiver, as Talos' installer carries those arguments over.
-"$repo/scripts/e2e/assets.sh" "$assets" "$NET.2"
-# console=ttyS0 puts the kernel's (and the stand-in's) output on the serial
-# log; panic=-1 turns a kernel panic into a reboot, which -no-reboot turns
-# into QEMU exiting, so a broken boot fails fast; printk.devkmsg=on (as on
-# Talos' own command line) lets the stand-in write its [talos] lines to
-# /dev/kmsg without the kernel's rate limit.
-echo "talos.platform=metal console=ttyS0 panic=-1 printk.devkmsg=on" >"$work/cmdline-metal-amd64"
 
 e2e_topology
 e2e_router
-
-# The fake factory listens on the boot namespace's own loopback.
-ip netns exec "$boot" "$work/fakefactory" -asset "kernel-amd64=$assets/kernel-amd64" \
-	-asset "initramfs-amd64.xz=$assets/initramfs-amd64.xz" -asset "cmdline-metal-amd64=$work/cmdline-metal-amd64" \
-	>"$work/factory.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do
-	factory=$(head -n 1 "$work/factory.out" 2>/dev/null || true)
-	case "$factory" in http://*) break ;; esac
-	sleep 0.1
-done
-case "$factory" in http://*) ;; *) cat "$work/factory.out" >&2; e2e_log "FAIL: the fake factory did not start"; exit 1 ;; esac
+e2e_fakefactory
 
 schematic=$(printf '%064d' 0 | tr 0 e)
 uefi=52:54:00:78:00:01 bios=52:54:00:78:00:02 never=52:54:00:78:00:03 colda=52:54:00:78:00:05 coldb=52:54:00:78:00:06

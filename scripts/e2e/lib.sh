@@ -182,6 +182,39 @@ e2e_tinderbox() {
 	exit 1
 }
 
+# e2e_fakefactory [KERNELARG…] builds the stand-in Talos' kernel and initramfs
+# (scripts/e2e/assets.sh, into $E2E_ASSETS, default .run/e2e-assets: built
+# once, reused while its sources stay the same) and cmd/fakefactory, and
+# starts the fake factory on the boot namespace's own loopback, serving
+# them for every schematic and version; sets factory to its URL. The
+# installed image's grub.cfg names tinderbox ($NET.2) as its event sink
+# and log receiver, as Talos' installer carries those arguments over.
+# console=ttyS0 puts the kernel's (and the stand-in's) output on the
+# serial log; panic=-1 turns a kernel panic into a reboot, which
+# -no-reboot turns into QEMU exiting, so a broken boot fails fast;
+# printk.devkmsg=on (as on Talos' own command line) lets the stand-in
+# write its [talos] lines to /dev/kmsg without the kernel's rate limit.
+# KERNELARGs follow them (the stand-in's options: scripts/e2e/faketalos).
+e2e_fakefactory() {
+	local assets=${E2E_ASSETS:-$repo/.run/e2e-assets}
+	"$repo/scripts/e2e/assets.sh" "$assets" "$NET.2"
+	(cd "$repo" && go build -o "$work/fakefactory" ./cmd/fakefactory)
+	echo "talos.platform=metal console=ttyS0 panic=-1 printk.devkmsg=on${*:+ $*}" >"$work/cmdline-metal-amd64"
+	ip netns exec "$boot" "$work/fakefactory" -asset "kernel-amd64=$assets/kernel-amd64" \
+		-asset "initramfs-amd64.xz=$assets/initramfs-amd64.xz" -asset "cmdline-metal-amd64=$work/cmdline-metal-amd64" \
+		>"$work/factory.out" 2>&1 &
+	pids+=($!)
+	local _
+	for _ in $(seq 50); do
+		factory=$(head -n 1 "$work/factory.out" 2>/dev/null || true)
+		case "$factory" in http://*) return 0 ;; esac
+		sleep 0.1
+	done
+	cat "$work/factory.out" >&2
+	e2e_log "FAIL: the fake factory did not start"
+	exit 1
+}
+
 # vm_start NAME TAP MAC UUID FIRMWARE [reboot]: boots a VM, serial
 # console to $work/NAME.serial (appended across boots). FIRMWARE is seabios
 # (QEMU's iPXE ROM) or ovmf (EDK2's own PXE client). The VM has a virtio

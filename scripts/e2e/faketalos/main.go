@@ -23,6 +23,9 @@
 //     sets it). It reports the boot sequence and RUNNING and ready, then
 //     powers off.
 //   - e2e.fail-install=1: the install sequence stops with an error.
+//   - e2e.install-seconds=N: the install takes N seconds more before it
+//     writes the disk, as a real one spends pulling its installer image
+//     (make demo, so that installing stays on screen).
 //   - e2e.stall=1: it does nothing at all (never fetches its config) and
 //     waits to be killed, as a node stuck after its kernel.
 //
@@ -139,6 +142,10 @@ func (t *node) install() bool {
 	t.phase("install", talosevents.StepStart)
 	disk := installDisk(cfg)
 	t.talos("installing Talos to " + disk)
+	if n, err := strconv.Atoi(t.args["e2e.install-seconds"]); err == nil && n > 0 {
+		t.talos(fmt.Sprintf("pulling the installer image (%d s, as e2e.install-seconds asks)", n))
+		time.Sleep(time.Duration(n) * time.Second)
+	}
 	if t.args["e2e.fail-install"] == "1" {
 		msg := "install to " + disk + " refused: e2e.fail-install=1 asks this install to fail"
 		t.talos("install failed: " + msg)
