@@ -25,8 +25,10 @@ const (
 	// handed by default (ipxe.efiX64; docs/protocol.md, "Which iPXE for
 	// UEFI").
 	SNPOnly = "snponly.efi"
-	// EFIArm64 is iPXE for UEFI arm64. Debian's package does not ship it; an
-	// operator who builds or downloads one puts it in ipxe.dir under this name.
+	// EFIArm64 is iPXE for UEFI arm64. Debian 12's ipxe package does not
+	// ship it; Debian 13's does, and tinderbox's .deb and image carry that
+	// build (docs/packaging.md). Elsewhere an operator puts one in ipxe.dir
+	// under this name.
 	EFIArm64 = "ipxe-arm64.efi"
 )
 
