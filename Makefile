@@ -98,6 +98,10 @@ bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then 
 	scripts/bench-binding.sh
 	scripts/bench-storm.sh
 
+.PHONY: bench-boot
+bench-boot: ## boot stages of QEMU VMs (SeaBIOS, TCG) through tinderbox and through dnsmasq + nginx, paired rounds (root; minutes, not part of bench or CI)
+	scripts/bench-boot.sh
+
 .PHONY: capture-dhcp
 capture-dhcp: ## re-record the DHCP packets of real firmware for the golden tests (root)
 	scripts/capture-dhcp.sh

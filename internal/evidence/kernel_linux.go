@@ -61,6 +61,10 @@ type Kernel struct {
 	// dump; guarded by mu. Only an address in one of them can become a
 	// neighbour, so only a miss there waits for a notification.
 	onLink []netip.Prefix
+	// own are this host's addresses, as of the last dump; guarded by mu.
+	// The kernel reaches them over lo and never makes a neighbour entry for
+	// them, so a miss for one waits for no notification.
+	own map[netip.Addr]bool
 
 	live atomic.Bool // the notifications are being applied
 
@@ -143,8 +147,8 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 		}
 	}
 	// A miss on a local network whose notification is late (a busy host)
-	// reads the table afresh; one off every local network at most every
-	// minDumpGap.
+	// reads the table afresh; one off every local network, or of this
+	// host, at most every minDumpGap.
 	missed := time.Now()
 	if live && !onLink {
 		missed = missed.Add(-minDumpGap)
@@ -159,10 +163,18 @@ func (k *Kernel) Lookup(ip netip.Addr) (machine.MAC, bool, error) {
 }
 
 // isOnLink reports whether ip is in the network of one of this host's
-// addresses.
+// addresses and could be a neighbour: not loopback and not one of this
+// host's own addresses (a client on this host, as in a benchmark over
+// loopback).
 func (k *Kernel) isOnLink(ip netip.Addr) bool {
+	if ip.IsLoopback() {
+		return false
+	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
+	if k.own[ip] {
+		return false
+	}
 	for _, p := range k.onLink {
 		if p.Contains(ip) {
 			return true
@@ -223,6 +235,7 @@ func (k *Kernel) dump(since time.Time) error {
 		}
 	}
 	var onLink []netip.Prefix
+	own := map[netip.Addr]bool{}
 	addrs, err := k.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("evidence: addresses: %w", err)
@@ -235,11 +248,13 @@ func (k *Kernel) dump(since time.Time) error {
 		ones, _ := a.Mask.Size()
 		if ok {
 			onLink = append(onLink, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			own[ip.Unmap()] = true
 		}
 	}
 	k.mu.Lock()
 	k.table = table
 	k.onLink = onLink
+	k.own = own
 	k.mu.Unlock()
 	k.dumpedAt = start
 	return nil

@@ -96,6 +96,37 @@ func TestKernelFollowsTheTable(t *testing.T) {
 	eventually(t, k, netip.MustParseAddr("fd00:78::7"), machine.MustParseMAC("02:00:00:00:00:07"), true)
 }
 
+// TestKernelOwnAddressesAreNoNeighbours: a client on this host (loopback,
+// or one of the host's own addresses) never gets a neighbour entry, so a
+// lookup for it is answered as a miss without waiting for a notification,
+// as for a routed client; another address of the link's network still
+// waits for one.
+func TestKernelOwnAddressesAreNoNeighbours(t *testing.T) {
+	k, _ := kernelIn(t)
+	tests := []struct {
+		name   string
+		ip     string
+		onLink bool
+	}{
+		{name: "loopback", ip: "127.0.0.1", onLink: false},
+		{name: "loopback IPv6", ip: "::1", onLink: false},
+		{name: "the host's own address", ip: "10.78.0.1", onLink: false},
+		{name: "a neighbour to be", ip: "10.78.0.2", onLink: true},
+		{name: "off every local network", ip: "192.0.2.1", onLink: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ip := netip.MustParseAddr(tt.ip)
+			if got := k.isOnLink(ip); got != tt.onLink {
+				t.Errorf("isOnLink(%s): got %v, want %v", ip, got, tt.onLink)
+			}
+			if mac, ok, err := k.Lookup(ip); ok || err != nil {
+				t.Errorf("Lookup(%s): got %s %v %v, want no entry and no error", ip, mac, ok, err)
+			}
+		})
+	}
+}
+
 // BenchmarkKernelLookup measures a lookup in a table of 5000 entries: a
 // hit (the address is a neighbour) and a miss for an address off every
 // local network (a routed client: no wait, and a dump at most every

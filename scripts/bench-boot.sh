@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Boot stages on emulated firmware (issue 20, `make bench-boot`; not part of
+# `make bench` or CI: it takes minutes). N QEMU VMs (SeaBIOS with QEMU's
+# iPXE ROM, TCG) PXE-boot at once, in paired rounds: through tinderbox, and
+# through the anchor stack, dnsmasq (proxyDHCP + TFTP, the usual iPXE
+# recipe: a user-class tag sends iPXE to the script) + nginx serving a
+# static boot script, the kernel and the initramfs. A capture on the boot
+# server's link to the LAN (tcpdump) is read the same way for both by
+# internal/bench/bootstages: per stage (proxy DHCP offer, TFTP of iPXE,
+# the iPXE script(s), the kernel, the initramfs), the time in ms from the
+# VM's first DHCPDISCOVER to the stage's last byte. Prints median
+# (min–max) over ROUNDS rounds × N VMs, tinderbox beside the anchor, and
+# the median of the per-VM ratios (the same VM in the same round).
+#
+# A round ends when every VM's kernel has started (its serial console shows
+# "Linux version"): after that neither stack is involved. tinderbox gets a
+# fresh state directory per round (each VM is a machine that netboots:
+# install: once, never installed) and a cache warmed before the first round,
+# as nginx's files are on disk.
+#
+# Topology: scripts/e2e/lib.sh's (a LAN namespace with a bridge, a router's
+# plain DHCP and one tap per VM; a boot namespace on a veth where tinderbox,
+# or dnsmasq and nginx, serve on $NET.2), made here and removed on exit.
+# QEMU under TCG spends seconds in firmware that KVM would not: read the
+# stages' differences, not their totals.
+#
+# Needs root, QEMU, SeaBIOS and QEMU's iPXE ROMs, dnsmasq, nginx, tcpdump,
+# and what scripts/e2e/assets.sh needs (scripts/deps.sh e2e). Environment:
+# N (VMs per round, default 3), ROUNDS (default 3), TIMEOUT (seconds a
+# round may take, default 300), STRICT=1 to exit 1 when a VM did not reach
+# its kernel in a round. E2E_ACCEL=kvm as in scripts/e2e/lib.sh.
+set -euo pipefail
+N=${N:-3}
+ROUNDS=${ROUNDS:-3}
+TIMEOUT=${TIMEOUT:-300}
+STRICT=${STRICT:-0}
+E2E=tbxb NET=10.82.0 TAPS=$N
+# shellcheck source=e2e/lib.sh
+. "$(dirname "$0")/e2e/lib.sh"
+# shellcheck source=lib/bench.sh
+. "$(dirname "$0")/lib/bench.sh"
+
+if ! command -v nginx >/dev/null 2>&1 && [ -x /usr/sbin/nginx ]; then
+	PATH=$PATH:/usr/sbin
+fi
+e2e_require xz curl grub-mkrescue xorriso mformat tcpdump nginx
+[ -x /bin/busybox ] || e2e_skip "/bin/busybox is missing (apt-get install busybox-static)"
+e2e_init
+chmod 755 "$work" # nginx workers and dnsmasq's TFTP run as other users
+rec=$work/records
+e2e_build
+(cd "$repo" && go build -o "$work/bootstages" ./internal/bench/bootstages)
+e2e_topology
+e2e_router
+e2e_fakefactory
+
+schematic=$(printf '%064d' 0 | tr 0 b)
+version=v1.12.7
+macs=()
+p=$work/profiles
+mkdir -p "$p/configs" "$p/machines" "$work/cache"
+cat >"$p/defaults.yaml" <<YAML
+unknown: maintenance
+talos:
+  version: $version
+  schematic: $schematic
+install: once
+config: base
+YAML
+cat >"$p/configs/base.yaml" <<'YAML'
+version: v1alpha1
+machine:
+  type: worker
+  token: benchtk.notarealtoken0000
+  install:
+    disk: /dev/vda
+cluster:
+  controlPlane:
+    endpoint: https://10.82.0.10:6443
+  clusterName: bench
+YAML
+for ((i = 0; i < N; i++)); do
+	mac=$(printf '52:54:00:82:00:%02x' $((i + 1)))
+	macs+=("$mac")
+	echo "hostname: vm-$i" >"$p/machines/${mac//:/-}.yaml"
+done
+cat >"$work/tinderbox.yaml" <<YAML
+advertise: $NET.2
+http: {listen: ":8080"}
+admin: {listen: "127.0.0.1:8081"}
+dhcp: {interface: ${E2E}boot0}
+tftp: {listen: ":69"}
+ipxe: {dir: /usr/lib/ipxe}
+factory: {url: "$factory"}
+cache: {dir: $work/cache}
+state: {dir: $work/state}
+profiles: {dir: $p}
+reports: {enabled: false}
+log: {level: info}
+YAML
+
+# The anchor's files: the same kernel and initramfs, and the script a
+# static setup would hold (kernel, initrd, boot; the same command line).
+www=$work/anchor/www
+tftproot=$work/anchor/tftp
+mkdir -p "$www" "$tftproot" "$work/anchor/nginx"
+cp "${E2E_ASSETS:-$repo/.run/e2e-assets}/kernel-amd64" "${E2E_ASSETS:-$repo/.run/e2e-assets}/initramfs-amd64.xz" "$www/"
+cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi "$tftproot/"
+cat >"$www/boot.ipxe" <<IPXE
+#!ipxe
+kernel http://$NET.2:8080/kernel-amd64 $(cat "$work/cmdline-metal-amd64")
+initrd http://$NET.2:8080/initramfs-amd64.xz
+boot
+IPXE
+chmod -R a+rX "$work/anchor"
+cat >"$work/anchor/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $work/anchor/nginx/nginx.pid;
+error_log $work/anchor/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_timeout 65;
+	default_type application/octet-stream;
+	client_body_temp_path $work/anchor/nginx/body;
+	proxy_temp_path $work/anchor/nginx/proxy;
+	fastcgi_temp_path $work/anchor/nginx/fastcgi;
+	uwsgi_temp_path $work/anchor/nginx/uwsgi;
+	scgi_temp_path $work/anchor/nginx/scgi;
+	server {
+		listen $NET.2:8080;
+		root $www;
+	}
+}
+NGINX
+
+# Warm tinderbox's cache once, as nginx's files are on disk already.
+tb_start() {
+	rm -rf "$work/state"
+	e2e_tinderbox --config "$work/tinderbox.yaml"
+}
+tb_stop() {
+	kill "$tinderbox_pid" 2>/dev/null || true
+	wait "$tinderbox_pid" 2>/dev/null || true
+	e2e_forget "$tinderbox_pid"
+}
+tb_start
+for f in kernel-amd64 initramfs-amd64.xz; do
+	inboot curl -fsS -o /dev/null "http://$NET.2:8080/assets/$schematic/$version/$f" || {
+		e2e_log "FAIL: warming the cache with $f"
+		exit 1
+	}
+done
+tb_stop
+
+anchor_start() {
+	# dnsmasq's proxy mode with the common iPXE recipe: firmware is sent
+	# to iPXE by TFTP, iPXE (user class "iPXE") to the script over HTTP.
+	ip netns exec "$boot" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="${E2E}boot0" --bind-interfaces \
+		--dhcp-range="$NET.0,proxy,255.255.255.0" --dhcp-userclass=set:ipxe,iPXE \
+		--pxe-service=tag:!ipxe,x86PC,PXE,undionly.kpxe --pxe-service=tag:!ipxe,X86-64_EFI,PXE,snponly.efi \
+		--pxe-service="tag:ipxe,x86PC,iPXE,http://$NET.2:8080/boot.ipxe" \
+		--pxe-service="tag:ipxe,X86-64_EFI,iPXE,http://$NET.2:8080/boot.ipxe" \
+		--enable-tftp --tftp-root="$tftproot" --log-dhcp --log-facility=- \
+		--pid-file="$work/anchor/dnsmasq.pid" >>"$work/anchor/dnsmasq.log" 2>&1 &
+	anchor_dnsmasq=$!
+	pids+=("$anchor_dnsmasq")
+	ip netns exec "$boot" nginx -p "$work/anchor/nginx" -c "$work/anchor/nginx/nginx.conf" &
+	anchor_nginx=$!
+	pids+=("$anchor_nginx")
+	local _
+	for _ in $(seq 100); do
+		inboot curl -fsS -o /dev/null "http://$NET.2:8080/boot.ipxe" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	e2e_log "FAIL: nginx did not start"
+	exit 1
+}
+anchor_stop() {
+	kill "$anchor_dnsmasq" "$anchor_nginx" 2>/dev/null || true
+	wait "$anchor_dnsmasq" "$anchor_nginx" 2>/dev/null || true
+	e2e_forget "$anchor_dnsmasq" "$anchor_nginx"
+}
+
+# boot_round WHO R: every VM boots at once under a capture; the VMs stop
+# once their kernels start; the capture's stages are recorded as
+# STAGE/WHO, one value per VM, and kept in $work/stages-WHO-R.
+boot_round() {
+	local who=$1 r=$2 i pcap=$work/round$2-$1.pcap
+	ip netns exec "$lan" tcpdump -i "${E2E}veth0" -s 1600 -B 32768 -U -w "$pcap" 2>"$work/tcpdump-$who-$r.log" &
+	local cap=$!
+	pids+=("$cap")
+	for _ in $(seq 100); do
+		grep -q "listening on" "$work/tcpdump-$who-$r.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	local vms=()
+	for ((i = 0; i < N; i++)); do
+		rm -f "$work/vm$i.serial" "$work/vm$i.disk"
+		vm_start "vm$i" "${E2E}tap$i" "${macs[$i]}" "$(printf '11111111-2222-4333-8444-5555558200%02x' "$i")" seabios
+		vms+=("$vm_pid")
+	done
+	local deadline=$((SECONDS + TIMEOUT)) started
+	while [ $SECONDS -lt $deadline ]; do
+		started=0
+		for ((i = 0; i < N; i++)); do
+			grep -aq "Linux version" "$work/vm$i.serial" 2>/dev/null && started=$((started + 1))
+		done
+		[ "$started" -eq "$N" ] && break
+		sleep 0.5
+	done
+	for ((i = 0; i < N; i++)); do
+		if ! grep -aq "Linux version" "$work/vm$i.serial" 2>/dev/null; then
+			e2e_log "round $r ($who): vm$i did not reach its kernel in ${TIMEOUT}s (serial log: $work/vm$i.serial)"
+			fails=$((fails + 1))
+		fi
+	done
+	kill "${vms[@]}" 2>/dev/null || true
+	wait "${vms[@]}" 2>/dev/null || true
+	e2e_forget "${vms[@]}"
+	kill -INT "$cap" 2>/dev/null || true
+	wait "$cap" 2>/dev/null || true
+	e2e_forget "$cap"
+	"$work/bootstages" -server "$NET.2" -port 8080 "$pcap" "${macs[@]}" >"$work/stages-$who-$r"
+	rm -f "$pcap"
+	awk -v who="$who" '$3 != "-" { print $2 "/" who, $3 }' "$work/stages-$who-$r" >>"$rec"
+}
+
+e2e_log "$N VMs per round, $ROUNDS paired rounds, $(nproc) cores (shared), $(e2e_accel)"
+for ((r = 1; r <= ROUNDS; r++)); do
+	order="tinderbox anchor"
+	[ $((r % 2)) -eq 0 ] && order="anchor tinderbox"
+	for who in $order; do
+		e2e_log "round $r: $who"
+		if [ "$who" = tinderbox ]; then
+			tb_start
+			boot_round tinderbox "$r"
+			tb_stop
+		else
+			anchor_start
+			boot_round anchor "$r"
+			anchor_stop
+		fi
+	done
+	# The paired ratio: the same VM (MAC), the same stage, in this round.
+	awk '
+	FNR == NR { if ($3 != "-") a[$1 " " $2] = $3; next }
+	$3 != "-" && ($1 " " $2) in a && $3 > 0 { print $2 "/ratio", a[$1 " " $2] / $3 }
+	' "$work/stages-tinderbox-$r" "$work/stages-anchor-$r" >>"$rec"
+done
+
+echo
+echo "boot stages: $N SeaBIOS VMs (QEMU's iPXE ROM, $(e2e_accel)) at once, $ROUNDS paired rounds; ms from the VM's first DHCPDISCOVER to the end of each stage; median (min–max) over rounds × VMs"
+echo
+echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
+echo "|---|---|---|---|"
+for s in offer tftp script kernel initramfs; do
+	case $s in
+	offer) name="proxy DHCP offer" ;;
+	tftp) name="TFTP of iPXE" ;;
+	script) name="iPXE script" ;;
+	kernel) name="kernel" ;;
+	initramfs) name="initramfs" ;;
+	esac
+	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
+		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
+done
+echo
+echo "VM boots that did not reach their kernel: $fails"
+echo "(\"-\": the stage does not occur: QEMU's iPXE ROM is iPXE already, so neither stack sends it iPXE by TFTP)"
+if [ "$fails" -ne 0 ] && [ "$STRICT" = 1 ]; then
+	exit 1
+fi
