@@ -142,7 +142,9 @@ type Set struct {
 	machines    map[machine.MAC]*entry
 	loadedAt    time.Time
 	stamp       string
-	warnings    []error
+	// hash is the digest of the set's input files (Hash).
+	hash     string
+	warnings []error
 	// maintenanceArgs are defaults.yaml's kernelArgs (MaintenanceArgs).
 	maintenanceArgs []string
 	// rendered are the machines this load rendered rather than took
@@ -177,6 +179,13 @@ func (s *Set) MaintenanceArgs() []string { return slices.Clone(s.maintenanceArgs
 
 // LoadedAt is when the set was loaded.
 func (s *Set) LoadedAt() time.Time { return s.loadedAt }
+
+// Hash is the profile set's hash: the hex SHA-256 of the directory's
+// input files by path and content (64 characters), computed when the set
+// loaded. Two replicas that loaded the same tree have the same hash,
+// whatever the files' modification times; a change of one byte of one
+// input changes it. See setHash for what is covered.
+func (s *Set) Hash() string { return s.hash }
 
 // Len is the number of machines with a profile.
 func (s *Set) Len() int { return len(s.machines) }
@@ -259,6 +268,9 @@ func load(ctx context.Context, opts Options, prev *memo) (*Set, *memo, error) {
 		return nil, lo.next, errors.Join(errs...)
 	}
 	set := &Set{unknown: machine.UnknownMaintenance, machines: map[machine.MAC]*entry{}, stamp: stamp}
+	if set.hash, err = ls.setHash(opts.Dir, opts.Overlay); err != nil {
+		errs = append(errs, err)
+	}
 	if ls.defaults != nil && ls.defaults.unknown != nil {
 		set.unknown = *ls.defaults.unknown
 	}
