@@ -876,6 +876,9 @@ func checkReplicas(t *testing.T, r *rendered, want replicasWant) map[string]any 
 	if boot.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		t.Errorf("Service %s: type %s, want LoadBalancer (its address is the shared one)", boot.Name, boot.Spec.Type)
 	}
+	if boot.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("Service %s: externalTrafficPolicy %q, want Local (binding needs the client's own address)", boot.Name, boot.Spec.ExternalTrafficPolicy)
+	}
 
 	t.Run("tinderbox loads it", func(t *testing.T) {
 		if !configKnowsEtcd() {
