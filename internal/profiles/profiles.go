@@ -10,6 +10,7 @@ package profiles
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -237,6 +238,10 @@ type layers struct {
 	// texts are the base configs and patches read, by path (text).
 	textMu sync.Mutex
 	texts  map[string]fileText
+	// sums are the SHA-256 of the layer files and secrets bundles as
+	// read for this load, by path, for setHash.
+	sumMu sync.Mutex
+	sums  map[string][sha256.Size]byte
 }
 
 // Load reads, checks and renders the whole directory, then checks the
@@ -382,6 +387,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 		rel, err := filepath.Rel(dir, path)
 		if err == nil {
 			if data, ok := overlay[filepath.ToSlash(rel)]; ok {
+				ls.keepSum(path, sha256.Sum256(data))
 				return lo.parse(path, data, k)
 			}
 		}
@@ -389,6 +395,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 		if err != nil {
 			return nil, &Problem{File: path, Msg: err.Error()}
 		}
+		ls.keepSum(path, sha256.Sum256(data))
 		return lo.parse(path, data, k)
 	}
 	defaults := filepath.Join(dir, "defaults.yaml")

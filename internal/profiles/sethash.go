@@ -54,6 +54,10 @@ func (ls *layers) setHash(dir string, overlay map[string][]byte) (string, error)
 			sums[i] = sha256.Sum256(data)
 			return
 		}
+		if sum, ok := ls.keptSum(path); ok {
+			sums[i] = sum // a layer file or bundle, as the load read it
+			return
+		}
 		if sub := filepath.Base(filepath.Dir(path)); sub == "configs" || sub == "patches" {
 			// Read once per load: the renders read them through the same
 			// cache.
@@ -75,4 +79,23 @@ func (ls *layers) setHash(dir string, overlay map[string][]byte) (string, error)
 		h.Write(sums[i][:])
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// keepSum records the SHA-256 of the file at path as this load read it.
+// It is safe for concurrent use.
+func (ls *layers) keepSum(path string, sum [sha256.Size]byte) {
+	ls.sumMu.Lock()
+	defer ls.sumMu.Unlock()
+	if ls.sums == nil {
+		ls.sums = map[string][sha256.Size]byte{}
+	}
+	ls.sums[path] = sum
+}
+
+// keptSum is what keepSum recorded for path.
+func (ls *layers) keptSum(path string) ([sha256.Size]byte, bool) {
+	ls.sumMu.Lock()
+	defer ls.sumMu.Unlock()
+	s, ok := ls.sums[path]
+	return s, ok
 }
