@@ -158,6 +158,11 @@ func TestChartDefaultsRefuseEveryInterface(t *testing.T) {
 		{"TLS without a certificate", []string{"dhcp.interface=eth0,admin.tls.enabled=true"}, "admin.tls.secretName"},
 		{"a file path a Secret key cannot hold", []string{"dhcp.interface=eth0", "profiles.files.groups/a b\\.yaml=x: 1"}, "may hold only"},
 		{"two paths, one key", []string{"dhcp.interface=eth0", "profiles.files.groups/a\\.yaml=x: 1", "profiles.files.groups_a\\.yaml=x: 2"}, "same Secret key"},
+		{"unknown replicas mode", []string{"dhcp.interface=eth0,replicas.mode=statefulset"}, "replicas.mode"},
+		{"replicas without etcd", []string{"dhcp.interface=eth0,replicas.mode=daemonset,etcd.tls.secretName=c"}, "etcd.endpoints"},
+		{"replicas without etcd TLS", []string{"dhcp.interface=eth0,replicas.mode=daemonset,etcd.endpoints={https://10.0.0.11:2379}"}, "etcd.tls.secretName"},
+		{"replicas on a claim", []string{"dhcp.interface=eth0,replicas.mode=daemonset,etcd.endpoints={https://10.0.0.11:2379},etcd.tls.secretName=c,replicas.local.type=pvc"}, "replicas.local.type"},
+		{"replicas on every node", []string{"dhcp.interface=eth0,replicas.mode=daemonset,etcd.endpoints={https://10.0.0.11:2379},etcd.tls.secretName=c,nodeSelector=null"}, "nodeSelector"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := renderChart(t, c, tt.sets...)
@@ -205,8 +210,8 @@ func TestChartRenders(t *testing.T) {
 			for _, id := range tt.userMade {
 				r.userMade[id] = true
 			}
-			if got := r.namespaceOf["Deployment/"+r.deployment.Name]; got != chartNamespace {
-				t.Errorf("Deployment namespace: got %q, want %q", got, chartNamespace)
+			if got := r.namespaceOf[r.workload]; got != chartNamespace {
+				t.Errorf("%s namespace: got %q, want %q", r.workload, got, chartNamespace)
 			}
 			if len(r.namespaces) != 0 {
 				t.Errorf("the chart made %d Namespaces; Helm's --namespace is the user's", len(r.namespaces))
@@ -224,7 +229,7 @@ func TestChartRenders(t *testing.T) {
 // with no list of files to keep.
 func TestChartProfilesWholeDirectory(t *testing.T) {
 	r := mustRender(t, loadChart(t, profilesDir), "dhcp.interface=enp1s0")
-	v := volumeOf(t, r.deployment, "profiles")
+	v := volumeOf(t, r.pod, "profiles")
 	if v.Secret == nil {
 		t.Fatalf("volume profiles: got %+v, want a Secret", v.VolumeSource)
 	}
@@ -264,7 +269,7 @@ func TestChartProfilesWholeDirectory(t *testing.T) {
 	for p := range projected {
 		t.Errorf("%s: in the profiles volume but not in %s", p, profilesDir)
 	}
-	if d := container(t, r.deployment); !slices.ContainsFunc(d.VolumeMounts, func(m corev1.VolumeMount) bool {
+	if d := container(t, r.pod); !slices.ContainsFunc(d.VolumeMounts, func(m corev1.VolumeMount) bool {
 		return m.Name == "profiles" && m.ReadOnly && m.SubPath == ""
 	}) {
 		t.Error("the profiles volume is not mounted whole and read-only")
@@ -307,7 +312,7 @@ func TestChartGitSync(t *testing.T) {
 			t.Errorf("profiles.dir: got %s, want %s (the link, then gitSync.path)", cfg.Profiles.Dir, want)
 		}
 	}
-	for _, m := range container(t, r.deployment).VolumeMounts {
+	for _, m := range container(t, r.pod).VolumeMounts {
 		if m.Name == "profiles" && !m.ReadOnly {
 			t.Error("tinderbox mounts the git-sync volume writable")
 		}
@@ -335,7 +340,7 @@ func TestChartAdminTLS(t *testing.T) {
 	if p := containerPort(t, proxy, "admin-tls"); !slices.Contains(proxy.Args, "--listen=:8443") || p.ContainerPort != 8443 {
 		t.Errorf("admin-tls: args %v, port %d: want it listening on 8443", proxy.Args, p.ContainerPort)
 	}
-	if v := volumeOf(t, r.deployment, "admin-tls"); v.Secret == nil || v.Secret.SecretName != "tinderbox-tls" {
+	if v := volumeOf(t, r.pod, "admin-tls"); v.Secret == nil || v.Secret.SecretName != "tinderbox-tls" {
 		t.Errorf("volume admin-tls: got %+v, want Secret tinderbox-tls", v.VolumeSource)
 	}
 	found := false
@@ -387,7 +392,7 @@ func TestChartToken(t *testing.T) {
 	if s := r.secrets["tb-tinderbox-admin"]; s != nil {
 		t.Errorf("with an existing Secret: the chart made its own, %s", s.Name)
 	}
-	if v := volumeOf(t, r.deployment, "admin-token"); v.Secret.SecretName != name {
+	if v := volumeOf(t, r.pod, "admin-token"); v.Secret.SecretName != name {
 		t.Errorf("admin-token volume: got Secret %s, want %s", v.Secret.SecretName, name)
 	}
 	if cfg := checkConfigMatchesPod(t, r); filepath.Base(cfg.Admin.TokenFile) != "bearer" {
@@ -402,4 +407,64 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// replicaSets are the values of the multi-replica variant the tests render.
+const replicaSets = "dhcp.interface=enp1s0,replicas.mode=daemonset,advertise=192.168.1.10," +
+	"etcd.endpoints={https://10.0.0.11:2379,https://10.0.0.12:2379,https://10.0.0.13:2379},etcd.tls.secretName=tinderbox-etcd-client"
+
+// TestChartReplicasDaemonSet renders replicas.mode daemonset, decodes every
+// object strictly, and checks what checkReplicas describes: a DaemonSet on
+// the nodes the values select (nodeSelector, affinity and tolerations
+// passed through), host network, state on etcd with client TLS from the
+// Secret, no claim (the node's directory or an emptyDir for the cache),
+// and the shared Service over the boot ports.
+func TestChartReplicasDaemonSet(t *testing.T) {
+	c := loadChart(t, profilesDir)
+	want := replicasWant{
+		endpoints:    []string{"https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"},
+		prefix:       "/tinderbox/",
+		tlsSecret:    "tinderbox-etcd-client",
+		dataHostPath: "/var/lib/tinderbox",
+		nodeSelector: map[string]string{"tinderbox/pxe-lan": "true"},
+	}
+	t.Run("defaults", func(t *testing.T) {
+		r := mustRender(t, c, replicaSets)
+		r.userMade = map[string]bool{"Secret/tinderbox-etcd-client": true}
+		cfg := checkReplicas(t, r, want)
+		if got := cfg["advertise"]; got != "192.168.1.10" {
+			t.Errorf("advertise: got %v, want the shared address 192.168.1.10", got)
+		}
+		if r.namespaceOf[r.workload] != chartNamespace {
+			t.Errorf("%s namespace: got %q, want %q", r.workload, r.namespaceOf[r.workload], chartNamespace)
+		}
+	})
+	t.Run("emptyDir, other nodes, own prefix", func(t *testing.T) {
+		r := mustRender(t, c, replicaSets+",replicas.local.type=emptyDir,etcd.prefix=/site-a/", "nodeSelector.tinderbox/pxe-lan=null,nodeSelector.site=a",
+			"affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=rack",
+			"affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
+			"tolerations[0].key=node-role.kubernetes.io/control-plane,tolerations[0].operator=Exists,tolerations[0].effect=NoSchedule")
+		r.userMade = map[string]bool{"Secret/tinderbox-etcd-client": true}
+		w := want
+		w.dataHostPath, w.prefix, w.nodeSelector = "", "/site-a/", map[string]string{"site": "a"}
+		checkReplicas(t, r, w)
+		pod := r.pod.Spec
+		if a := pod.Affinity; a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Key != "rack" {
+			t.Errorf("affinity: got %+v, want the values' node affinity on rack", a)
+		}
+		if len(pod.Tolerations) != 1 || pod.Tolerations[0].Key != "node-role.kubernetes.io/control-plane" {
+			t.Errorf("tolerations: got %+v, want the values'", pod.Tolerations)
+		}
+	})
+	t.Run("single is the default", func(t *testing.T) {
+		r := mustRender(t, c, "dhcp.interface=enp1s0,replicas.mode=single")
+		if r.daemonSet != nil || r.deployment == nil || len(r.pvcs) != 1 {
+			t.Errorf("replicas.mode single: got %s and %d claims, want the Deployment and its claim", r.workload, len(r.pvcs))
+		}
+		for _, s := range r.services {
+			if strings.HasSuffix(s.Name, "-boot") {
+				t.Errorf("replicas.mode single: rendered Service %s", s.Name)
+			}
+		}
+	})
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,6 +87,7 @@ func TestKustomizationsDecodeStrictly(t *testing.T) {
 		{baseDir, kusttypes.KustomizationKind},
 		{exampleDir, kusttypes.KustomizationKind},
 		{componentsDir + "/servicemonitor", kusttypes.ComponentKind},
+		{componentsDir + "/replicas", kusttypes.ComponentKind},
 	} {
 		t.Run(tt.dir, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(tt.dir, "kustomization.yaml"))
@@ -119,8 +122,13 @@ func TestExampleServiceMonitorComponent(t *testing.T) {
 // it, or the Helm chart as Helm renders it), each object decoded strictly
 // into its API type.
 type rendered struct {
-	namespaces      []*corev1.Namespace
+	namespaces []*corev1.Namespace
+	// deployment or daemonSet is the workload (exactly one is rendered);
+	// workload is its "Kind/name" and pod its pod template.
 	deployment      *appsv1.Deployment
+	daemonSet       *appsv1.DaemonSet
+	workload        string
+	pod             *corev1.PodTemplateSpec
 	services        []*corev1.Service
 	pvcs            map[string]*corev1.PersistentVolumeClaim
 	configMaps      map[string]*corev1.ConfigMap
@@ -141,7 +149,8 @@ type object struct {
 }
 
 // decodeObjects decodes every object strictly into its API type, failing
-// on a kind it has no type for, on a second Deployment, and on none.
+// on a kind it has no type for, on a second workload (Deployment or
+// DaemonSet), and on none.
 func decodeObjects(t *testing.T, objs []object) *rendered {
 	t.Helper()
 	r := &rendered{
@@ -162,11 +171,19 @@ func decodeObjects(t *testing.T, objs []object) *rendered {
 			decodeStrict(t, id, o.data, v)
 			r.namespaces = append(r.namespaces, v)
 		case "Deployment":
-			if r.deployment != nil {
-				t.Fatalf("two Deployments: %s and %s", r.deployment.Name, o.name)
+			if r.workload != "" {
+				t.Fatalf("two workloads: %s and %s", r.workload, id)
 			}
 			r.deployment = &appsv1.Deployment{}
 			decodeStrict(t, id, o.data, r.deployment)
+			r.workload, r.pod = id, &r.deployment.Spec.Template
+		case "DaemonSet":
+			if r.workload != "" {
+				t.Fatalf("two workloads: %s and %s", r.workload, id)
+			}
+			r.daemonSet = &appsv1.DaemonSet{}
+			decodeStrict(t, id, o.data, r.daemonSet)
+			r.workload, r.pod = id, &r.daemonSet.Spec.Template
 		case "Service":
 			v := &corev1.Service{}
 			decodeStrict(t, id, o.data, v)
@@ -191,8 +208,8 @@ func decodeObjects(t *testing.T, objs []object) *rendered {
 			t.Fatalf("rendered %s: no API type checked for kind %s", id, o.kind)
 		}
 	}
-	if r.deployment == nil {
-		t.Fatal("rendered no Deployment")
+	if r.workload == "" {
+		t.Fatal("rendered no Deployment or DaemonSet")
 	}
 	return r
 }
@@ -272,14 +289,14 @@ func copyTree(t *testing.T, mem filesys.FileSystem, src, dst string) {
 }
 
 // container returns the pod's tinderbox container.
-func container(t *testing.T, d *appsv1.Deployment) *corev1.Container {
+func container(t *testing.T, pod *corev1.PodTemplateSpec) *corev1.Container {
 	t.Helper()
-	for i, c := range d.Spec.Template.Spec.Containers {
+	for i, c := range pod.Spec.Containers {
 		if c.Name == "tinderbox" {
-			return &d.Spec.Template.Spec.Containers[i]
+			return &pod.Spec.Containers[i]
 		}
 	}
-	t.Fatalf("Deployment %s has no container named tinderbox", d.Name)
+	t.Fatal("the pod has no container named tinderbox")
 	return nil
 }
 
@@ -295,8 +312,8 @@ func containerPort(t *testing.T, c *corev1.Container, name string) corev1.Contai
 }
 
 // podPort reports whether a container of the pod has a port named name.
-func podPort(d *appsv1.Deployment, name string) bool {
-	for _, c := range d.Spec.Template.Spec.Containers {
+func podPort(pod *corev1.PodTemplateSpec, name string) bool {
+	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.Name == name {
 				return true
@@ -310,22 +327,36 @@ func TestExampleDeployment(t *testing.T) {
 	checkDeployment(t, renderExample(t))
 }
 
-// checkDeployment checks the invariants the daemon depends on: one
-// replica, Recreate, the node's network, the image's user with
-// NET_BIND_SERVICE alone, readiness on /readyz and liveness on /livez, the boot ports, and the
-// namespace the rendered objects share.
+// checkDeployment checks a single replica's invariants: one replica and
+// Recreate (the old pod frees the node's ports first), then checkPod's.
 func checkDeployment(t *testing.T, r *rendered) {
 	t.Helper()
 	d := r.deployment
-	pod := d.Spec.Template.Spec
-	c := container(t, d)
+	if d == nil {
+		t.Fatalf("rendered %s, want a Deployment", r.workload)
+	}
+	if got := *d.Spec.Replicas; got != 1 {
+		t.Errorf("replicas: got %d, want 1", got)
+	}
+	if got := d.Spec.Strategy.Type; got != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy: got %s, want Recreate", got)
+	}
+	checkPod(t, r)
+}
+
+// checkPod checks the invariants the daemon depends on in any workload:
+// the node's network, the image's user with NET_BIND_SERVICE alone,
+// readiness on /readyz and liveness on /livez, the boot ports, and
+// sidecars without privileges.
+func checkPod(t *testing.T, r *rendered) {
+	t.Helper()
+	pod := r.pod.Spec
+	c := container(t, r.pod)
 	tests := []struct {
 		name string
 		got  any
 		want any
 	}{
-		{name: "replicas", got: *d.Spec.Replicas, want: int32(1)},
-		{name: "strategy", got: d.Spec.Strategy.Type, want: appsv1.RecreateDeploymentStrategyType},
 		{name: "hostNetwork", got: pod.HostNetwork, want: true},
 		{name: "dnsPolicy", got: pod.DNSPolicy, want: corev1.DNSClusterFirstWithHostNet},
 		{name: "nodeSelector set", got: len(pod.NodeSelector) > 0, want: true},
@@ -390,7 +421,7 @@ func equal(a, b any) bool {
 // targets a named container port of pods it selects.
 func TestExampleReferencesResolve(t *testing.T) {
 	r := renderExample(t)
-	if ns := r.namespaceOf["Deployment/"+r.deployment.Name]; len(r.namespaces) != 1 || r.namespaces[0].Name != ns {
+	if ns := r.namespaceOf[r.workload]; len(r.namespaces) != 1 || r.namespaces[0].Name != ns {
 		t.Errorf("namespaces: got %d, want one named %s", len(r.namespaces), ns)
 	}
 	checkReferences(t, r)
@@ -398,22 +429,22 @@ func TestExampleReferencesResolve(t *testing.T) {
 
 // checkReferences checks every ConfigMap, Secret and claim the pod mounts
 // or reads is rendered (a Secret marked optional may be absent), every
-// object is in the Deployment's namespace, every Service selects the pod
+// object is in the workload's namespace, every Service selects the pod
 // and targets named ports of its containers, and every ServiceMonitor
 // selects a Service with the port it scrapes.
 func checkReferences(t *testing.T, r *rendered) {
 	t.Helper()
-	d := r.deployment
-	ns := r.namespaceOf["Deployment/"+d.Name]
+	d := r.pod
+	ns := r.namespaceOf[r.workload]
 	if ns == "" {
-		t.Errorf("Deployment %s has no namespace", d.Name)
+		t.Errorf("%s has no namespace", r.workload)
 	}
 	for id, got := range r.namespaceOf {
 		if !strings.HasPrefix(id, "Namespace/") && got != ns {
 			t.Errorf("%s: namespace %q, want %q", id, got, ns)
 		}
 	}
-	for _, v := range d.Spec.Template.Spec.Volumes {
+	for _, v := range d.Spec.Volumes {
 		switch {
 		case v.ConfigMap != nil:
 			if r.configMaps[v.ConfigMap.Name] == nil && !r.userMade["ConfigMap/"+v.ConfigMap.Name] {
@@ -438,7 +469,7 @@ func checkReferences(t *testing.T, r *rendered) {
 			}
 		}
 	}
-	pod := d.Spec.Template.Spec
+	pod := d.Spec
 	for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
 		for _, m := range c.VolumeMounts {
 			if !slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) {
@@ -451,8 +482,8 @@ func checkReferences(t *testing.T, r *rendered) {
 	}
 	for _, s := range r.services {
 		for k, v := range s.Spec.Selector {
-			if d.Spec.Template.Labels[k] != v {
-				t.Errorf("Service %s selects %s=%s, pod labels: %v", s.Name, k, v, d.Spec.Template.Labels)
+			if d.Labels[k] != v {
+				t.Errorf("Service %s selects %s=%s, pod labels: %v", s.Name, k, v, d.Labels)
 			}
 		}
 		for _, p := range s.Spec.Ports {
@@ -499,9 +530,9 @@ func mountOf(t *testing.T, c *corev1.Container, vol string) (string, string) {
 	return "", ""
 }
 
-func volumeOf(t *testing.T, d *appsv1.Deployment, name string) corev1.Volume {
+func volumeOf(t *testing.T, pod *corev1.PodTemplateSpec, name string) corev1.Volume {
 	t.Helper()
-	for _, v := range d.Spec.Template.Spec.Volumes {
+	for _, v := range pod.Spec.Volumes {
 		if v.Name == name {
 			return v
 		}
@@ -517,7 +548,7 @@ func volumeOf(t *testing.T, d *appsv1.Deployment, name string) corev1.Volume {
 func TestExampleConfigMatchesPod(t *testing.T) {
 	r := renderExample(t)
 	cfg := checkConfigMatchesPod(t, r)
-	c := container(t, r.deployment)
+	c := container(t, r.pod)
 	for _, sub := range []string{"configs", "groups", "machines", "patches", "schematics"} {
 		got, _ := mountOf(t, c, "profiles-"+sub)
 		if want := path.Join(cfg.Profiles.Dir, sub); got != want {
@@ -537,7 +568,7 @@ func TestExampleConfigMatchesPod(t *testing.T) {
 // that no Service claims to reach. It returns the config.
 func checkConfigMatchesPod(t *testing.T, r *rendered) *config.Config {
 	t.Helper()
-	d := r.deployment
+	d := r.pod
 	c := container(t, d)
 
 	i := slices.Index(c.Args, "--config")
@@ -716,5 +747,217 @@ func TestExampleListsEveryProfile(t *testing.T) {
 	}
 	for f := range listed {
 		t.Errorf("profiles/%s: listed in the example overlay but not in %s", f, profilesDir)
+	}
+}
+
+// replicasWant is what a multi-replica render must hold.
+type replicasWant struct {
+	endpoints []string
+	prefix    string
+	tlsSecret string
+	// dataHostPath is the node directory of the data volume; "" wants an
+	// emptyDir.
+	dataHostPath string
+	nodeSelector map[string]string
+}
+
+// checkReplicas checks a multi-replica render: a DaemonSet (one pod per
+// selected node) whose selector picks its own pods, on the nodes the
+// values select, with the node's network; no PersistentVolumeClaim made
+// or mounted; the config's state on etcd with the endpoints and prefix
+// asked and client TLS read from the Secret, mounted read-only; the admin
+// listener on loopback as in a single replica; and a Service over the
+// replicas' boot HTTP, event and log ports. It returns the config as a
+// generic map, whatever keys internal/config knows.
+func checkReplicas(t *testing.T, r *rendered, want replicasWant) map[string]any {
+	t.Helper()
+	ds := r.daemonSet
+	if ds == nil {
+		t.Fatalf("rendered %s, want a DaemonSet", r.workload)
+	}
+	checkPod(t, r)
+	checkReferences(t, r)
+	if !labelsMatch(ds.Spec.Selector.MatchLabels, ds.Spec.Template.Labels) {
+		t.Errorf("selector %v does not select the pod's labels %v", ds.Spec.Selector.MatchLabels, ds.Spec.Template.Labels)
+	}
+	if got := ds.Spec.Template.Spec.NodeSelector; !maps.Equal(got, want.nodeSelector) {
+		t.Errorf("nodeSelector: got %v, want %v", got, want.nodeSelector)
+	}
+	if u := ds.Spec.UpdateStrategy; u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil || u.RollingUpdate.MaxSurge == nil || u.RollingUpdate.MaxSurge.IntValue() != 0 {
+		t.Errorf("updateStrategy: got %+v, want RollingUpdate without surge (the old pod frees the node's ports first)", u)
+	}
+	if len(r.pvcs) != 0 {
+		t.Errorf("rendered claims %v: the replicas keep no state volume", keys(r.pvcs))
+	}
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			t.Errorf("volume %s: a claim (%s); the replicas' state is on etcd", v.Name, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	data := volumeOf(t, r.pod, "data")
+	switch {
+	case want.dataHostPath != "" && (data.HostPath == nil || data.HostPath.Path != want.dataHostPath):
+		t.Errorf("volume data: got %+v, want hostPath %s", data.VolumeSource, want.dataHostPath)
+	case want.dataHostPath == "" && data.EmptyDir == nil:
+		t.Errorf("volume data: got %+v, want an emptyDir", data.VolumeSource)
+	}
+
+	c := container(t, r.pod)
+	tlsVol := volumeOf(t, r.pod, "etcd-tls")
+	if tlsVol.Secret == nil || tlsVol.Secret.SecretName != want.tlsSecret {
+		t.Errorf("volume etcd-tls: got %+v, want Secret %s", tlsVol.VolumeSource, want.tlsSecret)
+	}
+	var tlsDir string
+	for _, m := range c.VolumeMounts {
+		if m.Name == "etcd-tls" {
+			tlsDir = m.MountPath
+			if !m.ReadOnly || m.SubPath != "" {
+				t.Errorf("etcd-tls mount: got %+v, want the whole Secret read-only", m)
+			}
+		}
+	}
+	if tlsDir == "" {
+		t.Fatal("the etcd-tls volume is not mounted")
+	}
+
+	cm := r.configMaps[volumeOf(t, r.pod, "config").ConfigMap.Name]
+	if cm == nil {
+		t.Fatal("the config's ConfigMap is not rendered")
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["tinderbox.yaml"]), &cfg); err != nil {
+		t.Fatalf("tinderbox.yaml: %v", err)
+	}
+	get := func(path string) any {
+		var v any = cfg
+		for k := range strings.SplitSeq(path, ".") {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		return v
+	}
+	if got := get("state.backend"); got != "etcd" {
+		t.Errorf("state.backend: got %v, want etcd", got)
+	}
+	if got, _ := get("state.etcd.endpoints").([]any); !slices.Equal(stringsOf(got), want.endpoints) {
+		t.Errorf("state.etcd.endpoints: got %v, want %v", got, want.endpoints)
+	}
+	if got := get("state.etcd.prefix"); got != want.prefix {
+		t.Errorf("state.etcd.prefix: got %v, want %s", got, want.prefix)
+	}
+	for key, file := range map[string]string{"ca": "ca.crt", "cert": "tls.crt", "key": "tls.key"} {
+		if got, want := get("state.etcd.tls."+key), path.Join(tlsDir, file); got != want {
+			t.Errorf("state.etcd.tls.%s: got %v, want %s (the etcd-tls Secret's key %s)", key, got, want, file)
+		}
+	}
+	if got := get("state.dir"); got != mustMount(t, c, "data") {
+		t.Errorf("state.dir: got %v, want the data volume", got)
+	}
+	if got, _ := get("admin.listen").(string); !config.IsLoopback(got) || strconv.Itoa(int(containerPort(t, c, "admin").ContainerPort)) != got[strings.LastIndex(got, ":")+1:] {
+		t.Errorf("admin.listen %q: want loopback on the container's admin port", got)
+	}
+
+	var boot *corev1.Service
+	for _, s := range r.services {
+		if slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "talos-events" }) {
+			boot = s
+		}
+	}
+	if boot == nil {
+		t.Fatal("no Service over the replicas' boot ports")
+	}
+	for _, name := range []string{"http", "talos-events", "talos-logs", "talos-logs-udp"} {
+		if !slices.ContainsFunc(boot.Spec.Ports, func(p corev1.ServicePort) bool {
+			return p.TargetPort.String() == name && p.Port == containerPort(t, c, name).ContainerPort
+		}) {
+			t.Errorf("Service %s: no port %s on the container's port number", boot.Name, name)
+		}
+	}
+	if boot.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		t.Errorf("Service %s: type %s, want LoadBalancer (its address is the shared one)", boot.Name, boot.Spec.Type)
+	}
+	if boot.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("Service %s: externalTrafficPolicy %q, want Local (binding needs the client's own address)", boot.Name, boot.Spec.ExternalTrafficPolicy)
+	}
+
+	t.Run("tinderbox loads it", func(t *testing.T) {
+		if !configKnowsEtcd() {
+			t.Skip("internal/config has no state.backend key in this build")
+		}
+		checkConfigMatchesPod(t, r)
+	})
+	return cfg
+}
+
+// configKnowsEtcd says whether internal/config decodes state.backend, the
+// key that chooses the etcd store; tinderbox's own loader checks the
+// replicas' config only then (it refuses keys it does not know).
+func configKnowsEtcd() bool {
+	f, ok := reflect.TypeFor[config.State]().FieldByName("Backend")
+	return ok && f.Tag.Get("mapstructure") == "backend"
+}
+
+func stringsOf(vs []any) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		s, _ := v.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// mustMount is the mount path of volume vol in c.
+func mustMount(t *testing.T, c *corev1.Container, vol string) string {
+	t.Helper()
+	p, _ := mountOf(t, c, vol)
+	return p
+}
+
+// TestExampleReplicasComponent renders the example overlay with the
+// replicas component: the DaemonSet on etcd that checkReplicas describes,
+// and a pod that is the base Deployment's but for the data volume (the
+// node's directory) and the etcd client certificate.
+func TestExampleReplicasComponent(t *testing.T) {
+	r := renderExample(t, "replicas")
+	r.userMade = map[string]bool{"Secret/tinderbox-etcd-client": true}
+	checkReplicas(t, r, replicasWant{
+		endpoints:    []string{"https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"},
+		prefix:       "/tinderbox/",
+		tlsSecret:    "tinderbox-etcd-client",
+		dataHostPath: "/var/lib/tinderbox",
+		nodeSelector: map[string]string{"tinderbox/pxe-lan": "true"},
+	})
+
+	single := renderExample(t)
+	want := single.deployment.Spec.Template.DeepCopy()
+	got := r.daemonSet.Spec.Template.DeepCopy()
+	for _, p := range []*corev1.PodTemplateSpec{want, got} {
+		p.Spec.Volumes = slices.DeleteFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == "data" || v.Name == "etcd-tls" })
+		c := &p.Spec.Containers[0]
+		c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "etcd-tls" })
+	}
+	// The config's ConfigMap differs (the component's config), and so
+	// does the admin token each render writes: so do their generated
+	// names.
+	for _, p := range []*corev1.PodTemplateSpec{want, got} {
+		for i, v := range p.Spec.Volumes {
+			switch v.Name {
+			case "config":
+				p.Spec.Volumes[i].ConfigMap.Name = "tinderbox-config"
+			case "admin-token":
+				p.Spec.Volumes[i].Secret.SecretName = "tinderbox-admin"
+			}
+		}
+	}
+	a, err := yaml.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := yaml.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("the DaemonSet's pod is not the base Deployment's but for data and etcd-tls:\nbase:\n%s\ncomponent:\n%s", a, b)
 	}
 }

@@ -38,8 +38,9 @@ import (
 // implements it.
 type Profiles interface {
 	machineview.Profiles
-	// Render returns mac's machine config as it is served.
-	Render(ctx context.Context, mac machine.MAC) ([]byte, error)
+	// Rendered returns mac's machine config as it is served and the
+	// hash of the profile set it comes from (profiles.Set.Hash).
+	Rendered(ctx context.Context, mac machine.MAC) (config []byte, set string, err error)
 	// Images lists the Talos images the profiles name, for prefetch.
 	Images() []profiles.Image
 }

@@ -40,11 +40,11 @@ func (p fakeProfiles) Maintenance() profiles.Talos {
 	return profiles.Talos{Version: "v1.12.7", SchematicID: "s"}
 }
 
-func (p fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error) {
+func (p fakeProfiles) Rendered(_ context.Context, mac machine.MAC) ([]byte, string, error) {
 	if _, ok := p[mac]; !ok {
-		return nil, errors.New("no profile")
+		return nil, "", errors.New("no profile")
 	}
-	return []byte("machine:\n  network:\n    hostname: " + p[mac].Hostname + "\n"), nil
+	return []byte("machine:\n  network:\n    hostname: " + p[mac].Hostname + "\n"), "5e7", nil
 }
 
 func (p fakeProfiles) Images() []profiles.Image { return nil }

@@ -141,9 +141,12 @@ func TestProfileServedAtOnce(t *testing.T) {
 	if code != http.StatusCreated || hdr.Get("ETag") == "" {
 		t.Fatalf("create: got %d %s (ETag %q), want 201 with an ETag", code, body, hdr.Get("ETag"))
 	}
-	code, _, body = call(t, f.srv.URL, http.MethodGet, "/api/v1/machines/"+mac+"/config", "", "", nil)
+	code, hdr, body = call(t, f.srv.URL, http.MethodGet, "/api/v1/machines/"+mac+"/config", "", "", nil)
 	if code != http.StatusOK || !strings.Contains(body, "hostname: new-one") {
 		t.Fatalf("config after the profile: got %d\n%s", code, body)
+	}
+	if got, want := hdr.Get(api.ProfileSetHeader), f.profiles.Status().Hash; got == "" || got != want {
+		t.Errorf("config's %s: got %q, want the served set's %q", api.ProfileSetHeader, got, want)
 	}
 	code, _, body = call(t, f.srv.URL, http.MethodGet, "/api/v1/machines/"+mac, "", "", nil)
 	var m api.Machine
@@ -570,6 +573,10 @@ func TestStatus(t *testing.T) {
 	}
 	if len(st.Profiles.Problems) != 1 || !strings.Contains(st.Profiles.Problems[0], "broken.yaml:1") || st.Profiles.Machines != 4 {
 		t.Errorf("profiles: %+v", st.Profiles)
+	}
+	// The hash is the set being served, loaded before the broken group.
+	if want := f.profiles.Set().Hash(); st.Profiles.Hash != want || len(want) != 64 {
+		t.Errorf("profiles hash: got %q, want the served set's %q", st.Profiles.Hash, want)
 	}
 	if st.Factory.Reachable || !strings.Contains(st.Factory.Error, "connection refused") {
 		t.Errorf("factory: %+v", st.Factory)

@@ -34,12 +34,13 @@ func (a *API) ConfigDiff(ctx context.Context, mac machine.MAC) (api.ConfigDiff, 
 	if _, known := a.opts.Profiles.Machine(mac); !known {
 		return api.ConfigDiff{}, &DiffError{http.StatusNotFound, "no profile for " + mac.String() + ": it would be served no config now"}
 	}
-	body, err := a.opts.Profiles.Render(ctx, mac)
+	body, set, err := a.opts.Profiles.Rendered(ctx, mac)
 	if err != nil {
 		return api.ConfigDiff{}, &DiffError{http.StatusUnprocessableEntity, err.Error()}
 	}
 	cur := served.Take(body, a.opts.Store.MaskTag)
-	out := api.ConfigDiff{MAC: mac, ServedAt: sv.At, ServedHash: sv.Hash, CurrentHash: cur.Hash, Changed: sv.Hash != cur.Hash}
+	out := api.ConfigDiff{MAC: mac, ServedAt: sv.At, ServedHash: sv.Hash, CurrentHash: cur.Hash, Changed: sv.Hash != cur.Hash,
+		ServedProfileSet: sv.ProfileSet, CurrentProfileSet: set}
 	if !out.Changed {
 		return out, nil
 	}

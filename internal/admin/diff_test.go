@@ -107,6 +107,10 @@ func TestConfigDiff(t *testing.T) {
 	if code != http.StatusOK || d.Changed || d.Diff != "" || d.ServedHash != served.Hash(sent) || d.CurrentHash != d.ServedHash || d.ServedAt.IsZero() {
 		t.Fatalf("just served: got %d %+v (%s), want no change, both hashes %s", code, d, body, served.Hash(sent))
 	}
+	first := f.profiles.Status().Hash
+	if first == "" || d.ServedProfileSet != first || d.CurrentProfileSet != first {
+		t.Errorf("just served: got profile sets %q served, %q current; want both %q", d.ServedProfileSet, d.CurrentProfileSet, first)
+	}
 
 	edit := func(rel, old, new string) {
 		t.Helper()
@@ -131,6 +135,9 @@ func TestConfigDiff(t *testing.T) {
 	code, d, body = getDiff(t, f)
 	if code != http.StatusOK || !d.Changed || d.CurrentHash == d.ServedHash {
 		t.Fatalf("after edits: got %d %s, want a change", code, body)
+	}
+	if now := f.profiles.Status().Hash; d.ServedProfileSet != first || d.CurrentProfileSet != now || now == first {
+		t.Errorf("after edits: got profile sets %q served, %q current; want %q served, the reloaded set's %q current", d.ServedProfileSet, d.CurrentProfileSet, first, now)
 	}
 	minus, plus := changedLines(d.Diff)
 	tagOld, tagNew := served.Marker(f.store.MaskTag("exampl.notarealtoken001")), served.Marker(f.store.MaskTag("exampl.notarealtoken009"))

@@ -102,12 +102,13 @@ func (a *API) config(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no profile for "+mac.String())
 		return
 	}
-	body, err := a.opts.Profiles.Render(r.Context(), mac)
+	body, set, err := a.opts.Profiles.Rendered(r.Context(), mac)
 	if err != nil {
 		WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set(api.ProfileSetHeader, set)
 	_, _ = w.Write(body)
 }
 

@@ -183,7 +183,7 @@ func (a *API) Status(ctx context.Context) api.Status {
 	st.Profiles.Problems = []string{}
 	if a.opts.Files != nil {
 		ps := a.opts.Files.Status()
-		st.Profiles.Dir, st.Profiles.Machines = ps.Dir, ps.Machines
+		st.Profiles.Dir, st.Profiles.Machines, st.Profiles.Hash = ps.Dir, ps.Machines, ps.Hash
 		if err := a.opts.Files.Writable(); err != nil {
 			st.Profiles.ReadOnly = err.Error()
 		}

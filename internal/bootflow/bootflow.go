@@ -50,9 +50,10 @@ type Profiles interface {
 	// MaintenanceArgs returns the kernel arguments of a maintenance boot
 	// (defaults.yaml's kernelArgs).
 	MaintenanceArgs() []string
-	// Render returns the machine config of mac, exactly as
-	// `tinderbox render` prints it.
-	Render(ctx context.Context, mac machine.MAC) ([]byte, error)
+	// Rendered returns the machine config of mac, exactly as
+	// `tinderbox render` prints it, and the hash of the profile set it
+	// comes from (profiles.Set.Hash), which the served record keeps.
+	Rendered(ctx context.Context, mac machine.MAC) (config []byte, set string, err error)
 }
 
 // Cmdlines gives the Image Factory's kernel command line for PXE.
@@ -595,7 +596,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		refuseConfig(w)
 		return
 	}
-	body, err := f.opts.Profiles.Render(r.Context(), mac)
+	body, set, err := f.opts.Profiles.Rendered(r.Context(), mac)
 	if err != nil {
 		f.steps.WithLabelValues("config", "error").Inc()
 		f.log.Error("config: render", "mac", mac, "err", err)
@@ -607,7 +608,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	if next.ConfigServed(); next.State == m.State {
 		// No transition (installing already, or netboot): the event, the
 		// address and the served config wait in the queue.
-		f.q.add(mac, &pendingWrite{ip: ip, events: []queuedEvent{{ev: ev, what: whatEvent}}, served: &pendingConfig{ev: ev, body: body}})
+		f.q.add(mac, &pendingWrite{ip: ip, events: []queuedEvent{{ev: ev, what: whatEvent}}, served: &pendingConfig{ev: ev, body: body, set: set}})
 	} else {
 		// pending or failed → installing is on disk before the config
 		// leaves: were it lost, the machine's next network boot would
@@ -638,7 +639,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusInternalServerError, "recording the install of %s failed; see the tinderbox log", mac)
 			return
 		}
-		f.keepServed(mac, ev, body)
+		f.keepServed(mac, ev, body, set)
 	}
 	f.steps.WithLabelValues("config", "ok").Inc()
 	f.log.Info("machine config served", "mac", mac, "remote", ip, "bytes", len(body), "evidence", v.Via)

@@ -68,11 +68,14 @@ func (p *fakeProfiles) Maintenance() profiles.Talos {
 	return profiles.Talos{Version: "v1.12.7", SchematicID: schematic, Arch: machine.ArchAMD64}
 }
 
-func (p *fakeProfiles) Render(_ context.Context, mac machine.MAC) ([]byte, error) {
+// fakeSet is the profile set hash fakeProfiles renders from.
+const fakeSet = "5e7"
+
+func (p *fakeProfiles) Rendered(_ context.Context, mac machine.MAC) ([]byte, string, error) {
 	if _, ok := p.Machine(mac); !ok {
-		return nil, errors.New("no profile for " + mac.String())
+		return nil, "", errors.New("no profile for " + mac.String())
 	}
-	return []byte("version: v1alpha1\nmachine:\n  type: controlplane # " + mac.String() + "\n"), nil
+	return []byte("version: v1alpha1\nmachine:\n  type: controlplane # " + mac.String() + "\n"), fakeSet, nil
 }
 
 type fakeCmdlines struct{ err error }
@@ -261,9 +264,16 @@ func TestInstallOnceFlow(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "# "+macOnce.String()) {
 		t.Fatalf("config: got %d %q", code, body)
 	}
-	want, _ := e.profiles.Render(t.Context(), macOnce)
+	want, _, _ := e.profiles.Rendered(t.Context(), macOnce)
 	if body != string(want) {
 		t.Errorf("config body differs from Render:\n%s\nwant\n%s", body, want)
+	}
+	// The served record names the profile set the config came from.
+	if err := e.flow.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if sv, ok, err := e.store.Served(macOnce); err != nil || !ok || sv.ProfileSet != fakeSet {
+		t.Errorf("served record: got %+v, %v, %v; want one of profile set %s", sv, ok, err, fakeSet)
 	}
 	m := e.machine(t, macOnce)
 	if m.State != machine.Installing || m.IP != hostOf(macOnce).String() || m.UUID != strings.ToLower(testUUID) || m.Arch != "amd64" {

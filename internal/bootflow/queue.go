@@ -81,6 +81,7 @@ type pendingWrite struct {
 type pendingConfig struct {
 	ev   machine.Event
 	body []byte
+	set  string // the profile set's hash
 }
 
 // record reports whether p changes the machine record (as opposed to
@@ -366,7 +367,7 @@ func (q *writeQueue) write(macs []machine.MAC, ps []*pendingWrite) {
 		}
 		if c := p.served; c != nil {
 			snap := served.Take(c.body, q.store.MaskTag)
-			changes[i].Served = &state.Served{At: c.ev.Time, Hash: snap.Hash, Size: snap.Size, Config: string(snap.Masked), Note: snap.Note}
+			changes[i].Served = &state.Served{At: c.ev.Time, Hash: snap.Hash, Size: snap.Size, Config: string(snap.Masked), Note: snap.Note, ProfileSet: c.set}
 		}
 	}
 	for i, r := range q.store.Apply(changes...) {
@@ -453,10 +454,11 @@ func withQueued(p *pendingWrite, fn func(m *state.Machine, exists bool) error) f
 }
 
 // keepServed queues a config just served to mac, at the time of its
-// config event, for the background writer, which masks it and stores it
-// (state.Store.PutServed) after the answer is written.
-func (f *Flow) keepServed(mac machine.MAC, ev machine.Event, body []byte) {
-	f.q.add(mac, &pendingWrite{served: &pendingConfig{ev: ev, body: body}})
+// config event, from the profile set of hash set, for the background
+// writer, which masks it and stores it (state.Store.PutServed) after the
+// answer is written.
+func (f *Flow) keepServed(mac machine.MAC, ev machine.Event, body []byte, set string) {
+	f.q.add(mac, &pendingWrite{served: &pendingConfig{ev: ev, body: body, set: set}})
 }
 
 // Flush blocks until every state record queued so far (DHCP sightings,

@@ -10,6 +10,7 @@ package profiles
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -142,7 +143,9 @@ type Set struct {
 	machines    map[machine.MAC]*entry
 	loadedAt    time.Time
 	stamp       string
-	warnings    []error
+	// hash is the digest of the set's input files (Hash).
+	hash     string
+	warnings []error
 	// maintenanceArgs are defaults.yaml's kernelArgs (MaintenanceArgs).
 	maintenanceArgs []string
 	// rendered are the machines this load rendered rather than took
@@ -177,6 +180,13 @@ func (s *Set) MaintenanceArgs() []string { return slices.Clone(s.maintenanceArgs
 
 // LoadedAt is when the set was loaded.
 func (s *Set) LoadedAt() time.Time { return s.loadedAt }
+
+// Hash is the profile set's hash: the hex SHA-256 of the directory's
+// input files by path and content (64 characters), computed when the set
+// loaded. Two replicas that loaded the same tree have the same hash,
+// whatever the files' modification times; a change of one byte of one
+// input changes it. See setHash for what is covered.
+func (s *Set) Hash() string { return s.hash }
 
 // Len is the number of machines with a profile.
 func (s *Set) Len() int { return len(s.machines) }
@@ -228,6 +238,10 @@ type layers struct {
 	// texts are the base configs and patches read, by path (text).
 	textMu sync.Mutex
 	texts  map[string]fileText
+	// sums are the SHA-256 of the layer files and secrets bundles as
+	// read for this load, by path, for setHash.
+	sumMu sync.Mutex
+	sums  map[string][sha256.Size]byte
 }
 
 // Load reads, checks and renders the whole directory, then checks the
@@ -259,6 +273,9 @@ func load(ctx context.Context, opts Options, prev *memo) (*Set, *memo, error) {
 		return nil, lo.next, errors.Join(errs...)
 	}
 	set := &Set{unknown: machine.UnknownMaintenance, machines: map[machine.MAC]*entry{}, stamp: stamp}
+	if set.hash, err = ls.setHash(opts.Dir, opts.Overlay); err != nil {
+		errs = append(errs, err)
+	}
 	if ls.defaults != nil && ls.defaults.unknown != nil {
 		set.unknown = *ls.defaults.unknown
 	}
@@ -370,6 +387,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 		rel, err := filepath.Rel(dir, path)
 		if err == nil {
 			if data, ok := overlay[filepath.ToSlash(rel)]; ok {
+				ls.keepSum(path, sha256.Sum256(data))
 				return lo.parse(path, data, k)
 			}
 		}
@@ -377,6 +395,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 		if err != nil {
 			return nil, &Problem{File: path, Msg: err.Error()}
 		}
+		ls.keepSum(path, sha256.Sum256(data))
 		return lo.parse(path, data, k)
 	}
 	defaults := filepath.Join(dir, "defaults.yaml")

@@ -50,7 +50,9 @@ func (ls *layers) readBundles(dir string) []error {
 			}
 			errs = append(errs, &Problem{File: path, Msg: "secrets bundle: " + e.Error()})
 		}
-		ls.bundles[name] = bundle{file: path, bundle: b, sum: sha256.Sum256(data)}
+		sum := sha256.Sum256(data)
+		ls.keepSum(path, sum)
+		ls.bundles[name] = bundle{file: path, bundle: b, sum: sum}
 	}
 	return errs
 }

@@ -34,6 +34,9 @@ type Status struct {
 	LoadedAt time.Time
 	// Machines is the number of machines with a profile in that set.
 	Machines int
+	// Hash is that set's hash (Set.Hash): replicas serving the same
+	// tree show the same one.
+	Hash string
 	// LastAttempt is when the directory was last loaded, well or not.
 	LastAttempt time.Time
 	// Err is why the last attempt failed (nil when it succeeded): the set
@@ -115,15 +118,15 @@ func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, er
 			return nil, err
 		}
 		s.set = good
-		s.status = Status{Dir: opts.Dir, LoadedAt: good.loadedAt, Machines: good.Len(), LastAttempt: time.Now(), Err: err}
+		s.status = Status{Dir: opts.Dir, LoadedAt: good.loadedAt, Machines: good.Len(), Hash: good.hash, LastAttempt: time.Now(), Err: err}
 		for _, e := range problem.Leaves(err) {
 			s.status.Problems = append(s.status.Problems, e.Error())
 		}
 		s.log.Error("profiles: the directory does not load; serving the last good set kept under state.dir until it is fixed",
-			"dir", opts.Dir, "last_good", s.lastGood, "problems", len(s.status.Problems), "err", strings.Join(s.status.Problems, "; "))
+			"dir", opts.Dir, "last_good", s.lastGood, "hash", good.hash, "problems", len(s.status.Problems), "err", strings.Join(s.status.Problems, "; "))
 	} else {
 		s.set = set
-		s.status = Status{Dir: opts.Dir, LoadedAt: set.loadedAt, Machines: set.Len(), LastAttempt: set.loadedAt}
+		s.status = Status{Dir: opts.Dir, LoadedAt: set.loadedAt, Machines: set.Len(), Hash: set.hash, LastAttempt: set.loadedAt}
 		s.keep(set)
 	}
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -152,6 +155,7 @@ func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, er
 				}
 				return 1
 			}),
+			setInfo{s},
 		}
 		for _, c := range cs {
 			if err := sopts.Registerer.Register(c); err != nil {
@@ -196,6 +200,31 @@ func (s *Store) MaintenanceArgs() []string { return s.Set().MaintenanceArgs() }
 // Render returns mac's machine config as it is served; see Set.Render.
 func (s *Store) Render(ctx context.Context, mac machine.MAC) ([]byte, error) {
 	return s.Set().Render(ctx, mac)
+}
+
+// Rendered returns mac's machine config as it is served (Set.Render) and
+// the hash of the set it comes from (Set.Hash), both of one set: a reload
+// in between cannot pair a config with another set's hash.
+func (s *Store) Rendered(ctx context.Context, mac machine.MAC) (config []byte, set string, err error) {
+	cur := s.Set()
+	config, err = cur.Render(ctx, mac)
+	return config, cur.hash, err
+}
+
+// setInfo is tinderbox_profiles_set_info, an info metric: always 1, with
+// the hash of the set being served as its label, so that replicas
+// serving different trees show it on one graph. It reads the set at
+// scrape time, so an old hash leaves no series behind.
+type setInfo struct{ s *Store }
+
+var setInfoDesc = prometheus.NewDesc(metrics.Namespace+"_profiles_set_info",
+	"The profile set being served: 1, labelled with its hash (the SHA-256 of its input files by path and content).",
+	[]string{"hash"}, nil)
+
+func (i setInfo) Describe(ch chan<- *prometheus.Desc) { ch <- setInfoDesc }
+
+func (i setInfo) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(setInfoDesc, prometheus.GaugeValue, 1, i.s.Set().hash)
 }
 
 // Images is every Talos image the served set names; see Set.Images.
@@ -244,6 +273,7 @@ func (s *Store) Reload(ctx context.Context) error {
 		s.set = set
 		s.status.LoadedAt = set.loadedAt
 		s.status.Machines = set.Len()
+		s.status.Hash = set.hash
 	}
 	probs := s.status.Problems
 	s.mu.Unlock()
@@ -253,11 +283,11 @@ func (s *Store) Reload(ctx context.Context) error {
 	if err != nil {
 		s.reloads.WithLabelValues("error").Inc()
 		s.log.Error("profiles: the changed directory does not load; still serving the last good set",
-			"dir", s.opts.Dir, "problems", len(probs), "err", strings.Join(probs, "; "))
+			"dir", s.opts.Dir, "hash", s.Set().hash, "problems", len(probs), "err", strings.Join(probs, "; "))
 		return err
 	}
 	s.reloads.WithLabelValues("ok").Inc()
-	s.log.Info("profiles loaded", "dir", s.opts.Dir, "machines", set.Len())
+	s.log.Info("profiles loaded", "dir", s.opts.Dir, "machines", set.Len(), "hash", set.hash)
 	return nil
 }
 

@@ -32,6 +32,10 @@ type Served struct {
 	// says why it is not kept.
 	Config string `json:"config,omitempty"`
 	Note   string `json:"note,omitempty"`
+	// ProfileSet is the hash of the profile set the config was rendered
+	// from (profiles.Set.Hash); empty for a config served before it was
+	// kept.
+	ProfileSet string `json:"profileSet,omitempty"`
 }
 
 // PutServed stores what was served to mac, replacing what was kept

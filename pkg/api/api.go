@@ -11,6 +11,11 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
+// ProfileSetHeader is the header of GET /api/v1/machines/{mac}/config
+// that names the hash of the profile set the config was rendered from
+// (ProfileStatus.Hash).
+const ProfileSetHeader = "X-Tinderbox-Profile-Set"
+
 // Machine is one row of GET /api/v1/machines, and the answer of GET
 // /api/v1/machines/{mac} and POST /api/v1/machines/{mac}/reinstall: what
 // tinderbox recorded of a machine joined with its profile.
@@ -251,8 +256,13 @@ type IPXEStatus struct {
 
 // ProfileStatus is how loading the profiles directory goes.
 type ProfileStatus struct {
-	Dir         string     `json:"dir"`
-	Machines    int        `json:"machines"`
+	Dir      string `json:"dir"`
+	Machines int    `json:"machines"`
+	// Hash is the hash of the profile set being served: the hex SHA-256
+	// of its input files by path and content, computed when it loaded.
+	// Replicas serving the same tree show the same hash; one that shows
+	// another serves an older or newer tree. Empty when nothing loaded.
+	Hash        string     `json:"hash,omitempty"`
 	LoadedAt    *time.Time `json:"loadedAt,omitempty"`
 	LastAttempt *time.Time `json:"lastAttempt,omitempty"`
 	// Problems are why the files on disk do not load; the set loaded at
@@ -288,6 +298,14 @@ type ConfigDiff struct {
 	CurrentHash string `json:"currentHash"`
 	// Changed is ServedHash != CurrentHash.
 	Changed bool `json:"changed"`
+	// ServedProfileSet is the hash of the profile set the served config
+	// was rendered from (empty when it was served before tinderbox kept
+	// it); CurrentProfileSet that of the set this tinderbox serves now
+	// (ProfileStatus.Hash). They differ after a change of the profiles,
+	// or when the replica that answers holds another tree than the one
+	// that served the config.
+	ServedProfileSet  string `json:"servedProfileSet,omitempty"`
+	CurrentProfileSet string `json:"currentProfileSet,omitempty"`
 	// Diff is the unified diff from the served config (labelled "served")
 	// to the current one ("current"); empty when they are equal, or when
 	// Note says why there is none.

@@ -24,6 +24,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "tinderbox.tokenDir" -}}/etc/tinderbox/admin{{- end -}}
 {{- define "tinderbox.dataDir" -}}/var/lib/tinderbox{{- end -}}
 {{- define "tinderbox.gitRoot" -}}/git{{- end -}}
+{{- define "tinderbox.etcdTLSDir" -}}/etc/tinderbox/etcd{{- end -}}
 
 {{/* The profiles directory tinderbox reads. */}}
 {{- define "tinderbox.profilesDir" -}}
@@ -107,6 +108,23 @@ holds no "/"; the volume's items put each key back at its path).
 {{- if not (has .Values.persistence.type (list "pvc" "hostPath" "emptyDir")) -}}
 {{- fail (printf "persistence.type %q: want pvc, hostPath or emptyDir" .Values.persistence.type) -}}
 {{- end -}}
+{{- if not (has .Values.replicas.mode (list "single" "daemonset")) -}}
+{{- fail (printf "replicas.mode %q: want single or daemonset" .Values.replicas.mode) -}}
+{{- end -}}
+{{- if eq .Values.replicas.mode "daemonset" -}}
+{{- if not .Values.etcd.endpoints -}}
+{{- fail "replicas.mode is daemonset: list the etcd cluster's client URLs in etcd.endpoints (the replicas share their state there)" -}}
+{{- end -}}
+{{- if not .Values.etcd.tls.secretName -}}
+{{- fail "replicas.mode is daemonset: set etcd.tls.secretName, a Secret with the etcd client certificate (ca.crt, tls.crt, tls.key)" -}}
+{{- end -}}
+{{- if not (has .Values.replicas.local.type (list "hostPath" "emptyDir")) -}}
+{{- fail (printf "replicas.local.type %q: want hostPath or emptyDir (a DaemonSet's pods cannot share one claim)" .Values.replicas.local.type) -}}
+{{- end -}}
+{{- if not .Values.nodeSelector -}}
+{{- fail "replicas.mode is daemonset: set nodeSelector to the label of the PXE nodes, or every node of the cluster runs a proxyDHCP" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* tinderbox.yaml: .Values.config, then what the chart decides. */}}
@@ -130,6 +148,15 @@ holds no "/"; the volume's items put each key back at its path).
   "state" (dict "dir" (include "tinderbox.dataDir" .))
   "profiles" (dict "dir" (include "tinderbox.profilesDir" .))
 -}}
+{{- if eq .Values.replicas.mode "daemonset" -}}
+{{- $tls := include "tinderbox.etcdTLSDir" . -}}
+{{- $etcd := dict
+  "endpoints" .Values.etcd.endpoints
+  "prefix" .Values.etcd.prefix
+  "tls" (dict "ca" (printf "%s/ca.crt" $tls) "cert" (printf "%s/tls.crt" $tls) "key" (printf "%s/tls.key" $tls))
+-}}
+{{- $_ := set $chart "state" (dict "dir" (include "tinderbox.dataDir" .) "backend" "etcd" "etcd" $etcd) -}}
+{{- end -}}
 {{- with .Values.advertise -}}{{- $_ := set $chart "advertise" . -}}{{- end -}}
 {{- $cfg := mergeOverwrite (deepCopy (.Values.config | default dict)) $chart -}}
 {{- toYaml $cfg -}}
