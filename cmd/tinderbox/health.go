@@ -33,7 +33,7 @@ const (
 //     or the daemon is stopping.
 //   - ipxe: degraded when boot binaries are missing from ipxe.dir
 //     (firmware of that kind cannot chain-load; iPXE ROMs still boot).
-func (d *daemon) checks(st *state.Store, probe *health.DiskProbe, ps *profiles.Store, ipxeDir string, required []string) []health.Check {
+func (d *daemon) checks(st state.Backend, probe *health.DiskProbe, ps *profiles.Store, ipxeDir string, required []string) []health.Check {
 	return []health.Check{
 		{Name: "state", Run: func() (api.HealthStatus, string) {
 			if err := st.Health(); err != nil {

@@ -78,7 +78,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 type daemon struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
-	state    *state.Store
+	state    state.Backend
 	profiles *profiles.Store
 	servers  []server
 	// ipxeFiles are the iPXE binaries handed out, for the status page.
@@ -299,11 +299,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		}
 		return nil
 	})
-	if every := cfg.State.Backup.Interval; every > 0 {
+	if b, ok := d.state.(state.Backupper); ok && cfg.State.Backup.Interval > 0 {
+		every := cfg.State.Backup.Interval
 		d.add("state backups", func(ctx context.Context) error {
 			t := time.NewTicker(every)
 			defer t.Stop()
-			return d.state.Backups(ctx, t.C)
+			return b.Backups(ctx, t.C)
 		})
 	}
 	// The write probe of state.dir, for the health's state check.
