@@ -280,13 +280,15 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	baseURL := bootURL(cfg.Advertise, d.httpAddr.String())
 	warnSharedDHCPPorts(socks.dhcp, log)
 
-	// State: every change goes to the admin API's event streams;
-	// discovered records past their TTL are swept while serving.
+	// State (bbolt under state.dir, or etcd shared with other replicas):
+	// every change, another replica's included, goes to the admin API's
+	// event streams; discovered records past their TTL are swept while
+	// serving.
 	events := eventhub.New()
 	d.hub = events
 	onChange := func(m state.Machine) { events.Publish(m.MAC) }
 	disc := cfg.State.Discovered
-	if d.state, err = state.Open(cfg.State.Dir, state.Options{
+	if d.state, err = openState(cfg.State, state.Options{
 		Logger: log, OnChange: onChange, DiscoveredMax: disc.Max, DiscoveredTTL: disc.TTL,
 		OnCorrupt: cfg.State.OnCorrupt, BackupKeep: cfg.State.Backup.Keep, Registerer: d.registry,
 	}); err != nil {
