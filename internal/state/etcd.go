@@ -727,7 +727,7 @@ func (s *EtcdStore) failed(err error) error {
 		return errClosed
 	}
 	s.markDown(err)
-	return fmt.Errorf("%w: etcd %s did not commit within %s (no quorum or unreachable?): %w", ErrUnavailable, s.endpoints, s.reqTimeout, err)
+	return fmt.Errorf("%w: etcd %s did not confirm the write within %s (no quorum or unreachable?; it may still commit once etcd recovers): %w", ErrUnavailable, s.endpoints, s.reqTimeout, err)
 }
 
 // lockFailed is the error of a write that waited for another write of
@@ -817,7 +817,12 @@ func (s *EtcdStore) modify(ctx context.Context, mac machine.MAC, p plan, served 
 // the record since it was read, fn runs again on the record as stored
 // (so two replicas racing one transition cannot both make it: the second
 // fn sees the first's result). It fails wrapping ErrUnavailable when etcd
-// did not commit within EtcdOptions.RequestTimeout.
+// did not confirm the commit within EtcdOptions.RequestTimeout. Such a
+// write's outcome is unknown, as with any etcd client: a leader that
+// took it into its log before losing its quorum commits it once its
+// peers are back, and the watch then brings it to every cache. The
+// caller must treat it as not made (and refuse what depended on it),
+// never as made.
 func (s *EtcdStore) Update(mac machine.MAC, fn func(m *Machine, exists bool) error) (Machine, error) {
 	ctx, cancel, err := s.writeCtx()
 	if err != nil {
