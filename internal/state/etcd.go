@@ -66,10 +66,17 @@ const (
 	// follows a commit of someone else's, so sixteen in a row means a
 	// storm of writes to one machine, which no boot flow makes.
 	etcdMaxAttempts = 16
-	// etcdApplyParallel is how many machines' changes of one Apply are
-	// in flight at once: etcd batches concurrent proposals into one raft
-	// entry and fsync, as the bbolt committer batches transactions.
-	etcdApplyParallel = 32
+	// etcdBatch is how many machines' changes of one Apply share a
+	// transaction: two puts each (record, served config) stay within
+	// etcd's default --max-txn-ops of 128.
+	etcdBatch = 64
+	// etcdBatchBytes bounds a batch's values: one larger (records near
+	// their bounds, large served configs) is made change by change, each
+	// far below etcd's 1.5 MiB request limit.
+	etcdBatchBytes = 1 << 20
+	// etcdApplyParallel is how many batches of one Apply are in flight at
+	// once: etcd commits concurrent transactions together.
+	etcdApplyParallel = 4
 	// etcdLockStripes is the number of per-machine write locks: writes
 	// to one machine from one replica queue on its lock instead of
 	// failing each other's compares.
@@ -700,9 +707,13 @@ func (s *EtcdStore) CheckToken(m Machine, tok string) bool {
 // the shared secret.
 func (s *EtcdStore) MaskTag(value string) string { return maskTag(s.secret, value) }
 
+func (s *EtcdStore) stripe(mac machine.MAC) int {
+	return int(maphash.Bytes(s.seed, mac[:]) % etcdLockStripes)
+}
+
 // lock takes mac's write lock, waiting no longer than ctx.
 func (s *EtcdStore) lock(ctx context.Context, mac machine.MAC) (func(), error) {
-	l := s.locks[maphash.Bytes(s.seed, mac[:])%etcdLockStripes]
+	l := s.locks[s.stripe(mac)]
 	select {
 	case l <- struct{}{}:
 		return func() { <-l }, nil
@@ -889,13 +900,17 @@ func (s *EtcdStore) applyPlan(mac machine.MAC, fn func(*Machine, bool) error) pl
 	}
 }
 
-// Apply stores changes (Backend.Apply): each in its own transaction with
-// a compare on its record's revision, retried as Update's are; changes
-// to one machine one after the other in order, those of different
-// machines concurrently (etcd commits concurrent transactions together).
-// A change whose Fn fails stores nothing; the others are stored. Once
-// etcd does not answer, the changes not yet made fail at once, each
-// with an error wrapping ErrUnavailable.
+// Apply stores changes (Backend.Apply). The changes are taken in rounds
+// (the first change of each machine, then the second, …, so that changes
+// to one machine are made in order, each Fn seeing what the one before
+// stored), and each round in batches of up to etcdBatch machines, each
+// batch one transaction comparing every record's revision: a drain of
+// the write queue costs a few commits, not one per machine. A batch whose
+// compare fails (another replica changed one of its records) is made
+// change by change instead, each retried as Update's are. A change whose
+// Fn fails stores nothing; the others are stored. Once etcd does not
+// answer, the changes not yet made fail at once, each with an error
+// wrapping ErrUnavailable.
 func (s *EtcdStore) Apply(changes ...Change) []Result {
 	out := make([]Result, len(changes))
 	if s.ctx.Err() != nil {
@@ -904,36 +919,207 @@ func (s *EtcdStore) Apply(changes ...Change) []Result {
 		}
 		return out
 	}
-	var order []machine.MAC
-	groups := map[machine.MAC][]int{}
+	nth := map[machine.MAC]int{}
+	var rounds [][]int
 	for i, c := range changes {
-		if _, ok := groups[c.MAC]; !ok {
-			order = append(order, c.MAC)
+		k := nth[c.MAC]
+		nth[c.MAC] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, nil)
 		}
-		groups[c.MAC] = append(groups[c.MAC], i)
+		rounds[k] = append(rounds[k], i)
 	}
 	abort, stop := context.WithCancel(s.ctx)
 	defer stop()
-	sem := make(chan struct{}, etcdApplyParallel)
-	var wg sync.WaitGroup
-	for _, mac := range order {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			for _, i := range groups[mac] {
-				if abort.Err() != nil {
-					out[i].Err = fmt.Errorf("state: update %s: %w: an earlier change of the same Apply found etcd %s unavailable", mac, ErrUnavailable, s.endpoints)
-					continue
-				}
-				out[i] = s.applyOne(abort, changes[i])
-				if errors.Is(out[i].Err, ErrUnavailable) {
-					stop()
-				}
-			}
-		})
+	for _, round := range rounds {
+		sem := make(chan struct{}, etcdApplyParallel)
+		var wg sync.WaitGroup
+		for batch := range slices.Chunk(round, etcdBatch) {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				s.applyBatch(abort, stop, changes, batch, out)
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	return out
+}
+
+// applyBatch makes the changes of idx, one per machine, in one
+// transaction, setting their results in out; see Apply. stop aborts the
+// rest of the Apply when etcd does not answer.
+func (s *EtcdStore) applyBatch(parent context.Context, stop func(), changes []Change, idx []int, out []Result) {
+	if parent.Err() != nil {
+		for _, i := range idx {
+			out[i].Err = fmt.Errorf("state: update %s: %w: an earlier change of the same Apply found etcd %s unavailable", changes[i].MAC, ErrUnavailable, s.endpoints)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(parent, s.reqTimeout)
+	defer cancel()
+	macs := make([]machine.MAC, len(idx))
+	for j, i := range idx {
+		macs[j] = changes[i].MAC
+	}
+	unlock, err := s.lockAll(ctx, macs)
+	if err != nil {
+		for _, i := range idx {
+			out[i].Err = fmt.Errorf("state: update %s: %w", changes[i].MAC, s.lockFailed(err))
+		}
+		return
+	}
+	var (
+		puts []batchPut
+		cmps []clientv3.Cmp
+		ops  []clientv3.Op
+	)
+	for _, i := range idx {
+		c := changes[i]
+		fail := func(err error) { out[i].Err = fmt.Errorf("state: update %s: %w", c.MAC, err) }
+		r, exists, err := s.cached(c.MAC)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		mk := s.machineKey(c.MAC)
+		p := batchPut{i: i, key: mk}
+		if c.Fn == nil {
+			out[i].Machine = r.sum.machine()
+			if !exists || c.Served == nil {
+				continue
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(mk), ">", 0))
+		} else {
+			next, o, err := s.applyPlan(c.MAC, c.Fn)(r.m, exists)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			if p.val, err = json.Marshal(next); err != nil {
+				fail(err)
+				continue
+			}
+			p.out, p.record, p.discover = o, true, next.State == machine.Discovered
+			if exists {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(mk), "=", r.rev))
+			} else {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(mk), "=", 0))
+			}
+			ops = append(ops, clientv3.OpPut(mk, string(p.val)))
+		}
+		if c.Served != nil {
+			if p.sv, err = json.Marshal(c.Served); err != nil {
+				fail(err)
+				continue
+			}
+			ops = append(ops, clientv3.OpPut(s.servedKey(c.MAC), string(p.sv)))
+		}
+		puts = append(puts, p)
+	}
+	if len(puts) == 0 {
+		unlock()
+		return
+	}
+	size := 0
+	for _, p := range puts {
+		size += len(p.val) + len(p.sv)
+	}
+	if size > etcdBatchBytes {
+		unlock()
+		s.applyEach(parent, stop, changes, puts, out)
+		return
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		unlock()
+		err = s.failed(err)
+		stop()
+		for _, p := range puts {
+			out[p.i] = Result{Err: fmt.Errorf("state: update %s: %w", changes[p.i].MAC, err)}
+		}
+		return
+	}
+	s.markUp()
+	if resp.Succeeded {
+		rev := resp.Header.Revision
+		discovered := false
+		for _, p := range puts {
+			mac := changes[p.i].MAC
+			if p.record {
+				s.applyKV(p.key, p.val, rev, false)
+				out[p.i].Machine = p.out
+			}
+			if p.sv != nil {
+				s.applyKV(s.servedKey(mac), p.sv, rev, false)
+			}
+			discovered = discovered || p.discover
+		}
+		if discovered {
+			s.overflow(ctx, machine.MAC{})
+		}
+		unlock()
+		return
+	}
+	// Another replica changed one of the records since it was read: make
+	// each change alone, on its record as stored.
+	s.conflicts.Inc()
+	unlock()
+	s.applyEach(parent, stop, changes, puts, out)
+}
+
+// applyEach makes the changes of a batch that cannot be one transaction
+// one by one.
+func (s *EtcdStore) applyEach(parent context.Context, stop func(), changes []Change, puts []batchPut, out []Result) {
+	for _, p := range puts {
+		if parent.Err() != nil {
+			out[p.i] = Result{Err: fmt.Errorf("state: update %s: %w: an earlier change of the same Apply found etcd %s unavailable", changes[p.i].MAC, ErrUnavailable, s.endpoints)}
+			continue
+		}
+		out[p.i] = s.applyOne(parent, changes[p.i])
+		if errors.Is(out[p.i].Err, ErrUnavailable) {
+			stop()
+		}
+	}
+}
+
+// batchPut is one change of a batch, as staged for its transaction.
+type batchPut struct {
+	i   int    // its index in Apply's changes
+	key string // its record's key
+	// val is the record to put (nil for a change of the served config
+	// only), sv the served config (nil for none).
+	val, sv []byte
+	out     Machine
+	// record says val is put; discover that it is a discovered record.
+	record, discover bool
+}
+
+// lockAll takes the write locks of macs, in stripe order (so that two
+// batches never wait for each other's), waiting no longer than ctx.
+func (s *EtcdStore) lockAll(ctx context.Context, macs []machine.MAC) (func(), error) {
+	var stripes []int
+	for _, mac := range macs {
+		stripes = append(stripes, s.stripe(mac))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	held := 0
+	release := func() {
+		for _, st := range stripes[:held] {
+			<-s.locks[st]
+		}
+	}
+	for _, st := range stripes {
+		select {
+		case s.locks[st] <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		}
+	}
+	return release, nil
 }
 
 func (s *EtcdStore) applyOne(parent context.Context, c Change) Result {

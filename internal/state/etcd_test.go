@@ -47,6 +47,63 @@ func TestEtcdReplicas(t *testing.T) {
 		})
 	})
 
+	t.Run("a batch with a record changed meanwhile", func(t *testing.T) {
+		var macs []machine.MAC
+		for i := range 10 {
+			mac := machine.MustParseMAC(fmt.Sprintf("52:54:00:22:01:%02x", 0x10+i))
+			macs = append(macs, mac)
+			if _, err := a.Update(mac, func(m *Machine, _ bool) error { m.State = machine.Pending; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "B holds A's ten records", func() bool {
+			n := 0
+			for _, mac := range macs {
+				if _, ok, _ := b.Peek(mac); ok {
+					n++
+				}
+			}
+			return n == len(macs)
+		})
+		// B's cache as it would be had its watch not yet delivered A's
+		// next change.
+		b.mu.RLock()
+		stale := b.recs[macs[3]]
+		b.mu.RUnlock()
+		if _, err := a.Update(macs[3], func(m *Machine, _ bool) error {
+			m.Events = append(m.Events, a.Event(machine.EventScript, "from A", 0))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B sees A's change", func() bool { m, _, _ := b.Get(macs[3]); return len(m.Events) == 1 })
+		b.mu.Lock()
+		b.recs[macs[3]] = stale
+		b.mu.Unlock()
+
+		var changes []Change
+		for _, mac := range macs {
+			changes = append(changes, Change{MAC: mac, Fn: func(m *Machine, _ bool) error {
+				m.Events = append(m.Events, b.Event(machine.EventTFTP, "from B", 0))
+				return nil
+			}})
+		}
+		for i, r := range b.Apply(changes...) {
+			if r.Err != nil {
+				t.Fatalf("change %d: %v", i, r.Err)
+			}
+		}
+		m, _, _ := a.Get(macs[3])
+		if len(m.Events) != 2 || m.Events[0].Detail != "from A" || m.Events[1].Detail != "from B" {
+			t.Errorf("events of the record changed meanwhile: %+v, want A's then B's", m.Events)
+		}
+		for _, mac := range macs {
+			if m, _, _ := a.Get(mac); len(m.Events) == 0 || m.Events[len(m.Events)-1].Detail != "from B" {
+				t.Errorf("%s: events %+v, want B's last", mac, m.Events)
+			}
+		}
+	})
+
 	t.Run("one pending to installing of two", func(t *testing.T) {
 		const rounds = 200
 		for i := range rounds {
