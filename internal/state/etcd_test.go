@@ -93,12 +93,14 @@ func TestEtcdReplicas(t *testing.T) {
 				t.Fatalf("change %d: %v", i, r.Err)
 			}
 		}
-		m, _, _ := a.Get(macs[3])
+		// B reads its own writes at once; A once its watch delivers them.
+		m, _, _ := b.Get(macs[3])
 		if len(m.Events) != 2 || m.Events[0].Detail != "from A" || m.Events[1].Detail != "from B" {
 			t.Errorf("events of the record changed meanwhile: %+v, want A's then B's", m.Events)
 		}
+		eventually(t, "A sees both events", func() bool { m, _, _ := a.Get(macs[3]); return len(m.Events) == 2 })
 		for _, mac := range macs {
-			if m, _, _ := a.Get(mac); len(m.Events) == 0 || m.Events[len(m.Events)-1].Detail != "from B" {
+			if m, _, _ := b.Get(mac); len(m.Events) == 0 || m.Events[len(m.Events)-1].Detail != "from B" {
 				t.Errorf("%s: events %+v, want B's last", mac, m.Events)
 			}
 		}
