@@ -18,8 +18,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tinderbox-boot/tinderbox/internal/metrics"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
@@ -677,18 +680,6 @@ func (s *EtcdStore) Served(mac machine.MAC) (Served, bool, error) {
 	return sv.sv, ok, nil
 }
 
-// Unreadable returns the MACs of the records that do not decode, sorted.
-func (s *EtcdStore) Unreadable() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []string
-	for k := range s.unreadable {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // Event returns an event of kind k stamped with the store's clock.
 func (s *EtcdStore) Event(k machine.EventKind, detail string, bytes int64) machine.Event {
 	return machine.Event{Time: s.now(), Kind: k, Detail: detail, Bytes: bytes}
@@ -731,14 +722,36 @@ func (s *EtcdStore) writeCtx() (context.Context, context.CancelFunc, error) {
 	return ctx, cancel, nil
 }
 
-// failed wraps a write's error from etcd: a closed store's, or one
-// wrapping ErrUnavailable that marks the store down.
+// failed wraps a write's error from etcd: a closed store's; one wrapping
+// ErrUnavailable that marks the store down when etcd did not answer in
+// time or has no leader; else etcd's refusal (authentication, a request
+// too large), which says nothing of its quorum.
 func (s *EtcdStore) failed(err error) error {
 	if s.ctx.Err() != nil {
 		return errClosed
 	}
+	if !unanswered(err) {
+		return fmt.Errorf("etcd %s: %w", s.endpoints, err)
+	}
 	s.markDown(err)
 	return fmt.Errorf("%w: etcd %s did not confirm the write within %s (no quorum or unreachable?; it may still commit once etcd recovers): %w", ErrUnavailable, s.endpoints, s.reqTimeout, err)
+}
+
+// unanswered reports whether err means etcd did not answer: a deadline
+// passed, or gRPC's or etcd's Unavailable (no connection, no leader, a
+// proposal timed out).
+func unanswered(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var code codes.Code
+	var ee rpctypes.EtcdError
+	if errors.As(rpctypes.Error(err), &ee) {
+		code = ee.Code()
+	} else if st, ok := status.FromError(err); ok {
+		code = st.Code()
+	}
+	return code == codes.Unavailable || code == codes.DeadlineExceeded
 }
 
 // lockFailed is the error of a write that waited for another write of

@@ -3,8 +3,11 @@ package state
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state/etcdtest"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
@@ -211,4 +214,23 @@ func TestEtcdMemberAndQuorumLoss(t *testing.T) {
 		_, ok, _ := s.Peek(back)
 		return ok && seen.has(back, machine.Discovered)
 	})
+}
+
+// TestOpenEtcdUnreachable: with no etcd at its endpoint, OpenEtcd fails,
+// naming the endpoint, instead of starting without machine state.
+func TestOpenEtcdUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	ln.Close()
+	s, err := OpenEtcd(Options{}, EtcdOptions{Endpoints: []string{endpoint}, DialTimeout: 500 * time.Millisecond, RequestTimeout: 500 * time.Millisecond})
+	if err == nil {
+		s.Close()
+		t.Fatal("OpenEtcd with no etcd: no error")
+	}
+	if !strings.Contains(err.Error(), endpoint) {
+		t.Errorf("OpenEtcd with no etcd: %v, want the endpoint named", err)
+	}
 }
