@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -27,16 +28,22 @@ const (
 //   - state: down when the store is degraded (corrupt, or a write stuck)
 //     or state.dir cannot be written within probeDeadline (full,
 //     read-only, frozen): boots record state, and fail without it.
+//     Degraded when the etcd backend has no quorum (state.ErrUnavailable):
+//     machines whose state this replica holds keep booting from its
+//     cache, transitions that need a write are refused, and the check
+//     clears by itself once etcd answers.
 //   - profiles: degraded when the files do not load and the last good
 //     set serves (machines boot as before; the edit needs fixing).
 //   - listeners: down when a configured socket's server is not running,
 //     or the daemon is stopping.
 //   - ipxe: degraded when boot binaries are missing from ipxe.dir
 //     (firmware of that kind cannot chain-load; iPXE ROMs still boot).
-func (d *daemon) checks(st *state.Store, probe *health.DiskProbe, ps *profiles.Store, ipxeDir string, required []string) []health.Check {
+func (d *daemon) checks(st state.Backend, probe *health.DiskProbe, ps *profiles.Store, ipxeDir string, required []string) []health.Check {
 	return []health.Check{
 		{Name: "state", Run: func() (api.HealthStatus, string) {
-			if err := st.Health(); err != nil {
+			if err := st.Health(); errors.Is(err, state.ErrUnavailable) {
+				return api.HealthDegraded, err.Error()
+			} else if err != nil {
 				return api.HealthDown, err.Error()
 			}
 			if err := probe.Err(); err != nil {

@@ -78,7 +78,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 type daemon struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
-	state    *state.Store
+	state    state.Backend
 	profiles *profiles.Store
 	servers  []server
 	// ipxeFiles are the iPXE binaries handed out, for the status page.
@@ -280,13 +280,15 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	baseURL := bootURL(cfg.Advertise, d.httpAddr.String())
 	warnSharedDHCPPorts(socks.dhcp, log)
 
-	// State: every change goes to the admin API's event streams;
-	// discovered records past their TTL are swept while serving.
+	// State (bbolt under state.dir, or etcd shared with other replicas):
+	// every change, another replica's included, goes to the admin API's
+	// event streams; discovered records past their TTL are swept while
+	// serving.
 	events := eventhub.New()
 	d.hub = events
 	onChange := func(m state.Machine) { events.Publish(m.MAC) }
 	disc := cfg.State.Discovered
-	if d.state, err = state.Open(cfg.State.Dir, state.Options{
+	if d.state, err = openState(cfg.State, state.Options{
 		Logger: log, OnChange: onChange, DiscoveredMax: disc.Max, DiscoveredTTL: disc.TTL,
 		OnCorrupt: cfg.State.OnCorrupt, BackupKeep: cfg.State.Backup.Keep, Registerer: d.registry,
 	}); err != nil {
@@ -299,11 +301,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 		}
 		return nil
 	})
-	if every := cfg.State.Backup.Interval; every > 0 {
+	if b, ok := d.state.(state.Backupper); ok && cfg.State.Backup.Interval > 0 {
+		every := cfg.State.Backup.Interval
 		d.add("state backups", func(ctx context.Context) error {
 			t := time.NewTicker(every)
 			defer t.Stop()
-			return d.state.Backups(ctx, t.C)
+			return b.Backups(ctx, t.C)
 		})
 	}
 	// The write probe of state.dir, for the health's state check.

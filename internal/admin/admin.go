@@ -56,7 +56,7 @@ type Options struct {
 	// Token is the bearer token; empty disables authentication (allowed
 	// only on a loopback listener, which config validation enforces).
 	Token    string
-	Store    *state.Store
+	Store    state.Backend
 	Profiles Profiles
 	Scripts  Scripts
 	Logger   *slog.Logger

@@ -77,7 +77,7 @@ type Options struct {
 	Pinned bool
 	// LocalBoot is config ipxe.localBoot: exit | sanboot | notfound.
 	LocalBoot string
-	Store     *state.Store
+	Store     state.Backend
 	Profiles  Profiles
 	Cmdlines  Cmdlines
 	// Evidence binds request addresses to MACs; nil means binding off.
@@ -711,7 +711,7 @@ func addrString(a netip.Addr) string {
 
 // machinesCollector exports tinderbox_machines{state} from the store at
 // scrape time; it reads the store's in-memory counts, no record.
-type machinesCollector struct{ store *state.Store }
+type machinesCollector struct{ store state.Backend }
 
 var machinesDesc = prometheus.NewDesc(metrics.Namespace+"_machines", "Machines known to tinderbox, by state.", []string{"state"}, nil)
 

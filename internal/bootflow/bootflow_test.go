@@ -89,7 +89,7 @@ func (c fakeCmdlines) Cmdline(_ context.Context, id, version string, arch machin
 
 type env struct {
 	flow     *Flow
-	store    *state.Store
+	store    state.Backend
 	profiles *fakeProfiles
 	srv      *httptest.Server
 	reg      *prometheus.Registry
@@ -152,6 +152,12 @@ func newEnvStore(t *testing.T, localBoot string, policy machine.Unknown, cmdErr 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newEnvOn(t, localBoot, policy, cmdErr, binding, store)
+}
+
+// newEnvOn is newEnvBinding on store, which the caller closes.
+func newEnvOn(t *testing.T, localBoot string, policy machine.Unknown, cmdErr error, binding bool, store state.Backend) *env {
+	t.Helper()
 	profiles := &fakeProfiles{policy: policy, machines: map[machine.MAC]profiles.Profile{
 		macOnce:   {Hostname: "cp-01", Install: machine.InstallOnce, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: schematic}},
 		macAlways: {Hostname: "w-01", Install: machine.InstallAlways, Talos: profiles.Talos{Version: "v1.12.7", SchematicID: schematic}},

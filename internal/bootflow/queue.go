@@ -102,7 +102,7 @@ func (p *pendingWrite) size() int {
 // apply writes p's sighting and events into m; it returns errNoRecord
 // when there is no record and p may not make one. The events are
 // appended to m.Events, which holds what the store hands over: none of
-// the stored log with state.Store.Apply (the store appends them to it,
+// the stored log with state.Backend.Apply (the store appends them to it,
 // in time order even when a synchronous write committed later events
 // between the writer taking these and storing them), the whole log with
 // Update.
@@ -154,7 +154,7 @@ func (p *pendingWrite) merge(newer *pendingWrite) {
 // goroutine, started when there is something to write. It is safe for
 // concurrent use.
 type writeQueue struct {
-	store   *state.Store
+	store   state.Backend
 	log     logger
 	dropped *prometheus.CounterVec
 
@@ -180,7 +180,7 @@ type logger interface {
 	Error(msg string, args ...any)
 }
 
-func newWriteQueue(store *state.Store, log logger) *writeQueue {
+func newWriteQueue(store state.Backend, log logger) *writeQueue {
 	q := &writeQueue{
 		store: store, log: log,
 		pending: map[machine.MAC]*pendingWrite{},
@@ -290,7 +290,7 @@ func (q *writeQueue) putBack(mac machine.MAC, p *pendingWrite) {
 }
 
 // maxDrain bounds the machines one drain of the queue writes: their
-// changes are one state transaction (state.Store.Apply), so a drain
+// changes are one state transaction (state.Backend.Apply), so a drain
 // costs one commit (two fdatasyncs) however many machines it covers.
 const maxDrain = 1024
 
@@ -427,7 +427,7 @@ func (f *Flow) update(mac machine.MAC, fn func(m *state.Machine, exists bool) er
 
 // transition is update for a write whose fn only appends to the event
 // log (a script's state change and token rotation, a served config's
-// pending → installing): stored with state.Store.Apply, in a transaction
+// pending → installing): stored with state.Backend.Apply, in a transaction
 // shared with the writes made at the same time, before transition
 // returns. The machine returned has only the events fn and the queue
 // added.
@@ -455,7 +455,7 @@ func withQueued(p *pendingWrite, fn func(m *state.Machine, exists bool) error) f
 
 // keepServed queues a config just served to mac, at the time of its
 // config event, from the profile set of hash set, for the background
-// writer, which masks it and stores it (state.Store.PutServed) after the
+// writer, which masks it and stores it (state.Backend.PutServed) after the
 // answer is written.
 func (f *Flow) keepServed(mac machine.MAC, ev machine.Event, body []byte, set string) {
 	f.q.add(mac, &pendingWrite{served: &pendingConfig{ev: ev, body: body, set: set}})

@@ -153,17 +153,52 @@ type Cache struct {
 	Allow []Image `mapstructure:"allow"`
 }
 
-// State is where the embedded machine-state database lives, how many
-// records of machines without a profile it keeps, what happens to a
-// corrupt database and how it is backed up.
+// State is where machine state lives: the embedded bbolt database under
+// Dir (Backend "bolt") or an etcd cluster shared by several replicas
+// (Backend "etcd"); how many records of machines without a profile it
+// keeps; and, for bolt, what happens to a corrupt database and how it is
+// backed up.
 type State struct {
+	// Backend is "bolt" (the default: one tinderbox, nothing else to
+	// run; "" means it too) or "etcd" (State.Etcd).
+	Backend string `mapstructure:"backend"`
+	// Dir holds the bolt database and token key, and with either
+	// backend the last good profile set.
 	Dir        string     `mapstructure:"dir"`
+	Etcd       StateEtcd  `mapstructure:"etcd"`
 	Discovered Discovered `mapstructure:"discovered"`
 	// OnCorrupt is what start does with a corrupt state.db: "restore"
 	// (move it aside, start from the newest good backup; refuse when
 	// there is none) or "refuse" (leave it, do not start).
 	OnCorrupt string      `mapstructure:"onCorrupt"`
 	Backup    StateBackup `mapstructure:"backup"`
+}
+
+// StateEtcd is the etcd cluster the state lives in when State.Backend is
+// "etcd".
+type StateEtcd struct {
+	// Endpoints are the members' client URLs (https://10.0.0.1:2379).
+	Endpoints []string `mapstructure:"endpoints"`
+	// Prefix is the key prefix every record lives under; replicas on
+	// one prefix share their machines and tokens.
+	Prefix string `mapstructure:"prefix"`
+	// DialTimeout bounds the first connection at start.
+	DialTimeout time.Duration `mapstructure:"dialTimeout"`
+	// RequestTimeout bounds each write: past it (no quorum) the write
+	// fails and the state check reports degraded.
+	RequestTimeout time.Duration `mapstructure:"requestTimeout"`
+	TLS            EtcdTLS       `mapstructure:"tls"`
+	// Username and Password, when set, authenticate to etcd.
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+}
+
+// EtcdTLS are the PEM files of TLS to etcd: CA verifies the members; Cert
+// and Key, set together, are the client certificate.
+type EtcdTLS struct {
+	CA   string `mapstructure:"ca"`
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
 }
 
 // StateBackup is how often state.db is backed up and how many backups
@@ -246,46 +281,56 @@ type Log struct {
 // unknown-key check and for environment variables) is derived from it.
 func defaults() map[string]any {
 	return map[string]any{
-		"advertise":              "",
-		"http.listen":            ":8080",
-		"http.writeTimeout":      "30s",
-		"admin.listen":           "127.0.0.1:8081",
-		"admin.tokenFile":        "",
-		"admin.hosts":            []string{},
-		"dhcp.enabled":           true,
-		"dhcp.interface":         "",
-		"dhcp.interfaces":        []string{},
-		"dhcp.port":              67,
-		"dhcp.pxePort":           4011,
-		"dhcp.replyDelay":        "0s",
-		"tftp.enabled":           true,
-		"tftp.listen":            ":69",
-		"tftp.maxBlockSize":      0,
-		"tftp.maxPerClient":      8,
-		"tftp.maxTimeout":        "10s",
-		"tftp.firstAckWait":      "15s",
-		"ipxe.dir":               "/usr/lib/ipxe",
-		"ipxe.localBoot":         LocalBootExit,
-		"ipxe.efiX64":            "snponly.efi",
-		"factory.url":            "https://factory.talos.dev",
-		"cache.dir":              "/var/lib/tinderbox/cache",
-		"cache.maxSize":          "20GiB",
-		"cache.allow":            []string{},
-		"state.dir":              "/var/lib/tinderbox",
-		"state.discovered.max":   1000,
-		"state.discovered.ttl":   "24h",
-		"state.onCorrupt":        "restore",
-		"state.backup.interval":  "1h",
-		"state.backup.keep":      24,
-		"profiles.dir":           "/etc/tinderbox/profiles",
-		"log.level":              "info",
-		"log.format":             "text",
-		"binding.enabled":        true,
-		"binding.routedNetworks": []string{},
-		"reports.enabled":        true,
-		"reports.eventsListen":   ":8091",
-		"reports.logsListen":     ":8092",
-		"reports.stallAfter":     "15m",
+		"advertise":                 "",
+		"http.listen":               ":8080",
+		"http.writeTimeout":         "30s",
+		"admin.listen":              "127.0.0.1:8081",
+		"admin.tokenFile":           "",
+		"admin.hosts":               []string{},
+		"dhcp.enabled":              true,
+		"dhcp.interface":            "",
+		"dhcp.interfaces":           []string{},
+		"dhcp.port":                 67,
+		"dhcp.pxePort":              4011,
+		"dhcp.replyDelay":           "0s",
+		"tftp.enabled":              true,
+		"tftp.listen":               ":69",
+		"tftp.maxBlockSize":         0,
+		"tftp.maxPerClient":         8,
+		"tftp.maxTimeout":           "10s",
+		"tftp.firstAckWait":         "15s",
+		"ipxe.dir":                  "/usr/lib/ipxe",
+		"ipxe.localBoot":            LocalBootExit,
+		"ipxe.efiX64":               "snponly.efi",
+		"factory.url":               "https://factory.talos.dev",
+		"cache.dir":                 "/var/lib/tinderbox/cache",
+		"cache.maxSize":             "20GiB",
+		"cache.allow":               []string{},
+		"state.backend":             "bolt",
+		"state.dir":                 "/var/lib/tinderbox",
+		"state.etcd.endpoints":      []string{},
+		"state.etcd.prefix":         "/tinderbox/",
+		"state.etcd.dialTimeout":    "5s",
+		"state.etcd.requestTimeout": "5s",
+		"state.etcd.tls.ca":         "",
+		"state.etcd.tls.cert":       "",
+		"state.etcd.tls.key":        "",
+		"state.etcd.username":       "",
+		"state.etcd.password":       "",
+		"state.discovered.max":      1000,
+		"state.discovered.ttl":      "24h",
+		"state.onCorrupt":           "restore",
+		"state.backup.interval":     "1h",
+		"state.backup.keep":         24,
+		"profiles.dir":              "/etc/tinderbox/profiles",
+		"log.level":                 "info",
+		"log.format":                "text",
+		"binding.enabled":           true,
+		"binding.routedNetworks":    []string{},
+		"reports.enabled":           true,
+		"reports.eventsListen":      ":8091",
+		"reports.logsListen":        ":8092",
+		"reports.stallAfter":        "15m",
 	}
 }
 

@@ -97,8 +97,15 @@ func TestLoadValidDecodesEveryKey(t *testing.T) {
 			{Schematic: testID, Version: "v1.12.7"},
 			{Schematic: testID, Version: "v1.13.0-beta.1", Arch: machine.ArchARM64},
 		}},
-		State: State{Dir: "testdata/config/scratch/state", Discovered: Discovered{Max: 500, TTL: 150 * time.Minute},
-			OnCorrupt: "refuse", Backup: StateBackup{Interval: 30 * time.Minute, Keep: 48}},
+		State: State{Backend: "etcd", Dir: "testdata/config/scratch/state",
+			Etcd: StateEtcd{
+				Endpoints: []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}, Prefix: "/site-a/",
+				DialTimeout: 3 * time.Second, RequestTimeout: 2 * time.Second,
+				TLS:      EtcdTLS{CA: "testdata/config/etcd/ca.pem", Cert: "testdata/config/etcd/client.pem", Key: "testdata/config/etcd/client-key.pem"},
+				Username: "tinderbox", Password: "not-a-real-password",
+			},
+			Discovered: Discovered{Max: 500, TTL: 150 * time.Minute},
+			OnCorrupt:  "refuse", Backup: StateBackup{Interval: 30 * time.Minute, Keep: 48}},
 		Profiles: Profiles{Dir: "testdata/config"},
 		Log:      Log{Level: "debug", Format: "json"},
 		Binding:  Binding{RoutedNetworks: []string{"10.20.0.0/24", "fd00:20::/64"}},
@@ -149,6 +156,10 @@ func TestDefaults(t *testing.T) {
 	}
 	if d := cfg.State.Discovered; d.Max != 1000 || d.TTL != 24*time.Hour {
 		t.Errorf("state.discovered defaults: got %+v, want max 1000, ttl 24h", d)
+	}
+	if s := cfg.State; s.Backend != "bolt" || s.Etcd.Prefix != "/tinderbox/" || len(s.Etcd.Endpoints) != 0 ||
+		s.Etcd.DialTimeout != 5*time.Second || s.Etcd.RequestTimeout != 5*time.Second {
+		t.Errorf("state backend defaults: got %q %+v; want bolt, and for etcd no endpoints, /tinderbox/, 5s, 5s", s.Backend, s.Etcd)
 	}
 	if s := cfg.State; s.OnCorrupt != "restore" || s.Backup.Interval != time.Hour || s.Backup.Keep != 24 {
 		t.Errorf("state defaults: got onCorrupt %q, backup %+v; want restore, 1h, 24", s.OnCorrupt, s.Backup)

@@ -138,6 +138,15 @@ func (c *Config) Validate() error {
 	if err := checkCreatableDir(c.State.Dir); err != nil {
 		add("state.dir: %v", err)
 	}
+	switch c.State.Backend {
+	case "", "bolt": // "" is a Config built in code without the defaults
+	case "etcd":
+		for _, p := range c.State.Etcd.problems() {
+			add("state.etcd.%s", p)
+		}
+	default:
+		add("state.backend: %q is not one of bolt, etcd", c.State.Backend)
+	}
 	if c.State.Discovered.Max < 1 {
 		add("state.discovered.max: %d: want at least 1 (the records of machines without a profile that are kept)", c.State.Discovered.Max)
 	}
@@ -370,3 +379,45 @@ func checkHost(h string) error {
 // 4, 8, 16 and 32 s: mPxeDhcpTimeout in its UefiPxeBcDxe), so a longer
 // delay only makes it retry.
 const MaxReplyDelay = 5 * time.Second
+
+// problems returns what is wrong with the etcd settings, each as
+// "<key under state.etcd>: <message>".
+func (e StateEtcd) problems() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if len(e.Endpoints) == 0 {
+		add("endpoints: none: state.backend etcd needs the cluster's client URLs, such as https://10.0.0.1:2379")
+	}
+	for _, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" {
+			add("endpoints: %q: want a client URL with a scheme and a port, such as https://10.0.0.1:2379", ep)
+		}
+	}
+	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") || len(e.Prefix) < 2 {
+		add("prefix: %q: want a key prefix that starts and ends with /, such as /tinderbox/", e.Prefix)
+	}
+	if e.DialTimeout <= 0 {
+		add("dialTimeout: %s: want a duration above zero, such as 5s", e.DialTimeout)
+	}
+	if e.RequestTimeout <= 0 {
+		add("requestTimeout: %s: want a duration above zero, such as 5s", e.RequestTimeout)
+	}
+	for _, f := range []struct{ key, path string }{{"tls.ca", e.TLS.CA}, {"tls.cert", e.TLS.Cert}, {"tls.key", e.TLS.Key}} {
+		if f.path == "" {
+			continue
+		}
+		if fh, err := os.Open(f.path); err != nil {
+			add("%s: %v", f.key, err)
+		} else {
+			fh.Close()
+		}
+	}
+	if (e.TLS.Cert == "") != (e.TLS.Key == "") {
+		add("tls.cert: a client certificate needs both tls.cert and tls.key")
+	}
+	if (e.Username == "") != (e.Password == "") {
+		add("username: etcd authentication needs both username and password")
+	}
+	return out
+}

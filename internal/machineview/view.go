@@ -18,7 +18,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
-// Records is what Views reads of the state store. *state.Store
+// Records is what Views reads of the state store. Every state.Backend
 // implements it.
 // List gives summaries only, so a list never reads any event log.
 type Records interface {

@@ -2,8 +2,10 @@ package state
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/tinderbox-boot/tinderbox/internal/state/etcdtest"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -67,5 +69,101 @@ func BenchmarkGet(b *testing.B) {
 		if m, ok, err := s.Get(mac); !ok || err != nil || len(m.Events) != 64 {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// writeBackends opens, for the write benchmarks, a bolt store and an etcd
+// store on a three-member cluster on loopback whose members sync their
+// log as a production etcd does: what a write costs on each.
+func writeBackends(b *testing.B) []struct {
+	name string
+	s    Backend
+} {
+	b.Helper()
+	bolt, err := Open(b.TempDir(), Options{BackupKeep: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { bolt.Close() })
+	cluster := etcdtest.NewWith(b, 3, etcdtest.Options{Fsync: true})
+	return []struct {
+		name string
+		s    Backend
+	}{{"bolt", bolt}, {"etcd", openEtcd(b, cluster, "/bench/", Options{})}}
+}
+
+// appendEvent is a boot step's write: one event on the machine's record.
+func appendEvent(s Backend) func(m *Machine, _ bool) error {
+	return func(m *Machine, _ bool) error {
+		m.State = machine.Pending
+		m.Events = append(m.Events, s.Event(machine.EventTFTP, "snponly.efi", 1000))
+		return nil
+	}
+}
+
+// BenchmarkUpdateWrite is one Update at a time (a Talos report), over 100
+// machines.
+func BenchmarkUpdateWrite(b *testing.B) {
+	for _, be := range writeBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := be.s.Update(macN(i%100), appendEvent(be.s)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkUpdateWriteParallel is Updates from concurrent requests, each
+// goroutine on machines of its own: bolt's group commit and etcd's raft
+// batching both share one sync among them.
+func BenchmarkUpdateWriteParallel(b *testing.B) {
+	for _, be := range writeBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			var next sync.Mutex
+			g := 0
+			b.RunParallel(func(pb *testing.PB) {
+				next.Lock()
+				base := 1000 * (g + 1)
+				g++
+				next.Unlock()
+				i := 0
+				for pb.Next() {
+					if _, err := be.s.Update(macN(base+i%100), appendEvent(be.s)); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkApplyWrite is the write queue's drain: one Apply of 64
+// machines' events.
+func BenchmarkApplyWrite(b *testing.B) {
+	for _, be := range writeBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			b.ReportAllocs()
+			changes := make([]Change, 64)
+			for i := range changes {
+				changes[i] = Change{MAC: macN(5000 + i), Fn: appendEvent(be.s)}
+			}
+			for b.Loop() {
+				for _, r := range be.s.Apply(changes...) {
+					if r.Err != nil {
+						b.Fatal(r.Err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
+		})
 	}
 }

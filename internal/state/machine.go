@@ -2,8 +2,9 @@
 // network-booted (docs/protocol.md, "Machine states"): its state in the
 // install-once cycle, arch, UUID, last IP, first and last sighting, and a
 // bounded log of boot events.
-// Records live in an embedded bbolt database under state.dir, written in
-// transactions, so they survive crashes and restarts. Each record is
+// Records live in an embedded bbolt database under state.dir (Store), or
+// in an etcd cluster several replicas share (EtcdStore); both implement
+// Backend, write in transactions, and survive crashes and restarts. Each record is
 // bounded in size (its text fields are clipped, its event log trimmed),
 // and records of discovered machines are bounded in number and expire.
 // A machine's summary and its event log are stored apart, so listing and

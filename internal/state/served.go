@@ -1,9 +1,6 @@
 package state
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -87,10 +84,4 @@ func (s *Store) Served(mac machine.MAC) (sv Served, ok bool, err error) {
 // store's secret, so equal values get equal tags and a changed secret a
 // changed one, while a tag alone, without token.key, says nothing of the
 // value.
-func (s *Store) MaskTag(value string) string {
-	k := hmac.New(sha256.New, s.secret)
-	k.Write([]byte("tinderbox served-config mask"))
-	h := hmac.New(sha256.New, k.Sum(nil))
-	h.Write([]byte(value))
-	return hex.EncodeToString(h.Sum(nil)[:4])
-}
+func (s *Store) MaskTag(value string) string { return maskTag(s.secret, value) }

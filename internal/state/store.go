@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -568,12 +566,7 @@ func put(sb, eb *bolt.Bucket, key []byte, m *Machine) error {
 
 // trim bounds m: its event log to the newest maxEvents, each text field
 // to its limit.
-func (s *Store) trim(m *Machine) {
-	if over := len(m.Events) - s.maxEvents; over > 0 {
-		m.Events = append([]machine.Event(nil), m.Events[over:]...)
-	}
-	m.bound()
-}
+func (s *Store) trim(m *Machine) { trimTo(m, s.maxEvents) }
 
 // Update runs fn on the machine recorded under mac (a new record, with
 // exists false, when there is none) and stores the result, in one
@@ -690,19 +683,7 @@ func (s *Store) Sweep() (int, error) {
 // then returns nil. A failed sweep is logged and tried again at the next
 // tick. The daemon runs it with a time.Ticker of SweepInterval.
 func (s *Store) Expire(ctx context.Context, tick <-chan time.Time) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick:
-			n, err := s.Sweep()
-			if err != nil {
-				s.log.Error("state: sweep discovered machines", "err", err)
-			} else if n > 0 {
-				s.log.Info("discovered machines forgotten", "count", n, "ttl", s.discoveredTTL, "max", s.discoveredMax)
-			}
-		}
-	}
+	return expire(ctx, tick, s.Sweep, s.log, s.discoveredTTL, s.discoveredMax)
 }
 
 // SweepInterval is how often the daemon sweeps for a discovered-record
@@ -806,14 +787,7 @@ func (s *Store) notifyForgotten(macs []machine.MAC) {
 // Token returns the machine's config token: an HMAC of its MAC and
 // generation under the store's secret key, so it is unguessable, stable
 // across restarts, and rotated by Reinstall.
-func (s *Store) Token(m Machine) string {
-	h := hmac.New(sha256.New, s.secret)
-	h.Write([]byte(m.MAC.String()))
-	h.Write([]byte{0})
-	h.Write([]byte(strconv.FormatUint(m.Generation, 10)))
-	// 128 bits are plenty against guessing and keep the kernel command line short.
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
+func (s *Store) Token(m Machine) string { return token(s.secret, m) }
 
 // CheckToken reports, in constant time, whether token is the machine's.
 func (s *Store) CheckToken(m Machine, token string) bool {
