@@ -181,6 +181,7 @@ func OpenEtcd(opts Options, eo EtcdOptions) (*EtcdStore, error) {
 	if len(eo.Endpoints) == 0 {
 		return nil, errors.New("state: etcd: no endpoints")
 	}
+	opts = opts.withDefaults()
 	s := &EtcdStore{
 		prefix: eo.Prefix, endpoints: strings.Join(eo.Endpoints, ","),
 		maxEvents: opts.MaxEvents, discoveredMax: opts.DiscoveredMax, discoveredTTL: opts.DiscoveredTTL,
@@ -195,18 +196,6 @@ func OpenEtcd(opts Options, eo EtcdOptions) (*EtcdStore, error) {
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultEtcdPrefix
-	}
-	if s.maxEvents <= 0 {
-		s.maxEvents = DefaultMaxEvents
-	}
-	if s.discoveredMax <= 0 {
-		s.discoveredMax = DefaultDiscoveredMax
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.reqTimeout <= 0 {
 		s.reqTimeout = DefaultEtcdRequestTimeout
@@ -864,21 +853,32 @@ func (s *EtcdStore) updatePlan(mac machine.MAC, fn func(*Machine, bool) error) p
 	return func(cur Machine, exists bool) (*Machine, Machine, error) {
 		m := cur
 		m.Events = slices.Clone(cur.Events)
-		m.MAC = mac
 		before := len(m.Events)
-		if err := callFn(fn, &m, exists); err != nil {
+		if err := s.edit(mac, fn, &m, exists); err != nil {
 			return nil, Machine{}, err
 		}
-		now := s.now()
-		if !exists {
-			m.FirstSeen, m.LastSeen = now, now
-		}
-		trimTo(&m, s.maxEvents)
 		if len(m.Events) != before && len(m.Events) > 0 {
 			m.LastSeen = m.Events[len(m.Events)-1].Time
 		}
 		return &m, m, nil
 	}
+}
+
+// edit runs fn on m, mac's record (a new one when exists is false,
+// whose FirstSeen and LastSeen it sets to now), then trims its log to
+// Options.MaxEvents and clips its text fields. fn's error, or its
+// recovered panic, is returned and m is then not to be stored.
+func (s *EtcdStore) edit(mac machine.MAC, fn func(*Machine, bool) error, m *Machine, exists bool) error {
+	m.MAC = mac
+	if err := callFn(fn, m, exists); err != nil {
+		return err
+	}
+	if !exists {
+		now := s.now()
+		m.FirstSeen, m.LastSeen = now, now
+	}
+	trimTo(m, s.maxEvents)
+	return nil
 }
 
 // applyPlan is a Change's plan: Fn sees the record without its log, the
@@ -889,15 +889,9 @@ func (s *EtcdStore) applyPlan(mac machine.MAC, fn func(*Machine, bool) error) pl
 		stored := cur.Events
 		m := cur
 		m.Events = nil
-		m.MAC = mac
-		if err := callFn(fn, &m, exists); err != nil {
+		if err := s.edit(mac, fn, &m, exists); err != nil {
 			return nil, Machine{}, err
 		}
-		now := s.now()
-		if !exists {
-			m.FirstSeen, m.LastSeen = now, now
-		}
-		trimTo(&m, s.maxEvents)
 		added := m.Events
 		full := m
 		full.Events = append(slices.Clone(stored), added...)

@@ -96,6 +96,24 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// withDefaults returns o with its zero fields that have a default set to
+// it: MaxEvents, DiscoveredMax, Now and Logger (one that discards).
+func (o Options) withDefaults() Options {
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = DefaultMaxEvents
+	}
+	if o.DiscoveredMax <= 0 {
+		o.DiscoveredMax = DefaultDiscoveredMax
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
 // Store is the machine-state database. It is safe for concurrent use.
 // Close it when done.
 type Store struct {
@@ -170,25 +188,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	opts = opts.withDefaults()
 	s := &Store{
 		secret: secret, maxEvents: opts.MaxEvents, discoveredMax: opts.DiscoveredMax, discoveredTTL: opts.DiscoveredTTL,
-		now: opts.Now, log: log, onChange: opts.OnChange,
+		now: opts.Now, log: opts.Logger, onChange: opts.OnChange,
 		path: filepath.Join(dir, DBFile), backupDir: filepath.Join(dir, BackupDir), onCorrupt: opts.OnCorrupt,
 		keep: opts.BackupKeep, writeTimeout: opts.WriteTimeout, closeTimeout: opts.CloseTimeout,
 		metrics: newMetrics(), wlock: make(chan struct{}, 1), unreadable: map[string]struct{}{},
-	}
-	if s.maxEvents <= 0 {
-		s.maxEvents = DefaultMaxEvents
-	}
-	if s.discoveredMax <= 0 {
-		s.discoveredMax = DefaultDiscoveredMax
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	if s.onCorrupt == "" {
 		s.onCorrupt = OnCorruptRestore
