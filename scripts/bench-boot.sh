@@ -58,27 +58,8 @@ schematic=$(printf '%064d' 0 | tr 0 b)
 version=v1.12.7
 macs=()
 p=$work/profiles
-mkdir -p "$p/configs" "$p/machines" "$work/cache"
-cat >"$p/defaults.yaml" <<YAML
-unknown: maintenance
-talos:
-  version: $version
-  schematic: $schematic
-install: once
-config: base
-YAML
-cat >"$p/configs/base.yaml" <<'YAML'
-version: v1alpha1
-machine:
-  type: worker
-  token: benchtk.notarealtoken0000
-  install:
-    disk: /dev/vda
-cluster:
-  controlPlane:
-    endpoint: https://10.82.0.10:6443
-  clusterName: bench
-YAML
+mkdir -p "$work/cache"
+e2e_profiles "$p" "$schematic" bench 10.82.0.10
 for ((i = 0; i < N; i++)); do
 	mac=$(printf '52:54:00:82:00:%02x' $((i + 1)))
 	macs+=("$mac")
@@ -113,29 +94,7 @@ initrd http://$NET.2:8080/initramfs-amd64.xz
 boot
 IPXE
 chmod -R a+rX "$work/anchor"
-cat >"$work/anchor/nginx/nginx.conf" <<NGINX
-worker_processes auto;
-daemon off;
-pid $work/anchor/nginx/nginx.pid;
-error_log $work/anchor/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_timeout 65;
-	default_type application/octet-stream;
-	client_body_temp_path $work/anchor/nginx/body;
-	proxy_temp_path $work/anchor/nginx/proxy;
-	fastcgi_temp_path $work/anchor/nginx/fastcgi;
-	uwsgi_temp_path $work/anchor/nginx/uwsgi;
-	scgi_temp_path $work/anchor/nginx/scgi;
-	server {
-		listen $NET.2:8080;
-		root $www;
-	}
-}
-NGINX
+bench_nginx_conf "$work/anchor/nginx" "$NET.2:8080" "$www"
 
 # Warm tinderbox's cache once, as nginx's files are on disk already.
 tb_start() {

@@ -138,30 +138,7 @@ asset_path="$ID/$VERSION/$FILE"
 ls -l "$work/cache/$asset_path" >/dev/null
 
 ng_port=$(load -freeport)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes auto;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_timeout 65;
-	default_type application/octet-stream;
-	client_body_temp_path $work/nginx/body;
-	proxy_temp_path $work/nginx/proxy;
-	fastcgi_temp_path $work/nginx/fastcgi;
-	uwsgi_temp_path $work/nginx/uwsgi;
-	scgi_temp_path $work/nginx/scgi;
-	server {
-		listen 127.0.0.1:$ng_port;
-		root $work/cache;
-	}
-}
-NGINX
+bench_nginx_conf "$work/nginx" "127.0.0.1:$ng_port" "$work/cache"
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 ng_pid=$!
 pids+=("$ng_pid")

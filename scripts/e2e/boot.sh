@@ -64,27 +64,8 @@ uefi=52:54:00:78:00:01 bios=52:54:00:78:00:02 never=52:54:00:78:00:03 colda=52:5
 biosonce=52:54:00:78:00:07 failing=52:54:00:78:00:08 stall=52:54:00:78:00:09
 lan1m=52:54:00:78:00:0a lan2m=52:54:00:79:00:0b
 p=$work/profiles
-mkdir -p "$p/configs" "$p/machines" "$work/cache" "$work/state"
-cat >"$p/defaults.yaml" <<YAML
-unknown: maintenance
-talos:
-  version: v1.12.7
-  schematic: $schematic
-install: once
-config: base
-YAML
-cat >"$p/configs/base.yaml" <<'YAML'
-version: v1alpha1
-machine:
-  type: worker
-  token: e2etok.notarealtoken0000
-  install:
-    disk: /dev/vda
-cluster:
-  controlPlane:
-    endpoint: https://10.78.0.10:6443
-  clusterName: e2e
-YAML
+mkdir -p "$work/cache" "$work/state"
+e2e_profiles "$p" "$schematic" e2e 10.78.0.10
 echo "hostname: uefi-once" >"$p/machines/${uefi//:/-}.yaml"
 printf 'hostname: never\ninstall: never\n' >"$p/machines/${never//:/-}.yaml"
 printf 'hostname: cold-a\ntalos:\n  version: v1.13.0\n' >"$p/machines/${colda//:/-}.yaml"

@@ -215,6 +215,36 @@ e2e_fakefactory() {
 	exit 1
 }
 
+# e2e_profiles DIR SCHEMATIC CLUSTER ENDPOINT: a profiles tree under DIR
+# (its machines/ left empty for the caller) whose defaults install Talos
+# v1.12.7 of SCHEMATIC once, from a worker config of the cluster CLUSTER
+# with its control plane at https://ENDPOINT:6443, on /dev/vda; unknown
+# machines get maintenance mode.
+e2e_profiles() {
+	local p=$1 schematic=$2 cluster=$3 endpoint=$4
+	mkdir -p "$p/configs" "$p/machines"
+	cat >"$p/defaults.yaml" <<YAML
+unknown: maintenance
+talos:
+  version: v1.12.7
+  schematic: $schematic
+install: once
+config: base
+YAML
+	cat >"$p/configs/base.yaml" <<YAML
+version: v1alpha1
+machine:
+  type: worker
+  token: e2etok.notarealtoken0000
+  install:
+    disk: /dev/vda
+cluster:
+  controlPlane:
+    endpoint: https://$endpoint:6443
+  clusterName: $cluster
+YAML
+}
+
 # vm_start NAME TAP MAC UUID FIRMWARE [reboot]: boots a VM, serial
 # console to $work/NAME.serial (appended across boots). FIRMWARE is seabios
 # (QEMU's iPXE ROM) or ovmf (EDK2's own PXE client). The VM has a virtio

@@ -65,3 +65,36 @@ bench_goal() {
 		exit !ok
 	}'
 }
+
+# bench_nginx_conf DIR LISTEN ROOT: writes DIR/nginx.conf (DIR created),
+# the large-file anchor: nginx in the foreground, its pid, log and temp
+# files under DIR, serving ROOT on LISTEN (address:port) with sendfile and
+# tcp_nopush, no access log, keep-alive. Run it with
+# nginx -p DIR -c DIR/nginx.conf.
+bench_nginx_conf() {
+	local dir=$1 listen=$2 root=$3
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_timeout 65;
+	default_type application/octet-stream;
+	client_body_temp_path $dir/body;
+	proxy_temp_path $dir/proxy;
+	fastcgi_temp_path $dir/fastcgi;
+	uwsgi_temp_path $dir/uwsgi;
+	scgi_temp_path $dir/scgi;
+	server {
+		listen $listen;
+		root $root;
+	}
+}
+NGINX
+}
