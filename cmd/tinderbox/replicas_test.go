@@ -22,7 +22,9 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state/etcdtest"
 	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
@@ -157,9 +159,9 @@ func (h *host) script(r *replica) (int, string) {
 	return h.get(h.scriptURL(r))
 }
 
-// talos publishes msgs to the event sink at sink from the machine's
-// address, as its Talos does.
-func (h *host) talos(sink string, msgs ...any) {
+// publish sends msg, as event id, to the event sink at sink from the
+// machine's address, as its Talos does, and returns the sink's answer.
+func (h *host) publish(sink, id string, msg any) error {
 	h.t.Helper()
 	conn, err := grpc.NewClient(sink, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -169,8 +171,15 @@ func (h *host) talos(sink string, msgs ...any) {
 		h.t.Fatal(err)
 	}
 	defer conn.Close()
+	return talosevents.Publish(h.t.Context(), conn, id, msg)
+}
+
+// talos publishes msgs to the event sink at sink, each under an id of
+// its own.
+func (h *host) talos(sink string, msgs ...any) {
+	h.t.Helper()
 	for _, m := range msgs {
-		if err := talosevents.Publish(h.t.Context(), conn, fmt.Sprintf("%s-%T-%p", h.mac, m, &m), m); err != nil {
+		if err := h.publish(sink, fmt.Sprintf("%s-%T-%p", h.mac, m, &m), m); err != nil {
 			h.t.Fatalf("publish %T to %s: %v", m, sink, err)
 		}
 	}
@@ -498,11 +507,13 @@ func TestReplicas(t *testing.T) {
 		rearm := newHost(t, "02:00:00:00:01:02", net.IPv4(127, 0, 2, 3))
 		h := newHost(t, "02:00:00:00:02:02", net.IPv4(127, 0, 3, 2))
 		h.lease(a, b)
+		inst.lease(a, b)
 		healthz := func(r *replica) string {
 			t.Helper()
 			_, body := get(t, http.DefaultClient, r.base()+"/healthz")
 			return body
 		}
+		installDone := talosevents.SequenceEvent{Sequence: "install", Action: talosevents.SequenceStop}
 		reinstall := func(r *replica, m *host) error {
 			return execute(t.Context(), []string{"machines", "reinstall", m.mac.String(), "--server", r.admin()}, io.Discard, io.Discard)
 		}
@@ -555,6 +566,11 @@ func TestReplicas(t *testing.T) {
 			if err := reinstall(r, rearm); err == nil {
 				t.Errorf("without quorum, machines reinstall through %s succeeded", r.name)
 			}
+			// Talos' report of its install's end cannot be kept: the
+			// sink refuses it, for Talos to send it again.
+			if err := inst.publish(r.d.eventsAddr.String(), "install-done", installDone); status.Code(err) != codes.Unavailable {
+				t.Errorf("without quorum, Talos' install end to %s's sink: %v, want Unavailable", r.name, err)
+			}
 			for m, want := range map[*host]machine.State{h: machine.Pending, inst: machine.Installing, rearm: machine.Pending} {
 				if got, _, _ := r.d.state.Peek(m.mac); got.State != want {
 					t.Errorf("without quorum, %s on %s: %s, want still %s", m.mac, r.name, got.State, want)
@@ -576,11 +592,16 @@ func TestReplicas(t *testing.T) {
 		if rec := settled(t, h.mac, a, b); rec.State != machine.Installed {
 			t.Errorf("after the quorum came back and Talos reported to A: %s, want installed", rec.State)
 		}
-		if code, s := inst.script(a); code != http.StatusOK || !strings.Contains(s, "\nexit 1\n") {
-			t.Errorf("/ipxe of installing %s on A once the quorum is back: %d\n%s\nwant boot from disk", inst.mac, code, s)
+		// Talos sends its refused report again: B keeps it.
+		if err := inst.publish(b.d.eventsAddr.String(), "install-done", installDone); err != nil {
+			t.Fatalf("Talos' install end to B once the quorum is back: %v", err)
 		}
-		if rec := settled(t, inst.mac, a, b); rec.State != machine.Installed || rec.Generation != 4 {
-			t.Errorf("%s once the quorum is back: %s generation %d, want installed generation 4", inst.mac, rec.State, rec.Generation)
+		if rec := settled(t, inst.mac, a, b); rec.State != machine.Installed || rec.Generation != 4 || rec.count(machine.EventTalos) != 1 {
+			t.Errorf("%s once the quorum is back and Talos reported again: %s generation %d, %d Talos events; want installed generation 4, 1 event",
+				inst.mac, rec.State, rec.Generation, rec.count(machine.EventTalos))
+		}
+		if code, s := inst.script(a); code != http.StatusOK || !strings.Contains(s, "\nexit 1\n") {
+			t.Errorf("/ipxe of installed %s on A: %d\n%s\nwant boot from disk", inst.mac, code, s)
 		}
 	})
 

@@ -1,14 +1,19 @@
 package bootflow
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/internal/state/etcdtest"
+	"github.com/tinderbox-boot/tinderbox/internal/talosevents"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -136,5 +141,55 @@ func TestConfigOnLaggingCache(t *testing.T) {
 				t.Errorf("config with a wrong token: %d, want 403", code)
 			}
 		})
+	}
+}
+
+// unwritable is a store whose Updates fail, wrapping
+// state.ErrUnavailable, while down is set: etcd without its quorum.
+type unwritable struct {
+	state.Backend
+	down atomic.Bool
+}
+
+func (u *unwritable) Update(mac machine.MAC, fn func(m *state.Machine, exists bool) error) (state.Machine, error) {
+	if u.down.Load() {
+		return state.Machine{}, fmt.Errorf("state: update %s: %w", mac, state.ErrUnavailable)
+	}
+	return u.Backend.Update(mac, fn)
+}
+
+// TestTalosReportNotWritten: a Talos report the store cannot write is an
+// error, for the sink to refuse it, and is not taken for seen: sent
+// again (same id) once the store writes, it moves the machine.
+func TestTalosReportNotWritten(t *testing.T) {
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	u := &unwritable{Backend: store}
+	e := newEnvOn(t, "exit", machine.UnknownMaintenance, nil, true, u)
+	from := netip.AddrPortFrom(hostOf(macOnce), 50000)
+	e.neigh.set(from.Addr(), macOnce)
+	_, body := e.get(t, scriptPath(macOnce))
+	if code, _ := e.get(t, configPath(t, e, body)); code != http.StatusOK {
+		t.Fatalf("config: %d", code)
+	}
+	e.machine(t, macOnce)
+
+	done := talosEvent("01", talosevents.SequenceEvent{Sequence: "install", Action: talosevents.SequenceStop})
+	u.down.Store(true)
+	if err := e.flow.TalosEvent(t.Context(), from, done); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("report with the store down: %v, want an error wrapping ErrUnavailable", err)
+	}
+	if m, _, _ := store.Peek(macOnce); m.State != machine.Installing {
+		t.Fatalf("after the unwritten report: %s, want still installing", m.State)
+	}
+	u.down.Store(false)
+	if err := e.flow.TalosEvent(t.Context(), from, done); err != nil {
+		t.Fatalf("the same report sent again: %v", err)
+	}
+	if m := e.machine(t, macOnce); m.State != machine.Installed {
+		t.Errorf("after the report sent again: %s, want installed", m.State)
 	}
 }
