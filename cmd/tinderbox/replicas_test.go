@@ -320,6 +320,10 @@ func TestReplicas(t *testing.T) {
 			}
 		}
 
+		// From here the machine follows its script's URLs as a machine
+		// behind a shared address (advertise: a VIP, a Service) does,
+		// and the shared address takes it to B: the test plays that
+		// address by rewriting the URLs' host to B's (onto).
 		for _, re := range []*regexp.Regexp{kernelRe, initrdRe} {
 			u := onto(t, match(t, re, script), b)
 			file := u[strings.LastIndex(u, "/")+1:]
