@@ -572,20 +572,39 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.MAC = mac
-	tokenOK := f.opts.Store.CheckToken(m, token)
 	v := f.ev.Check(src, mac)
-	switch {
-	case reason != "":
-	case !exists:
-		reason = "machine never booted through tinderbox"
-	case token == "":
-		reason = "no token"
-	case !tokenOK:
-		reason = "wrong token"
-	case !v.Bound():
-		reason = f.why(mac, ip, v)
-	case !m.ConfigAllowed():
-		reason = "outside the install window: machine is " + string(m.State) + " (re-arm it with `tinderbox machines reinstall " + mac.String() + "`)"
+	// judge returns why the request is refused, "" when it is not, and
+	// whether that reason rests on the record.
+	judge := func() (reason string, ofRecord bool) {
+		tokenOK := f.opts.Store.CheckToken(m, token)
+		switch {
+		case !exists:
+			return "machine never booted through tinderbox", true
+		case token == "":
+			return "no token", false
+		case !tokenOK:
+			return "wrong token", true
+		case !v.Bound():
+			return f.why(mac, ip, v), false
+		case !m.ConfigAllowed():
+			return "outside the install window: machine is " + string(m.State) + " (re-arm it with `tinderbox machines reinstall " + mac.String() + "`)", true
+		}
+		return "", false
+	}
+	if why, ofRecord := judge(); reason == "" {
+		if reason = why; ofRecord {
+			// Peek answers from memory; with replicas on etcd that may
+			// lag another replica's write of a moment ago (the record
+			// made, the token rotated, the machine re-armed by the
+			// script it just fetched there): a refusal for what the
+			// record says is judged again on the record as the cluster
+			// holds it. When it cannot be read, the refusal stands.
+			if cur, ok, err := f.opts.Store.Latest(mac); err == nil {
+				m, exists = cur, ok
+				m.MAC = mac
+				reason, _ = judge()
+			}
+		}
 	}
 	if reason != "" {
 		f.steps.WithLabelValues("config", "forbidden").Inc()

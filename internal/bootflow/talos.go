@@ -26,21 +26,25 @@ const maxSeenIDs = 1 << 16
 // address nothing ties to a machine, or for a machine with no record, is
 // dropped. Events Talos sends again after a reconnection (same id) are
 // dropped too. Phase, task, service and address events are not install
-// progress and are only counted by the sink.
-func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev talosevents.Event) {
+// progress and are only counted by the sink. A report the state store
+// could not write (etcd without quorum) is an error, for the sink to
+// refuse it: Talos sends it again later, and its id is not taken for
+// seen.
+func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev talosevents.Event) error {
 	rep, detail, ok := reportOf(ev.Message)
 	if !ok {
-		return
+		return nil
 	}
 	mac, via, why := f.ev.Identify(from.Addr())
 	if via == evidence.ViaNone {
 		f.steps.WithLabelValues("talos", "unbound").Inc()
 		f.log.InfoContext(ctx, "Talos event dropped: its sender is no known machine", "remote", from.Addr(), "event", detail, "reason", why)
-		return
+		return nil
 	}
-	if ev.ID != "" && f.seenBefore(mac.String()+"/"+ev.ID) {
+	seen := mac.String() + "/" + ev.ID
+	if ev.ID != "" && f.seenBefore(seen) {
 		f.steps.WithLabelValues("talos", "repeated").Inc()
-		return
+		return nil
 	}
 	now := f.opts.Store.Event(machine.EventTalos, "", 0).Time
 	var (
@@ -69,8 +73,14 @@ func (f *Flow) TalosEvent(ctx context.Context, from netip.AddrPort, ev taloseven
 		f.steps.WithLabelValues("talos", "no_record").Inc()
 		f.log.InfoContext(ctx, "Talos event dropped: no record for its machine", "mac", mac, "remote", from.Addr(), "event", detail)
 	default:
-		f.log.ErrorContext(ctx, "state: record Talos event", "mac", mac, "err", err)
+		f.steps.WithLabelValues("talos", "error").Inc()
+		f.log.ErrorContext(ctx, "state: record Talos event; refused for Talos to send it again", "mac", mac, "err", err)
+		if ev.ID != "" {
+			f.forgetSeen(seen)
+		}
+		return err
 	}
+	return nil
 }
 
 // countInstall counts an install's start and end, and times how long it
@@ -180,6 +190,14 @@ func (f *Flow) seenBefore(key string) bool {
 	}
 	f.ids[key] = struct{}{}
 	return false
+}
+
+// forgetSeen takes key (seenBefore's) off the ids seen, for an event
+// that was not recorded.
+func (f *Flow) forgetSeen(key string) {
+	f.idsMu.Lock()
+	defer f.idsMu.Unlock()
+	delete(f.ids, key)
 }
 
 // LogSink returns the sink of the Talos log receiver: each line goes to

@@ -35,11 +35,18 @@ type Backend interface {
 	// Peek returns the machine's summary as a Machine without events,
 	// from memory; ok is false when there is none.
 	Peek(mac machine.MAC) (m Machine, ok bool, err error)
+	// Latest is Peek as the shared database holds the record now, not
+	// as this process last heard of it: the etcd store reads it from
+	// the cluster (a round trip; it fails wrapping ErrUnavailable when
+	// etcd does not answer), the bbolt Store is Peek. For a refusal
+	// that must not rest on a cache lagging another replica's write.
+	Latest(mac machine.MAC) (m Machine, ok bool, err error)
 	// Update runs fn on the machine's record (exists false for a new
 	// one) and stores the result; fn's error stores nothing and is
 	// returned wrapped. fn may run more than once (etcd: a concurrent
-	// change by another replica), each time on the record as then
-	// stored, so it must decide from its arguments alone.
+	// change by another replica, or a refusal of the cached record
+	// confirmed on the record as etcd holds it), each time on the
+	// record as then stored, so it must decide from its arguments alone.
 	Update(mac machine.MAC, fn func(m *Machine, exists bool) error) (Machine, error)
 	// Apply stores changes (Change), one Result per change, in order.
 	Apply(changes ...Change) []Result

@@ -605,6 +605,10 @@ func (s *Store) Peek(mac machine.MAC) (m Machine, ok bool, err error) {
 	return Machine{}, false, nil
 }
 
+// Latest is Peek: the bbolt Store has no other replica whose writes it
+// could lag behind.
+func (s *Store) Latest(mac machine.MAC) (Machine, bool, error) { return s.Peek(mac) }
+
 // staged is the index as a transaction in progress changes it: the
 // summaries it stored (nil for one it deleted) over the index, and the
 // number of discovered records with its changes.

@@ -760,7 +760,9 @@ type plan func(cur Machine, exists bool) (next *Machine, out Machine, err error)
 // modify stores what p makes of mac's record, with served when set, in
 // one transaction that commits only if the record is still at the
 // revision p saw; when another replica changed it meanwhile, it runs p
-// again on the record as now stored, up to etcdMaxAttempts times.
+// again on the record as now stored, up to etcdMaxAttempts times. p's
+// refusal of the cached record is confirmed on the record as etcd holds
+// it (read), unless etcd does not answer.
 func (s *EtcdStore) modify(ctx context.Context, mac machine.MAC, p plan, served *Served) (Machine, error) {
 	unlock, err := s.lock(ctx, mac)
 	if err != nil {
@@ -772,8 +774,21 @@ func (s *EtcdStore) modify(ctx context.Context, mac machine.MAC, p plan, served 
 		return Machine{}, err
 	}
 	key := s.machineKey(mac)
+	// confirmed is set once r was read from etcd rather than the cache.
+	confirmed := false
 	for range etcdMaxAttempts {
 		next, out, err := p(r.m, exists)
+		if err != nil && !confirmed {
+			// The cache may not hold another replica's latest write
+			// yet (its watch delivers it a moment later): a refusal
+			// stands only on the record as etcd holds it now. When
+			// etcd does not answer, it stands on the cache.
+			confirmed = true
+			if cur, ok, rerr := s.read(ctx, mac); rerr == nil && (ok != exists || cur.rev != r.rev) {
+				r, exists = cur, ok
+				continue
+			}
+		}
 		if err != nil || next == nil {
 			return out, err
 		}
@@ -810,6 +825,7 @@ func (s *EtcdStore) modify(ctx context.Context, mac machine.MAC, p plan, served 
 			return out, nil
 		}
 		s.conflicts.Inc()
+		confirmed = true
 		kvs := resp.Responses[0].GetResponseRange().Kvs
 		if len(kvs) == 0 {
 			r, exists = etcdRecord{}, false
@@ -823,13 +839,59 @@ func (s *EtcdStore) modify(ctx context.Context, mac machine.MAC, p plan, served 
 	return Machine{}, fmt.Errorf("etcd: the record changed under %d attempts in a row", etcdMaxAttempts)
 }
 
+// read returns mac's record as etcd holds it now (a linearizable read,
+// which needs the quorum), and brings the cache up to it; ok is false
+// when there is none.
+func (s *EtcdStore) read(ctx context.Context, mac machine.MAC) (r etcdRecord, ok bool, err error) {
+	key := s.machineKey(mac)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return etcdRecord{}, false, s.failed(err)
+	}
+	s.markUp()
+	if len(resp.Kvs) == 0 {
+		// No record at the read's revision: whatever the watch brings of
+		// it from before that revision was deleted since.
+		s.applyKV(key, nil, resp.Header.Revision, true)
+		return etcdRecord{}, false, nil
+	}
+	kv := resp.Kvs[0]
+	if r, err = decodeRecord(mac, kv.Value, kv.ModRevision); err != nil {
+		return etcdRecord{}, false, fmt.Errorf("record %s: %w", mac, err)
+	}
+	s.applyKV(key, kv.Value, kv.ModRevision, false)
+	return r, true, nil
+}
+
+// Latest returns mac's summary as a Machine without events, as Peek
+// does, but as etcd holds it now rather than as the cache does: a
+// linearizable read, one round trip to the cluster's leader, which
+// also brings the cache up to it. It fails wrapping ErrUnavailable when
+// etcd does not answer within EtcdOptions.RequestTimeout.
+func (s *EtcdStore) Latest(mac machine.MAC) (Machine, bool, error) {
+	ctx, cancel, err := s.writeCtx()
+	if err != nil {
+		return Machine{}, false, err
+	}
+	defer cancel()
+	r, ok, err := s.read(ctx, mac)
+	if err != nil {
+		return Machine{}, false, fmt.Errorf("state: get %s: %w", mac, err)
+	}
+	return r.sum.machine(), ok, nil
+}
+
 // Update runs fn on the machine's record and stores the result in an
 // etcd transaction (Backend.Update), as the bbolt Store does: a new
 // record's FirstSeen is set, LastSeen is set when fn adds events, the
 // log is trimmed and text fields clipped. When another replica changed
 // the record since it was read, fn runs again on the record as stored
 // (so two replicas racing one transition cannot both make it: the second
-// fn sees the first's result). It fails wrapping ErrUnavailable when etcd
+// fn sees the first's result). fn first runs on the cached record; when
+// it refuses that (returns an error), the record is read from etcd and,
+// if the cache had not caught up with it, fn runs again on it, so a
+// replica whose watch lags refuses nothing another replica's write
+// allowed. It fails wrapping ErrUnavailable when etcd
 // did not confirm the commit within EtcdOptions.RequestTimeout. Such a
 // write's outcome is unknown, as with any etcd client: a leader that
 // took it into its log before losing its quorum commits it once its
@@ -915,7 +977,9 @@ func (s *EtcdStore) applyPlan(mac machine.MAC, fn func(*Machine, bool) error) pl
 // the write queue costs a few commits, not one per machine. A batch whose
 // compare fails (another replica changed one of its records) is made
 // change by change instead, each retried as Update's are. A change whose
-// Fn fails stores nothing; the others are stored. Once etcd does not
+// Fn refuses the cached record is made alone, as Update's are (its
+// refusal confirmed on the record as etcd holds it). A change whose Fn
+// fails stores nothing; the others are stored. Once etcd does not
 // answer, the changes not yet made fail at once, each with an error
 // wrapping ErrUnavailable.
 func (s *EtcdStore) Apply(changes ...Change) []Result {
@@ -977,10 +1041,18 @@ func (s *EtcdStore) applyBatch(parent context.Context, stop func(), changes []Ch
 		return
 	}
 	var (
-		puts []batchPut
-		cmps []clientv3.Cmp
-		ops  []clientv3.Op
+		puts  []batchPut
+		cmps  []clientv3.Cmp
+		ops   []clientv3.Op
+		alone []int
 	)
+	defer func() {
+		for _, i := range alone {
+			if parent.Err() == nil {
+				out[i] = s.applyOne(parent, changes[i])
+			}
+		}
+	}()
 	for _, i := range idx {
 		c := changes[i]
 		fail := func(err error) { out[i].Err = fmt.Errorf("state: update %s: %w", c.MAC, err) }
@@ -1000,7 +1072,10 @@ func (s *EtcdStore) applyBatch(parent context.Context, stop func(), changes []Ch
 		} else {
 			next, o, err := s.applyPlan(c.MAC, c.Fn)(r.m, exists)
 			if err != nil {
+				// Refused on the cached record: made alone, where the
+				// refusal is confirmed on the record as etcd holds it.
 				fail(err)
+				alone = append(alone, i)
 				continue
 			}
 			if p.val, err = json.Marshal(next); err != nil {

@@ -109,6 +109,120 @@ func TestEtcdReplicas(t *testing.T) {
 		}
 	})
 
+	// A replica's cache lags another replica's write by the time its
+	// watch takes to deliver it. The tests below make B's cache hold what
+	// it held before A's write (or nothing), as if its watch had not
+	// delivered it yet: a refusal B's cache alone would justify is
+	// judged again on the record as etcd holds it.
+	lag := func(t *testing.T, mac machine.MAC, write func()) {
+		t.Helper()
+		b.mu.RLock()
+		before, had := b.recs[mac]
+		b.mu.RUnlock()
+		write()
+		m, ok, _ := a.Peek(mac)
+		eventually(t, "B sees A's write", func() bool {
+			got, gotOK, _ := b.Peek(mac)
+			return gotOK == ok && got.State == m.State && got.Generation == m.Generation
+		})
+		b.mu.Lock()
+		if had {
+			b.recs[mac] = before
+		} else {
+			delete(b.recs, mac)
+		}
+		b.mu.Unlock()
+	}
+	reinstall := func(t *testing.T, s *EtcdStore, mac machine.MAC) func() {
+		return func() {
+			if _, err := s.Update(mac, func(m *Machine, _ bool) error { m.Reinstall(); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	t.Run("a refusal on a lagging cache", func(t *testing.T) {
+		tests := []struct {
+			name string
+			// installed makes the record installed first, in both
+			// caches; else B's cache lags A's reinstall from nothing.
+			installed bool
+			move      func(mac machine.MAC) error
+		}{
+			{name: "update of a record B has not seen made",
+				move: func(mac machine.MAC) error { _, err := b.Update(mac, toInstalling); return err }},
+			{name: "apply to a record B has not seen made",
+				move: func(mac machine.MAC) error { return b.Apply(Change{MAC: mac, Fn: toInstalling})[0].Err }},
+			{name: "update of a record B has not seen re-armed", installed: true,
+				move: func(mac machine.MAC) error { _, err := b.Update(mac, toInstalling); return err }},
+			{name: "apply, in a batch, to a record B has not seen re-armed", installed: true,
+				move: func(mac machine.MAC) error {
+					other := machine.MustParseMAC("52:54:00:22:04:ff")
+					rs := b.Apply(Change{MAC: other, Fn: func(m *Machine, _ bool) error { m.State = machine.Discovered; return nil }}, Change{MAC: mac, Fn: toInstalling})
+					return errors.Join(rs[0].Err, rs[1].Err)
+				}},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				mac := machine.MustParseMAC(fmt.Sprintf("52:54:00:22:04:%02x", i))
+				if tt.installed {
+					if _, err := a.Update(mac, func(m *Machine, _ bool) error { m.State, m.Generation = machine.Installed, 1; return nil }); err != nil {
+						t.Fatal(err)
+					}
+					eventually(t, "B holds the installed record", func() bool { m, _, _ := b.Peek(mac); return m.State == machine.Installed })
+				}
+				lag(t, mac, reinstall(t, a, mac))
+				if err := tt.move(mac); err != nil {
+					t.Fatalf("pending → installing through B, whose cache lags A's write: %v", err)
+				}
+				m, _, _ := b.Peek(mac)
+				eventually(t, "A sees B's write", func() bool { got, _, _ := a.Peek(mac); return got.State == machine.Installing })
+				if m.State != machine.Installing {
+					t.Errorf("B's cache after the move: %s, want installing", m.State)
+				}
+			})
+		}
+	})
+
+	t.Run("a refusal that stands", func(t *testing.T) {
+		mac := machine.MustParseMAC("52:54:00:22:05:01")
+		if _, err := a.Update(mac, func(m *Machine, _ bool) error { m.State = machine.Installed; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B holds the record", func() bool { _, ok, _ := b.Peek(mac); return ok })
+		for _, err := range []error{
+			func() error { _, err := b.Update(mac, toInstalling); return err }(),
+			b.Apply(Change{MAC: mac, Fn: toInstalling})[0].Err,
+		} {
+			if !errors.Is(err, errNotPending) {
+				t.Errorf("pending → installing of an installed machine: %v, want the fn's refusal", err)
+			}
+		}
+	})
+
+	t.Run("latest", func(t *testing.T) {
+		mac := machine.MustParseMAC("52:54:00:22:05:02")
+		if _, err := a.Update(mac, func(m *Machine, _ bool) error { m.State, m.Generation = machine.Installed, 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B holds the record", func() bool { _, ok, _ := b.Peek(mac); return ok })
+		lag(t, mac, reinstall(t, a, mac))
+		if m, _, _ := b.Peek(mac); m.State != machine.Installed {
+			t.Fatalf("B's lagging cache: %s, want still installed", m.State)
+		}
+		m, ok, err := b.Latest(mac)
+		if err != nil || !ok || m.State != machine.Pending || m.Generation != 2 {
+			t.Errorf("Latest through B: %s generation %d, ok %v, err %v; want A's pending generation 2", m.State, m.Generation, ok, err)
+		}
+		if m, _, _ := b.Peek(mac); m.State != machine.Pending {
+			t.Errorf("B's cache after Latest: %s, want pending", m.State)
+		}
+		gone := machine.MustParseMAC("52:54:00:22:05:03")
+		if _, ok, err := b.Latest(gone); ok || err != nil {
+			t.Errorf("Latest of no record: ok %v err %v", ok, err)
+		}
+	})
+
 	t.Run("one pending to installing of two", func(t *testing.T) {
 		const rounds = 200
 		for i := range rounds {

@@ -12,8 +12,12 @@ import (
 type result string
 
 const (
-	// resultOK: the request was decoded and handed to the recorder.
+	// resultOK: the request was decoded and the recorder took it.
 	resultOK result = "ok"
+	// resultUnrecorded: the recorder could not keep the event (its state
+	// store could not write); it was answered Unavailable, for Talos to
+	// send it again.
+	resultUnrecorded result = "unrecorded"
 	// resultMalformed: the request or its payload was not valid protobuf
 	// of the expected shape; it was answered InvalidArgument.
 	resultMalformed result = "malformed"
@@ -60,14 +64,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "talos_events", Name: "requests_total",
-			Help: "Publish requests from Talos nodes, by result (ok, malformed). Requests over the size limit are refused by gRPC before they are counted.",
+			Help: "Publish requests from Talos nodes, by result (ok, unrecorded, malformed). Requests over the size limit are refused by gRPC before they are counted.",
 		}, []string{"result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "talos_events", Name: "received_total",
 			Help: "Talos events received, by type (sequence, phase, task, machine_status, service_state, config_load_error, config_validation_error, address, unknown).",
 		}, []string{"type"}),
 	}
-	for _, r := range []result{resultOK, resultMalformed} {
+	for _, r := range []result{resultOK, resultUnrecorded, resultMalformed} {
 		m.requests.WithLabelValues(string(r))
 	}
 	for _, k := range allKinds {

@@ -14,11 +14,11 @@ import (
 // panicRecorder panics on the event with ID "boom" and keeps the others.
 type panicRecorder struct{ *recorder }
 
-func (p panicRecorder) TalosEvent(ctx context.Context, from netip.AddrPort, ev Event) {
+func (p panicRecorder) TalosEvent(ctx context.Context, from netip.AddrPort, ev Event) error {
 	if ev.ID == "boom" {
 		panic("recorder bug")
 	}
-	p.recorder.TalosEvent(ctx, from, ev)
+	return p.recorder.TalosEvent(ctx, from, ev)
 }
 
 // TestRecorderPanic: a Recorder that panics gets its Publish answered

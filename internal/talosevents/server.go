@@ -63,14 +63,19 @@ const (
 // them. It must be safe for concurrent use and should not block: Talos
 // waits for the answer before it sends its next event.
 type Recorder interface {
-	TalosEvent(ctx context.Context, from netip.AddrPort, ev Event)
+	// TalosEvent records ev. An error means ev could not be kept for
+	// now (the state store cannot write): Publish is answered
+	// Unavailable, and Talos sends the event again, with those after it,
+	// once it has reconnected (its sink resumes after the last event a
+	// Publish acknowledged). An event it chose to drop is not an error.
+	TalosEvent(ctx context.Context, from netip.AddrPort, ev Event) error
 }
 
 // NopRecorder records nothing.
 type NopRecorder struct{}
 
 // TalosEvent does nothing.
-func (NopRecorder) TalosEvent(context.Context, netip.AddrPort, Event) {}
+func (NopRecorder) TalosEvent(context.Context, netip.AddrPort, Event) error { return nil }
 
 // Options configures New. All fields are optional.
 type Options struct {
@@ -234,10 +239,13 @@ func (s *Server) publish(ctx context.Context, raw []byte) (_ any, err error) {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	ev := Event{ID: req.ID, ActorID: req.ActorID, TypeURL: req.TypeURL, Message: msg, Received: s.now()}
-	s.m.requests.WithLabelValues(string(resultOK)).Inc()
 	s.m.events.WithLabelValues(kindOf(msg)).Inc()
 	s.log.Debug("talos event", "remote", from.String(), "id", ev.ID, "type", req.TypeURL)
-	s.rec.TalosEvent(ctx, from, ev)
+	if err := s.rec.TalosEvent(ctx, from, ev); err != nil {
+		s.m.requests.WithLabelValues(string(resultUnrecorded)).Inc()
+		return nil, status.Error(codes.Unavailable, "event not recorded; send it again later")
+	}
+	s.m.requests.WithLabelValues(string(resultOK)).Inc()
 	return []byte{}, nil
 }
 

@@ -37,10 +37,11 @@ type recorder struct {
 	got []recorded
 }
 
-func (r *recorder) TalosEvent(_ context.Context, from netip.AddrPort, ev Event) {
+func (r *recorder) TalosEvent(_ context.Context, from netip.AddrPort, ev Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, recorded{from, ev})
+	return nil
 }
 
 func (r *recorder) events() []recorded {
@@ -289,15 +290,54 @@ func TestUnknownType(t *testing.T) {
 	}
 }
 
+// failingRecorder cannot keep the events whose ID it names, as a
+// recorder whose state store cannot write; it keeps the others.
+type failingRecorder struct {
+	*recorder
+	fail string
+}
+
+func (f failingRecorder) TalosEvent(ctx context.Context, from netip.AddrPort, ev Event) error {
+	if ev.ID == f.fail {
+		return errors.New("state store unavailable")
+	}
+	return f.recorder.TalosEvent(ctx, from, ev)
+}
+
+// TestUnrecordedEvent: an event the recorder could not keep is answered
+// Unavailable, so that Talos sends it again, and counted unrecorded, not
+// ok; the connection takes the next event.
+func TestUnrecordedEvent(t *testing.T) {
+	rec := &recorder{}
+	s := startSink(t, Options{Recorder: failingRecorder{recorder: rec, fail: "lost"}})
+	conn, _ := dial(t, s.addr)
+	ctx := ctxFor(t)
+	if err := Publish(ctx, conn, "lost", SequenceEvent{Sequence: "install", Action: SequenceStop}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Publish of an event the recorder cannot keep: %v, want Unavailable", err)
+	}
+	if err := Publish(ctx, conn, "kept", SequenceEvent{Sequence: "install", Action: SequenceStop}); err != nil {
+		t.Fatalf("Publish of the next event: %v", err)
+	}
+	if got := rec.events(); len(got) != 1 || got[0].ev.ID != "kept" {
+		t.Errorf("recorded %+v, want the one kept", got)
+	}
+	for res, want := range map[string]float64{"ok": 1, "unrecorded": 1, "malformed": 0} {
+		if got := testutil.ToFloat64(s.m.requests.WithLabelValues(res)); got != want {
+			t.Errorf("requests{result=%q}: got %v, want %v", res, got, want)
+		}
+	}
+}
+
 // blockingRecorder holds every event until released.
 type blockingRecorder struct {
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *blockingRecorder) TalosEvent(context.Context, netip.AddrPort, Event) {
+func (b *blockingRecorder) TalosEvent(context.Context, netip.AddrPort, Event) error {
 	b.entered <- struct{}{}
 	<-b.release
+	return nil
 }
 
 // TestServeStopsGracefully cancels Serve while an RPC is in flight: the RPC
