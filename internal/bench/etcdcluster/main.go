@@ -240,15 +240,16 @@ func replay(ctx context.Context, cli *clientv3.Client, machines string, rev int6
 	return fmt.Errorf("check: replay: the watch ended before revision %d", rev)
 }
 
-// figures prints what the members' /metrics say of the writes: the
-// transactions and puts applied (every member applies every one; the
-// first member's counts are shown), the database's size, and the mean
-// write-ahead log fsync and backend commit over all members.
+// figures prints what the members' /metrics say of the writes: the raft
+// proposals committed (each an entry every member writes to its log) and
+// the keys put (every member applies every one; the first member's counts
+// are shown), the database's size, and the mean write-ahead log fsync and
+// backend commit over all members.
 func figures(ctx context.Context, eps []string, w io.Writer) error {
 	var (
-		txn, put, size     float64
-		fsyncSum, fsyncN   float64
-		commitSum, commitN float64
+		proposals, put, size float64
+		fsyncSum, fsyncN     float64
+		commitSum, commitN   float64
 	)
 	for i, ep := range eps {
 		mf, err := scrape(ctx, ep)
@@ -256,7 +257,7 @@ func figures(ctx context.Context, eps []string, w io.Writer) error {
 			return err
 		}
 		if i == 0 {
-			txn, put = value(mf, "etcd_mvcc_txn_total"), value(mf, "etcd_mvcc_put_total")
+			proposals, put = value(mf, "etcd_server_proposals_committed_total"), value(mf, "etcd_mvcc_put_total")
 			size = value(mf, "etcd_mvcc_db_total_size_in_bytes")
 		}
 		s, c := histogram(mf, "etcd_disk_wal_fsync_duration_seconds")
@@ -264,8 +265,8 @@ func figures(ctx context.Context, eps []string, w io.Writer) error {
 		s, c = histogram(mf, "etcd_disk_backend_commit_duration_seconds")
 		commitSum, commitN = commitSum+s, commitN+c
 	}
-	fmt.Fprintf(w, "etcd figures: %.0f write txns, %.0f puts, db size %.1f MiB; WAL fsync mean %.2f ms (%.0f over %d members), backend commit mean %.2f ms (%.0f)\n",
-		txn, put, size/(1<<20), 1000*fsyncSum/max(1, fsyncN), fsyncN, len(eps), 1000*commitSum/max(1, commitN), commitN)
+	fmt.Fprintf(w, "etcd figures: %.0f raft proposals committed, %.0f puts, db size %.1f MiB; WAL fsync mean %.2f ms (%.0f over %d members), backend commit mean %.2f ms (%.0f)\n",
+		proposals, put, size/(1<<20), 1000*fsyncSum/max(1, fsyncN), fsyncN, len(eps), 1000*commitSum/max(1, commitN), commitN)
 	return nil
 }
 

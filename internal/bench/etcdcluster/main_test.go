@@ -26,7 +26,7 @@ func TestCheck(t *testing.T) {
 			name:    "once each",
 			history: map[string][]string{"a": {pending, pending, installing}, "b": {pending, installing, installing}},
 			ok:      true,
-			want:    []string{"2 machines, 2 installing, 2 with one config served", "once for 2 machines, more than once for 0, never for 0; 6 record writes (3.0 per machine)", "write txns"},
+			want:    []string{"2 machines, 2 installing, 2 with one config served", "once for 2 machines, more than once for 0, never for 0; 6 record writes (3.0 per machine)", "raft proposals committed"},
 		},
 		{
 			name:    "twice and never",
