@@ -47,7 +47,8 @@
 # Needs root, ip(8), curl, jq and Go. Environment: NODES (5000),
 # CONCURRENCY (256), ASSET_SIZE (initramfs bytes, the kernel a quarter;
 # 262144), IPXE_SIZE (the TFTP file, 245760: a snponly.efi's size),
-# BACKENDS, ROUNDS, REPLICAS (1 to 3), STRICT=1 to exit 1 on a failure, an
+# BACKENDS, ROUNDS, REPLICAS (1 to 3), TINDERBOX (a prebuilt binary to
+# measure instead of this tree's), STRICT=1 to exit 1 on a failure, an
 # asset fetched more than once by one replica, or a wrong outcome in etcd.
 set -euo pipefail
 
@@ -108,7 +109,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "bench-storm: building" >&2
-go build -o "$work/tinderbox" ./cmd/tinderbox
+if [ -n "${TINDERBOX:-}" ]; then
+	cp "$TINDERBOX" "$work/tinderbox"
+else
+	go build -o "$work/tinderbox" ./cmd/tinderbox
+fi
 go build -o "$work/fakefactory" ./cmd/fakefactory
 go build -o "$work/storm" ./internal/bench/storm
 go build -o "$work/etcdcluster" ./internal/bench/etcdcluster
@@ -185,6 +190,11 @@ etcd_start() {
 			die "etcd member m$k did not start"
 		}
 	done
+}
+
+# cpu PID: the process's user and system CPU time so far, in seconds.
+cpu() {
+	awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz}' "/proc/$1/stat"
 }
 
 endpoints() {
@@ -272,10 +282,11 @@ YAML
 		local rss steps
 		rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/${tb[$k]}/status")
 		bench_record "$rec" "$b/rss" "$rss"
+		bench_record "$rec" "$b/cpu_tinderbox" "$(cpu "${tb[$k]}")"
 		steps=$(inns "${rns[$k]}" curl -fsS "http://${raddr[$k]}:8080/metrics" |
-			awk '/^tinderbox_boot_steps_total\{result="ok",step="config"\}/ {c = $2} /^tinderbox_state_etcd_conflicts_total / {x = $2}
-				END {printf "configs served %d, etcd conflicts %d", c, x}')
-		printf '  peak RSS (VmHWM) %s MiB, %s\n' "$rss" "$steps"
+			awk '/^tinderbox_boot_steps_total\{result="ok",step="config"\}/ {c = $2} /^tinderbox_state_etcd_conflicts_total / {x = ", etcd conflicts (compare failed, retried) " $2}
+				END {printf "configs served %d%s", c, x}')
+		printf '  peak RSS (VmHWM) %s MiB, CPU %s s, %s\n' "$rss" "$(cpu "${tb[$k]}")" "$steps"
 		if grep -q . "$dir/tinderbox$k.log"; then
 			echo "  warnings and errors (first 5 of $(wc -l <"$dir/tinderbox$k.log")):"
 			head -5 "$dir/tinderbox$k.log" | sed 's/^/    /'
@@ -287,6 +298,10 @@ YAML
 	echo "machines installing, per replica 1's admin API: $inst of $NODES"
 	[ "$inst" = "$NODES" ] || echo "STATE $b round $r: $inst of $NODES installing" >>"$work/problems"
 	if [ "$b" = etcd ]; then
+		local p ecpu=0
+		for p in "${pids[@]:0:3}"; do ecpu=$(awk -v a="$ecpu" -v b="$(cpu "$p")" 'BEGIN {print a + b}'); done
+		bench_record "$rec" etcd/cpu_etcd "$ecpu"
+		echo "etcd members' CPU: $ecpu s"
 		inns "$ens" "$work/etcdcluster" check -endpoints "$(endpoints)" -prefix /tinderbox/ -n "$NODES" | tee "$dir/check.out" ||
 			echo "ETCD $b round $r: the records in etcd are not the outcome wanted" >>"$work/problems"
 		awk '/^etcd history:/ {for (i = 1; i <= NF; i++) if ($i == "record" && $(i + 1) == "writes") print "etcd/writes", $(i - 1)}
@@ -336,14 +351,24 @@ for s in dhcp pxe tftp ipxe_dhcp script kernel initramfs config whole_boot; do
 	echo "$line"
 done
 for b in "$@"; do
-	printf '%s: wall time %s s; booted %s of %s; most fetches of one asset by one replica %s; peak RSS per replica %s MiB\n' "$b" \
+	printf '%s: wall time %s s; booted %s of %s; most fetches of one asset by one replica %s; peak RSS per replica %s MiB; CPU per replica %s s\n' "$b" \
 		"$(bench_cell "$rec" "$b/wall" %.1f)" "$(bench_cell "$rec" "$b/booted" %.0f)" "$NODES" \
-		"$(bench_stat "$rec" "$b/fetches_max" | awk '{print $3}')" "$(bench_cell "$rec" "$b/rss" %.0f)"
+		"$(bench_stat "$rec" "$b/fetches_max" | awk '{print $3}')" "$(bench_cell "$rec" "$b/rss" %.0f)" "$(bench_cell "$rec" "$b/cpu_tinderbox" %.1f)"
 done
 if [[ " $* " == *" etcd "* ]]; then
-	printf 'etcd: %s raft proposals committed, %s machine record writes, db size %s MiB; WAL fsync mean %s ms, backend commit mean %s ms\n' \
+	printf 'etcd: %s raft proposals committed, %s machine record writes, db size %s MiB; WAL fsync mean %s ms, backend commit mean %s ms; CPU of the three members %s s\n' \
 		"$(bench_cell "$rec" etcd/proposals %.0f)" "$(bench_cell "$rec" etcd/writes %.0f)" "$(bench_cell "$rec" etcd/dbsize %.1f)" \
-		"$(bench_cell "$rec" etcd/fsync %.2f)" "$(bench_cell "$rec" etcd/commit %.2f)"
+		"$(bench_cell "$rec" etcd/fsync %.2f)" "$(bench_cell "$rec" etcd/commit %.2f)" "$(bench_cell "$rec" etcd/cpu_etcd %.1f)"
+fi
+if [ $# = 2 ]; then
+	# Paired per round: each round's second backend over its first.
+	for k in whole_boot/p50 whole_boot/p99 script/p50 config/p50 tftp/p50 wall; do
+		bench_ratio "$rec" "$2/$k" "$1/$k" "ratio/$k"
+	done
+	printf '%s / %s, paired per round: whole boot p50 %s, p99 %s; script p50 %s; config p50 %s; tftp p50 %s; wall time %s\n' "$2" "$1" \
+		"$(bench_cell "$rec" ratio/whole_boot/p50 %.2f)" "$(bench_cell "$rec" ratio/whole_boot/p99 %.2f)" \
+		"$(bench_cell "$rec" ratio/script/p50 %.2f)" "$(bench_cell "$rec" ratio/config/p50 %.2f)" \
+		"$(bench_cell "$rec" ratio/tftp/p50 %.2f)" "$(bench_cell "$rec" ratio/wall %.2f)"
 fi
 if [ -s "$work/problems" ]; then
 	cat "$work/problems"
