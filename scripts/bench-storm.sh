@@ -316,7 +316,8 @@ YAML
 }
 
 : >"$rec"
-set -- $BACKENDS
+read -r -a backends <<<"$BACKENDS"
+set -- "${backends[@]}"
 for ((r = 1; r <= ROUNDS; r++)); do
 	if [ $# = 2 ] && [ $((r % 2)) = 0 ]; then
 		round "$2" "$r"
