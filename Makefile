@@ -87,7 +87,7 @@ fuzz: ## run every fuzz test for FUZZTIME (default 20s) each
 	done
 
 .PHONY: bench
-bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then the bench scripts: profile scale, TFTP (vs dnsmasq), proxyDHCP (vs dnsmasq), cache and boot HTTP (vs nginx), binding (on vs off), the 5000-node boot storm (root)
+bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then the bench scripts: profile scale, TFTP (vs dnsmasq), proxyDHCP (vs dnsmasq), cache and boot HTTP (vs nginx), binding (on vs off), the 5000-node boot storm on bolt and on two replicas over a three-member etcd (root)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./pkg/...
 	$(GO) test -run '^$$' -bench BenchmarkReports500 -benchtime 1x ./cmd/tinderbox
 	scripts/bench-scale.sh

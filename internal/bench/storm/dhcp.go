@@ -78,18 +78,24 @@ func (r *relay) close() {
 	r.doneWG.Wait()
 }
 
-// send forwards p to server:67 as the relay does: giaddr set, one hop.
-func (r *relay) send(p *dhcpv4.DHCPv4, server netip.Addr) error {
+// send forwards p to port 67 of every server as the relay does: giaddr
+// set, one hop.
+func (r *relay) send(p *dhcpv4.DHCPv4, servers []netip.Addr) error {
 	p.GatewayIPAddr = r.addr.AsSlice()
 	p.HopCount = 1
-	_, err := r.conn.WriteToUDP(p.ToBytes(), net.UDPAddrFromAddrPort(netip.AddrPortFrom(server, dhcpv4.ServerPort)))
-	return err
+	b := p.ToBytes()
+	for _, s := range servers {
+		if _, err := r.conn.WriteToUDP(b, net.UDPAddrFromAddrPort(netip.AddrPortFrom(s, dhcpv4.ServerPort))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// exchange relays p and waits for the answer with its xid, sending p
-// again every timeout, retries times. It returns the answer and how often
-// p was sent again.
-func (r *relay) exchange(ctx context.Context, p *dhcpv4.DHCPv4, server netip.Addr, timeout time.Duration, retries int) (*dhcpv4.DHCPv4, int, error) {
+// exchange relays p to every server and waits for the first answer with
+// its xid (a later one is dropped), sending p again every timeout,
+// retries times. It returns the answer and how often p was sent again.
+func (r *relay) exchange(ctx context.Context, p *dhcpv4.DHCPv4, servers []netip.Addr, timeout time.Duration, retries int) (*dhcpv4.DHCPv4, int, error) {
 	ch := make(chan *dhcpv4.DHCPv4, 1)
 	r.mu.Lock()
 	r.wait[p.TransactionID] = ch
@@ -99,7 +105,7 @@ func (r *relay) exchange(ctx context.Context, p *dhcpv4.DHCPv4, server netip.Add
 		delete(r.wait, p.TransactionID)
 		r.mu.Unlock()
 	}()
-	return retry(ctx, timeout, retries, func() error { return r.send(p, server) }, ch)
+	return retry(ctx, timeout, retries, func() error { return r.send(p, servers) }, ch)
 }
 
 // retry sends with send and waits for an answer on ch, again and again.
@@ -156,35 +162,41 @@ func (n *node) xid(k byte) dhcpv4.TransactionID {
 	return dhcpv4.TransactionID{k, byte(n.i >> 16), byte(n.i >> 8), byte(n.i)}
 }
 
-// discover relays a DISCOVER and returns the proxy OFFER's boot file,
-// then relays the REQUEST for the router's lease, which the server only
-// observes (it is the binding evidence for the node's address).
-func (n *node) discover(ctx context.Context, k byte, ipxe bool) (string, int, error) {
+// discover relays a DISCOVER and returns the first proxy OFFER's boot
+// file and the server it names, then relays the REQUEST for the router's
+// lease, which the servers only observe (it is the binding evidence for
+// the node's address).
+func (n *node) discover(ctx context.Context, k byte, ipxe bool) (string, netip.Addr, int, error) {
+	var none netip.Addr
 	p, err := n.packet(dhcpv4.MessageTypeDiscover, n.xid(k), ipxe)
 	if err != nil {
-		return "", 0, err
+		return "", none, 0, err
 	}
-	offer, retries, err := n.relay.exchange(ctx, p, n.o.server, n.o.timeout, n.o.retries)
+	offer, retries, err := n.relay.exchange(ctx, p, n.o.servers, n.o.timeout, n.o.retries)
 	if err != nil {
-		return "", retries, fmt.Errorf("DISCOVER: %w", err)
+		return "", none, retries, fmt.Errorf("DISCOVER: %w", err)
 	}
 	if offer.MessageType() != dhcpv4.MessageTypeOffer {
-		return "", retries, fmt.Errorf("DISCOVER answered with %s", offer.MessageType())
+		return "", none, retries, fmt.Errorf("DISCOVER answered with %s", offer.MessageType())
 	}
 	file := bootFile(offer)
 	if file == "" {
-		return "", retries, fmt.Errorf("OFFER without a boot file")
+		return "", none, retries, fmt.Errorf("OFFER without a boot file")
+	}
+	server, ok := netip.AddrFromSlice(offer.ServerIdentifier().To4())
+	if !ok {
+		return "", none, retries, fmt.Errorf("OFFER without a server identifier")
 	}
 	req, err := n.packet(dhcpv4.MessageTypeRequest, n.xid(k+1), ipxe,
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(nodeAddr(n.o.nodes, n.i).AsSlice())),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(n.o.router.AsSlice())))
 	if err != nil {
-		return "", retries, err
+		return "", none, retries, err
 	}
-	if err := n.relay.send(req, n.o.server); err != nil {
-		return "", retries, fmt.Errorf("REQUEST for the lease: %w", err)
+	if err := n.relay.send(req, n.o.servers); err != nil {
+		return "", none, retries, fmt.Errorf("REQUEST for the lease: %w", err)
 	}
-	return file, retries, nil
+	return file, server, retries, nil
 }
 
 func bootFile(p *dhcpv4.DHCPv4) string {
@@ -194,14 +206,20 @@ func bootFile(p *dhcpv4.DHCPv4) string {
 	return p.BootFileName
 }
 
-// dhcp is the firmware's DISCOVER.
-func (n *node) dhcp(ctx context.Context, _ *bootState) (int, int64, error) {
-	_, retries, err := n.discover(ctx, 1, false)
+// dhcp is the firmware's DISCOVER; the node follows the server of the
+// first offer.
+func (n *node) dhcp(ctx context.Context, b *bootState) (int, int64, error) {
+	_, server, retries, err := n.discover(ctx, 1, false)
+	if err == nil {
+		b.server = server
+		n.r.followed("firmware", server)
+	}
 	return retries, 0, err
 }
 
-// pxe is the firmware's REQUEST to port 4011, from its own address and
-// port 68, answered there with the boot file.
+// pxe is the firmware's REQUEST to port 4011 of the server it follows,
+// from its own address and port 68, answered there with the boot file
+// and the TFTP server (siaddr).
 func (n *node) pxe(ctx context.Context, b *bootState) (int, int64, error) {
 	ip := nodeAddr(n.o.nodes, n.i)
 	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, dhcpv4.ClientPort)))
@@ -227,7 +245,7 @@ func (n *node) pxe(ctx context.Context, b *bootState) (int, int64, error) {
 			}
 		}
 	}()
-	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.o.server, 4011))
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(b.server, 4011))
 	ack, retries, err := retry(ctx, n.o.timeout, n.o.retries, func() error {
 		_, err := c.WriteToUDP(p.ToBytes(), to)
 		return err
@@ -241,15 +259,20 @@ func (n *node) pxe(ctx context.Context, b *bootState) (int, int64, error) {
 	if b.bootFile = bootFile(ack); b.bootFile == "" {
 		return retries, 0, fmt.Errorf("4011 ACK without a boot file")
 	}
+	b.tftpServer = b.server
+	if a, ok := netip.AddrFromSlice(ack.ServerIPAddr.To4()); ok && !a.IsUnspecified() {
+		b.tftpServer = a
+	}
 	return retries, 0, nil
 }
 
 // ipxeDHCP is iPXE's own DHCP, answered with the boot script's URL.
 func (n *node) ipxeDHCP(ctx context.Context, b *bootState) (int, int64, error) {
-	file, retries, err := n.discover(ctx, 4, true)
+	file, server, retries, err := n.discover(ctx, 4, true)
 	if err != nil {
 		return retries, 0, err
 	}
+	n.r.followed("iPXE", server)
 	b.scriptURL = file
 	return retries, 0, nil
 }

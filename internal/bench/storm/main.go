@@ -8,18 +8,27 @@
 // the client's network namespace). The nodes sit behind a DHCP relay agent
 // (RFC 2131 §4.1, giaddr): the storm is the relay, on -relay port 67, so
 // the server learns each address from a relayed exchange, which is the
-// binding evidence for a routed network (binding.routedNetworks). Each
-// node, as UEFI firmware and then iPXE would:
+// binding evidence for a routed network (binding.routedNetworks).
+//
+// -server may name several tinderbox replicas on one segment: the relay
+// forwards every DHCP packet to each of them (as a relay agent or router
+// helper configured with several servers does), and a node takes the
+// first offer that comes back, as firmware does, then follows that
+// replica's boot path: its port 4011 and its TFTP. Each node, as UEFI
+// firmware and then iPXE would:
 //
 //  1. dhcp: a relayed PXE DISCOVER (option 60 PXEClient, 93 = 7, 97) →
-//     the proxy OFFER, then the relayed REQUEST for the router's lease
-//     (option 50, option 54 naming -router), which tinderbox only observes.
-//  2. pxe: a REQUEST from its address to port 4011 → the ACK with the
-//     boot file.
-//  3. tftp: that file by TFTP from its address, RFC 1350 with the blksize
-//     and tsize options (RFC 2347-2349) as EDK2 asks, no windowsize.
+//     the first proxy OFFER, then the relayed REQUEST for the router's
+//     lease (option 50, option 54 naming -router), which tinderbox only
+//     observes.
+//  2. pxe: a REQUEST from its address to port 4011 of the server the
+//     OFFER names (option 54) → the ACK with the boot file.
+//  3. tftp: that file by TFTP from its address, from the ACK's server
+//     (siaddr), RFC 1350 with the blksize and tsize options (RFC
+//     2347-2349) as EDK2 asks, no windowsize.
 //  4. ipxe_dhcp: iPXE's relayed DISCOVER (user class "iPXE", option 175)
-//     → the OFFER naming the boot script's URL, and its REQUEST for the
+//     → the first OFFER, naming the boot script's URL (which may be
+//     another replica's than the firmware's), and its REQUEST for the
 //     router's lease.
 //  5. script: GET /boot.ipxe, then GET /ipxe?mac=…&uuid=…&arch=x86_64 as
 //     the generic script chains, on one keep-alive connection.
@@ -45,6 +54,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -57,7 +67,7 @@ import (
 
 // opts are the command's flags.
 type opts struct {
-	server   netip.Addr // tinderbox's address: DHCP 67/4011, TFTP 69, HTTP
+	servers  []netip.Addr // tinderbox replicas' addresses: DHCP 67, relayed to each
 	httpPort int
 	relay    netip.Addr // giaddr; the storm listens on its port 67
 	router   netip.Addr // option 54 of the router the nodes take a lease from
@@ -74,7 +84,7 @@ func main() {
 		nodes, profiles, addrsDev string
 		addrs                     bool
 	)
-	flag.StringVar(&server, "server", "10.1.0.1", "tinderbox's address (DHCP, TFTP and boot HTTP)")
+	flag.StringVar(&server, "server", "10.1.0.1", "tinderbox's address, or several replicas' comma-separated: the relay forwards DHCP to each")
 	flag.IntVar(&o.httpPort, "http-port", 8080, "tinderbox's boot HTTP port")
 	flag.StringVar(&relay, "relay", "10.1.0.2", "the relay agent's address (giaddr), on this host; the storm binds its port 67")
 	flag.StringVar(&router, "router", "10.1.0.254", "the router's DHCP server identifier the nodes take their lease from")
@@ -92,10 +102,17 @@ func main() {
 	for _, p := range []struct {
 		s   string
 		dst *netip.Addr
-	}{{server, &o.server}, {relay, &o.relay}, {router, &o.router}} {
+	}{{relay, &o.relay}, {router, &o.router}} {
 		if *p.dst, err = netip.ParseAddr(p.s); err != nil || !p.dst.Is4() {
 			fail(fmt.Errorf("%q is not an IPv4 address", p.s))
 		}
+	}
+	for s := range strings.SplitSeq(server, ",") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			fail(fmt.Errorf("-server %q is not an IPv4 address", s))
+		}
+		o.servers = append(o.servers, a)
 	}
 	if o.nodes, err = netip.ParsePrefix(nodes); err != nil || !o.nodes.Addr().Is4() {
 		fail(fmt.Errorf("-nodes %q is not an IPv4 network", nodes))
@@ -194,11 +211,25 @@ type report struct {
 	first   map[string]string // the first error of each stage
 	total   []time.Duration   // whole boots, of the nodes that finished
 	bytes   map[string]int64  // bytes fetched per stage
+	// follow counts, per DHCP client ("firmware", "iPXE") and server, the
+	// offers the nodes took.
+	follow map[string]map[netip.Addr]int
 }
 
 func newReport(n, c int) *report {
 	return &report{n: n, c: c, lat: map[string][]time.Duration{}, fails: map[string]int{},
-		retries: map[string]int{}, first: map[string]string{}, bytes: map[string]int64{}}
+		retries: map[string]int{}, first: map[string]string{}, bytes: map[string]int64{},
+		follow: map[string]map[netip.Addr]int{}}
+}
+
+// followed counts an offer from server that a node's client took.
+func (r *report) followed(client string, server netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.follow[client] == nil {
+		r.follow[client] = map[netip.Addr]int{}
+	}
+	r.follow[client][server]++
 }
 
 func (r *report) add(stage string, s stageResult, nbytes int64) {
@@ -258,6 +289,17 @@ func (r *report) print(w io.Writer) {
 		if e := r.first[s]; e != "" {
 			fmt.Fprintf(w, "first %s failure: %s\n", s, e)
 		}
+	}
+	for _, client := range []string{"firmware", "iPXE"} {
+		if len(r.follow[client]) < 2 {
+			continue
+		}
+		servers := slices.SortedFunc(maps.Keys(r.follow[client]), netip.Addr.Compare)
+		var parts []string
+		for _, s := range servers {
+			parts = append(parts, fmt.Sprintf("%s %d", s, r.follow[client][s]))
+		}
+		fmt.Fprintf(w, "%s offers taken, by server: %s\n", client, strings.Join(parts, ", "))
 	}
 }
 
@@ -319,6 +361,7 @@ func (n *node) boot(ctx context.Context) bool {
 
 // bootState carries what one stage hands the next.
 type bootState struct {
+	server, tftpServer    netip.Addr // the replica the firmware follows, its TFTP
 	bootFile              string
 	scriptURL             string
 	kernel, initrd, confU string

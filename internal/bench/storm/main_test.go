@@ -143,3 +143,29 @@ func TestReportCountsFailuresAndRetries(t *testing.T) {
 		}
 	}
 }
+
+func TestReportCountsOffersTakenPerServer(t *testing.T) {
+	a, b := netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.1.0.3")
+	tests := []struct {
+		name    string
+		servers []netip.Addr
+		want    string
+		absent  bool
+	}{
+		{name: "two replicas", servers: []netip.Addr{b, a, a}, want: "firmware offers taken, by server: 10.1.0.1 2, 10.1.0.3 1"},
+		{name: "one server", servers: []netip.Addr{a, a}, want: "offers taken", absent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReport(len(tt.servers), 1)
+			for _, s := range tt.servers {
+				r.followed("firmware", s)
+			}
+			var out bytes.Buffer
+			r.print(&out)
+			if got := strings.Contains(out.String(), tt.want); got == tt.absent {
+				t.Errorf("report holds %q: %t, want %t:\n%s", tt.want, got, !tt.absent, out.String())
+			}
+		})
+	}
+}

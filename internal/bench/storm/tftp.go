@@ -29,10 +29,11 @@ const (
 	blksize = 1468
 )
 
-// tftp fetches the boot file from the node's address.
+// tftp fetches the boot file from the node's address, from the server
+// the 4011 ACK named.
 func (n *node) tftp(ctx context.Context, b *bootState) (int, int64, error) {
 	ip := nodeAddr(n.o.nodes, n.i)
-	got, retries, err := tftpGet(ctx, ip, netip.AddrPortFrom(n.o.server, 69), b.bootFile, n.o.timeout, n.o.retries)
+	got, retries, err := tftpGet(ctx, ip, netip.AddrPortFrom(b.tftpServer, 69), b.bootFile, n.o.timeout, n.o.retries)
 	return retries, got, err
 }
 
