@@ -82,8 +82,13 @@ const (
 	etcdApplyParallel = 4
 	// etcdLockStripes is the number of per-machine write locks: writes
 	// to one machine from one replica queue on its lock instead of
-	// failing each other's compares.
-	etcdLockStripes = 64
+	// failing each other's compares. A write-behind drain holds the
+	// stripes of up to etcdApplyParallel × etcdBatch machines until etcd
+	// commits; with 64 stripes that was nearly all of them, and the
+	// storm's script and config writes of other machines queued behind
+	// the drain (p99 0.4 s, docs/scale.md "Figures"). With 4096, such a
+	// write meets a held stripe about 6 % of the time.
+	etcdLockStripes = 4096
 )
 
 // EtcdOptions says where the etcd store's cluster is and how to reach it.
