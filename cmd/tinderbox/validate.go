@@ -129,7 +129,11 @@ type profileChecks struct {
 // problems, so that every problem is reported at once.
 func checkProfiles(ctx context.Context, cfg *config.Config, fc profiles.SchematicResolver) profileChecks {
 	var pc profileChecks
-	set, err := profiles.Load(ctx, profileOptions(cfg, fc))
+	opts := profileOptions(cfg, fc)
+	// The daemon's renders of machines whose inputs have not changed
+	// since, made by this same build, are what a render now would give.
+	opts.RenderCache = renderCachePath(cfg)
+	set, err := profiles.Load(ctx, opts)
 	var machines []profiles.Profile
 	var loadErr *profiles.LoadError
 	switch {

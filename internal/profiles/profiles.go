@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"os"
@@ -132,6 +133,13 @@ type Options struct {
 	// or did not exist when they are nil. The files on disk are not
 	// touched: the admin API checks an edit this way before writing it.
 	Overlay map[string][]byte
+	// RenderCache, when set, is a file of renders kept across restarts
+	// (rendercache.go; the daemon's is under state.dir): Load and
+	// NewStore take from it every machine's render whose inputs, and the
+	// build, are the ones it was made with, instead of rendering it
+	// again. Load only reads it; a Store writes each good load's renders
+	// to it. It holds the configs with the secrets they carry (mode 0600).
+	RenderCache string
 }
 
 // Set is one loaded profiles directory in which every machine rendered
@@ -238,7 +246,7 @@ type layers struct {
 // problems and warnings come in machine order all the same. Load blocks
 // while schematic names are resolved.
 func Load(ctx context.Context, opts Options) (*Set, error) {
-	set, _, err := load(ctx, opts, nil)
+	set, _, err := load(ctx, opts, readRenders(opts.RenderCache, slog.New(slog.DiscardHandler)))
 	return set, err
 }
 

@@ -68,15 +68,21 @@ type Store struct {
 }
 
 // keep saves set's directory as the last good set, when the store keeps
-// one. A failure is logged: serving goes on, only the fallback is older.
-func (s *Store) keep(set *Set) {
-	if s.lastGood == "" {
-		return
-	}
+// one, and the renders of its load (m) in the render cache, when there is
+// one. A failure is logged: serving goes on, only the fallback is older,
+// or the next start renders more.
+func (s *Store) keep(set *Set, m *memo) {
 	s.keepMu.Lock()
 	defer s.keepMu.Unlock()
-	if err := saveLastGood(s.opts.Dir, s.lastGood, set.stamp); err != nil {
-		s.log.Warn("profiles: cannot keep a copy of the loaded set for the next start", "dir", s.lastGood, "err", err)
+	if s.lastGood != "" {
+		if err := saveLastGood(s.opts.Dir, s.lastGood, set.stamp); err != nil {
+			s.log.Warn("profiles: cannot keep a copy of the loaded set for the next start", "dir", s.lastGood, "err", err)
+		}
+	}
+	if s.opts.RenderCache != "" {
+		if err := writeRenders(s.opts.RenderCache, m); err != nil {
+			s.log.Warn("profiles: cannot keep the renders for the next start", "file", s.opts.RenderCache, "err", err)
+		}
 	}
 }
 
@@ -104,7 +110,7 @@ func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, er
 	if s.debounce <= 0 {
 		s.debounce = DefaultDebounce
 	}
-	set, m, err := load(ctx, opts, nil)
+	set, m, err := load(ctx, opts, readRenders(opts.RenderCache, s.log))
 	s.memo = m
 	if err != nil {
 		if s.lastGood == "" {
@@ -124,7 +130,7 @@ func NewStore(ctx context.Context, opts Options, sopts StoreOptions) (*Store, er
 	} else {
 		s.set = set
 		s.status = Status{Dir: opts.Dir, LoadedAt: set.loadedAt, Machines: set.Len(), LastAttempt: set.loadedAt}
-		s.keep(set)
+		s.keep(set, m)
 	}
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Subsystem: "profiles", Name: "reloads_total",
@@ -248,7 +254,7 @@ func (s *Store) Reload(ctx context.Context) error {
 	probs := s.status.Problems
 	s.mu.Unlock()
 	if err == nil {
-		s.keep(set)
+		s.keep(set, m)
 	}
 	if err != nil {
 		s.reloads.WithLabelValues("error").Inc()
