@@ -254,10 +254,19 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 // earlier load (nil for none) does not hold. It returns this load's
 // memo, with every entry it used, also when the load fails.
 func load(ctx context.Context, opts Options, prev *memo) (*Set, *memo, error) {
+	return loadStamped(ctx, opts, prev, "")
+}
+
+// loadStamped is load with the directory's fingerprint taken by the
+// caller just before ("" to take it now): taken before any file is read,
+// it makes a change made while the load reads differ from the set's stamp.
+func loadStamped(ctx context.Context, opts Options, prev *memo, stamp string) (*Set, *memo, error) {
 	lo := newLoader(prev)
-	stamp, err := fingerprint(opts.Dir)
-	if err != nil {
-		return nil, lo.next, err
+	if stamp == "" {
+		var err error
+		if stamp, err = fingerprint(opts.Dir); err != nil {
+			return nil, lo.next, err
+		}
 	}
 	if err := checkOverlay(opts.Overlay); err != nil {
 		return nil, lo.next, err
@@ -381,7 +390,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 				return lo.parse(path, data, k)
 			}
 		}
-		data, err := os.ReadFile(path)
+		data, err := readFile(path)
 		if err != nil {
 			return nil, &Problem{File: path, Msg: err.Error()}
 		}
