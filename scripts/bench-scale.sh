@@ -12,17 +12,23 @@
 #   - first start: `serve` until GET /readyz answers, with an empty
 #     state.dir (no last good copy of the profiles yet);
 #   - start: the same again, state.dir kept (a restart);
-#   - validate: `tinderbox validate` on the tree;
+#   - validate: `tinderbox validate` on the tree, with the daemon's
+#     state.dir (after: the renders it keeps there are used) and with an
+#     empty one (every machine rendered);
 #   - reload: from writing a file to /metrics showing a set loaded after
-#     it (tinderbox_profiles_last_load_success_timestamp_seconds), for one machine's file, the longhorn group (about
-#     N/5 machines) and defaults.yaml (all); it includes the watcher's
-#     300 ms debounce;
+#     it (tinderbox_profiles_last_load_success_timestamp_seconds), for
+#     one machine's file, the longhorn group (about N/5 machines) and
+#     defaults.yaml (all); it includes the watcher's debounce (300 ms
+#     before, 100 ms after);
 #   - /metrics: the median of SCRAPES scrapes, and the RSS after them,
 #     with 5000 and 20,000 records (the example profiles, 4 machines, so
 #     that the records' cost shows alone).
 # Prints median (min–max) over RUNS rounds, the median of the per-round
 # after/before ratios, and each goal. Times are wall clock on a machine
-# that may be busy; the CPU seconds of start and validate are printed too.
+# that may be busy; the CPU seconds of start and validate are printed
+# too, with their run-queue wait (the time their threads were runnable
+# but waited for a CPU, summed over threads, from
+# /proc/PID/task/*/schedstat) and the machine's load average.
 # Environment: RUNS (default 3), N (5000), SCRAPES (20), BASE, STRICT=1 to
 # exit 1 when a goal is missed.
 set -euo pipefail
@@ -105,6 +111,10 @@ for r in $(seq "$RUNS"); do
 		rec_line "$side" first_ "$("$scale" ready -tinderbox "$bin" -config "$d/tinderbox.yaml" -boot "$boot")"
 		rec_line "$side" "" "$("$scale" ready -tinderbox "$bin" -config "$d/tinderbox.yaml" -boot "$boot")"
 		rec_line "$side" "" "$("$scale" validate -tinderbox "$bin" -config "$d/tinderbox.yaml")"
+		# validate with a state.dir of its own, empty: no renders kept.
+		mkdir "$d/cold"
+		config "$d/cold" "$d/profiles" "$d/cold/state" >/dev/null
+		rec_line "$side" cold_ "$("$scale" validate -tinderbox "$bin" -config "$d/cold/tinderbox.yaml")"
 		rec_line "$side" "" "$("$scale" reload -tinderbox "$bin" -config "$d/tinderbox.yaml" -boot "$boot" -profiles "$d/profiles")"
 		for k in 5000 20000; do
 			rm -rf "$d/rec" "$d/state"
@@ -139,11 +149,18 @@ echo "| figure | before ($BASE) | after | after/before | goal |"
 echo "|---|---|---|---|---|"
 row "first start to ready (empty state.dir)" first_ready_s %.2f s "" ""
 row "  its CPU time" first_ready_cpu_s %.2f s "" ""
+row "  load average (1 min) then" first_load1 %.1f "" "" ""
 row "start to ready (restart)" ready_s %.2f s "<" 2
 row "  its CPU time" ready_cpu_s %.2f s "" ""
+row "  its run-queue wait (all threads)" ready_runq_s %.2f s "" ""
 row "  RSS when ready" ready_rss_mib %.0f MiB "" ""
+row "  load average (1 min) then" load1 %.1f "" "" ""
 row "validate" validate_s %.2f s "<" 2
 row "  its CPU time" validate_cpu_s %.2f s "" ""
+row "  its run-queue wait (all threads)" validate_runq_s %.2f s "" ""
+row "validate, empty state.dir (no renders kept)" cold_validate_s %.2f s "<" 2
+row "  its CPU time" cold_validate_cpu_s %.2f s "" ""
+row "  its run-queue wait (all threads)" cold_validate_runq_s %.2f s "" ""
 row "reload: one machine's file" reload_machine_s %.3f s "<" 0.5
 row "reload: a group (N/5 machines)" reload_group_s %.3f s "" ""
 row "reload: defaults.yaml (all)" reload_defaults_s %.3f s "" ""

@@ -333,6 +333,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *da
 	// keeps the last good set on one that does not.
 	popts := profileOptions(cfg, fc)
 	popts.BaseURL = baseURL // the port actually bound, which differs from the config's for ":0"
+	popts.RenderCache = renderCachePath(cfg)
 	sopts := profiles.StoreOptions{Logger: log, Registerer: d.registry, LastGood: filepath.Join(cfg.State.Dir, LastGoodProfilesDir)}
 	if d.profiles, err = profiles.NewStore(ctx, popts, sopts); err != nil {
 		return nil, fmt.Errorf("profiles %s do not load (`tinderbox validate` lists every problem), and no last good set is kept in %s: %w",
@@ -659,3 +660,12 @@ func (d *daemon) close() {
 // the last profiles directory that loaded, served at start when the
 // directory does not load.
 const LastGoodProfilesDir = "profiles-last-good"
+
+// RenderCacheFile is where, under state.dir, the machines' renders are
+// kept across restarts (profiles.Options.RenderCache): a restart renders
+// only the machines whose inputs changed, and validate reads it.
+const RenderCacheFile = "profile-renders.db"
+
+func renderCachePath(cfg *config.Config) string {
+	return filepath.Join(cfg.State.Dir, RenderCacheFile)
+}

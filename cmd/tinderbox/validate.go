@@ -43,7 +43,12 @@ machine, checks the machines against each other and builds their kernel
 command lines, and prints every problem and warning found, with file and
 line where possible and the fix. It exits 1 if there is any problem, 0 when
 there are only warnings. With -o json or yaml the same report is one value
-on standard output.`,
+on standard output.
+
+A machine whose render inputs have not changed since the daemon (this same
+build, with the same state.dir) last loaded the profiles is not rendered
+again: its config, warnings and checks are taken from the renders kept in
+state.dir/profile-renders.db, which are what a render now would give.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -129,7 +134,11 @@ type profileChecks struct {
 // problems, so that every problem is reported at once.
 func checkProfiles(ctx context.Context, cfg *config.Config, fc profiles.SchematicResolver) profileChecks {
 	var pc profileChecks
-	set, err := profiles.Load(ctx, profileOptions(cfg, fc))
+	opts := profileOptions(cfg, fc)
+	// The daemon's renders of machines whose inputs have not changed
+	// since, made by this same build, are what a render now would give.
+	opts.RenderCache = renderCachePath(cfg)
+	set, err := profiles.Load(ctx, opts)
 	var machines []profiles.Profile
 	var loadErr *profiles.LoadError
 	switch {

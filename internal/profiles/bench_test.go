@@ -55,3 +55,57 @@ func BenchmarkReload5000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadUnchanged5000 is a load of a tree of 5000 machines with
+// the memo of the load before and nothing changed: the fixed work of
+// every reload (the fingerprint, reading every file, stacking every
+// profile, every render key, the checks across machines), without the
+// watcher's debounce or the last good copy.
+func BenchmarkLoadUnchanged5000(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "profiles")
+	if err := fleettree.Write(filepath.Join("..", "..", "profiles"), dir, 5000); err != nil {
+		b.Fatal(err)
+	}
+	opts := Options{Dir: dir, BaseURL: "http://192.168.1.5:8080"}
+	_, m, err := load(b.Context(), opts, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		set, next, err := load(b.Context(), opts, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(set.rendered) != 0 {
+			b.Fatalf("rendered %d machines, want none", len(set.rendered))
+		}
+		m = next
+	}
+}
+
+// BenchmarkRestart5000 is a Store's start on a tree of 5000 machines
+// that an earlier store loaded, with its last good copy and render cache
+// (what `serve` does at a restart): nothing is rendered.
+func BenchmarkRestart5000(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "profiles")
+	if err := fleettree.Write(filepath.Join("..", "..", "profiles"), dir, 5000); err != nil {
+		b.Fatal(err)
+	}
+	state := b.TempDir()
+	opts := Options{Dir: dir, BaseURL: "http://192.168.1.5:8080", RenderCache: filepath.Join(state, "renders.db")}
+	sopts := StoreOptions{LastGood: filepath.Join(state, "last-good")}
+	if _, err := NewStore(b.Context(), opts, sopts); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := NewStore(b.Context(), opts, sopts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(s.Set().rendered); n != 0 {
+			b.Fatalf("rendered %d machines, want none", n)
+		}
+	}
+}

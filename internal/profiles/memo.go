@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"os"
+	"io"
+	"maps"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -159,9 +161,7 @@ func (ls *layers) renderKey(in render.Input, bundle, baseURL string) [sha256.Siz
 	for _, s := range []string{d.Machine.MAC, d.Machine.Hostname, d.Machine.Arch, d.Talos.Version, d.Talos.SchematicID, d.Talos.InstallerImage} {
 		str(s)
 	}
-	// %#v prints maps with their keys sorted, and every value with its
-	// type: the same values give the same text.
-	fmt.Fprintf(h, "%#v\x00", d.Values)
+	hashValue(h, d.Values)
 	str(in.InstallerImage)
 	str(in.Hostname)
 	str(fmt.Sprint(in.RequireDisk))
@@ -173,6 +173,58 @@ func (ls *layers) renderKey(in render.Input, bundle, baseURL string) [sha256.Siz
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// hashValue writes v (a machine's values: what YAML decodes to) into h,
+// each value tagged with its type and each string and collection with its
+// length, maps by sorted key: equal values give equal bytes, and values
+// of different types or shapes different ones. A type YAML does not
+// decode to is written as %#v prints it (maps sorted, with its type).
+func hashValue(h io.Writer, v any) {
+	var buf [1 + binary.MaxVarintLen64]byte
+	tag := func(t byte, n uint64) {
+		buf[0] = t
+		h.Write(buf[:1+binary.PutUvarint(buf[1:], n)])
+	}
+	str := func(s string) {
+		tag('s', uint64(len(s)))
+		io.WriteString(h, s)
+	}
+	switch v := v.(type) {
+	case nil:
+		tag('0', 0)
+	case bool:
+		if v {
+			tag('b', 1)
+		} else {
+			tag('b', 0)
+		}
+	case string:
+		str(v)
+	case int:
+		tag('i', uint64(v))
+	case int64:
+		tag('I', uint64(v))
+	case uint64:
+		tag('u', v)
+	case float64:
+		tag('f', math.Float64bits(v))
+	case map[string]any:
+		tag('m', uint64(len(v)))
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			str(k)
+			hashValue(h, v[k])
+		}
+	case []any:
+		tag('l', uint64(len(v)))
+		for _, e := range v {
+			hashValue(h, e)
+		}
+	default:
+		s := fmt.Sprintf("%#v", v)
+		tag('?', uint64(len(s)))
+		io.WriteString(h, s)
+	}
 }
 
 // fileText is a base config or patch as read once for a load.
@@ -191,7 +243,7 @@ func (ls *layers) text(path string) fileText {
 		return ft
 	}
 	var ft fileText
-	ft.data, ft.err = os.ReadFile(path)
+	ft.data, ft.err = readFile(path)
 	if ft.err == nil {
 		ft.sum = sha256.Sum256(ft.data)
 	}

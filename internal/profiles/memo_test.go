@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tinderbox-boot/tinderbox/internal/profiles/fleettree"
 	"github.com/tinderbox-boot/tinderbox/internal/render"
@@ -176,5 +178,46 @@ func TestRenderKeyCoversInput(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("render.Input has fields %v; renderKey covers %v", got, want)
+	}
+}
+
+// TestHashValue: values that differ in content, type or shape hash
+// apart; equal values hash alike whatever order their maps were built in.
+func TestHashValue(t *testing.T) {
+	sum := func(v any) string {
+		h := sha256.New()
+		hashValue(h, v)
+		return string(h.Sum(nil))
+	}
+	apart := []struct {
+		name string
+		a, b any
+	}{
+		{"int and string", map[string]any{"a": 1}, map[string]any{"a": "1"}},
+		{"int and float", 1, 1.0},
+		{"int and bool", 1, true},
+		{"nil and empty string", nil, ""},
+		{"list and scalar", map[string]any{"a": []any{"b"}}, map[string]any{"a": "b"}},
+		{"one string and two", []any{"ab"}, []any{"a", "b"}},
+		{"nested and dotted key", map[string]any{"a": map[string]any{"b": 1}}, map[string]any{"a.b": 1}},
+		{"key and value swapped", map[string]any{"a": "b"}, map[string]any{"b": "a"}},
+		{"empty map and empty list", map[string]any{}, []any{}},
+		{"other type", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)},
+	}
+	for _, tt := range apart {
+		t.Run(tt.name, func(t *testing.T) {
+			if sum(tt.a) == sum(tt.b) {
+				t.Errorf("%#v and %#v hash alike", tt.a, tt.b)
+			}
+		})
+	}
+	a := map[string]any{}
+	b := map[string]any{}
+	for i := range 50 {
+		a[fmt.Sprint("k", i)] = []any{i, map[string]any{"x": float64(i)}}
+		b[fmt.Sprint("k", 49-i)] = []any{49 - i, map[string]any{"x": float64(49 - i)}}
+	}
+	if sum(a) != sum(b) {
+		t.Error("equal maps built in different orders hash apart")
 	}
 }

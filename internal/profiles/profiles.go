@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"os"
@@ -133,6 +134,13 @@ type Options struct {
 	// or did not exist when they are nil. The files on disk are not
 	// touched: the admin API checks an edit this way before writing it.
 	Overlay map[string][]byte
+	// RenderCache, when set, is a file of renders kept across restarts
+	// (rendercache.go; the daemon's is under state.dir): Load and
+	// NewStore take from it every machine's render whose inputs, and the
+	// build, are the ones it was made with, instead of rendering it
+	// again. Load only reads it; a Store writes each good load's renders
+	// to it. It holds the configs with the secrets they carry (mode 0600).
+	RenderCache string
 }
 
 // Set is one loaded profiles directory in which every machine rendered
@@ -252,7 +260,7 @@ type layers struct {
 // problems and warnings come in machine order all the same. Load blocks
 // while schematic names are resolved.
 func Load(ctx context.Context, opts Options) (*Set, error) {
-	set, _, err := load(ctx, opts, nil)
+	set, _, err := load(ctx, opts, readRenders(opts.RenderCache, slog.New(slog.DiscardHandler)))
 	return set, err
 }
 
@@ -260,10 +268,19 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 // earlier load (nil for none) does not hold. It returns this load's
 // memo, with every entry it used, also when the load fails.
 func load(ctx context.Context, opts Options, prev *memo) (*Set, *memo, error) {
+	return loadStamped(ctx, opts, prev, "")
+}
+
+// loadStamped is load with the directory's fingerprint taken by the
+// caller just before ("" to take it now): taken before any file is read,
+// it makes a change made while the load reads differ from the set's stamp.
+func loadStamped(ctx context.Context, opts Options, prev *memo, stamp string) (*Set, *memo, error) {
 	lo := newLoader(prev)
-	stamp, err := fingerprint(opts.Dir)
-	if err != nil {
-		return nil, lo.next, err
+	if stamp == "" {
+		var err error
+		if stamp, err = fingerprint(opts.Dir); err != nil {
+			return nil, lo.next, err
+		}
 	}
 	if err := checkOverlay(opts.Overlay); err != nil {
 		return nil, lo.next, err
@@ -273,6 +290,7 @@ func load(ctx context.Context, opts Options, prev *memo) (*Set, *memo, error) {
 		return nil, lo.next, errors.Join(errs...)
 	}
 	set := &Set{unknown: machine.UnknownMaintenance, machines: map[machine.MAC]*entry{}, stamp: stamp}
+	var err error
 	if set.hash, err = ls.setHash(opts.Dir, opts.Overlay); err != nil {
 		errs = append(errs, err)
 	}
@@ -391,7 +409,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 				return lo.parse(path, data, k)
 			}
 		}
-		data, err := os.ReadFile(path)
+		data, err := readFile(path)
 		if err != nil {
 			return nil, &Problem{File: path, Msg: err.Error()}
 		}

@@ -3,6 +3,7 @@ package profiles
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -329,5 +330,38 @@ func TestLastGoodSurvivesRestart(t *testing.T) {
 	writeFile(t, broken, "install: sometimes\n")
 	if _, err := NewStore(t.Context(), testOptions(dir), StoreOptions{}); err == nil {
 		t.Error("no last good set: a broken directory started")
+	}
+}
+
+// TestWatchBurstLoadsOnce: a burst of saves, as a `git checkout` or an
+// editor makes (each a temporary file renamed into place), is loaded
+// once, with the default debounce, and the load has every file of it.
+func TestWatchBurstLoadsOnce(t *testing.T) {
+	dir := copyDir(t, "testdata/golden/layers/profiles")
+	s, err := NewStore(t.Context(), testOptions(dir), StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch(t, s)
+	// Once a change is loaded, the watcher is watching (it adds the
+	// directory before its first look).
+	writeFile(t, filepath.Join(dir, "machines", "52-54-00-00-01-00.yaml"), "values: {host: 100}\n")
+	eventually(t, "the first machine", func() bool { _, ok := s.Machine(machine.MustParseMAC("52-54-00-00-01-00")); return ok })
+	before := testutil.ToFloat64(s.reloads.WithLabelValues("ok"))
+
+	const burst = 50
+	var gap time.Duration
+	last := time.Now()
+	for i := range burst {
+		writeFile(t, filepath.Join(dir, "machines", fmt.Sprintf("52-54-00-00-02-%02x.yaml", i)), fmt.Sprintf("values: {host: %d}\n", 200+i))
+		gap = max(gap, time.Since(last))
+		last = time.Now()
+	}
+	if gap >= DefaultDebounce {
+		t.Skipf("the machine paused %v between two saves, longer than the debounce: the burst was not one", gap)
+	}
+	eventually(t, "the whole burst", func() bool { return s.Set().Len() == 3+burst })
+	if got := testutil.ToFloat64(s.reloads.WithLabelValues("ok")) - before; got != 1 {
+		t.Errorf("the burst of %d saves was loaded %v times, want once", burst, got)
 	}
 }

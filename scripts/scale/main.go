@@ -208,6 +208,47 @@ func (d *daemon) proc() (u usage, err error) {
 	return u, sc.Err()
 }
 
+// runQueue is how long the threads of process pid have waited, runnable,
+// for a CPU so far: the second field of each /proc/PID/task/TID/schedstat
+// (nanoseconds; threads that have exited are not counted). On a busy
+// machine it is the part of the wall clock the process spent ready to
+// run but not running.
+func runQueue(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "schedstat"))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("schedstat of %d: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread has exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		ns, _ := strconv.ParseInt(f[1], 10, 64)
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
+
+// load1 is the machine's load average over the last minute
+// (/proc/loadavg), to print beside the figures of a busy machine.
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 func ready(bin, cfg, boot string) error {
 	d, err := serve(bin, cfg)
 	if err != nil {
@@ -222,21 +263,45 @@ func ready(bin, cfg, boot string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ready_s %.4f ready_cpu_s %.2f ready_rss_mib %.1f\n", took.Seconds(), u.cpu.Seconds(), mib(u.rss))
+	rq, err := runQueue(d.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ready_s %.4f ready_cpu_s %.2f ready_runq_s %.2f ready_rss_mib %.1f load1 %.1f\n",
+		took.Seconds(), u.cpu.Seconds(), rq.Seconds(), mib(u.rss), load1())
 	return nil
 }
 
+// validate times `tinderbox validate`; its run-queue wait is sampled
+// every 2 ms while it runs (the last sample before it exits).
 func validate(bin, cfg string) error {
 	cmd := exec.Command(bin, "validate", "--config", cfg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("validate: %w\n%s", err, out.String())
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var rq time.Duration
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	for wait := true; wait; {
+		select {
+		case err = <-done:
+			wait = false
+		case <-time.After(2 * time.Millisecond):
+			if v, err := runQueue(cmd.Process.Pid); err == nil {
+				rq = max(rq, v)
+			}
+		}
 	}
 	took := time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("validate: %w\n%s", err, out.String())
+	}
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	fmt.Printf("validate_s %.4f validate_cpu_s %.2f\n", took.Seconds(), cpu.Seconds())
+	fmt.Printf("validate_s %.4f validate_cpu_s %.2f validate_runq_s %.2f\n", took.Seconds(), cpu.Seconds(), rq.Seconds())
 	return nil
 }
 
