@@ -143,8 +143,9 @@ run_arm64() {
 
 check_package() {
 	step "package: build (amd64, arm64)"
-	local debs deb deb_arm64
-	mapfile -t debs < <(scripts/package.sh bin/linux-amd64/tinderbox bin/linux-arm64/tinderbox)
+	local debs deb deb_arm64 made
+	made=$(scripts/package.sh bin/linux-amd64/tinderbox bin/linux-arm64/tinderbox) || fail "package.sh failed (its message is above)"
+	mapfile -t debs <<<"$made"
 	deb=${debs[0]} deb_arm64=${debs[1]}
 	[[ $deb == *_amd64.deb && $deb_arm64 == *_arm64.deb ]] || fail "package.sh made ${debs[*]}"
 	for d in "${debs[@]}"; do echo "$d: $(du -h "$d" | cut -f1)"; done
