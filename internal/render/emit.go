@@ -244,9 +244,10 @@ func plainKey(k string) bool {
 	return len(k) <= 128 && plainString(k)
 }
 
-// plainString says, conservatively, whether yaml.v3 writes s plain: s
-// is ASCII letters, digits and . _ / - : (a ':' not last), and either
-// starts with a letter and is no null or boolean word, or starts with a
+// plainString says, conservatively, whether yaml.v3 writes s plain:
+// either s starts with a letter, is no null or boolean word, and holds
+// only ASCII letters, digits, . _ / - + = ( ) ", a ':' not last nor before
+// a space, and single spaces not last nor before a '#'; or s starts with a
 // digit, holds only digits, '.' and '/', and has a '/' or two dots (an
 // address or a prefix, never a number or a date). toNode's quoting of
 // YAML 1.1 booleans and sexagesimal numbers is left to scalarYAML.
@@ -262,9 +263,16 @@ func plainString(s string) bool {
 		}
 		for i := 0; i < len(s); i++ {
 			switch c := s[i]; {
-			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '/', c == '-':
+			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			case c == '.', c == '_', c == '/', c == '-', c == '+', c == '=', c == '(', c == ')', c == '"':
 			case c == ':':
-				if i == len(s)-1 {
+				// ": " and a last ':' would read as a key.
+				if i == len(s)-1 || s[i+1] == ' ' {
+					return false
+				}
+			case c == ' ':
+				// " #" would start a comment; a last space would be lost.
+				if i == len(s)-1 || s[i+1] == '#' || s[i+1] == ' ' {
 					return false
 				}
 			default:

@@ -18,7 +18,7 @@ var emitWords = []string{
 	"registry.k8s.io/kube-apiserver:v1.35.0", "https://192.168.1.50:6443", "http://x/y?z=1#f", "key:", "a: b", "a #b", "a#b",
 	"true", "True", "FALSE", "null", "Null", "~", "yes", "off", "y", "N", "on", ".inf", "-.inf", ".nan", "-1", "+1", "-", "--", "---", "...",
 	"", " ", " lead", "trail ", "@at", "`tick", "'single'", `"double"`, "it's", "!tag", "&anchor", "*alias", "%pct", "[x]", "{x}", "a,b", "?q", ":c", "|", ">",
-	"mac(link.permanent_addr) == \"1c:69:7a:00:00:00\"", "line\nbreak", "line\nbreak\n", "tab\there", "caf\u00e9", "\u00e9t\u00e9",
+	"mac(link.permanent_addr) == \"1c:69:7a:00:00:00\"", "a b", "a  b", "a b ", "a :b", "a: ", "x=y+z==", "f (g)", "a \"q\"", "a,b c", "a # b", "a b#", "Yes b", "null x", "line\nbreak", "line\nbreak\n", "tab\there", "caf\u00e9", "\u00e9t\u00e9",
 	"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJpekNDQVRDZ0F3SUJBZ0lRTmpCa1l6ZGxZVEl6WkRBd01UazRNakFLQmdncWhrak9QUVFEQWpBVk1STXcKRVFZRFZRUUtFd3ByZFdKbGNtNWxkR1Z6TUI0WERUSTBNREV3TVRBd01EQXdNRm9YRFRNME1ERXdNVEF3TURBdwpNRm93RlRFVE1CRUdBMVVFQ2hNS2EzVmlaWEp1WlhSbGN6QlpNQk1HQnlxR1NNNDlBZ0VHQ0NxR1NNNDlBd0VICkEwSUFCR2dv",
 }
 
