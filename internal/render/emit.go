@@ -181,6 +181,10 @@ func (e *emitter) scalarOrEmpty(v any) error {
 			e.b.WriteString(v)
 			break
 		}
+		if v == "" {
+			e.b.WriteString(`""`) // as yaml.v3 quotes it: plain, it would read as null
+			break
+		}
 		s, err := scalarYAML(v)
 		if err != nil {
 			return err
@@ -279,7 +283,7 @@ func plainString(s string) bool {
 				return false
 			}
 		}
-		return !base60.MatchString(s)
+		return true
 	case '0' <= c && c <= '9':
 		dots, slash := 0, false
 		for i := 0; i < len(s); i++ {
