@@ -30,7 +30,9 @@
 # but waited for a CPU, summed over threads, from
 # /proc/PID/task/*/schedstat) and the machine's load average.
 # Environment: RUNS (default 3), N (5000), SCRAPES (20), BASE, STRICT=1 to
-# exit 1 when a goal is missed.
+# exit 1 when a goal is missed, ONLY=validate to time nothing but
+# validate with an empty state.dir (every machine rendered; more rounds
+# in the same time).
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -38,6 +40,14 @@ N=${N:-5000}
 SCRAPES=${SCRAPES:-20}
 BASE=${BASE:-28d0fe0}
 STRICT=${STRICT:-0}
+ONLY=${ONLY:-}
+case "$ONLY" in
+"" | validate) ;;
+*)
+	echo "bench-scale: ONLY=$ONLY: want validate or nothing" >&2
+	exit 2
+	;;
+esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 # shellcheck source=scripts/lib/bench.sh
@@ -60,6 +70,7 @@ scale="$work/scale"
 echo "bench-scale: writing a tree of $N machines and 5000 / 20,000 records" >&2
 "$scale" tree -src profiles -n "$N" "$work/tree"
 for k in 5000 20000; do
+	[ "$ONLY" = validate ] && break # no records needed
 	# On tmpfs, where fsync costs nothing, then copied: the records are
 	# the same for both binaries.
 	"$scale" records -n "$k" "$shm/records-$k"
@@ -107,6 +118,12 @@ for r in $(seq "$RUNS"); do
 		mkdir -p "$d"
 		cp -a "$work/tree" "$d/profiles"
 		bin="$work/tinderbox-$side"
+		if [ "$ONLY" = validate ]; then
+			mkdir "$d/cold"
+			config "$d/cold" "$d/profiles" "$d/cold/state" >/dev/null
+			rec_line "$side" cold_ "$("$scale" validate -tinderbox "$bin" -config "$d/cold/tinderbox.yaml")"
+			continue
+		fi
 		read -r boot _ < <(config "$d" "$d/profiles" "$d/state")
 		rec_line "$side" first_ "$("$scale" ready -tinderbox "$bin" -config "$d/tinderbox.yaml" -boot "$boot")"
 		rec_line "$side" "" "$("$scale" ready -tinderbox "$bin" -config "$d/tinderbox.yaml" -boot "$boot")"
@@ -147,6 +164,15 @@ row() {
 echo "bench-scale: $RUNS paired rounds, $N machines; median (min–max); ratio = median of per-round after/before"
 echo "| figure | before ($BASE) | after | after/before | goal |"
 echo "|---|---|---|---|---|"
+if [ "$ONLY" = validate ]; then
+	row "validate, empty state.dir (no renders kept)" cold_validate_s %.2f s "<" 2
+	row "  its CPU time" cold_validate_cpu_s %.2f s "" ""
+	row "  its run-queue wait (all threads)" cold_validate_runq_s %.2f s "" ""
+	if [ "$missed" = 1 ] && [ "$STRICT" = 1 ]; then
+		exit 1
+	fi
+	exit 0
+fi
 row "first start to ready (empty state.dir)" first_ready_s %.2f s "" ""
 row "  its CPU time" first_ready_cpu_s %.2f s "" ""
 row "  load average (1 min) then" first_load1 %.1f "" "" ""

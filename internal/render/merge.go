@@ -27,7 +27,18 @@ func Merge(dst, patch any) (any, error) {
 	if err := checkDirectives(patch, nil); err != nil {
 		return nil, err
 	}
-	return merge(deepCopy(dst), patch, nil)
+	return mergeOwned(deepCopy(dst), patch)
+}
+
+// mergeOwned is Merge into a dst the caller owns, which it may modify:
+// a render's documents are its own copies, so a patch need not copy them
+// again. patch is left unchanged, and nothing of it is shared with the
+// result (clean copies what merge takes from it).
+func mergeOwned(dst, patch any) (any, error) {
+	if err := checkDirectives(patch, nil); err != nil {
+		return nil, err
+	}
+	return merge(dst, patch, nil)
 }
 
 // checkDirectives checks every directive in a patch before any of it

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/tinderbox-boot/tinderbox/internal/problem"
 	"github.com/tinderbox-boot/tinderbox/internal/secrets"
 )
@@ -158,33 +160,34 @@ func Check(in Input) (out []byte, warnings []*Problem, err error) {
 
 // build renders the base and the patches and applies the patches. notes
 // are warnings about files read as plain YAML though they hold {{ }}.
+// The base's documents are copied before anything changes them; the
+// patches' are only read (a merge copies what it takes from a patch), so
+// both may be shared with other renders through in.Templates.
 func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
+	ts := in.Templates
+	if ts == nil {
+		ts = &Templates{}
+	}
 	var org origins
-	text, err := expand(in.Templates, in.Base, in.Data, &notes)
+	parsed, nodes, err := expandParse(ts, in.Base, in.Data, &notes)
 	if err != nil {
 		return nil, nil, notes, err
 	}
-	docs, nodes, err := parseDocs(text)
-	if err != nil {
-		return nil, nil, notes, yamlProblem(in.Base.Name, err)
-	}
-	if len(docs) == 0 {
+	if len(parsed) == 0 {
 		return nil, nil, notes, &Problem{File: in.Base.Name, Msg: "base config is empty"}
 	}
-	for i, d := range docs {
+	docs := make([]any, len(parsed))
+	for i, d := range parsed {
 		if _, ok := d.(Map); !ok {
 			return nil, nil, notes, &Problem{File: in.Base.Name, Line: nodes[i].Line, Msg: "a config document must be a map"}
 		}
+		docs[i] = deepCopy(d)
 		org = append(org, source{in.Base.Name, d, nodeRef{nodes[i]}})
 	}
 	for _, p := range in.Patches {
-		text, err := expand(in.Templates, p, in.Data, &notes)
+		pdocs, pnodes, err := expandParse(ts, p, in.Data, &notes)
 		if err != nil {
 			return nil, nil, notes, err
-		}
-		pdocs, pnodes, err := parseDocs(text)
-		if err != nil {
-			return nil, nil, notes, yamlProblem(p.Name, err)
 		}
 		for i, pd := range pdocs {
 			line := pnodes[i].Content[0].Line
@@ -204,15 +207,25 @@ func build(in Input) (_ []any, _ origins, notes []*Problem, _ error) {
 	return docs, org, notes, nil
 }
 
+// expandParse expands f (expand) and parses the text, through ts: the
+// documents and nodes returned are shared and must not be changed.
+func expandParse(ts *Templates, f File, data Data, notes *[]*Problem) ([]any, []*yaml.Node, error) {
+	pf := ts.file(f)
+	text, err := expand(pf, f, data, notes)
+	if err != nil {
+		return nil, nil, err
+	}
+	docs, nodes, err := pf.parse(text)
+	if err != nil {
+		return nil, nil, yamlProblem(f.Name, err)
+	}
+	return docs, nodes, nil
+}
+
 // expand returns f's text as YAML: executed over data when classify says
 // it is a template, as written otherwise (with a note when it holds {{ }}
-// that were left alone). ts, when not nil, keeps f classified and parsed
-// for the next render.
-func expand(ts *Templates, f File, data Data, notes *[]*Problem) ([]byte, error) {
-	if ts == nil {
-		ts = &Templates{}
-	}
-	pf := ts.file(f)
+// that were left alone). pf is f classified and parsed (Templates.file).
+func expand(pf *parsedFile, f File, data Data, notes *[]*Problem) ([]byte, error) {
 	if pf.note != "" {
 		*notes = append(*notes, &Problem{File: f.Name, Line: 1, Msg: pf.note, Warning: true})
 	}
@@ -230,7 +243,8 @@ func expand(ts *Templates, f File, data Data, notes *[]*Problem) ([]byte, error)
 	return text, nil
 }
 
-// applyStrategic merges a patch document into the document it addresses:
+// applyStrategic merges a patch document into the document it addresses
+// (docs are the render's own, changed in place; patch is only read):
 // one with the same kind (and apiVersion and name, when the patch has
 // them), or the v1alpha1 document when the patch has no kind. A kind with
 // no document is appended, as talosctl does.
@@ -247,7 +261,7 @@ func applyStrategic(docs []any, patch Map) ([]any, error) {
 		if i < 0 {
 			return nil, errors.New("patch has no kind, and the config has no v1alpha1 document to merge it into")
 		}
-		v, err := Merge(docs[i], patch)
+		v, err := mergeOwned(docs[i], patch)
 		if err != nil {
 			return nil, err
 		}
@@ -264,7 +278,7 @@ func applyStrategic(docs []any, patch Map) ([]any, error) {
 			i--
 			continue
 		}
-		v, err := Merge(d, patch)
+		v, err := mergeOwned(d, patch)
 		if err != nil {
 			return nil, err
 		}

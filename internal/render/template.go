@@ -65,8 +65,12 @@ func run(t *template.Template, data Data) ([]byte, error) {
 // Templates keeps base configs and patches as classified and parsed, by
 // file name and text, so that the renders of many machines from the same
 // files (one load of a profiles directory) classify and parse each file
-// once. The zero value is ready to use; it is safe for concurrent use. It
-// only grows: keep one per load, not for the life of a process.
+// once. It also keeps the YAML each file expanded to, parsed, for up to
+// maxParsedTexts different expansions a file: a file that expands to the
+// same text for many machines (a base config that only reads group
+// values, a plain patch) is parsed once for all of them. The zero value is
+// ready to use; it is safe for concurrent use. It only grows: keep one per
+// load, not for the life of a process.
 type Templates struct {
 	mu    sync.Mutex
 	files map[templateKey]*parsedFile
@@ -74,13 +78,55 @@ type Templates struct {
 
 type templateKey struct{ name, text string }
 
-// parsedFile is one file as classify and the parser left it.
+// parsedFile is one file as classify and the parser left it, and the
+// YAML texts it expanded to, parsed.
 type parsedFile struct {
 	once sync.Once
 	tmpl bool
 	note string
 	t    *template.Template
 	err  error // the parse error of a template
+
+	mu    sync.Mutex
+	texts map[string]*parsedText
+}
+
+// maxParsedTexts bounds how many expansions of one file a Templates keeps
+// parsed. A file that expands differently for every machine (one that
+// reads the MAC or the address) fills it after that many machines and is
+// parsed per machine from then on; the bound keeps those parses from
+// being held for the whole load.
+const maxParsedTexts = 64
+
+// parsedText is a YAML text parsed by parseDocs: its documents, as values
+// and as nodes, or the parse error. Nothing changes it once made: a
+// render copies the values it changes.
+type parsedText struct {
+	once  sync.Once
+	docs  []any
+	nodes []*yaml.Node
+	err   error
+}
+
+// parse returns text, one expansion of the file pf, parsed by parseDocs:
+// kept from an earlier render when it expanded the same way, parsed now
+// otherwise. The values and nodes returned are shared with other renders
+// and must not be changed.
+func (pf *parsedFile) parse(text []byte) ([]any, []*yaml.Node, error) {
+	pf.mu.Lock()
+	pt, ok := pf.texts[string(text)]
+	if !ok {
+		pt = &parsedText{}
+		if len(pf.texts) < maxParsedTexts {
+			if pf.texts == nil {
+				pf.texts = map[string]*parsedText{}
+			}
+			pf.texts[string(text)] = pt
+		}
+	}
+	pf.mu.Unlock()
+	pt.once.Do(func() { pt.docs, pt.nodes, pt.err = parseDocs(text) })
+	return pt.docs, pt.nodes, pt.err
 }
 
 // file returns f classified, and parsed when it is a template.

@@ -242,27 +242,6 @@ func parseDocs(text []byte) ([]any, []*yaml.Node, error) {
 	}
 }
 
-// encodeDocs writes documents as YAML, separated by "---", with the
-// four-space indent talosctl writes.
-func encodeDocs(docs []any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(4)
-	for _, d := range docs {
-		n, err := toNode(d)
-		if err != nil {
-			return nil, err
-		}
-		if err := enc.Encode(n); err != nil {
-			return nil, err
-		}
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
 // MarshalJSON writes the map as a JSON object in key order.
 func (m Map) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
