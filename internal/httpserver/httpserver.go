@@ -213,12 +213,18 @@ func record(name string, log *slog.Logger, m *Metrics, ww middleware.WrapRespons
 	}
 	elapsed := time.Since(start)
 	if m != nil {
-		m.requests.WithLabelValues(name, route, strconv.Itoa(status/100)+"xx").Inc()
+		m.requests.WithLabelValues(name, route, codeClass(status)).Inc()
 		m.duration.WithLabelValues(name, route).Observe(elapsed.Seconds())
 	}
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn
+	}
+	// Asked first: the line is off at the default level (Debug), and
+	// building its attributes (the route, the remote address) is then
+	// work on every request for nothing.
+	if !log.Enabled(r.Context(), level) {
+		return
 	}
 	log.LogAttrs(r.Context(), level, "http request",
 		slog.String("server", name),
@@ -230,4 +236,16 @@ func record(name string, log *slog.Logger, m *Metrics, ww middleware.WrapRespons
 		slog.Duration("duration", elapsed),
 		slog.String("remote", r.RemoteAddr),
 	)
+}
+
+// codeClasses are the code label's values, so that counting a request
+// builds no string.
+var codeClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// codeClass is status's code label: "2xx" for 200 to 299.
+func codeClass(status int) string {
+	if c := status / 100; c >= 0 && c < len(codeClasses) {
+		return codeClasses[c]
+	}
+	return strconv.Itoa(status/100) + "xx"
 }
