@@ -122,7 +122,7 @@ func run(tmpl string, n, c int, d time.Duration) result {
 			defer cl.close()
 			buf := make([]byte, 256<<10)
 			for {
-				i := int(next.Add(1)-1) % n
+				i := int(next.Add(1)-1) % len(reqs)
 				t0 := time.Now()
 				nb, status, err := cl.fetch(reqs[i], buf)
 				switch {
@@ -164,8 +164,8 @@ func run(tmpl string, n, c int, d time.Duration) result {
 }
 
 // requests returns the GET request of each of the n values of tmpl's
-// counter, written out once before the run, and the host:port they go to.
-// Only http:// URLs on one host are asked for.
+// counter (one when tmpl has none), written out once before the run, and
+// the host:port they go to. Only http:// URLs on one host are asked for.
 func requests(tmpl string, n int) (reqs [][]byte, addr string, err error) {
 	if !strings.Contains(tmpl, "{") {
 		n = 1

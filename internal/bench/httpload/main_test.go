@@ -60,7 +60,8 @@ func TestRunReadsChunkedAndClosingAnswers(t *testing.T) {
 	defer srv.Close()
 	// Repeated for a while: a connection the server ends is dialled again.
 	for _, path := range []string{"/chunked", "/close"} {
-		r := run(srv.URL+path, 1, 2, 100*time.Millisecond)
+		r := run(srv.URL+path, 1000, 2, 100*time.Millisecond) // -n with no {i} or {mac}: one URL
+
 		if r.requests < 3 || r.errors != 0 || r.other != 0 || r.bytes != int64(r.requests*len(big)) {
 			t.Errorf("%s: run = %s, want at least 3 requests of %d bytes and no error", path, r, len(big))
 		}
