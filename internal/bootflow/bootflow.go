@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -242,7 +243,7 @@ func writeScript(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
+	_, _ = io.WriteString(w, body) // no copy of the body when w takes strings (net/http's does)
 }
 
 // httpError answers with a one-line plain-text reason, which iPXE prints.
@@ -271,7 +272,11 @@ type ScriptResult struct {
 // Script itself checks no evidence: callers that act for a network
 // request do (see serveScript).
 func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, remoteIP string, record bool) (ScriptResult, error) {
-	return f.script(ctx, scriptRequest{mac: mac, uuid: uuid, buildarch: buildarch, ip: remoteIP, record: record, create: record})
+	res, sighting, err := f.script(ctx, scriptRequest{mac: mac, uuid: uuid, buildarch: buildarch, ip: remoteIP, record: record, create: record})
+	if sighting != nil {
+		f.q.add(mac, sighting)
+	}
+	return res, err
 }
 
 // scriptRequest is one script to decide.
@@ -289,7 +294,11 @@ type scriptRequest struct {
 // errNoRecord stops an update that would create a record it must not.
 var errNoRecord = errors.New("no record to update")
 
-func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, error) {
+// script decides the script for req. A sighting that changes nothing an
+// answer depends on is not written: it is returned (nil when there is
+// none) for the caller to queue, with the script's event when it serves
+// one, so that a request takes the queue's lock once.
+func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult, sighting *pendingWrite, err error) {
 	mac := req.mac
 	prof, known := f.opts.Profiles.Machine(mac)
 	policy := f.opts.Profiles.Unknown()
@@ -328,7 +337,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 	// arch, UUID and address) waits in the queue with the script event.
 	cur, exists, err := f.opts.Store.Peek(mac)
 	if err != nil {
-		return ScriptResult{Status: http.StatusInternalServerError}, err
+		return ScriptResult{Status: http.StatusInternalServerError}, nil, err
 	}
 	m = cur
 	m.MAC = mac
@@ -345,13 +354,13 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 			m = state.Machine{MAC: mac}
 			_ = apply(&m, true)
 		} else if err != nil {
-			return ScriptResult{Status: http.StatusInternalServerError}, err
+			return ScriptResult{Status: http.StatusInternalServerError}, nil, err
 		}
 	default:
-		f.q.add(mac, &pendingWrite{arch: m.Arch, uuid: m.UUID, ip: req.ip})
+		sighting = &pendingWrite{arch: m.Arch, uuid: m.UUID, ip: req.ip}
 	}
 
-	res := ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
+	res = ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
 	switch res.Action {
 	case boot.Ignore:
 		res.Status, res.Body = http.StatusNotFound, "tinderbox: no profile for "+mac.String()+", and unknown machines are ignored\n"
@@ -370,20 +379,20 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 				talos.Arch = fwArch
 			}
 		} else if fwArch != "" && talos.Arch != "" && fwArch != talos.Arch {
-			return ScriptResult{Status: http.StatusConflict}, fmt.Errorf("machine %s: its profile says talos.arch %s, but its firmware runs %s iPXE (${buildarch} %q): an %s kernel cannot boot there; fix talos.arch in its profile", mac, talos.Arch, fwArch, clip(req.buildarch), talos.Arch)
+			return ScriptResult{Status: http.StatusConflict}, sighting, fmt.Errorf("machine %s: its profile says talos.arch %s, but its firmware runs %s iPXE (${buildarch} %q): an %s kernel cannot boot there; fix talos.arch in its profile", mac, talos.Arch, fwArch, clip(req.buildarch), talos.Arch)
 		}
 		if talos.Arch == "" {
 			talos.Arch = arch
 		}
 		if talos.Arch == "" {
-			return ScriptResult{Status: http.StatusBadRequest}, fmt.Errorf("machine %s: arch %q is not amd64 or arm64, and its profile names none", mac, clip(req.buildarch))
+			return ScriptResult{Status: http.StatusBadRequest}, sighting, fmt.Errorf("machine %s: arch %q is not amd64 or arm64, and its profile names none", mac, clip(req.buildarch))
 		}
 		if talos.Version == "" || talos.SchematicID == "" {
-			return ScriptResult{Status: http.StatusInternalServerError}, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
+			return ScriptResult{Status: http.StatusInternalServerError}, sighting, fmt.Errorf("machine %s: no Talos version or schematic to boot (for unknown machines, set talos.version and talos.schematic in defaults.yaml)", mac)
 		}
 		cmdline, err := f.cmdline(ctx, talos.SchematicID, talos.Version, talos.Arch)
 		if err != nil {
-			return ScriptResult{Status: http.StatusBadGateway}, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
+			return ScriptResult{Status: http.StatusBadGateway}, sighting, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
 		base, own := f.endpoints(req.local)
 		params := boot.NetbootParams{
@@ -396,10 +405,10 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (ScriptResult, err
 			res.Secret = true
 		}
 		if res.Body, err = boot.NetbootScript(params); err != nil {
-			return ScriptResult{Status: http.StatusInternalServerError}, err
+			return ScriptResult{Status: http.StatusInternalServerError}, sighting, err
 		}
 	}
-	return res, nil
+	return res, sighting, nil
 }
 
 // ConfigURL returns the talos.config URL of the machine at BaseURL, token
@@ -460,7 +469,13 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	if !v.Bound() {
 		req.ip, req.uuid = "", ""
 	}
-	res, err := f.script(r.Context(), req)
+	res, sighting, err := f.script(r.Context(), req)
+	// The sighting and the events of this answer are queued together:
+	// one hold of the queue's lock per request, where two were the most
+	// contended lock of the daemon serving /ipxe to 32 connections.
+	if sighting == nil {
+		sighting = &pendingWrite{}
+	}
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
 		level := slog.LevelWarn
@@ -469,12 +484,15 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", ip, "status", res.Status, "err", err)
 		if v.Bound() {
-			f.denied(mac, machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err))
+			sighting.events = append(sighting.events, queuedEvent{ev: f.opts.Store.Event(machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err), 0), what: whatEvent})
 		}
+		f.queue(mac, sighting)
 		httpError(w, res.Status, "%v", err)
 		return
 	}
 	if !v.Bound() {
+		// Nothing of an unbound request is recorded (script: record is
+		// false), so there is no sighting to queue.
 		f.unbound(r.Context(), w, mac, ip, v, res)
 		return
 	}
@@ -483,15 +501,24 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	if res.Action != boot.Ignore {
-		evs := []machine.Event{f.opts.Store.Event(machine.EventScript, string(res.Action), 0)}
+		sighting.events = append(sighting.events, queuedEvent{ev: f.opts.Store.Event(machine.EventScript, string(res.Action), 0), what: whatEvent})
 		if res.Action == boot.LocalBoot {
 			f.steps.WithLabelValues("local_boot", "ok").Inc()
-			evs = append(evs, f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0))
+			sighting.events = append(sighting.events, queuedEvent{ev: f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0), what: whatEvent})
 		}
-		f.record(mac, evs...)
 	}
-	f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State, "evidence", v.Via)
+	f.queue(mac, sighting)
+	if f.log.Enabled(r.Context(), slog.LevelInfo) {
+		f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State, "evidence", v.Via)
+	}
 	writeScript(w, res.Status, res.Body)
+}
+
+// queue queues p for mac unless it holds nothing to write.
+func (f *Flow) queue(mac machine.MAC, p *pendingWrite) {
+	if p.record() || p.served != nil {
+		f.q.add(mac, p)
+	}
 }
 
 // unbound answers a script request that no evidence ties to its machine:

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -340,5 +341,58 @@ func TestNilLoggerAndMetrics(t *testing.T) {
 	}
 	if err := rg.stop(); err != nil {
 		t.Errorf("Serve: got %v, want nil", err)
+	}
+}
+
+// TestAccessLogCountsEveryWay: the status and bytes the access log
+// records, whichever way a handler writes: a file with io.Copy (net/http's
+// sendfile path), an informational code before the final one, a flush
+// through http.ResponseController before the body.
+func TestAccessLogCountsEveryWay(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "asset")
+	if err := os.WriteFile(file, []byte(strings.Repeat("a", 100000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rg := newRig(t, false, func(s *Server) {
+		s.Router().Get("/file", func(w http.ResponseWriter, _ *http.Request) {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(w, f)
+		})
+		s.Router().Get("/hint", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = io.WriteString(w, "ok")
+		})
+		s.Router().Get("/flush", func(w http.ResponseWriter, _ *http.Request) {
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				t.Errorf("flush: %v", err)
+			}
+			_, _ = w.Write([]byte("later"))
+		})
+	})
+	for _, tc := range []struct {
+		name, path string
+		status     int
+		body       int
+	}{
+		{"file", "/file", http.StatusOK, 100000},
+		{"informational first", "/hint", http.StatusAccepted, 2},
+		{"flushed first", "/flush", http.StatusOK, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := rg.get(t, tc.path)
+			if code != tc.status || len(body) != tc.body {
+				t.Fatalf("GET %s: got %d with %d bytes, want %d with %d", tc.path, code, len(body), tc.status, tc.body)
+			}
+			want := fmt.Sprintf("path=%s route=%s status=%d bytes=%d ", tc.path, tc.path, tc.status, tc.body)
+			if logs := rg.log(t); !strings.Contains(logs, want) {
+				t.Errorf("got log\n%s\nwant a line containing %s", logs, want)
+			}
+		})
 	}
 }

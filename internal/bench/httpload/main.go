@@ -17,11 +17,13 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -99,9 +101,10 @@ func (r result) String() string {
 }
 
 func run(tmpl string, n, c int, d time.Duration) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
-	defer tr.CloseIdleConnections()
+	reqs, addr, err := requests(tmpl, n)
+	if err != nil {
+		return result{errors: c, firstErr: err.Error()}
+	}
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
@@ -115,11 +118,13 @@ func run(tmpl string, n, c int, d time.Duration) result {
 		go func() {
 			defer wg.Done()
 			var mine result
+			cl := &client{addr: addr}
+			defer cl.close()
 			buf := make([]byte, 256<<10)
 			for {
-				i := int(next.Add(1)-1) % n
+				i := int(next.Add(1)-1) % len(reqs)
 				t0 := time.Now()
-				nb, status, err := fetch(client, expand(tmpl, i), buf)
+				nb, status, err := cl.fetch(reqs[i], buf)
 				switch {
 				case err != nil:
 					mine.errors++
@@ -158,6 +163,31 @@ func run(tmpl string, n, c int, d time.Duration) result {
 	return total
 }
 
+// requests returns the GET request of each of the n values of tmpl's
+// counter (one when tmpl has none), written out once before the run, and
+// the host:port they go to. Only http:// URLs on one host are asked for.
+func requests(tmpl string, n int) (reqs [][]byte, addr string, err error) {
+	if !strings.Contains(tmpl, "{") {
+		n = 1
+	}
+	reqs = make([][]byte, n)
+	for i := range reqs {
+		u, err := url.Parse(expand(tmpl, i))
+		if err != nil {
+			return nil, "", err
+		}
+		if u.Scheme != "http" {
+			return nil, "", fmt.Errorf("%s: only http:// URLs are asked for", u.Redacted())
+		}
+		addr = u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+		reqs[i] = []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: httpload\r\n\r\n")
+	}
+	return reqs, addr, nil
+}
+
 // expand fills {i} and {mac} for counter i.
 func expand(tmpl string, i int) string {
 	if !strings.Contains(tmpl, "{") {
@@ -167,14 +197,47 @@ func expand(tmpl string, i int) string {
 	return strings.NewReplacer("{i}", strconv.Itoa(i), "{mac}", mac).Replace(tmpl)
 }
 
-// fetch requests url and reads the whole body, returning its length and
-// the status code; a body shorter than its Content-Length is an error.
-func fetch(client *http.Client, url string, buf []byte) (int64, int, error) {
-	resp, err := client.Get(url)
-	if err != nil {
+// requestTimeout bounds one request, from writing it to reading the last
+// byte of its body.
+const requestTimeout = 60 * time.Second
+
+// client is one keep-alive connection, used by one goroutine: it writes a
+// request and reads its response itself, where net/http's Transport
+// hands each request and response between three goroutines (the
+// caller's and the connection's reader and writer). On two shared cores
+// those hand-offs were scheduler work and tail latency of the load
+// generator's own, charged to whichever server it measured.
+type client struct {
+	addr string
+	nc   net.Conn
+	br   *bufio.Reader
+}
+
+// fetch sends req and reads the whole body into buf (over and over),
+// returning its length and the status code; a body shorter than its
+// Content-Length is an error. A failed exchange, or an answer that ends
+// the connection, closes it; the next fetch dials again.
+func (c *client) fetch(req, buf []byte) (int64, int, error) {
+	if c.nc == nil {
+		nc, err := net.DialTimeout("tcp", c.addr, 10*time.Second)
+		if err != nil {
+			return 0, 0, err
+		}
+		c.nc, c.br = nc, bufio.NewReaderSize(nc, 64<<10)
+	}
+	if err := c.nc.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+		c.close()
 		return 0, 0, err
 	}
-	defer resp.Body.Close()
+	if _, err := c.nc.Write(req); err != nil {
+		c.close()
+		return 0, 0, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.close()
+		return 0, 0, err
+	}
 	var nb int64
 	for {
 		m, err := resp.Body.Read(buf)
@@ -183,11 +246,24 @@ func fetch(client *http.Client, url string, buf []byte) (int64, int, error) {
 			break
 		}
 		if err != nil {
+			c.close()
 			return nb, resp.StatusCode, err
 		}
 	}
+	if resp.Close {
+		c.close()
+	}
 	if resp.ContentLength >= 0 && nb != resp.ContentLength {
+		c.close()
 		return nb, resp.StatusCode, fmt.Errorf("got %d of %d bytes", nb, resp.ContentLength)
 	}
 	return nb, resp.StatusCode, nil
+}
+
+// close closes the connection, if one is open.
+func (c *client) close() {
+	if c.nc != nil {
+		c.nc.Close()
+		c.nc, c.br = nil, nil
+	}
 }
