@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -403,12 +402,9 @@ func TestReplicas(t *testing.T) {
 		type answer struct{ a, b int }
 		answers := make([]answer, many)
 		race(t, many, func(i int) {
-			barrier := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Go(func() { <-barrier; answers[i].a, _ = hosts[i].fetch(configs[i]) })
-			wg.Go(func() { <-barrier; answers[i].b, _ = hosts[i].fetch(onB[i]) })
-			close(barrier)
-			wg.Wait()
+			atOnce(
+				func() { answers[i].a, _ = hosts[i].fetch(configs[i]) },
+				func() { answers[i].b, _ = hosts[i].fetch(onB[i]) })
 		})
 		for i, h := range hosts {
 			rec := settled(t, h.mac, reps...)
@@ -430,18 +426,11 @@ func TestReplicas(t *testing.T) {
 		// The reboot after the install, to A and B at once: installing →
 		// installed rotates the token once, however many replicas saw it.
 		race(t, many, func(i int) {
-			barrier := make(chan struct{})
-			var wg sync.WaitGroup
-			for _, r := range []*replica{a, b} {
-				wg.Go(func() {
-					<-barrier
-					if code, s := hosts[i].fetch(hosts[i].scriptURL(r)); code != http.StatusOK || !strings.Contains(s, "\nexit 1\n") {
-						t.Errorf("reboot of %s on %s: %d\n%s\nwant boot from disk", hosts[i].mac, r.name, code, s)
-					}
-				})
-			}
-			close(barrier)
-			wg.Wait()
+			onEach(a, b, func(r *replica) {
+				if code, s := hosts[i].fetch(hosts[i].scriptURL(r)); code != http.StatusOK || !strings.Contains(s, "\nexit 1\n") {
+					t.Errorf("reboot of %s on %s: %d\n%s\nwant boot from disk", hosts[i].mac, r.name, code, s)
+				}
+			})
 		})
 		for _, h := range hosts {
 			if rec := settled(t, h.mac, reps...); rec.State != machine.Installed || rec.Generation != 1 {
@@ -453,19 +442,12 @@ func TestReplicas(t *testing.T) {
 		// requests are two reinstalls, as two requests to one replica
 		// are (each rotates the token and is logged); neither is lost.
 		race(t, many, func(i int) {
-			barrier := make(chan struct{})
-			var wg sync.WaitGroup
-			for _, r := range []*replica{a, b} {
-				wg.Go(func() {
-					<-barrier
-					var out bytes.Buffer
-					if err := execute(t.Context(), []string{"machines", "reinstall", hosts[i].mac.String(), "--server", r.admin()}, &out, io.Discard); err != nil {
-						t.Errorf("machines reinstall %s on %s: %v", hosts[i].mac, r.name, err)
-					}
-				})
-			}
-			close(barrier)
-			wg.Wait()
+			onEach(a, b, func(r *replica) {
+				var out bytes.Buffer
+				if err := execute(t.Context(), []string{"machines", "reinstall", hosts[i].mac.String(), "--server", r.admin()}, &out, io.Discard); err != nil {
+					t.Errorf("machines reinstall %s on %s: %v", hosts[i].mac, r.name, err)
+				}
+			})
 		})
 		for _, h := range hosts {
 			if rec := settled(t, h.mac, reps...); rec.State != machine.Pending || rec.Generation != 3 || rec.count(machine.EventReinstall) != 2 {
@@ -482,19 +464,7 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		rd := bufio.NewReader(resp.Body)
-		readUntil := func(want string) {
-			t.Helper()
-			for {
-				line, err := rd.ReadString('\n')
-				if err != nil {
-					t.Fatalf("B's stream ended before %q: %v", want, err)
-				}
-				if strings.Contains(line, want) {
-					return
-				}
-			}
-		}
+		readUntil := streamReader(t, "B's stream", resp.Body)
 		readUntil("event: hello")
 		h := newHost(t, "02:00:00:00:02:01", net.IPv4(127, 0, 3, 1))
 		if code, s := h.script(a); code != http.StatusOK {
@@ -636,6 +606,23 @@ func TestReplicas(t *testing.T) {
 			t.Errorf("next /ipxe on C: %d\n%s\nwant boot from disk", code, s)
 		}
 	})
+}
+
+// atOnce runs fs on goroutines of their own, released together by one
+// barrier, and waits for them.
+func atOnce(fs ...func()) {
+	barrier := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, f := range fs {
+		wg.Go(func() { <-barrier; f() })
+	}
+	close(barrier)
+	wg.Wait()
+}
+
+// onEach runs f on replicas a and b at once (atOnce).
+func onEach(a, b *replica, f func(*replica)) {
+	atOnce(func() { f(a) }, func() { f(b) })
 }
 
 // race runs f(0) … f(n-1) at once and waits for them.
