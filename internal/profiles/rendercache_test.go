@@ -83,13 +83,20 @@ func TestRenderCacheOtherBuild(t *testing.T) {
 	real := buildIdentity
 	t.Cleanup(func() { buildIdentity = real })
 	buildIdentity = func() string { return "another build" }
-	for _, want := range []int{n, 0} {
+	startsRendering(t, opts, n, 0)
+}
+
+// startsRendering starts a Store on opts once per want and checks how
+// many machines each start rendered (rather than took from the cache).
+func startsRendering(t *testing.T, opts Options, want ...int) {
+	t.Helper()
+	for _, w := range want {
 		s, err := NewStore(t.Context(), opts, StoreOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := len(s.Set().rendered); got != want {
-			t.Errorf("rendered %d machines, want %d", got, want)
+		if got := len(s.Set().rendered); got != w {
+			t.Errorf("rendered %d machines, want %d", got, w)
 		}
 	}
 }
@@ -102,15 +109,7 @@ func TestRenderCacheBroken(t *testing.T) {
 	if err := os.WriteFile(opts.RenderCache, []byte("not a bbolt file, and longer than its header would be"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []int{n, 0} {
-		s, err := NewStore(t.Context(), opts, StoreOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := len(s.Set().rendered); got != want {
-			t.Errorf("rendered %d machines, want %d", got, want)
-		}
-	}
+	startsRendering(t, opts, n, 0)
 }
 
 // TestRenderedCodec: an entry decodes to the render it was made from,
