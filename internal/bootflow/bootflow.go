@@ -484,7 +484,7 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", ip, "status", res.Status, "err", err)
 		if v.Bound() {
-			sighting.events = append(sighting.events, queuedEvent{ev: f.opts.Store.Event(machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err), 0), what: whatEvent})
+			sighting.addEvents(f.opts.Store.Event(machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err), 0))
 		}
 		f.queue(mac, sighting)
 		httpError(w, res.Status, "%v", err)
@@ -501,10 +501,10 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	if res.Action != boot.Ignore {
-		sighting.events = append(sighting.events, queuedEvent{ev: f.opts.Store.Event(machine.EventScript, string(res.Action), 0), what: whatEvent})
+		sighting.addEvents(f.opts.Store.Event(machine.EventScript, string(res.Action), 0))
 		if res.Action == boot.LocalBoot {
 			f.steps.WithLabelValues("local_boot", "ok").Inc()
-			sighting.events = append(sighting.events, queuedEvent{ev: f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0), what: whatEvent})
+			sighting.addEvents(f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0))
 		}
 	}
 	f.queue(mac, sighting)
@@ -722,9 +722,7 @@ func (f *Flow) transferred(mac machine.MAC, kind machine.EventKind, detail strin
 // answer they describe; a failure is logged and counted.
 func (f *Flow) record(mac machine.MAC, evs ...machine.Event) {
 	p := &pendingWrite{}
-	for _, ev := range evs {
-		p.events = append(p.events, queuedEvent{ev: ev, what: whatEvent})
-	}
+	p.addEvents(evs...)
 	f.q.add(mac, p)
 }
 

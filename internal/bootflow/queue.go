@@ -90,6 +90,13 @@ func (p *pendingWrite) record() bool {
 	return p.create || p.reconcile || p.arch != "" || p.uuid != "" || p.ip != "" || len(p.events) > 0
 }
 
+// addEvents adds evs to p as boot-flow events (whatEvent).
+func (p *pendingWrite) addEvents(evs ...machine.Event) {
+	for _, ev := range evs {
+		p.events = append(p.events, queuedEvent{ev: ev, what: whatEvent})
+	}
+}
+
 // size is how many records p counts for against maxQueued.
 func (p *pendingWrite) size() int {
 	n := len(p.events)

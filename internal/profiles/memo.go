@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -243,7 +244,7 @@ func (ls *layers) text(path string) fileText {
 		return ft
 	}
 	var ft fileText
-	ft.data, ft.err = readFile(path)
+	ft.data, ft.err = os.ReadFile(path)
 	if ft.err == nil {
 		ft.sum = sha256.Sum256(ft.data)
 	}

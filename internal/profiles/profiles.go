@@ -409,7 +409,7 @@ func readLayers(dir string, overlay map[string][]byte, lo *loader) (*layers, []e
 				return lo.parse(path, data, k)
 			}
 		}
-		data, err := readFile(path)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, &Problem{File: path, Msg: err.Error()}
 		}
