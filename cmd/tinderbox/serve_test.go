@@ -447,10 +447,18 @@ func TestServeCommandStopsOnCancel(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- execute(ctx, []string{"serve", "--config", cfgPath}, io.Discard, stderr) }()
-	deadline := time.Now().Add(5 * time.Second)
+	// The deadline only keeps a hung start from hanging the test: on a
+	// busy machine (the race detector, other builds) a start can take
+	// seconds, so it is not a speed check.
+	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(logged(), "tinderbox starting") {
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned %v before it started; stderr:\n%s", err, logged())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start; stderr:\n%s", logged())
+			t.Fatalf("serve did not start within 60s; stderr:\n%s", logged())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

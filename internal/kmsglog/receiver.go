@@ -217,8 +217,10 @@ func (r *Receiver) ServeTCP(ctx context.Context, ln net.Listener) error {
 		from := addrPort(c.RemoteAddr())
 		src, refused := r.sources.open(from.Addr())
 		if src == nil {
-			_ = c.Close()
+			// Counted before the close, so whoever sees the close sees
+			// the count.
 			r.m.connections.WithLabelValues(string(refused)).Inc()
+			_ = c.Close()
 			r.warnRefused(from, refused)
 			continue
 		}
@@ -229,8 +231,8 @@ func (r *Receiver) ServeTCP(ctx context.Context, ln net.Listener) error {
 			stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 			defer stop()
 			why := r.serveConn(ctx, c, src, from)
-			_ = c.Close()
 			r.m.closed.WithLabelValues(why).Inc()
+			_ = c.Close()
 			r.log.Debug("kmsglog: connection closed", "remote", from.String(), "reason", why)
 		})
 	}
