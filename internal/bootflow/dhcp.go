@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
@@ -84,9 +85,25 @@ func (f *Flow) learn(ip net.IP, c proxydhcp.Client) {
 // canonicalUUID returns s as a canonical SMBIOS UUID, or "" when it is not
 // one (including the "not set" all-zero and all-FF values).
 func canonicalUUID(s string) string {
+	if s == "" {
+		return "" // ParseUUID's error would be made for nothing
+	}
 	u, err := machine.ParseUUID(s)
 	if err != nil {
 		return ""
 	}
 	return u.String()
+}
+
+// canonicalUUIDAs is canonicalUUID(s), answered with known when s is
+// known written the same way and known is canonical (lower case: the
+// hyphens and length are ParseUUID's), so that a machine sending the
+// UUID its record holds costs no allocation.
+func canonicalUUIDAs(s, known string) string {
+	if s != "" && s == known && strings.ToLower(known) == known {
+		if _, err := machine.ParseUUID(known); err == nil {
+			return known
+		}
+	}
+	return canonicalUUID(s)
 }
