@@ -299,6 +299,10 @@ func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, rem
 type scriptRequest struct {
 	mac                 machine.MAC
 	uuid, buildarch, ip string
+	// src, when valid, is the request's source address, which script
+	// makes ip of: the record's string when it holds that address, so
+	// that a machine asking from its address again costs no allocation.
+	src netip.Addr
 	// record stores the request's effect; create lets it make a record
 	// for a machine that has none.
 	record, create bool
@@ -327,7 +331,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 	if known && prof.Talos.Arch != "" {
 		arch = prof.Talos.Arch
 	}
-	sight := scriptSighting{known: known, install: prof.Install, arch: arch, ip: req.ip}
+	sight := scriptSighting{known: known, install: prof.Install, arch: arch}
 
 	record := req.record && (known || policy != machine.UnknownIgnore) // ignored machines leave no trace, as with DHCP
 	// The script is decided on the record as it is on disk (Peek, from
@@ -340,6 +344,9 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 		return ScriptResult{Status: http.StatusInternalServerError}, pendingWrite{}, err
 	}
 	sight.uuid = canonicalUUIDAs(req.uuid, cur.UUID)
+	if sight.ip = req.ip; req.src.IsValid() {
+		sight.ip = addrStringAs(req.src, cur.IP)
+	}
 	m := cur
 	m.MAC = mac
 	if record && !exists && !req.create {
@@ -367,7 +374,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 			return ScriptResult{Status: http.StatusInternalServerError}, pendingWrite{}, err
 		}
 	default:
-		sighting = pendingWrite{arch: m.Arch, uuid: m.UUID, ip: req.ip}
+		sighting = pendingWrite{arch: m.Arch, uuid: m.UUID, ip: sight.ip}
 	}
 
 	res = ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
@@ -495,29 +502,28 @@ func clip(s string) string {
 
 func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	src := remoteAddr(r)
-	ip := addrString(src)
 	rawMAC, rawUUID, rawArch := scriptQuery(r.URL)
 	if len(rawMAC) > maxField || len(rawUUID) > maxField || len(rawArch) > maxField {
 		f.steps.WithLabelValues("script", "error").Inc()
-		f.log.Warn("boot script refused", "mac", clip(rawMAC), "remote", ip, "status", http.StatusBadRequest, "err", "query value too long")
+		f.log.Warn("boot script refused", "mac", clip(rawMAC), "remote", addrString(src), "status", http.StatusBadRequest, "err", "query value too long")
 		httpError(w, http.StatusBadRequest, "query value too long")
 		return
 	}
 	mac, err := machine.ParseMAC(rawMAC)
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
-		f.log.Warn("boot script refused", "mac", rawMAC, "remote", ip, "status", http.StatusBadRequest, "err", err)
+		f.log.Warn("boot script refused", "mac", rawMAC, "remote", addrString(src), "status", http.StatusBadRequest, "err", err)
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	v := f.ev.Check(src, mac)
 	_, known := f.opts.Profiles.Machine(mac)
-	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, ip: ip, record: v.Bound(), local: localAddr(r)}
+	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, src: src, record: v.Bound(), local: localAddr(r)}
 	// A record is made for a machine a profile or the evidence vouches
 	// for; with binding off, only DHCP (which made it) or a profile does.
 	req.create = known || v.Via == evidence.ViaNeighbour || v.Via == evidence.ViaRelayedDHCP
 	if !v.Bound() {
-		req.ip, req.uuid = "", ""
+		req.src, req.uuid = netip.Addr{}, ""
 	}
 	res, sighting, err := f.script(r.Context(), req)
 	evs := make([]machine.Event, 0, 2) // on the stack: add keeps no slice
@@ -530,7 +536,7 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 		if res.Status >= 500 {
 			level = slog.LevelError
 		}
-		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", ip, "status", res.Status, "err", err)
+		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", addrString(src), "status", res.Status, "err", err)
 		if v.Bound() {
 			evs = append(evs, f.opts.Store.Event(machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err), 0))
 		}
@@ -541,7 +547,7 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	if !v.Bound() {
 		// Nothing of an unbound request is recorded (script: record is
 		// false), so there is no sighting to queue.
-		f.unbound(r.Context(), w, mac, ip, v, res)
+		f.unbound(r.Context(), w, mac, addrString(src), v, res)
 		return
 	}
 	if src.IsValid() && res.Action != boot.Ignore && !v.Checked() {
@@ -557,7 +563,7 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	f.queue(mac, &sighting, evs...)
 	if f.log.Enabled(r.Context(), slog.LevelInfo) {
-		f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State, "evidence", v.Via)
+		f.log.Info("boot script served", "mac", mac, "remote", addrString(src), "action", res.Action, "state", res.State, "evidence", v.Via)
 	}
 	writePage(w, res.page)
 }
@@ -795,6 +801,19 @@ func remoteAddr(r *http.Request) netip.Addr {
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
+	}
+	return a.String()
+}
+
+// addrStringAs is addrString(a), answered with known when known is what
+// it would write, so that an address a record holds is not written again.
+func addrStringAs(a netip.Addr, known string) string {
+	if !a.IsValid() {
+		return ""
+	}
+	var buf [48]byte // an IPv6 address with no zone fits: 45 bytes at most
+	if string(a.AppendTo(buf[:0])) == known {
+		return known
 	}
 	return a.String()
 }

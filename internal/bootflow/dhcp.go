@@ -96,11 +96,12 @@ func canonicalUUID(s string) string {
 }
 
 // canonicalUUIDAs is canonicalUUID(s), answered with known when s is
-// known written the same way and known is canonical (lower case: the
-// hyphens and length are ParseUUID's), so that a machine sending the
-// UUID its record holds costs no allocation.
+// known in either case and known is canonical (lower case: the hyphens
+// and length are ParseUUID's), so that a machine sending the UUID its
+// record holds costs no allocation. Known's bytes, hex digits and
+// hyphens, fold to no byte outside ASCII, so s is then ASCII too.
 func canonicalUUIDAs(s, known string) string {
-	if s != "" && s == known && strings.ToLower(known) == known {
+	if s != "" && len(s) == len(known) && strings.EqualFold(s, known) && strings.ToLower(known) == known {
 		if _, err := machine.ParseUUID(known); err == nil {
 			return known
 		}

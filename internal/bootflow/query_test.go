@@ -1,6 +1,7 @@
 package bootflow
 
 import (
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ func TestCanonicalUUIDAs(t *testing.T) {
 		reuse          bool
 	}{
 		{"same canonical", canonical, canonical, true},
-		{"upper case sent", testUUID, canonical, false},
+		{"upper case sent", testUUID, canonical, true},
 		{"upper case known", testUUID, testUUID, false},
 		{"other", otherUUID, canonical, false},
 		{"none sent", "", canonical, false},
@@ -88,6 +89,39 @@ func TestCanonicalUUIDAs(t *testing.T) {
 			}
 			if tt.reuse && testing.AllocsPerRun(10, func() { canonicalUUIDAs(tt.s, tt.known) }) != 0 {
 				t.Errorf("canonicalUUIDAs(%q, %q) allocates", tt.s, tt.known)
+			}
+		})
+	}
+}
+
+// TestAddrStringAs checks that addrStringAs is addrString whatever the
+// record holds, and reuses the record's string when it is the address
+// written as addrString writes it.
+func TestAddrStringAs(t *testing.T) {
+	tests := []struct {
+		name, a, known string
+		reuse          bool
+	}{
+		{"same IPv4", "192.0.2.7", "192.0.2.7", true},
+		{"same IPv6", "2001:db8::7", "2001:db8::7", true},
+		{"IPv6 written otherwise", "2001:db8::7", "2001:0db8::7", false},
+		{"other", "192.0.2.7", "192.0.2.8", false},
+		{"prefix of known", "192.0.2.7", "192.0.2.70", false},
+		{"none known", "192.0.2.7", "", false},
+		{"no address", "", "192.0.2.7", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a netip.Addr
+			if tt.a != "" {
+				a = netip.MustParseAddr(tt.a)
+			}
+			got, want := addrStringAs(a, tt.known), addrString(a)
+			if got != want {
+				t.Errorf("addrStringAs(%s, %q) = %q, want %q", tt.a, tt.known, got, want)
+			}
+			if tt.reuse && testing.AllocsPerRun(10, func() { addrStringAs(a, tt.known) }) != 0 {
+				t.Errorf("addrStringAs(%s, %q) allocates", tt.a, tt.known)
 			}
 		})
 	}
