@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -117,6 +116,10 @@ type Flow struct {
 	// cmdlines are the kernel command lines Cmdlines gave (cmdline).
 	cmdMu    sync.RWMutex
 	cmdlines map[cmdlineKey]string
+
+	// scripts are the scripts served, by machine and inputs
+	// (scriptcache.go).
+	scripts scriptCache
 }
 
 // cmdlineKey names one kernel command line of the Image Factory.
@@ -203,8 +206,10 @@ func (f *Flow) Mount(r chi.Router) {
 }
 
 func (f *Flow) serveGeneric(w http.ResponseWriter, r *http.Request) {
+	// Not cached: the generic script is asked for once per boot, before
+	// the machine's own, and is made in a microsecond.
 	base, _ := f.endpoints(localAddr(r))
-	writeScript(w, http.StatusOK, boot.GenericScript(base))
+	writePage(w, newPage(http.StatusOK, boot.GenericScript(base)))
 }
 
 // localAddr is the address r arrived on (http.LocalAddrContextKey, IPv4
@@ -222,28 +227,34 @@ func localAddr(r *http.Request) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
-// endpoints returns the base URL and own kernel arguments a script served
-// for a request that arrived on local names: BaseURL and Own when Pinned,
-// or when local cannot be handed to a node (invalid, unspecified, or an
-// IPv6 link-local address, whose zone is this host's and means nothing to
-// the node); else http://LOCAL:PORT and OwnAt(LOCAL).
-func (f *Flow) endpoints(local netip.AddrPort) (base string, own []string) {
+// endpointAt returns the address a script served for a request that
+// arrived on local names (endpoints): local itself, or the zero AddrPort
+// for BaseURL and Own when Pinned, or when local cannot be handed to a
+// node (invalid, unspecified, or an IPv6 link-local address, whose zone
+// is this host's and means nothing to the node).
+func (f *Flow) endpointAt(local netip.AddrPort) netip.AddrPort {
 	a := local.Addr()
 	if f.opts.Pinned || !local.IsValid() || a.IsUnspecified() || a.IsLinkLocalUnicast() || local.Port() == 0 {
+		return netip.AddrPort{}
+	}
+	return local
+}
+
+// endpoints returns the base URL and own kernel arguments a script served
+// for a request that arrived on local names: BaseURL and Own when
+// endpointAt gives the zero AddrPort, else http://LOCAL:PORT and
+// OwnAt(LOCAL).
+func (f *Flow) endpoints(local netip.AddrPort) (base string, own []string) {
+	local = f.endpointAt(local)
+	if !local.IsValid() {
 		return f.opts.BaseURL, f.opts.Own
 	}
+	a := local.Addr()
 	own = f.opts.Own
 	if f.opts.OwnAt != nil {
 		own = f.opts.OwnAt(a)
 	}
 	return "http://" + local.String(), own
-}
-
-func writeScript(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body) // no copy of the body when w takes strings (net/http's does)
 }
 
 // httpError answers with a one-line plain-text reason, which iPXE prints.
@@ -258,10 +269,14 @@ func httpError(w http.ResponseWriter, status int, format string, args ...any) {
 type ScriptResult struct {
 	Action boot.Action
 	State  machine.State
+	// Body is the answer's body; empty with an error.
 	Body   string
 	Status int
 	// Secret is true when Body carries the machine's config token.
 	Secret bool
+	// page is the answer as it is written (Body's bytes, shared with
+	// the script cache); nil with an error.
+	page *scriptPage
 }
 
 // Script decides and writes the iPXE script for mac (as `tinderbox script`
@@ -273,8 +288,9 @@ type ScriptResult struct {
 // request do (see serveScript).
 func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, remoteIP string, record bool) (ScriptResult, error) {
 	res, sighting, err := f.script(ctx, scriptRequest{mac: mac, uuid: uuid, buildarch: buildarch, ip: remoteIP, record: record, create: record})
-	if sighting != nil {
-		f.q.add(mac, sighting)
+	f.queue(mac, &sighting)
+	if res.page != nil {
+		res.Body = string(res.page.body)
 	}
 	return res, err
 }
@@ -283,6 +299,10 @@ func (f *Flow) Script(ctx context.Context, mac machine.MAC, uuid, buildarch, rem
 type scriptRequest struct {
 	mac                 machine.MAC
 	uuid, buildarch, ip string
+	// src, when valid, is the request's source address, which script
+	// makes ip of: the record's string when it holds that address, so
+	// that a machine asking from its address again costs no allocation.
+	src netip.Addr
 	// record stores the request's effect; create lets it make a record
 	// for a machine that has none.
 	record, create bool
@@ -295,10 +315,12 @@ type scriptRequest struct {
 var errNoRecord = errors.New("no record to update")
 
 // script decides the script for req. A sighting that changes nothing an
-// answer depends on is not written: it is returned (nil when there is
-// none) for the caller to queue, with the script's event when it serves
-// one, so that a request takes the queue's lock once.
-func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult, sighting *pendingWrite, err error) {
+// answer depends on is not written: it is returned (the zero pendingWrite
+// when there is none) for the caller to queue, with the script's event
+// when it serves one, so that a request takes the queue's lock once. The
+// script's page comes from the script cache when the machine's inputs
+// are those of a script made before.
+func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult, sighting pendingWrite, err error) {
 	mac := req.mac
 	prof, known := f.opts.Profiles.Machine(mac)
 	policy := f.opts.Profiles.Unknown()
@@ -309,26 +331,8 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 	if known && prof.Talos.Arch != "" {
 		arch = prof.Talos.Arch
 	}
-	uuid := canonicalUUID(req.uuid)
+	sight := scriptSighting{known: known, install: prof.Install, arch: arch}
 
-	var m state.Machine
-	apply := func(m *state.Machine, exists bool) error {
-		if !exists && !req.create {
-			return errNoRecord
-		}
-		m.State = state.Reconcile(m.State, known, prof.Install)
-		m.ScriptServed()
-		if arch != "" {
-			m.Arch = arch
-		}
-		if uuid != "" {
-			m.UUID = uuid
-		}
-		if req.ip != "" {
-			m.IP = req.ip
-		}
-		return nil
-	}
 	record := req.record && (known || policy != machine.UnknownIgnore) // ignored machines leave no trace, as with DHCP
 	// The script is decided on the record as it is on disk (Peek, from
 	// memory). Only a change an answer depends on is written before the
@@ -337,37 +341,56 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 	// arch, UUID and address) waits in the queue with the script event.
 	cur, exists, err := f.opts.Store.Peek(mac)
 	if err != nil {
-		return ScriptResult{Status: http.StatusInternalServerError}, nil, err
+		return ScriptResult{Status: http.StatusInternalServerError}, pendingWrite{}, err
 	}
-	m = cur
+	sight.uuid = canonicalUUIDAs(req.uuid, cur.UUID)
+	if sight.ip = req.ip; req.src.IsValid() {
+		sight.ip = addrStringAs(req.src, cur.IP)
+	}
+	m := cur
 	m.MAC = mac
 	if record && !exists && !req.create {
 		record = false
 	}
-	_ = apply(&m, true)
+	sight.apply(&m)
 	switch {
 	case !record:
 	case !exists || m.State != cur.State || m.Generation != cur.Generation || m.Failure != cur.Failure:
-		m, err = f.transition(mac, apply)
+		// Declared here, so that only a request that writes pays for
+		// the closure.
+		create, s := req.create, sight
+		m, err = f.transition(mac, func(m *state.Machine, exists bool) error {
+			if !exists && !create {
+				return errNoRecord
+			}
+			s.apply(m)
+			return nil
+		})
 		if errors.Is(err, errNoRecord) {
 			// Forgotten since Peek: decide on no record, store nothing.
 			m = state.Machine{MAC: mac}
-			_ = apply(&m, true)
+			sight.apply(&m)
 		} else if err != nil {
-			return ScriptResult{Status: http.StatusInternalServerError}, nil, err
+			return ScriptResult{Status: http.StatusInternalServerError}, pendingWrite{}, err
 		}
 	default:
-		sighting = &pendingWrite{arch: m.Arch, uuid: m.UUID, ip: req.ip}
+		sighting = pendingWrite{arch: m.Arch, uuid: m.UUID, ip: sight.ip}
 	}
 
 	res = ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
 	switch res.Action {
 	case boot.Ignore:
-		res.Status, res.Body = http.StatusNotFound, "tinderbox: no profile for "+mac.String()+", and unknown machines are ignored\n"
+		res.page = newPage(http.StatusNotFound, "tinderbox: no profile for "+mac.String()+", and unknown machines are ignored\n")
 	case boot.LocalBoot:
-		var notFound bool
-		if res.Body, notFound = boot.LocalScript(f.opts.LocalBoot, mac); notFound {
-			res.Status = http.StatusNotFound
+		k := scriptKey{action: boot.LocalBoot}
+		if res.page = f.scripts.get(mac, k, nil); res.page == nil {
+			body, notFound := boot.LocalScript(f.opts.LocalBoot, mac)
+			status := http.StatusOK
+			if notFound {
+				status = http.StatusNotFound
+			}
+			res.page = newPage(status, body)
+			f.scripts.put(mac, k, nil, res.page)
 		}
 	case boot.Netboot, boot.Maintenance:
 		hostname, talos, args := prof.Hostname, prof.Talos, prof.KernelArgs
@@ -394,21 +417,56 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 		if err != nil {
 			return ScriptResult{Status: http.StatusBadGateway}, sighting, fmt.Errorf("kernel command line for %s (Talos %s, schematic %s): %w", mac, talos.Version, short(talos.SchematicID), err)
 		}
-		base, own := f.endpoints(req.local)
-		params := boot.NetbootParams{
-			BaseURL: base, MAC: mac, UUID: canonicalUUID(m.UUID), Hostname: hostname,
-			SchematicID: talos.SchematicID, Version: talos.Version, Arch: talos.Arch,
-			Cmdline: cmdline, KernelArgs: args, Own: own,
-		}
+		k := scriptKey{action: res.Action, local: f.endpointAt(req.local), uuid: m.UUID, hostname: hostname, talos: talos, cmdline: cmdline}
 		if res.Action == boot.Netboot {
-			params.ConfigURL = f.configURL(base, m)
+			k.generation = m.Generation
 			res.Secret = true
 		}
-		if res.Body, err = boot.NetbootScript(params); err != nil {
-			return ScriptResult{Status: http.StatusInternalServerError}, sighting, err
+		if res.page = f.scripts.get(mac, k, args); res.page == nil {
+			base, own := f.endpoints(k.local)
+			params := boot.NetbootParams{
+				BaseURL: base, MAC: mac, UUID: canonicalUUID(m.UUID), Hostname: hostname,
+				SchematicID: talos.SchematicID, Version: talos.Version, Arch: talos.Arch,
+				Cmdline: cmdline, KernelArgs: args, Own: own,
+			}
+			if res.Action == boot.Netboot {
+				params.ConfigURL = f.configURL(base, m)
+			}
+			body, err := boot.NetbootScript(params)
+			if err != nil {
+				return ScriptResult{Status: http.StatusInternalServerError}, sighting, err
+			}
+			res.page = newPage(http.StatusOK, body)
+			f.scripts.put(mac, k, args, res.page)
 		}
 	}
+	res.Status = res.page.status
 	return res, sighting, nil
+}
+
+// scriptSighting is what a script request changes in its machine's
+// record: the state its profile asks for, the script served, and the
+// arch, UUID and address seen (each when not empty).
+type scriptSighting struct {
+	known    bool
+	install  machine.Install
+	arch     machine.Arch
+	uuid, ip string
+}
+
+// apply makes s's changes in m.
+func (s scriptSighting) apply(m *state.Machine) {
+	m.State = state.Reconcile(m.State, s.known, s.install)
+	m.ScriptServed()
+	if s.arch != "" {
+		m.Arch = s.arch
+	}
+	if s.uuid != "" {
+		m.UUID = s.uuid
+	}
+	if s.ip != "" {
+		m.IP = s.ip
+	}
 }
 
 // ConfigURL returns the talos.config URL of the machine at BaseURL, token
@@ -443,57 +501,53 @@ func clip(s string) string {
 }
 
 func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
 	src := remoteAddr(r)
-	ip := addrString(src)
-	rawMAC, rawUUID, rawArch := q.Get("mac"), q.Get("uuid"), q.Get("arch")
+	rawMAC, rawUUID, rawArch := scriptQuery(r.URL)
 	if len(rawMAC) > maxField || len(rawUUID) > maxField || len(rawArch) > maxField {
 		f.steps.WithLabelValues("script", "error").Inc()
-		f.log.Warn("boot script refused", "mac", clip(rawMAC), "remote", ip, "status", http.StatusBadRequest, "err", "query value too long")
+		f.log.Warn("boot script refused", "mac", clip(rawMAC), "remote", addrString(src), "status", http.StatusBadRequest, "err", "query value too long")
 		httpError(w, http.StatusBadRequest, "query value too long")
 		return
 	}
 	mac, err := machine.ParseMAC(rawMAC)
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
-		f.log.Warn("boot script refused", "mac", rawMAC, "remote", ip, "status", http.StatusBadRequest, "err", err)
+		f.log.Warn("boot script refused", "mac", rawMAC, "remote", addrString(src), "status", http.StatusBadRequest, "err", err)
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	v := f.ev.Check(src, mac)
 	_, known := f.opts.Profiles.Machine(mac)
-	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, ip: ip, record: v.Bound(), local: localAddr(r)}
+	req := scriptRequest{mac: mac, uuid: rawUUID, buildarch: rawArch, src: src, record: v.Bound(), local: localAddr(r)}
 	// A record is made for a machine a profile or the evidence vouches
 	// for; with binding off, only DHCP (which made it) or a profile does.
 	req.create = known || v.Via == evidence.ViaNeighbour || v.Via == evidence.ViaRelayedDHCP
 	if !v.Bound() {
-		req.ip, req.uuid = "", ""
+		req.src, req.uuid = netip.Addr{}, ""
 	}
 	res, sighting, err := f.script(r.Context(), req)
+	evs := make([]machine.Event, 0, 2) // on the stack: add keeps no slice
 	// The sighting and the events of this answer are queued together:
 	// one hold of the queue's lock per request, where two were the most
 	// contended lock of the daemon serving /ipxe to 32 connections.
-	if sighting == nil {
-		sighting = &pendingWrite{}
-	}
 	if err != nil {
 		f.steps.WithLabelValues("script", "error").Inc()
 		level := slog.LevelWarn
 		if res.Status >= 500 {
 			level = slog.LevelError
 		}
-		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", ip, "status", res.Status, "err", err)
+		f.log.Log(r.Context(), level, "boot script refused", "mac", mac, "remote", addrString(src), "status", res.Status, "err", err)
 		if v.Bound() {
-			sighting.addEvents(f.opts.Store.Event(machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err), 0))
+			evs = append(evs, f.opts.Store.Event(machine.EventRefused, fmt.Sprintf("script: %d, %v", res.Status, err), 0))
 		}
-		f.queue(mac, sighting)
+		f.queue(mac, &sighting, evs...)
 		httpError(w, res.Status, "%v", err)
 		return
 	}
 	if !v.Bound() {
 		// Nothing of an unbound request is recorded (script: record is
 		// false), so there is no sighting to queue.
-		f.unbound(r.Context(), w, mac, ip, v, res)
+		f.unbound(r.Context(), w, mac, addrString(src), v, res)
 		return
 	}
 	if src.IsValid() && res.Action != boot.Ignore && !v.Checked() {
@@ -501,23 +555,23 @@ func (f *Flow) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	if res.Action != boot.Ignore {
-		sighting.addEvents(f.opts.Store.Event(machine.EventScript, string(res.Action), 0))
+		evs = append(evs, f.opts.Store.Event(machine.EventScript, string(res.Action), 0))
 		if res.Action == boot.LocalBoot {
 			f.steps.WithLabelValues("local_boot", "ok").Inc()
-			sighting.addEvents(f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0))
+			evs = append(evs, f.opts.Store.Event(machine.EventLocalBoot, f.opts.LocalBoot, 0))
 		}
 	}
-	f.queue(mac, sighting)
+	f.queue(mac, &sighting, evs...)
 	if f.log.Enabled(r.Context(), slog.LevelInfo) {
-		f.log.Info("boot script served", "mac", mac, "remote", ip, "action", res.Action, "state", res.State, "evidence", v.Via)
+		f.log.Info("boot script served", "mac", mac, "remote", addrString(src), "action", res.Action, "state", res.State, "evidence", v.Via)
 	}
-	writeScript(w, res.Status, res.Body)
+	writePage(w, res.page)
 }
 
-// queue queues p for mac unless it holds nothing to write.
-func (f *Flow) queue(mac machine.MAC, p *pendingWrite) {
-	if p.record() || p.served != nil {
-		f.q.add(mac, p)
+// queue queues p and evs for mac unless they hold nothing to write.
+func (f *Flow) queue(mac machine.MAC, p *pendingWrite, evs ...machine.Event) {
+	if p.record() || p.served != nil || len(evs) > 0 {
+		f.q.add(mac, p, evs...)
 	}
 }
 
@@ -535,7 +589,7 @@ func (f *Flow) unbound(ctx context.Context, w http.ResponseWriter, mac machine.M
 	}
 	f.steps.WithLabelValues("script", string(res.Action)).Inc()
 	f.log.InfoContext(ctx, "boot script served without recording", "mac", mac, "remote", ip, "action", res.Action, "reason", why)
-	writeScript(w, res.Status, res.Body)
+	writePage(w, res.page)
 }
 
 // why says, for the log, why a request from ip is not mac's: "request
@@ -721,9 +775,7 @@ func (f *Flow) transferred(mac machine.MAC, kind machine.EventKind, detail strin
 // record queues events for an existing machine's log, written after the
 // answer they describe; a failure is logged and counted.
 func (f *Flow) record(mac machine.MAC, evs ...machine.Event) {
-	p := &pendingWrite{}
-	p.addEvents(evs...)
-	f.q.add(mac, p)
+	f.q.add(mac, &pendingWrite{}, evs...)
 }
 
 // MACOf returns the MAC at ip for attributing a transfer: the neighbour
@@ -749,6 +801,19 @@ func remoteAddr(r *http.Request) netip.Addr {
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
+	}
+	return a.String()
+}
+
+// addrStringAs is addrString(a), answered with known when known is what
+// it would write, so that an address a record holds is not written again.
+func addrStringAs(a netip.Addr, known string) string {
+	if !a.IsValid() {
+		return ""
+	}
+	var buf [48]byte // an IPv6 address with no zone fits: 45 bytes at most
+	if string(a.AppendTo(buf[:0])) == known {
+		return known
 	}
 	return a.String()
 }

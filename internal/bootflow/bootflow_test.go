@@ -45,6 +45,9 @@ type fakeProfiles struct {
 	mu       sync.Mutex
 	machines map[machine.MAC]profiles.Profile
 	policy   machine.Unknown
+	// maintArgs, when not nil, replaces the maintenance boot's kernel
+	// arguments.
+	maintArgs []string
 }
 
 func (p *fakeProfiles) Machine(mac machine.MAC) (profiles.Profile, bool) {
@@ -60,8 +63,16 @@ func (p *fakeProfiles) Unknown() machine.Unknown {
 	return p.policy
 }
 
-// MaintenanceArgs are as the example's defaults.yaml has them.
-func (p *fakeProfiles) MaintenanceArgs() []string { return []string{"talos.dashboard.disabled=1"} }
+// MaintenanceArgs are as the example's defaults.yaml has them, unless
+// maintArgs replaces them.
+func (p *fakeProfiles) MaintenanceArgs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.maintArgs != nil {
+		return p.maintArgs
+	}
+	return []string{"talos.dashboard.disabled=1"}
+}
 
 func (p *fakeProfiles) Maintenance() profiles.Talos {
 	// As the shipped example's defaults.yaml: talos.arch amd64.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
@@ -84,9 +85,26 @@ func (f *Flow) learn(ip net.IP, c proxydhcp.Client) {
 // canonicalUUID returns s as a canonical SMBIOS UUID, or "" when it is not
 // one (including the "not set" all-zero and all-FF values).
 func canonicalUUID(s string) string {
+	if s == "" {
+		return "" // ParseUUID's error would be made for nothing
+	}
 	u, err := machine.ParseUUID(s)
 	if err != nil {
 		return ""
 	}
 	return u.String()
+}
+
+// canonicalUUIDAs is canonicalUUID(s), answered with known when s is
+// known in either case and known is canonical (lower case: the hyphens
+// and length are ParseUUID's), so that a machine sending the UUID its
+// record holds costs no allocation. Known's bytes, hex digits and
+// hyphens, fold to no byte outside ASCII, so s is then ASCII too.
+func canonicalUUIDAs(s, known string) string {
+	if s != "" && len(s) == len(known) && strings.EqualFold(s, known) && strings.ToLower(known) == known {
+		if _, err := machine.ParseUUID(known); err == nil {
+			return known
+		}
+	}
+	return canonicalUUID(s)
 }

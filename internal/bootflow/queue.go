@@ -90,13 +90,6 @@ func (p *pendingWrite) record() bool {
 	return p.create || p.reconcile || p.arch != "" || p.uuid != "" || p.ip != "" || len(p.events) > 0
 }
 
-// addEvents adds evs to p as boot-flow events (whatEvent).
-func (p *pendingWrite) addEvents(evs ...machine.Event) {
-	for _, ev := range evs {
-		p.events = append(p.events, queuedEvent{ev: ev, what: whatEvent})
-	}
-}
-
 // size is how many records p counts for against maxQueued.
 func (p *pendingWrite) size() int {
 	n := len(p.events)
@@ -217,14 +210,18 @@ func (q *writeQueue) collectors() []prometheus.Collector {
 	})}
 }
 
-// add queues p for mac, merged after what already waits for it, and
-// starts the writer. A record beyond the bounds is dropped and counted.
-// It never blocks on the store.
-func (q *writeQueue) add(mac machine.MAC, p *pendingWrite) {
+// add queues p for mac, merged after what already waits for it, then
+// evs as boot-flow events (whatEvent), and starts the writer. A record
+// beyond the bounds is dropped and counted. It never blocks on the
+// store. It keeps neither p nor evs, only their contents: a caller's
+// evs on its stack stay there (p's fields are one to the compiler's
+// escape analysis, so events in p would go to the heap).
+func (q *writeQueue) add(mac machine.MAC, p *pendingWrite, evs ...machine.Event) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if room := maxQueued - q.n; p.size() > room {
+	if room := maxQueued - q.n; p.size()+len(evs) > room {
 		q.drop(p, reasonFull)
+		q.dropped.WithLabelValues(whatNames[whatEvent], reasonFull).Add(float64(len(evs)))
 		return
 	}
 	cur := q.pending[mac]
@@ -235,6 +232,9 @@ func (q *writeQueue) add(mac machine.MAC, p *pendingWrite) {
 	}
 	q.n -= cur.size()
 	cur.merge(p)
+	for _, ev := range evs {
+		cur.events = append(cur.events, queuedEvent{ev: ev, what: whatEvent})
+	}
 	if over := len(cur.events) - maxQueuedPerMachine; over > 0 {
 		for _, e := range cur.events[:over] {
 			q.dropped.WithLabelValues(whatNames[e.what], reasonFull).Inc()
