@@ -26,10 +26,12 @@
 //     waiting for an answer sends its next request late, and that wait is
 //     in the latency (no coordinated omission: a stalled server cannot
 //     delay the requests that would have measured its stall). The line
-//     then ends with "mode=open rate=R achieved=A late=L": A is the answers
-//     (of any status, and errors) per second over the run, L the requests
-//     sent more than 1 ms after they were due. See [runOpen] for the
-//     schedule.
+//     then ends with "mode=open rate=R achieved=A late=L late_idle=I": A
+//     is the answers (of any status, and errors) per second over the run,
+//     L the requests sent more than 1 ms after they were due, and I those
+//     of L whose connection had its answer before the due time: the load
+//     generator itself was not running in time (a busy machine), not the
+//     server behind. See [runOpen] for the schedule.
 //
 // It is a benchmark tool, not part of tinderbox: it lives under internal/
 // so that the scripts build it from the module with `go build`.
@@ -108,10 +110,11 @@ type result struct {
 	lat                     []time.Duration // sorted
 	firstErr                string
 
-	// Open loop only (rate > 0): the requests due per second, and how
-	// many were sent more than lateAfter after they were due.
-	rate float64
-	late int
+	// Open loop only (rate > 0): the requests due per second, how many
+	// were sent more than lateAfter after they were due, and how many of
+	// those had their connection idle at their due time.
+	rate           float64
+	late, lateIdle int
 }
 
 // add counts one exchange: its latency lat when it succeeded.
@@ -141,6 +144,7 @@ func (r *result) merge(mine result) {
 	r.other += mine.other
 	r.bytes += mine.bytes
 	r.late += mine.late
+	r.lateIdle += mine.lateIdle
 	r.lat = append(r.lat, mine.lat...)
 	if r.firstErr == "" {
 		r.firstErr = mine.firstErr
@@ -158,8 +162,8 @@ func (r result) String() string {
 	s := fmt.Sprintf("requests=%d rps=%.0f mbps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%d status_other=%d",
 		r.requests, float64(r.requests)/r.seconds, float64(r.bytes)/1e6/r.seconds, q(0.50), q(0.99), q(1), r.errors, r.other)
 	if r.rate > 0 {
-		s += fmt.Sprintf(" mode=open rate=%.0f achieved=%.0f late=%d",
-			r.rate, float64(r.requests+r.errors+r.other)/r.seconds, r.late)
+		s += fmt.Sprintf(" mode=open rate=%.0f achieved=%.0f late=%d late_idle=%d",
+			r.rate, float64(r.requests+r.errors+r.other)/r.seconds, r.late, r.lateIdle)
 	}
 	if r.firstErr != "" {
 		s += " first_error=" + strconv.Quote(r.firstErr)
@@ -266,8 +270,11 @@ func runOpen(tmpl string, n, c int, rate float64, d time.Duration) result {
 			dialed.Done()
 			start := <-begin
 
-			var mine result
-			buf := make([]byte, 256<<10)
+			var (
+				mine result
+				buf  = make([]byte, 256<<10)
+				done = start // when the last answer was read
+			)
 			deadline := start.Add(d)
 			for k := id; ; k += c {
 				due := start.Add(time.Duration(float64(k) * float64(time.Second) / rate))
@@ -277,9 +284,13 @@ func runOpen(tmpl string, n, c int, rate float64, d time.Duration) result {
 				w.until(due)
 				if time.Since(due) > lateAfter {
 					mine.late++
+					if done.Before(due) {
+						mine.lateIdle++
+					}
 				}
 				nb, status, err := cl.fetch(reqs[k%len(reqs)], buf)
-				mine.add(nb, status, err, time.Since(due))
+				done = time.Now()
+				mine.add(nb, status, err, done.Sub(due))
 			}
 			mu.Lock()
 			total.merge(mine)
