@@ -145,8 +145,9 @@ func TestRunOpenCountsAStallFromTheDueTimes(t *testing.T) {
 		t.Errorf("line %q lacks the open loop's fields", s)
 	}
 
-	// The closed loop on the same kind of server: it still runs, and
-	// only the stalled request itself shows the stall.
+	// The closed loop on the same kind of server still runs; it times
+	// each request from its send, so the stall shows in the stalled
+	// request (the ones due during it are not sent until it ends).
 	srv, _ = stallingServer(t, 20, stall)
 	c := run(srv.URL+"/?i={i}", 1000, 1, 200*time.Millisecond)
 	if c.requests < 20 || c.errors != 0 || c.other != 0 || c.late != 0 {
