@@ -1,11 +1,33 @@
 #!/usr/bin/env bash
 # Benchmarks the boot HTTP small answers (issue 20, `make bench`): GET
 # /ipxe for 1000 machines rotating, and GET /config?token= of a machine
-# that is installing, at 1 and 32 connections, served by tinderbox and,
-# as the anchor, by nginx serving a static file of the same size as each
-# answer. Paired rounds: tinderbox and nginx alternate (who goes first
-# alternates too); each figure is the median (min-max) of ROUNDS rounds,
-# each ratio the median of the per-round ratios (scripts/lib/bench.sh).
+# that is installing, served by tinderbox and, as the anchor, by nginx
+# serving a static file of the same size as each answer. Paired rounds:
+# tinderbox and nginx alternate (who goes first alternates too); each
+# figure is the median (min-max) of ROUNDS rounds, each ratio the median
+# of the per-round ratios (scripts/lib/bench.sh).
+#
+# Two kinds of rows (internal/bench/httpload):
+#   - closed loop, 1 and 32 connections: each connection sends its next
+#     request when the answer arrives, as fast as it can. This is the
+#     throughput at saturation (the ratio goal); its p99 is printed but
+#     mostly the queue the load makes (Little's law: mean latency =
+#     connections / throughput), so the p99 goal is not judged on it.
+#   - open loop, 32 connections at RATE requests/s in total: requests fall
+#     due on a fixed schedule whatever the answers do, and each latency
+#     counts from the due time (a late send is charged to the server).
+#     The p99 goal is judged here. RATE defaults to 10000/s: on the
+#     2-core bench machine, shared by the load generator, the server and
+#     other work, both servers kept up with 10000/s in every round
+#     measured at a load average up to about 6 (9836 or more answered per
+#     second), where at 20000/s tinderbox's /ipxe fell behind
+#     (18,500-19,400) and at 30000/s both did; at a load average of 7-15
+#     neither always does. That is about a third of tinderbox's closed-loop saturation
+#     (about 30,000 req/s for /ipxe, 50,000 for /config; nginx 60,000+),
+#     so the row compares the two tails at a load both sustain. Each open
+#     row prints the rate achieved and the requests sent more than 1 ms
+#     late; a side that answered under 98 % of RATE in any round is named
+#     under the table.
 #
 # Setup: the example profiles/ with 1000 machines 02:00:00:00:00:00 to
 # 02:00:00:00:03:e7 (install: once, so each stays pending however often it
@@ -18,16 +40,19 @@
 # (nginx: access_log off). The state database is on the real disk, fsync
 # included.
 #
-# Goals: tinderbox at >= 0.5x nginx in every row, p99 under 2 ms at 32
-# connections. Needs Go and nginx (installed with apt-get when missing and
-# running as root). Everything listens on 127.0.0.1 and is stopped on exit.
-# Environment: ROUNDS (default 5), DURATION (seconds per run, default 3),
-# MACHINES (default 1000), STRICT=1 to exit 1 when a goal is missed.
+# Goals: tinderbox at >= 0.5x nginx in every closed-loop row, p99 under
+# 2 ms at 32 connections (judged on the open-loop rows). Needs Go and
+# nginx (installed with apt-get when missing and running as root).
+# Everything listens on 127.0.0.1 and is stopped on exit. Environment:
+# ROUNDS (default 5), DURATION (seconds per run, default 3), MACHINES
+# (default 1000), RATE (open-loop requests/s, default 10000), STRICT=1 to
+# exit 1 when a goal is missed.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-3}
 MACHINES=${MACHINES:-1000}
+RATE=${RATE:-10000}
 STRICT=${STRICT:-0}
 CONFIG_MAC=02:00:00:00:ff:ff
 
@@ -167,62 +192,116 @@ ng="http://127.0.0.1:$ng_port"
 
 echo "bench-http: $ROUNDS paired rounds of ${DURATION}s per server; /ipxe $ipxe_size B, /config $config_size B; $(nproc) cores" >&2
 
-# run ROW URL_TINDERBOX URL_NGINX C: one paired round of ROW.
+# run ROW URL_TINDERBOX URL_NGINX C ROUND: one paired round of ROW, a
+# closed loop, or an open loop at RATE when ROW ends in /open.
 rec="$work/records"
 : >"$rec"
+load_start=$(cut -d' ' -f1 /proc/loadavg)
 run() {
-	local row=$1 tu=$2 nu=$3 c=$4 r=$5 a b
+	local row=$1 tu=$2 nu=$3 c=$4 r=$5 a b args=()
+	case $row in */open) args=(-rate "$RATE") ;; esac
 	if [ $((r % 2)) -eq 1 ]; then
-		a=$(load -url "$tu" -n "$MACHINES" -c "$c" -d "${DURATION}s")
-		b=$(load -url "$nu" -n "$MACHINES" -c "$c" -d "${DURATION}s")
+		a=$(load -url "$tu" -n "$MACHINES" -c "$c" -d "${DURATION}s" "${args[@]}")
+		b=$(load -url "$nu" -n "$MACHINES" -c "$c" -d "${DURATION}s" "${args[@]}")
 	else
-		b=$(load -url "$nu" -n "$MACHINES" -c "$c" -d "${DURATION}s")
-		a=$(load -url "$tu" -n "$MACHINES" -c "$c" -d "${DURATION}s")
+		b=$(load -url "$nu" -n "$MACHINES" -c "$c" -d "${DURATION}s" "${args[@]}")
+		a=$(load -url "$tu" -n "$MACHINES" -c "$c" -d "${DURATION}s" "${args[@]}")
 	fi
 	for side in tinderbox nginx; do
 		local out=$a
 		[ "$side" = nginx ] && out=$b
 		bench_record "$rec" "$row/$side/rps" "$(field rps "$out")"
+		bench_record "$rec" "$row/$side/p50" "$(field p50_ms "$out")"
 		bench_record "$rec" "$row/$side/p99" "$(field p99_ms "$out")"
+		bench_record "$rec" "$row/$side/max" "$(field max_ms "$out")"
 		bench_record "$rec" "$row/$side/errors" $(($(field errors "$out") + $(field status_other "$out")))
+		if [ ${#args[@]} -gt 0 ]; then
+			bench_record "$rec" "$row/$side/achieved" "$(field achieved "$out")"
+			bench_record "$rec" "$row/$side/late" "$(field late "$out")"
+			bench_record "$rec" "$row/$side/late_idle" "$(field late_idle "$out")"
+		fi
 	done
 }
-rows=("ipxe/c1" "ipxe/c32" "config/c1" "config/c32")
+closed=("ipxe/c1" "ipxe/c32" "config/c1" "config/c32")
+open=("ipxe/open" "config/open")
 for r in $(seq "$ROUNDS"); do
-	for row in "${rows[@]}"; do
+	for row in ipxe/c1 ipxe/c32 ipxe/open config/c1 config/c32 config/open; do
 		c=${row#*/c}
+		[ "${row#*/}" = open ] && c=32
 		case $row in
 		ipxe/*) run "$row" "$ipxe_url" "$ng/ipxe?mac={mac}" "$c" "$r" ;;
 		config/*) run "$row" "$config_url" "$ng/config?token=x" "$c" "$r" ;;
 		esac
 	done
 done
-for row in "${rows[@]}"; do
+for row in "${closed[@]}"; do
 	bench_ratio "$rec" "$row/tinderbox/rps" "$row/nginx/rps" "$row/ratio"
 done
+errors() { awk -v k1="$1/tinderbox/errors" -v k2="$1/nginx/errors" '$1 == k1 || $1 == k2 { s += $2 } END { print s + 0 }' "$rec"; }
+dashes() { printf -- '-%.0s' $(seq "$1"); }
 
 missed=0
-printf '\nbench-http: %d paired rounds, %ss each; median (min–max)\n' "$ROUNDS" "$DURATION"
+printf '\nbench-http: %d paired rounds, %ss each; median (min–max); load average %s at the start, %s at the end\n' \
+	"$ROUNDS" "$DURATION" "$load_start" "$(cut -d' ' -f1 /proc/loadavg)"
+printf '\nclosed loop (saturation; the ratio goal):\n'
 printf '| %-30s | %-24s | %-24s | %-18s | %-20s | %-20s | %-6s |\n' answer "tinderbox req/s" "nginx req/s" ratio "tinderbox p99 ms" "nginx p99 ms" errors
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..32})" "$(printf -- '-%.0s' {1..26})" "$(printf -- '-%.0s' {1..26})" "$(printf -- '-%.0s' {1..20})" "$(printf -- '-%.0s' {1..22})" "$(printf -- '-%.0s' {1..22})" "--------"
-for row in "${rows[@]}"; do
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(dashes 32)" "$(dashes 26)" "$(dashes 26)" "$(dashes 20)" "$(dashes 22)" "$(dashes 22)" "$(dashes 8)"
+for row in "${closed[@]}"; do
 	c=${row#*/c}
 	case $row in
 	ipxe/*) what="/ipxe, $MACHINES MACs, $c conn" ;;
 	config/*) what="/config?token=, $c conn" ;;
 	esac
-	errs=$(awk -v k1="$row/tinderbox/errors" -v k2="$row/nginx/errors" '$1 == k1 || $1 == k2 { s += $2 } END { print s + 0 }' "$rec")
 	printf '| %-30s | %-24s | %-24s | %-18s | %-20s | %-20s | %-6s |\n' "$what" \
 		"$(bench_cell "$rec" "$row/tinderbox/rps" %.0f)" "$(bench_cell "$rec" "$row/nginx/rps" %.0f)" \
 		"$(bench_cell "$rec" "$row/ratio" %.2f)" \
-		"$(bench_cell "$rec" "$row/tinderbox/p99" %.2f)" "$(bench_cell "$rec" "$row/nginx/p99" %.2f)" "$errs"
+		"$(bench_cell "$rec" "$row/tinderbox/p99" %.2f)" "$(bench_cell "$rec" "$row/nginx/p99" %.2f)" "$(errors "$row")"
 	bench_goal "$rec" "$row/ratio" ">=" 0.5 || missed=1
-	case $row in */c32) bench_goal "$rec" "$row/tinderbox/p99" "<" 2 || missed=1 ;; esac
 done
+
+printf '\nopen loop, %s req/s due over 32 connections, latency from the due time (the p99 goal):\n' "$RATE"
+printf '| %-30s | %-20s | %-20s | %-20s | %-20s | %-20s | %-20s | %-22s | %-22s | %-6s |\n' answer \
+	"tinderbox p50 ms" "tinderbox p99 ms" "tinderbox max ms" "nginx p50 ms" "nginx p99 ms" "nginx max ms" \
+	"achieved req/s (t)" "achieved req/s (n)" errors
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(dashes 32)" "$(dashes 22)" "$(dashes 22)" "$(dashes 22)" "$(dashes 22)" \
+	"$(dashes 22)" "$(dashes 22)" "$(dashes 24)" "$(dashes 24)" "$(dashes 8)"
+short=() late=()
+for row in "${open[@]}"; do
+	case $row in
+	ipxe/*) what="/ipxe, $MACHINES MACs, 32 conn" ;;
+	config/*) what="/config?token=, 32 conn" ;;
+	esac
+	printf '| %-30s | %-20s | %-20s | %-20s | %-20s | %-20s | %-20s | %-22s | %-22s | %-6s |\n' "$what" \
+		"$(bench_cell "$rec" "$row/tinderbox/p50" %.2f)" "$(bench_cell "$rec" "$row/tinderbox/p99" %.2f)" \
+		"$(bench_cell "$rec" "$row/tinderbox/max" %.1f)" \
+		"$(bench_cell "$rec" "$row/nginx/p50" %.2f)" "$(bench_cell "$rec" "$row/nginx/p99" %.2f)" \
+		"$(bench_cell "$rec" "$row/nginx/max" %.1f)" \
+		"$(bench_cell "$rec" "$row/tinderbox/achieved" %.0f)" "$(bench_cell "$rec" "$row/nginx/achieved" %.0f)" "$(errors "$row")"
+	bench_goal "$rec" "$row/tinderbox/p99" "<" 2 || missed=1
+	for side in tinderbox nginx; do
+		# A side that answered under 98 % of RATE in any round fell behind
+		# its schedule: its latencies then include a growing backlog.
+		read -r -a st < <(bench_stat "$rec" "$row/$side/achieved")
+		if awk -v m="${st[1]}" -v r="$RATE" 'BEGIN { exit !(m < 0.98 * r) }'; then
+			short+=("$row $side: achieved $(bench_cell "$rec" "$row/$side/achieved" %.0f) of $RATE req/s")
+		fi
+		late+=("$(printf '%-12s %-10s %-20s of %s per run; on an idle connection (the load generator late) %s' "$row" "$side" \
+			"$(bench_cell "$rec" "$row/$side/late" %.0f)" "$(awk -v r="$RATE" -v d="$DURATION" 'BEGIN { printf "%.0f", r * d }')" \
+			"$(bench_cell "$rec" "$row/$side/late_idle" %.0f)")")
+	done
+done
+echo "requests sent more than 1 ms after they were due:"
+for s in "${late[@]}"; do
+	echo "  $s"
+done
+for s in "${short[@]}"; do
+	echo "rate not sustained: $s"
+done
+goals="ratio >= 0.5 in every closed-loop row; p99 < 2 ms at 32 connections, judged on the open-loop rows at $RATE req/s"
 if [ "$missed" = 1 ]; then
-	echo "goals (ratio >= 0.5 in every row, p99 < 2 ms at 32 connections): MISSED"
+	echo "goals ($goals): MISSED"
 	[ "$STRICT" = 1 ] && exit 1
 else
-	echo "goals (ratio >= 0.5 in every row, p99 < 2 ms at 32 connections): met"
+	echo "goals ($goals): met"
 fi
 exit 0

@@ -3,14 +3,35 @@
 // request URLs for a duration or once each, and it prints one line of
 // key=value figures:
 //
-//	requests=N rps=R mbps=M p50_ms=… p99_ms=… max_ms=… errors=E status_2xx=… status_other=…
+//	requests=N rps=R mbps=M p50_ms=… p99_ms=… max_ms=… errors=E status_other=O
 //
 // A URL may contain {i}, replaced by a counter that rotates through -n
 // values, and {mac}, replaced by the MAC address 02:00:00:xx:xx:xx for that
 // counter: one process asks for 1000 machines' boot scripts the way 1000
-// machines would. Latency is the time from sending the request to reading
-// the last byte of the body. A non-2xx answer or a body shorter than its
+// machines would. A non-2xx answer or a body shorter than its
 // Content-Length is an error, not a request.
+//
+// Two modes:
+//
+//   - Closed loop (-rate 0, the default): each client sends its next request
+//     when the answer to the last one has been read, as fast as it can.
+//     This measures throughput at saturation; a latency is the time from
+//     sending the request to reading the last byte of the body, and with C
+//     clients busy all the time the mean latency is C divided by the
+//     throughput (Little's law), so the tail is mostly the queue the load
+//     itself makes.
+//   - Open loop (-rate R, -d required): requests fall due at R per second
+//     in total whatever the answers do, and a latency is counted from when
+//     the request was due, not from when it was sent: a client still
+//     waiting for an answer sends its next request late, and that wait is
+//     in the latency (no coordinated omission: a stalled server cannot
+//     delay the requests that would have measured its stall). The line
+//     then ends with "mode=open rate=R achieved=A late=L late_idle=I": A
+//     is the answers (of any status, and errors) per second over the run,
+//     L the requests sent more than 1 ms after they were due, and I those
+//     of L whose connection had its answer before the due time: the load
+//     generator itself was not running in time (a busy machine), not the
+//     server behind. See [runOpen] for the schedule.
 //
 // It is a benchmark tool, not part of tinderbox: it lives under internal/
 // so that the scripts build it from the module with `go build`.
@@ -39,6 +60,7 @@ func main() {
 		n        = flag.Int("n", 1, "how many distinct values {i} and {mac} take")
 		c        = flag.Int("c", 1, "concurrent clients, one connection each")
 		d        = flag.Duration("d", 0, "run for this long, each client repeating (0: one request per client)")
+		rate     = flag.Float64("rate", 0, "open loop: requests due per second in total, spread over the -c clients (0: closed loop)")
 		freeport = flag.Bool("freeport", false, "print a free loopback TCP port and exit")
 	)
 	flag.Parse()
@@ -50,11 +72,16 @@ func main() {
 		fmt.Println(p)
 		return
 	}
-	if *url == "" || *c < 1 || *n < 1 {
-		fmt.Fprintln(os.Stderr, "httpload: -url is required; -c and -n must be at least 1")
+	if *url == "" || *c < 1 || *n < 1 || *rate < 0 || (*rate > 0 && *d <= 0) {
+		fmt.Fprintln(os.Stderr, "httpload: -url is required; -c and -n must be at least 1; -rate must not be negative and needs -d")
 		os.Exit(2)
 	}
-	r := run(*url, *n, *c, *d)
+	var r result
+	if *rate > 0 {
+		r = runOpen(*url, *n, *c, *rate, *d)
+	} else {
+		r = run(*url, *n, *c, *d)
+	}
 	fmt.Println(r)
 	if r.requests == 0 {
 		os.Exit(1)
@@ -82,6 +109,46 @@ type result struct {
 	seconds                 float64
 	lat                     []time.Duration // sorted
 	firstErr                string
+
+	// Open loop only (rate > 0): the requests due per second, how many
+	// were sent more than lateAfter after they were due, and how many of
+	// those had their connection idle at their due time.
+	rate           float64
+	late, lateIdle int
+}
+
+// add counts one exchange: its latency lat when it succeeded.
+func (r *result) add(nb int64, status int, err error, lat time.Duration) {
+	switch {
+	case err != nil:
+		r.errors++
+		if r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+	case status/100 != 2:
+		r.other++
+		if r.firstErr == "" {
+			r.firstErr = "status " + strconv.Itoa(status)
+		}
+	default:
+		r.requests++
+		r.bytes += nb
+		r.lat = append(r.lat, lat)
+	}
+}
+
+// merge adds one client's figures to r.
+func (r *result) merge(mine result) {
+	r.requests += mine.requests
+	r.errors += mine.errors
+	r.other += mine.other
+	r.bytes += mine.bytes
+	r.late += mine.late
+	r.lateIdle += mine.lateIdle
+	r.lat = append(r.lat, mine.lat...)
+	if r.firstErr == "" {
+		r.firstErr = mine.firstErr
+	}
 }
 
 func (r result) String() string {
@@ -94,6 +161,10 @@ func (r result) String() string {
 	}
 	s := fmt.Sprintf("requests=%d rps=%.0f mbps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%d status_other=%d",
 		r.requests, float64(r.requests)/r.seconds, float64(r.bytes)/1e6/r.seconds, q(0.50), q(0.99), q(1), r.errors, r.other)
+	if r.rate > 0 {
+		s += fmt.Sprintf(" mode=open rate=%.0f achieved=%.0f late=%d late_idle=%d",
+			r.rate, float64(r.requests+r.errors+r.other)/r.seconds, r.late, r.lateIdle)
+	}
 	if r.firstErr != "" {
 		s += " first_error=" + strconv.Quote(r.firstErr)
 	}
@@ -125,37 +196,111 @@ func run(tmpl string, n, c int, d time.Duration) result {
 				i := int(next.Add(1)-1) % len(reqs)
 				t0 := time.Now()
 				nb, status, err := cl.fetch(reqs[i], buf)
-				switch {
-				case err != nil:
-					mine.errors++
-					if mine.firstErr == "" {
-						mine.firstErr = err.Error()
-					}
-				case status/100 != 2:
-					mine.other++
-					if mine.firstErr == "" {
-						mine.firstErr = "status " + strconv.Itoa(status)
-					}
-				default:
-					mine.requests++
-					mine.bytes += nb
-					mine.lat = append(mine.lat, time.Since(t0))
-				}
+				mine.add(nb, status, err, time.Since(t0))
 				if d == 0 || !time.Now().Before(deadline) {
 					break
 				}
 			}
 			mu.Lock()
-			total.requests += mine.requests
-			total.errors += mine.errors
-			total.other += mine.other
-			total.bytes += mine.bytes
-			total.lat = append(total.lat, mine.lat...)
-			if total.firstErr == "" {
-				total.firstErr = mine.firstErr
-			}
+			total.merge(mine)
 			mu.Unlock()
 		}()
+	}
+	wg.Wait()
+	total.seconds = time.Since(start).Seconds()
+	slices.Sort(total.lat)
+	return total
+}
+
+// lateAfter is how far past its due time a request may be sent before the
+// open loop counts it late: a millisecond is half the 2 ms p99 the boot
+// HTTP goal allows, and well above the timer's own lateness (tens of
+// microseconds with a timerfd, see waiter).
+const lateAfter = time.Millisecond
+
+// runOpen is the open loop: request number k (k = 0, 1, 2, …) falls due at
+// start + k/rate, for every k due before start + d, and goes to client
+// k mod c. So each client has its own schedule, evenly spaced c/rate
+// apart and offset 1/rate from its neighbour's, and the c schedules
+// together are one even schedule of rate per second. A client sends each
+// of its requests at its due time, or, when it is still reading the
+// answer to the one before, as soon as that answer is read; the latency is
+// counted from the due time either way. Every request due before the end
+// is sent, however late: a server that cannot keep up makes the run last
+// longer (and achieved lower than rate), it does not shed the requests
+// that would show it. Each client having a schedule of its own, rather
+// than taking the next due time from one shared counter, is what a fleet
+// of machines does (each asks on its own, none answers for another), and
+// keeps the clients from contending on a shared counter; a client that
+// stalls delays only its own requests, and the stall shows in their
+// latencies. Request k asks for URL value k mod n. Connections are dialled
+// before the schedule starts.
+func runOpen(tmpl string, n, c int, rate float64, d time.Duration) result {
+	reqs, addr, err := requests(tmpl, n)
+	if err != nil {
+		return result{errors: c, firstErr: err.Error(), rate: rate}
+	}
+	waiters := make([]*waiter, c)
+	for id := range waiters {
+		if waiters[id], err = newWaiter(); err != nil {
+			for _, w := range waiters[:id] {
+				w.close()
+			}
+			return result{errors: c, firstErr: err.Error(), rate: rate}
+		}
+	}
+	var (
+		mu     sync.Mutex
+		total  = result{rate: rate}
+		dialed sync.WaitGroup
+		wg     sync.WaitGroup
+		begin  = make(chan time.Time)
+	)
+	for id, w := range waiters {
+		dialed.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.close()
+			cl := &client{addr: addr}
+			defer cl.close()
+			// A dial that fails here is made again, and counted, by the
+			// first fetch.
+			_ = cl.dial()
+			dialed.Done()
+			start := <-begin
+
+			var (
+				mine result
+				buf  = make([]byte, 256<<10)
+				done = start // when the last answer was read
+			)
+			deadline := start.Add(d)
+			for k := id; ; k += c {
+				due := start.Add(time.Duration(float64(k) * float64(time.Second) / rate))
+				if !due.Before(deadline) {
+					break
+				}
+				w.until(due)
+				if time.Since(due) > lateAfter {
+					mine.late++
+					if done.Before(due) {
+						mine.lateIdle++
+					}
+				}
+				nb, status, err := cl.fetch(reqs[k%len(reqs)], buf)
+				done = time.Now()
+				mine.add(nb, status, err, done.Sub(due))
+			}
+			mu.Lock()
+			total.merge(mine)
+			mu.Unlock()
+		}()
+	}
+	dialed.Wait()
+	start := time.Now()
+	for range c {
+		begin <- start
 	}
 	wg.Wait()
 	total.seconds = time.Since(start).Seconds()
@@ -218,12 +363,8 @@ type client struct {
 // Content-Length is an error. A failed exchange, or an answer that ends
 // the connection, closes it; the next fetch dials again.
 func (c *client) fetch(req, buf []byte) (int64, int, error) {
-	if c.nc == nil {
-		nc, err := net.DialTimeout("tcp", c.addr, 10*time.Second)
-		if err != nil {
-			return 0, 0, err
-		}
-		c.nc, c.br = nc, bufio.NewReaderSize(nc, 64<<10)
+	if err := c.dial(); err != nil {
+		return 0, 0, err
 	}
 	if err := c.nc.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
 		c.close()
@@ -258,6 +399,19 @@ func (c *client) fetch(req, buf []byte) (int64, int, error) {
 		return nb, resp.StatusCode, fmt.Errorf("got %d of %d bytes", nb, resp.ContentLength)
 	}
 	return nb, resp.StatusCode, nil
+}
+
+// dial opens the connection unless one is open.
+func (c *client) dial() error {
+	if c.nc != nil {
+		return nil
+	}
+	nc, err := net.DialTimeout("tcp", c.addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	c.nc, c.br = nc, bufio.NewReaderSize(nc, 64<<10)
+	return nil
 }
 
 // close closes the connection, if one is open.
