@@ -4,20 +4,36 @@
 // the machine's first DHCPDISCOVER:
 //
 //	MAC offer MS       the boot server's first DHCPOFFER to the MAC
-//	MAC tftp MS        the last TFTP packet between the MAC and the server
+//	MAC tftp MS        the last TFTP DATA packet of the machine's largest
+//	                   TFTP transfer before its first HTTP request (the
+//	                   iPXE binary its firmware loads)
+//	MAC ipxedhcp MS    the last DHCPACK to the MAC (port 68 or 4011, from
+//	                   any server) after iPXE's first DHCPDISCOVER (the
+//	                   first one carrying iPXE's option 175 or its user
+//	                   class "iPXE") and before the first HTTP request
 //	MAC script MS      the last byte of the last script (any HTTP request
 //	                   before the kernel's)
 //	MAC kernel MS      the last byte of the first kernel download
 //	MAC initramfs MS   the last byte of the first initramfs download
+//	MAC config MS      the last byte of the first machine-config download
 //
-// MS (one decimal) is "-" for a stage the capture does not show (SeaBIOS with QEMU's
-// iPXE ROM has no TFTP stage: the ROM is iPXE already). A request is an
-// HTTP GET from the MAC to the server's -port; its bytes are the server's
-// TCP payload on that connection until the connection's next GET. The
-// kernel is the request whose path contains "kernel", the initramfs the one
-// whose path contains "initramfs". The same reading serves tinderbox and
-// the anchor stack (dnsmasq + nginx), so scripts/bench-boot.sh compares
-// them by one method.
+// and then what the TFTP server granted for that transfer:
+//
+//	MAC tftpdata N     DATA packets the server sent (retransmissions included)
+//	MAC blksize N      the block size in bytes: the server's OACK, else 512
+//	                   (RFC 1350, RFC 2348)
+//	MAC windowsize N   blocks per ACK: the server's OACK, else 1 (RFC 7440)
+//
+// A value is "-" when the capture does not show it (SeaBIOS with QEMU's
+// iPXE ROM has no TFTP stage: the ROM is iPXE already, and its first DHCP
+// exchange is iPXE's). A request is an HTTP GET from the MAC to the
+// server's -port; its bytes are the server's TCP payload on that
+// connection until the connection's next GET. The kernel is the request
+// whose path contains "kernel", the initramfs the one whose path contains
+// "initramfs", the config the first one after the kernel whose path
+// contains "config". The same reading serves tinderbox and the anchor
+// stack (dnsmasq + nginx), so scripts/bench-boot.sh compares them by one
+// method.
 //
 // It is a benchmark tool, not part of tinderbox: it lives under internal/
 // so that the scripts build it from the module with `go build`.
@@ -25,6 +41,8 @@ package main
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +50,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,8 +59,12 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// Stages, in boot order: the names bootstages prints.
-var Stages = []string{"offer", "tftp", "script", "kernel", "initramfs"}
+// Stages, in boot order: the names bootstages prints with a time.
+var Stages = []string{"offer", "tftp", "ipxedhcp", "script", "kernel", "initramfs", "config"}
+
+// Counts are the names bootstages prints with a number after the stages:
+// what the TFTP server granted for the iPXE transfer.
+var Counts = []string{"tftpdata", "blksize", "windowsize"}
 
 func main() {
 	server := flag.String("server", "", "the boot server's IPv4 address (proxyDHCP, TFTP and HTTP)")
@@ -78,6 +101,13 @@ func main() {
 			}
 			fmt.Printf("%s %s %s\n", m, s, v)
 		}
+		for _, c := range Counts {
+			v := "-"
+			if n, ok := b.Count(c); ok {
+				v = strconv.Itoa(n)
+			}
+			fmt.Printf("%s %s %s\n", m, c, v)
+		}
 	}
 }
 
@@ -87,11 +117,22 @@ func fail(err error) {
 }
 
 // Boot is what a capture shows of one machine's boot: when it started
-// (its first DHCPDISCOVER) and when each stage ended. A zero time is a
-// stage not seen.
+// (its first DHCPDISCOVER), when each stage ended, and the TFTP transfer
+// of iPXE (zero when there was none).
 type Boot struct {
 	Start time.Time
+	TFTP  Transfer
 	ends  map[string]time.Time
+}
+
+// Transfer is one TFTP read as the capture shows it: the DATA packets
+// the server sent, the last one's time, and the options its OACK
+// granted (0: not granted, so the protocol's default holds).
+type Transfer struct {
+	Data       int
+	Last       time.Time
+	BlkSize    int // bytes (RFC 2348)
+	WindowSize int // blocks (RFC 7440)
 }
 
 // End returns how long after Start the stage ended, and whether both were
@@ -104,6 +145,25 @@ func (b Boot) End(stage string) (time.Duration, bool) {
 	return t.Sub(b.Start), true
 }
 
+// Count returns one of Counts for the boot's TFTP transfer, with the
+// protocol's default for an option the server did not grant (blksize
+// 512, RFC 1350; windowsize 1, RFC 7440), and false when the boot had no
+// TFTP transfer.
+func (b Boot) Count(name string) (int, bool) {
+	if b.TFTP.Data == 0 {
+		return 0, false
+	}
+	switch name {
+	case "tftpdata":
+		return b.TFTP.Data, true
+	case "blksize":
+		return cmp.Or(b.TFTP.BlkSize, 512), true
+	case "windowsize":
+		return cmp.Or(b.TFTP.WindowSize, 1), true
+	}
+	return 0, false
+}
+
 // request is one HTTP request on a connection.
 type request struct {
 	path string
@@ -112,9 +172,11 @@ type request struct {
 
 // machine is the reading of one MAC so far.
 type machine struct {
-	start, offer, tftp time.Time
-	conns              map[uint16]int // client port → index of its current request
-	reqs               []request
+	start, offer  time.Time
+	ipxe, ipxeAck time.Time            // iPXE's first DISCOVER, its exchange's last ACK
+	tftp          map[uint16]*Transfer // client port (its TID) → transfer
+	conns         map[uint16]int       // client port → index of its current request
+	reqs          []request
 }
 
 // Read reads a pcap capture and returns each machine's boot, by MAC
@@ -130,7 +192,7 @@ func Read(r io.Reader, server netip.Addr, port uint16) (map[string]Boot, error) 
 	get := func(mac string) *machine {
 		m := ms[mac]
 		if m == nil {
-			m = &machine{conns: map[uint16]int{}}
+			m = &machine{tftp: map[uint16]*Transfer{}, conns: map[uint16]int{}}
 			ms[mac] = m
 		}
 		return m
@@ -161,30 +223,17 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 	}
 	src, _ := netip.AddrFromSlice(ip.SrcIP.To4())
 	dst, _ := netip.AddrFromSlice(ip.DstIP.To4())
-	if d, ok := p.Layer(layers.LayerTypeDHCPv4).(*layers.DHCPv4); ok {
-		m := get(d.ClientHWAddr.String())
-		switch msgType(d) {
-		case layers.DHCPMsgTypeDiscover:
-			if m.start.IsZero() {
-				m.start = t
-			}
-		case layers.DHCPMsgTypeOffer:
-			if src == server && m.offer.IsZero() && !m.start.IsZero() {
-				m.offer = t
-			}
-		}
-		return
-	}
 	if u, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
-		// TFTP: any other UDP between a machine and the server (the
-		// transfer runs on ports the two pick).
 		if dhcpPort(u.SrcPort) || dhcpPort(u.DstPort) {
+			dhcp(u, t, src == server, get)
 			return
 		}
+		// TFTP: any other UDP between a machine and the server (the
+		// transfer runs on ports the two pick).
 		if src == server && !bcast(eth.DstMAC) {
-			get(eth.DstMAC.String()).tftpAt(t)
+			get(eth.DstMAC.String()).tftpFromServer(t, uint16(u.DstPort), u.Payload)
 		} else if dst == server {
-			get(eth.SrcMAC.String()).tftpAt(t)
+			get(eth.SrcMAC.String()).tftpFromClient(uint16(u.SrcPort), u.Payload)
 		}
 		return
 	}
@@ -206,10 +255,95 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 	}
 }
 
-func (m *machine) tftpAt(t time.Time) {
-	// Only the transfer before the first HTTP request: the iPXE binary.
-	if len(m.reqs) == 0 && !m.start.IsZero() {
-		m.tftp = t
+// dhcp reads one DHCP or PXE boot-server message (gopacket decodes only
+// ports 67 and 68 as DHCP, so the payload is decoded here for 4011 too).
+func dhcp(u *layers.UDP, t time.Time, fromServer bool, get func(string) *machine) {
+	var d layers.DHCPv4
+	if err := d.DecodeFromBytes(u.Payload, gopacket.NilDecodeFeedback); err != nil {
+		return
+	}
+	m := get(d.ClientHWAddr.String())
+	switch msgType(&d) {
+	case layers.DHCPMsgTypeDiscover:
+		if m.start.IsZero() {
+			m.start = t
+		}
+		if m.ipxe.IsZero() && fromIPXE(&d) {
+			m.ipxe = t
+		}
+	case layers.DHCPMsgTypeOffer:
+		if fromServer && m.offer.IsZero() && !m.start.IsZero() {
+			m.offer = t
+		}
+	case layers.DHCPMsgTypeAck:
+		if !m.ipxe.IsZero() && len(m.reqs) == 0 {
+			m.ipxeAck = t
+		}
+	}
+}
+
+// fromIPXE reports whether a DISCOVER is iPXE's: iPXE sends its
+// encapsulated options (175) and the user class "iPXE" (77) in every
+// request (ipxe.org/cfg); PXE firmware sends neither.
+func fromIPXE(d *layers.DHCPv4) bool {
+	for _, o := range d.Options {
+		if o.Type == optIPXE || (o.Type == optUserClass && bytes.Contains(o.Data, []byte("iPXE"))) {
+			return true
+		}
+	}
+	return false
+}
+
+// iPXE's encapsulated option space (175), and the user class (RFC 3004),
+// which gopacket does not name.
+const (
+	optIPXE      layers.DHCPOpt = 175
+	optUserClass layers.DHCPOpt = 77
+)
+
+// TFTP opcodes (RFC 1350 §5, RFC 2347 for OACK).
+const (
+	tftpRRQ  = 1
+	tftpDATA = 3
+	tftpOACK = 6
+)
+
+// tftpFromClient reads a client's packet: a read request starts a
+// transfer on the client's port. Only transfers before the first HTTP
+// request count: the iPXE binary.
+func (m *machine) tftpFromClient(cport uint16, b []byte) {
+	if len(b) < 2 || binary.BigEndian.Uint16(b) != tftpRRQ || len(m.reqs) > 0 || m.start.IsZero() {
+		return
+	}
+	m.tftp[cport] = &Transfer{}
+}
+
+// tftpFromServer reads a server's packet to the client's port cport.
+func (m *machine) tftpFromServer(t time.Time, cport uint16, b []byte) {
+	x := m.tftp[cport]
+	if x == nil || len(b) < 2 || len(m.reqs) > 0 {
+		return
+	}
+	switch binary.BigEndian.Uint16(b) {
+	case tftpDATA:
+		x.Data++
+		x.Last = t
+	case tftpOACK:
+		// NUL-terminated name and value pairs, names case-insensitive
+		// (RFC 2347).
+		f := strings.Split(string(b[2:]), "\x00")
+		for i := 0; i+1 < len(f); i += 2 {
+			n, err := strconv.Atoi(f[i+1])
+			if err != nil {
+				continue
+			}
+			switch strings.ToLower(f[i]) {
+			case "blksize":
+				x.BlkSize = n
+			case "windowsize":
+				x.WindowSize = n
+			}
+		}
 	}
 }
 
@@ -222,7 +356,16 @@ func (m *machine) boot() Boot {
 		}
 	}
 	set("offer", m.offer)
-	set("tftp", m.tftp)
+	// The largest transfer is iPXE's: EDK2 first asks for the file's size
+	// alone (an RRQ with tsize, abandoned after the OACK), and iPXE may
+	// ask for files that are not there.
+	for _, x := range m.tftp {
+		if x.Data > b.TFTP.Data {
+			b.TFTP = *x
+		}
+	}
+	set("tftp", b.TFTP.Last)
+	set("ipxedhcp", m.ipxeAck)
 	var script time.Time
 	kernel := false
 	for _, r := range m.reqs {
@@ -238,6 +381,10 @@ func (m *machine) boot() Boot {
 			kernel = true
 		case !kernel && r.last.After(script):
 			script = r.last
+		case kernel && strings.Contains(r.path, "config"):
+			if _, seen := b.ends["config"]; !seen {
+				set("config", r.last)
+			}
 		}
 	}
 	set("script", script)

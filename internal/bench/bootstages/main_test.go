@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,18 +72,46 @@ func ip4(src, dst net.IP, proto layers.IPProtocol) *layers.IPv4 {
 	return &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: src, DstIP: dst}
 }
 
-func (c *capture) dhcp(at time.Duration, from net.HardwareAddr, src net.IP, chaddr net.HardwareAddr, op layers.DHCPOp, typ layers.DHCPMsgType) {
+// dhcp writes one DHCP message about chaddr from the station from (at
+// src), broadcast, on port 67/68 or, with pxe, the PXE boot-server port
+// 4011; opts follow the message type.
+func (c *capture) dhcp(at time.Duration, from net.HardwareAddr, src net.IP, chaddr net.HardwareAddr, op layers.DHCPOp, typ layers.DHCPMsgType, pxe bool, opts ...layers.DHCPOption) {
 	c.t.Helper()
 	sport, dport := layers.UDPPort(68), layers.UDPPort(67)
 	if op == layers.DHCPOpReply {
 		sport, dport = 67, 68
 	}
+	if pxe {
+		sport, dport = 4011, 4011
+	}
 	u := &layers.UDP{SrcPort: sport, DstPort: dport}
 	d := &layers.DHCPv4{Operation: op, HardwareType: layers.LinkTypeEthernet, HardwareLen: 6, Xid: 7,
 		ClientIP: net.IPv4zero, YourClientIP: net.IPv4zero, NextServerIP: net.IPv4zero, RelayAgentIP: net.IPv4zero,
-		ClientHWAddr: chaddr, Options: layers.DHCPOptions{layers.NewDHCPOption(layers.DHCPOptMessageType, []byte{byte(typ)})}}
+		ClientHWAddr: chaddr, Options: append(layers.DHCPOptions{layers.NewDHCPOption(layers.DHCPOptMessageType, []byte{byte(typ)})}, opts...)}
 	c.frame(at, &layers.Ethernet{SrcMAC: from, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeIPv4},
 		ip4(src, bcastIP, layers.IPProtocolUDP), u, d)
+}
+
+// tftp packets (RFC 1350, RFC 2347): opcode then fields.
+func rrq(file string, opts ...string) string {
+	return "\x00\x01" + file + "\x00octet\x00" + strings.Join(opts, "\x00") + nul(opts)
+}
+
+func oack(opts ...string) string { return "\x00\x06" + strings.Join(opts, "\x00") + nul(opts) }
+
+func data(block int) string {
+	return "\x00\x03" + string([]byte{byte(block >> 8), byte(block)}) + "payload"
+}
+
+func ack(block int) string { return "\x00\x04" + string([]byte{byte(block >> 8), byte(block)}) }
+
+func tftpError() string { return "\x00\x05\x00\x08option refused\x00" }
+
+func nul(opts []string) string {
+	if len(opts) == 0 {
+		return ""
+	}
+	return "\x00"
 }
 
 func (c *capture) udp(at time.Duration, toServer bool, sport, dport uint16, payload string) {
@@ -119,23 +149,45 @@ func TestRead(t *testing.T) {
 	server := netip.MustParseAddr("10.9.0.2")
 	router := net.IPv4(10, 9, 0, 1).To4()
 	routerMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
+	req, rep := layers.DHCPOpRequest, layers.DHCPOpReply
+	ipxeEncap := layers.NewDHCPOption(optIPXE, []byte{0x13, 0x01, 0x01}) // iPXE's features: "pxeext" (19) = 1
+	ipxeClass := layers.NewDHCPOption(optUserClass, []byte("iPXE"))
 	tests := []struct {
 		name  string
 		build func(c *capture)
-		want  map[string]string // stage → milliseconds, "-" for not seen
+		want  map[string]string // stage or count → its printed value, "-" for not seen
 	}{
 		{
-			name: "whole boot with TFTP, two connections",
+			name: "UEFI: firmware DHCP and PXE, tsize probe, windowed TFTP, iPXE's DHCP, HTTP to the config",
 			build: func(c *capture) {
-				c.dhcp(ms(100), vmMAC, net.IPv4zero, vmMAC, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover)
-				c.dhcp(ms(150), routerMAC, router, vmMAC, layers.DHCPOpReply, layers.DHCPMsgTypeOffer)
-				c.dhcp(ms(200), srvMAC, srvIP, vmMAC, layers.DHCPOpReply, layers.DHCPMsgTypeOffer)
-				c.dhcp(ms(250), srvMAC, srvIP, vmMAC, layers.DHCPOpReply, layers.DHCPMsgTypeOffer) // a second offer is not the first
-				c.udp(ms(300), true, 2000, 4011, "pxe request")                                    // not TFTP
-				c.udp(ms(310), false, 4011, 2000, "pxe ack")
-				c.udp(ms(400), true, 2001, 69, "rrq")
-				c.udp(ms(500), false, 50000, 2001, "data")
-				c.udp(ms(600), true, 2001, 50000, "ack")
+				// The firmware's exchange (EDK2): no iPXE options.
+				c.dhcp(ms(100), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeDiscover, false)
+				c.dhcp(ms(150), routerMAC, router, vmMAC, rep, layers.DHCPMsgTypeOffer, false)
+				c.dhcp(ms(200), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeOffer, false)
+				c.dhcp(ms(250), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeOffer, false) // a second offer is not the first
+				c.dhcp(ms(260), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeRequest, false)
+				c.dhcp(ms(270), routerMAC, router, vmMAC, rep, layers.DHCPMsgTypeAck, false) // the firmware's ACK, not iPXE's
+				c.dhcp(ms(280), vmMAC, vmIP, vmMAC, req, layers.DHCPMsgTypeRequest, true)
+				c.dhcp(ms(290), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeAck, true)
+				// EDK2's size probe: an OACK, then the client gives up.
+				c.udp(ms(300), true, 2001, 69, rrq("snponly.efi", "tsize", "0", "blksize", "1468"))
+				c.udp(ms(310), false, 50000, 2001, oack("tsize", "173792", "blksize", "1468"))
+				c.udp(ms(320), true, 2001, 50000, tftpError())
+				// The transfer: four blocks a window.
+				c.udp(ms(400), true, 2002, 69, rrq("snponly.efi", "blksize", "1468", "windowsize", "4"))
+				c.udp(ms(410), false, 50001, 2002, oack("blksize", "1468", "windowsize", "4"))
+				c.udp(ms(415), true, 2002, 50001, ack(0))
+				c.udp(ms(420), false, 50001, 2002, data(1))
+				c.udp(ms(430), false, 50001, 2002, data(2))
+				c.udp(ms(440), false, 50001, 2002, data(2)) // a retransmission is a packet sent
+				c.udp(ms(450), true, 2002, 50001, ack(2))
+				// iPXE's exchange: its options, the proxy and PXE requests on 4011.
+				c.dhcp(ms(600), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeDiscover, false, ipxeEncap)
+				c.dhcp(ms(610), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeOffer, false)
+				c.dhcp(ms(620), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeRequest, false, ipxeEncap)
+				c.dhcp(ms(630), routerMAC, router, vmMAC, rep, layers.DHCPMsgTypeAck, false)
+				c.dhcp(ms(640), vmMAC, vmIP, vmMAC, req, layers.DHCPMsgTypeRequest, true, ipxeEncap)
+				c.dhcp(ms(650), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeAck, true)
 				c.tcp(ms(700), true, 3000, "GET /boot.ipxe HTTP/1.1\r\n\r\n")
 				c.tcp(ms(750), false, 3000, "HTTP/1.1 200 OK\r\n\r\n#!ipxe")
 				c.tcp(ms(800), true, 3000, "GET /ipxe?mac=52-54-00-00-00-01 HTTP/1.1\r\n\r\n")
@@ -146,33 +198,69 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(2000), false, 3001, "body")
 				c.tcp(ms(2100), true, 3001, "GET /assets/x/v/initramfs-amd64.xz HTTP/1.1\r\n\r\n")
 				c.tcp(ms(3100), false, 3001, "body")
-				c.udp(ms(3200), false, 50001, 2002, "later tftp") // after HTTP began: not the iPXE binary
+				c.udp(ms(3200), true, 2003, 69, rrq("later")) // after HTTP began: not the iPXE binary
+				c.udp(ms(3210), false, 50002, 2003, data(1))
+				c.udp(ms(3220), false, 50002, 2003, data(2))
+				c.udp(ms(3230), false, 50002, 2003, data(3))
+				c.udp(ms(3240), false, 50002, 2003, data(4))
+				c.dhcp(ms(3300), routerMAC, router, vmMAC, rep, layers.DHCPMsgTypeAck, false) // the kernel's DHCP: not iPXE's
+				c.tcp(ms(4000), true, 3002, "GET /config/52:54:00:00:00:01?token=t HTTP/1.1\r\n\r\n")
+				c.tcp(ms(4100), false, 3002, "HTTP/1.1 200 OK\r\n\r\nversion: v1alpha1")
+				c.tcp(ms(4200), true, 3003, "GET /config/52:54:00:00:00:01?token=t HTTP/1.1\r\n\r\n")
+				c.tcp(ms(4300), false, 3003, "a second fetch is not the first")
 			},
-			want: map[string]string{"offer": "100.0", "tftp": "500.0", "script": "800.0", "kernel": "1900.0", "initramfs": "3000.0"},
+			want: map[string]string{"offer": "100.0", "tftp": "340.0", "ipxedhcp": "550.0", "script": "800.0",
+				"kernel": "1900.0", "initramfs": "3000.0", "config": "4000.0",
+				"tftpdata": "3", "blksize": "1468", "windowsize": "4"},
 		},
 		{
-			name: "no TFTP (iPXE ROM), another machine's traffic ignored",
+			name: "TFTP without options: the protocol's defaults",
 			build: func(c *capture) {
-				c.dhcp(ms(0), otherVM, net.IPv4zero, otherVM, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover)
-				c.dhcp(ms(10), vmMAC, net.IPv4zero, vmMAC, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover)
-				c.dhcp(ms(20), srvMAC, srvIP, otherVM, layers.DHCPOpReply, layers.DHCPMsgTypeOffer)
-				c.dhcp(ms(30), vmMAC, net.IPv4zero, vmMAC, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover) // a retry is not a new start
-				c.dhcp(ms(1010), srvMAC, srvIP, vmMAC, layers.DHCPOpReply, layers.DHCPMsgTypeOffer)
+				c.dhcp(ms(0), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeDiscover, false)
+				c.dhcp(ms(10), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeOffer, false)
+				c.udp(ms(100), true, 2001, 69, rrq("undionly.kpxe"))
+				c.udp(ms(110), false, 50000, 2001, data(1))
+				c.udp(ms(120), true, 2001, 50000, ack(1))
+				c.udp(ms(130), false, 50000, 2001, data(2))
+				c.udp(ms(140), true, 2001, 50000, ack(2))
+				c.udp(ms(150), true, 2002, 69, rrq("autoexec.ipxe"))
+				c.udp(ms(160), false, 50001, 2002, "\x00\x05\x00\x01not found\x00") // iPXE's look for a file not there
+			},
+			want: map[string]string{"offer": "10.0", "tftp": "130.0", "ipxedhcp": "-", "script": "-",
+				"kernel": "-", "initramfs": "-", "config": "-",
+				"tftpdata": "2", "blksize": "512", "windowsize": "1"},
+		},
+		{
+			name: "BIOS with iPXE's ROM: no TFTP, the first exchange is iPXE's, another machine ignored",
+			build: func(c *capture) {
+				c.dhcp(ms(0), otherVM, net.IPv4zero, otherVM, req, layers.DHCPMsgTypeDiscover, false, ipxeClass)
+				c.dhcp(ms(10), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeDiscover, false, ipxeClass)
+				c.dhcp(ms(20), srvMAC, srvIP, otherVM, rep, layers.DHCPMsgTypeOffer, false)
+				c.dhcp(ms(30), vmMAC, net.IPv4zero, vmMAC, req, layers.DHCPMsgTypeDiscover, false, ipxeClass) // a retry is not a new start
+				c.dhcp(ms(1010), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeOffer, false)
+				c.dhcp(ms(1110), routerMAC, router, vmMAC, rep, layers.DHCPMsgTypeAck, false)
+				c.dhcp(ms(1120), routerMAC, router, otherVM, rep, layers.DHCPMsgTypeAck, false)
 				c.tcp(ms(2010), true, 3000, "GET /boot.ipxe HTTP/1.1\r\n\r\n")
 				c.tcp(ms(2110), false, 3000, "#!ipxe")
 				c.tcp(ms(2210), true, 3000, "GET /kernel-amd64 HTTP/1.1\r\n\r\n")
 				c.tcp(ms(2510), false, 3000, "body")
 			},
-			want: map[string]string{"offer": "1000.0", "tftp": "-", "script": "2100.0", "kernel": "2500.0", "initramfs": "-"},
+			want: map[string]string{"offer": "1000.0", "tftp": "-", "ipxedhcp": "1100.0", "script": "2100.0",
+				"kernel": "2500.0", "initramfs": "-", "config": "-",
+				"tftpdata": "-", "blksize": "-", "windowsize": "-"},
 		},
 		{
 			name: "no DISCOVER seen: nothing is timed",
 			build: func(c *capture) {
-				c.dhcp(ms(10), srvMAC, srvIP, vmMAC, layers.DHCPOpReply, layers.DHCPMsgTypeOffer)
+				c.dhcp(ms(10), srvMAC, srvIP, vmMAC, rep, layers.DHCPMsgTypeOffer, false)
+				c.udp(ms(15), true, 2001, 69, rrq("snponly.efi"))
+				c.udp(ms(16), false, 50000, 2001, data(1))
 				c.tcp(ms(20), true, 3000, "GET /boot.ipxe HTTP/1.1\r\n\r\n")
 				c.tcp(ms(30), false, 3000, "#!ipxe")
 			},
-			want: map[string]string{"offer": "-", "tftp": "-", "script": "-", "kernel": "-", "initramfs": "-"},
+			want: map[string]string{"offer": "-", "tftp": "-", "ipxedhcp": "-", "script": "-",
+				"kernel": "-", "initramfs": "-", "config": "-",
+				"tftpdata": "-", "blksize": "-", "windowsize": "-"},
 		},
 	}
 	for _, tt := range tests {
@@ -191,6 +279,15 @@ func TestRead(t *testing.T) {
 				}
 				if v != tt.want[s] {
 					t.Errorf("%s: got %s, want %s", s, v, tt.want[s])
+				}
+			}
+			for _, n := range Counts {
+				v := "-"
+				if x, ok := b.Count(n); ok {
+					v = strconv.Itoa(x)
+				}
+				if v != tt.want[n] {
+					t.Errorf("%s: got %s, want %s", n, v, tt.want[n])
 				}
 			}
 		})
