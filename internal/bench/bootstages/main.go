@@ -4,6 +4,8 @@
 // the machine's first DHCPDISCOVER:
 //
 //	MAC offer MS       the boot server's first DHCPOFFER to the MAC
+//	MAC rrq MS         the read request that starts the TFTP transfer
+//	                   below (the firmware is done with DHCP and PXE)
 //	MAC tftp MS        the last TFTP DATA packet of the machine's largest
 //	                   TFTP transfer before its first HTTP request (the
 //	                   iPXE binary its firmware loads)
@@ -23,6 +25,14 @@
 //	MAC blksize N      the block size in bytes: the server's OACK, else 512
 //	                   (RFC 1350, RFC 2348)
 //	MAC windowsize N   blocks per ACK: the server's OACK, else 1 (RFC 7440)
+//
+// and how many TCP segments with payload the server sent again on the
+// MAC's HTTP connections (a segment ending at or before the highest
+// sequence number it had sent there), over the whole boot:
+//
+//	MAC retrans N      segments re-sent: a loss the client's TCP did not
+//	                   recover from before the server's retransmission
+//	                   timer (iPXE does not use SACK)
 //
 // A value is "-" when the capture does not show it (SeaBIOS with QEMU's
 // iPXE ROM has no TFTP stage: the ROM is iPXE already, and its first DHCP
@@ -60,11 +70,12 @@ import (
 )
 
 // Stages, in boot order: the names bootstages prints with a time.
-var Stages = []string{"offer", "tftp", "ipxedhcp", "script", "kernel", "initramfs", "config"}
+var Stages = []string{"offer", "rrq", "tftp", "ipxedhcp", "script", "kernel", "initramfs", "config"}
 
 // Counts are the names bootstages prints with a number after the stages:
-// what the TFTP server granted for the iPXE transfer.
-var Counts = []string{"tftpdata", "blksize", "windowsize"}
+// what the TFTP server granted for the iPXE transfer, and the HTTP
+// segments the server re-sent.
+var Counts = []string{"tftpdata", "blksize", "windowsize", "retrans"}
 
 func main() {
 	server := flag.String("server", "", "the boot server's IPv4 address (proxyDHCP, TFTP and HTTP)")
@@ -120,15 +131,19 @@ func fail(err error) {
 // (its first DHCPDISCOVER), when each stage ended, and the TFTP transfer
 // of iPXE (zero when there was none).
 type Boot struct {
-	Start time.Time
-	TFTP  Transfer
-	ends  map[string]time.Time
+	Start    time.Time
+	TFTP     Transfer
+	Retrans  int // TCP segments the HTTP server sent again
+	ends     map[string]time.Time
+	requests int // HTTP requests seen
 }
 
-// Transfer is one TFTP read as the capture shows it: the DATA packets
-// the server sent, the last one's time, and the options its OACK
-// granted (0: not granted, so the protocol's default holds).
+// Transfer is one TFTP read as the capture shows it: its read request's
+// time, the DATA packets the server sent, the last one's time, and the
+// options its OACK granted (0: not granted, so the protocol's default
+// holds).
 type Transfer struct {
+	Request    time.Time
 	Data       int
 	Last       time.Time
 	BlkSize    int // bytes (RFC 2348)
@@ -145,11 +160,14 @@ func (b Boot) End(stage string) (time.Duration, bool) {
 	return t.Sub(b.Start), true
 }
 
-// Count returns one of Counts for the boot's TFTP transfer, with the
+// Count returns one of Counts: for the boot's TFTP transfer, with the
 // protocol's default for an option the server did not grant (blksize
 // 512, RFC 1350; windowsize 1, RFC 7440), and false when the boot had no
-// TFTP transfer.
+// TFTP transfer; retrans, false when the boot made no HTTP request.
 func (b Boot) Count(name string) (int, bool) {
+	if name == "retrans" {
+		return b.Retrans, !b.Start.IsZero() && b.requests > 0
+	}
 	if b.TFTP.Data == 0 {
 		return 0, false
 	}
@@ -177,6 +195,8 @@ type machine struct {
 	tftp          map[uint16]*Transfer // client port (its TID) → transfer
 	conns         map[uint16]int       // client port → index of its current request
 	reqs          []request
+	sent          map[uint16]uint32 // client port → the end of the server's highest segment
+	retrans       int
 }
 
 // Read reads a pcap capture and returns each machine's boot, by MAC
@@ -192,7 +212,7 @@ func Read(r io.Reader, server netip.Addr, port uint16) (map[string]Boot, error) 
 	get := func(mac string) *machine {
 		m := ms[mac]
 		if m == nil {
-			m = &machine{tftp: map[uint16]*Transfer{}, conns: map[uint16]int{}}
+			m = &machine{tftp: map[uint16]*Transfer{}, conns: map[uint16]int{}, sent: map[uint16]uint32{}}
 			ms[mac] = m
 		}
 		return m
@@ -233,7 +253,7 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 		if src == server && !bcast(eth.DstMAC) {
 			get(eth.DstMAC.String()).tftpFromServer(t, uint16(u.DstPort), u.Payload)
 		} else if dst == server {
-			get(eth.SrcMAC.String()).tftpFromClient(uint16(u.SrcPort), u.Payload)
+			get(eth.SrcMAC.String()).tftpFromClient(t, uint16(u.SrcPort), u.Payload)
 		}
 		return
 	}
@@ -249,8 +269,16 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 		m.reqs = append(m.reqs, request{path: path})
 	case src == server && uint16(tcp.SrcPort) == port && len(tcp.Payload) > 0:
 		m := get(eth.DstMAC.String())
-		if i, ok := m.conns[uint16(tcp.DstPort)]; ok {
+		c := uint16(tcp.DstPort)
+		if i, ok := m.conns[c]; ok {
 			m.reqs[i].last = t
+		}
+		// Sequence numbers wrap (RFC 793 §3.3): compare by difference.
+		end := tcp.Seq + uint32(len(tcp.Payload))
+		if top, ok := m.sent[c]; ok && int32(end-top) <= 0 {
+			m.retrans++
+		} else {
+			m.sent[c] = end
 		}
 	}
 }
@@ -311,11 +339,11 @@ const (
 // tftpFromClient reads a client's packet: a read request starts a
 // transfer on the client's port. Only transfers before the first HTTP
 // request count: the iPXE binary.
-func (m *machine) tftpFromClient(cport uint16, b []byte) {
+func (m *machine) tftpFromClient(t time.Time, cport uint16, b []byte) {
 	if len(b) < 2 || binary.BigEndian.Uint16(b) != tftpRRQ || len(m.reqs) > 0 || m.start.IsZero() {
 		return
 	}
-	m.tftp[cport] = &Transfer{}
+	m.tftp[cport] = &Transfer{Request: t}
 }
 
 // tftpFromServer reads a server's packet to the client's port cport.
@@ -349,7 +377,7 @@ func (m *machine) tftpFromServer(t time.Time, cport uint16, b []byte) {
 
 // boot sums the machine's reading up as stage ends.
 func (m *machine) boot() Boot {
-	b := Boot{Start: m.start, ends: map[string]time.Time{}}
+	b := Boot{Start: m.start, Retrans: m.retrans, requests: len(m.reqs), ends: map[string]time.Time{}}
 	set := func(s string, t time.Time) {
 		if !t.IsZero() {
 			b.ends[s] = t
@@ -364,7 +392,10 @@ func (m *machine) boot() Boot {
 			b.TFTP = *x
 		}
 	}
-	set("tftp", b.TFTP.Last)
+	if b.TFTP.Data > 0 {
+		set("rrq", b.TFTP.Request)
+		set("tftp", b.TFTP.Last)
+	}
 	set("ipxedhcp", m.ipxeAck)
 	var script time.Time
 	kernel := false

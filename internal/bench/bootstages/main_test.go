@@ -26,14 +26,15 @@ var (
 
 // capture writes frames to a pcap in memory, each at t0 plus its offset.
 type capture struct {
-	t   *testing.T
-	buf bytes.Buffer
-	w   *pcapgo.Writer
+	t    *testing.T
+	buf  bytes.Buffer
+	w    *pcapgo.Writer
+	next map[uint16]uint32 // client port → the server's next sequence number
 }
 
 func newCapture(t *testing.T) *capture {
 	t.Helper()
-	c := &capture{t: t}
+	c := &capture{t: t, next: map[uint16]uint32{}}
 	c.w = pcapgo.NewWriter(&c.buf)
 	if err := c.w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		t.Fatal(err)
@@ -125,11 +126,32 @@ func (c *capture) udp(at time.Duration, toServer bool, sport, dport uint16, payl
 	c.frame(at, eth, ip, &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}, gopacket.Payload(payload))
 }
 
+// tcp writes a segment on the HTTP connection from client port cport; the
+// server's segments follow one another in sequence, from 0xfffffff8 so
+// that they wrap.
 func (c *capture) tcp(at time.Duration, toServer bool, cport uint16, payload string) {
+	c.t.Helper()
+	seq, ok := c.next[cport]
+	if !ok {
+		seq = 0xfffffff8
+	}
+	if !toServer {
+		c.next[cport] = seq + uint32(len(payload))
+	}
+	c.segment(at, toServer, cport, seq, payload)
+}
+
+// resend writes the server's segment at seq again.
+func (c *capture) resend(at time.Duration, cport uint16, seq uint32, payload string) {
+	c.t.Helper()
+	c.segment(at, false, cport, seq, payload)
+}
+
+func (c *capture) segment(at time.Duration, toServer bool, cport uint16, seq uint32, payload string) {
 	c.t.Helper()
 	eth := &layers.Ethernet{SrcMAC: srvMAC, DstMAC: vmMAC, EthernetType: layers.EthernetTypeIPv4}
 	ip := ip4(srvIP, vmIP, layers.IPProtocolTCP)
-	tcp := &layers.TCP{SrcPort: 8080, DstPort: layers.TCPPort(cport), ACK: true, Window: 1000}
+	tcp := &layers.TCP{SrcPort: 8080, DstPort: layers.TCPPort(cport), Seq: seq, ACK: true, Window: 1000}
 	if toServer {
 		eth.SrcMAC, eth.DstMAC = vmMAC, srvMAC
 		ip.SrcIP, ip.DstIP = vmIP, srvIP
@@ -195,6 +217,9 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(905), true, 3000, "") // the client's ack: not an answer
 				c.tcp(ms(1000), true, 3001, "GET /assets/x/v/kernel-amd64 HTTP/1.1\r\n\r\n")
 				c.tcp(ms(1500), false, 3001, "body")
+				c.tcp(ms(1600), false, 3001, "0123456789")   // crosses the wrap
+				c.resend(ms(1700), 3001, 0xfffffffc, "0123") // lost, re-sent: before the wrap
+				c.resend(ms(1800), 3001, 0, "456789")        // and after it
 				c.tcp(ms(2000), false, 3001, "body")
 				c.tcp(ms(2100), true, 3001, "GET /assets/x/v/initramfs-amd64.xz HTTP/1.1\r\n\r\n")
 				c.tcp(ms(3100), false, 3001, "body")
@@ -209,9 +234,9 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(4200), true, 3003, "GET /config/52:54:00:00:00:01?token=t HTTP/1.1\r\n\r\n")
 				c.tcp(ms(4300), false, 3003, "a second fetch is not the first")
 			},
-			want: map[string]string{"offer": "100.0", "tftp": "340.0", "ipxedhcp": "550.0", "script": "800.0",
+			want: map[string]string{"offer": "100.0", "rrq": "300.0", "tftp": "340.0", "ipxedhcp": "550.0", "script": "800.0",
 				"kernel": "1900.0", "initramfs": "3000.0", "config": "4000.0",
-				"tftpdata": "3", "blksize": "1468", "windowsize": "4"},
+				"tftpdata": "3", "blksize": "1468", "windowsize": "4", "retrans": "2"},
 		},
 		{
 			name: "TFTP without options: the protocol's defaults",
@@ -226,9 +251,9 @@ func TestRead(t *testing.T) {
 				c.udp(ms(150), true, 2002, 69, rrq("autoexec.ipxe"))
 				c.udp(ms(160), false, 50001, 2002, "\x00\x05\x00\x01not found\x00") // iPXE's look for a file not there
 			},
-			want: map[string]string{"offer": "10.0", "tftp": "130.0", "ipxedhcp": "-", "script": "-",
+			want: map[string]string{"offer": "10.0", "rrq": "100.0", "tftp": "130.0", "ipxedhcp": "-", "script": "-",
 				"kernel": "-", "initramfs": "-", "config": "-",
-				"tftpdata": "2", "blksize": "512", "windowsize": "1"},
+				"tftpdata": "2", "blksize": "512", "windowsize": "1", "retrans": "-"},
 		},
 		{
 			name: "BIOS with iPXE's ROM: no TFTP, the first exchange is iPXE's, another machine ignored",
@@ -245,9 +270,9 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(2210), true, 3000, "GET /kernel-amd64 HTTP/1.1\r\n\r\n")
 				c.tcp(ms(2510), false, 3000, "body")
 			},
-			want: map[string]string{"offer": "1000.0", "tftp": "-", "ipxedhcp": "1100.0", "script": "2100.0",
+			want: map[string]string{"offer": "1000.0", "rrq": "-", "tftp": "-", "ipxedhcp": "1100.0", "script": "2100.0",
 				"kernel": "2500.0", "initramfs": "-", "config": "-",
-				"tftpdata": "-", "blksize": "-", "windowsize": "-"},
+				"tftpdata": "-", "blksize": "-", "windowsize": "-", "retrans": "0"},
 		},
 		{
 			name: "no DISCOVER seen: nothing is timed",
@@ -258,9 +283,9 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(20), true, 3000, "GET /boot.ipxe HTTP/1.1\r\n\r\n")
 				c.tcp(ms(30), false, 3000, "#!ipxe")
 			},
-			want: map[string]string{"offer": "-", "tftp": "-", "ipxedhcp": "-", "script": "-",
+			want: map[string]string{"offer": "-", "rrq": "-", "tftp": "-", "ipxedhcp": "-", "script": "-",
 				"kernel": "-", "initramfs": "-", "config": "-",
-				"tftpdata": "-", "blksize": "-", "windowsize": "-"},
+				"tftpdata": "-", "blksize": "-", "windowsize": "-", "retrans": "-"},
 		},
 	}
 	for _, tt := range tests {
