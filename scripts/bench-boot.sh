@@ -11,12 +11,14 @@
 # capture on each VM's tap (tcpdump: all of the VM's traffic, the router's
 # unicast DHCP answers included) is read the same way for both by
 # internal/bench/bootstages: per stage (proxy DHCP offer, the firmware's
-# TFTP request, TFTP of iPXE, iPXE's DHCP, the iPXE script(s), the kernel, the
-# initramfs, the config), the time in ms from the VM's first DHCPDISCOVER
-# to the stage's end, what each TFTP server granted (DATA packets,
-# blksize, windowsize) and how many TCP segments each HTTP server re-sent. Prints median (min–max) over ROUNDS rounds × N VMs,
-# tinderbox beside the anchor, and the median of the per-VM ratios (the
-# same VM in the same round).
+# TFTP request, TFTP of iPXE, iPXE's first DISCOVER, iPXE's DHCP, the
+# iPXE script(s), the kernel, the initramfs, the config; an HTTP stage
+# ends when the VM acknowledges the answer's last byte), the time in ms
+# from the VM's first DHCPDISCOVER to the stage's end; what each TFTP
+# server granted (DATA packets, blksize, windowsize) and how many TCP
+# segments each HTTP server re-sent. Prints median (min–max) over ROUNDS
+# rounds × N VMs, tinderbox beside the anchor, and the median of the
+# per-VM ratios (the same VM in the same round).
 #
 # A round ends when every VM has fetched its config (the stand-in Talos
 # prints "config sha256:" on the serial console): the point where a real
@@ -256,11 +258,12 @@ echo "boot stages: $N $fwname, $(e2e_accel)) at once, $ROUNDS paired rounds; ms 
 echo
 echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
 echo "|---|---|---|---|"
-for s in offer rrq tftp ipxedhcp script kernel initramfs config; do
+for s in offer rrq tftp ipxe ipxedhcp script kernel initramfs config; do
 	case $s in
 	offer) name="proxy DHCP offer" ;;
 	rrq) name="firmware's TFTP request of iPXE" ;;
 	tftp) name="TFTP of iPXE (last DATA)" ;;
+	ipxe) name="iPXE's first DISCOVER" ;;
 	ipxedhcp) name="iPXE's DHCP (last ACK)" ;;
 	script) name="iPXE script" ;;
 	kernel) name="kernel" ;;

@@ -9,10 +9,12 @@
 //	MAC tftp MS        the last TFTP DATA packet of the machine's largest
 //	                   TFTP transfer before its first HTTP request (the
 //	                   iPXE binary its firmware loads)
+//	MAC ipxe MS        iPXE's first DHCPDISCOVER (the first one carrying
+//	                   iPXE's option 175 or its user class "iPXE"): iPXE
+//	                   has started
 //	MAC ipxedhcp MS    the last DHCPACK to the MAC (port 68 or 4011, from
-//	                   any server) after iPXE's first DHCPDISCOVER (the
-//	                   first one carrying iPXE's option 175 or its user
-//	                   class "iPXE") and before the first HTTP request
+//	                   any server) after that DISCOVER and before the
+//	                   first HTTP request: iPXE's DHCP is done
 //	MAC script MS      the last byte of the last script (any HTTP request
 //	                   before the kernel's)
 //	MAC kernel MS      the last byte of the first kernel download
@@ -37,8 +39,11 @@
 // A value is "-" when the capture does not show it (SeaBIOS with QEMU's
 // iPXE ROM has no TFTP stage: the ROM is iPXE already, and its first DHCP
 // exchange is iPXE's). A request is an HTTP GET from the MAC to the
-// server's -port; its bytes are the server's TCP payload on that
-// connection until the connection's next GET. The kernel is the request
+// server's -port; its answer is the server's new TCP payload on that
+// connection until the connection's next GET, and its "last byte" is
+// the client's first acknowledgement of the answer's end (else, when the
+// client never acknowledged it, the server's first sending of it:
+// retransmissions after the client has gone do not stretch a stage). The kernel is the request
 // whose path contains "kernel", the initramfs the one whose path contains
 // "initramfs", the config the first one after the kernel whose path
 // contains "config". The same reading serves tinderbox and the anchor
@@ -70,7 +75,7 @@ import (
 )
 
 // Stages, in boot order: the names bootstages prints with a time.
-var Stages = []string{"offer", "rrq", "tftp", "ipxedhcp", "script", "kernel", "initramfs", "config"}
+var Stages = []string{"offer", "rrq", "tftp", "ipxe", "ipxedhcp", "script", "kernel", "initramfs", "config"}
 
 // Counts are the names bootstages prints with a number after the stages:
 // what the TFTP server granted for the iPXE transfer, and the HTTP
@@ -182,10 +187,22 @@ func (b Boot) Count(name string) (int, bool) {
 	return 0, false
 }
 
-// request is one HTTP request on a connection.
+// request is one HTTP request on a connection and its answer.
 type request struct {
-	path string
-	last time.Time // the server's last payload byte for it
+	path  string
+	last  time.Time // the server's last new payload byte for it
+	end   uint32    // the sequence number after that byte
+	acked time.Time // the client's first acknowledgement of end
+}
+
+// done is when the client had the whole answer: its acknowledgement of
+// the last byte, or, when it never sent one (iPXE may hand over to the
+// kernel first), the server's first sending of that byte.
+func (r request) done() time.Time {
+	if !r.acked.IsZero() {
+		return r.acked
+	}
+	return r.last
 }
 
 // machine is the reading of one MAC so far.
@@ -262,23 +279,35 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 		return
 	}
 	switch {
-	case dst == server && uint16(tcp.DstPort) == port && bytes.HasPrefix(tcp.Payload, []byte("GET ")):
+	case dst == server && uint16(tcp.DstPort) == port:
 		m := get(eth.SrcMAC.String())
-		path, _, _ := strings.Cut(string(tcp.Payload[4:]), " ")
-		m.conns[uint16(tcp.SrcPort)] = len(m.reqs)
-		m.reqs = append(m.reqs, request{path: path})
+		c := uint16(tcp.SrcPort)
+		// The acknowledgement first: a GET on a kept-alive connection
+		// acknowledges the answer before it.
+		if i, ok := m.conns[c]; ok && tcp.ACK {
+			r := &m.reqs[i]
+			if !r.last.IsZero() && r.acked.IsZero() && int32(tcp.Ack-r.end) >= 0 {
+				r.acked = t
+			}
+		}
+		if bytes.HasPrefix(tcp.Payload, []byte("GET ")) {
+			path, _, _ := strings.Cut(string(tcp.Payload[4:]), " ")
+			m.conns[c] = len(m.reqs)
+			m.reqs = append(m.reqs, request{path: path})
+		}
 	case src == server && uint16(tcp.SrcPort) == port && len(tcp.Payload) > 0:
 		m := get(eth.DstMAC.String())
 		c := uint16(tcp.DstPort)
-		if i, ok := m.conns[c]; ok {
-			m.reqs[i].last = t
-		}
 		// Sequence numbers wrap (RFC 793 §3.3): compare by difference.
 		end := tcp.Seq + uint32(len(tcp.Payload))
 		if top, ok := m.sent[c]; ok && int32(end-top) <= 0 {
 			m.retrans++
-		} else {
-			m.sent[c] = end
+			return
+		}
+		m.sent[c] = end
+		if i, ok := m.conns[c]; ok {
+			r := &m.reqs[i]
+			r.last, r.end, r.acked = t, end, time.Time{}
 		}
 	}
 }
@@ -396,6 +425,7 @@ func (m *machine) boot() Boot {
 		set("rrq", b.TFTP.Request)
 		set("tftp", b.TFTP.Last)
 	}
+	set("ipxe", m.ipxe)
 	set("ipxedhcp", m.ipxeAck)
 	var script time.Time
 	kernel := false
@@ -403,18 +433,18 @@ func (m *machine) boot() Boot {
 		switch {
 		case strings.Contains(r.path, "initramfs"):
 			if _, seen := b.ends["initramfs"]; !seen {
-				set("initramfs", r.last)
+				set("initramfs", r.done())
 			}
 		case strings.Contains(r.path, "kernel"):
 			if !kernel {
-				set("kernel", r.last)
+				set("kernel", r.done())
 			}
 			kernel = true
-		case !kernel && r.last.After(script):
-			script = r.last
+		case !kernel && r.done().After(script):
+			script = r.done()
 		case kernel && strings.Contains(r.path, "config"):
 			if _, seen := b.ends["config"]; !seen {
-				set("config", r.last)
+				set("config", r.done())
 			}
 		}
 	}

@@ -128,7 +128,7 @@ func (c *capture) udp(at time.Duration, toServer bool, sport, dport uint16, payl
 
 // tcp writes a segment on the HTTP connection from client port cport; the
 // server's segments follow one another in sequence, from 0xfffffff8 so
-// that they wrap.
+// that they wrap, and the client's acknowledge all the server sent.
 func (c *capture) tcp(at time.Duration, toServer bool, cport uint16, payload string) {
 	c.t.Helper()
 	seq, ok := c.next[cport]
@@ -147,12 +147,15 @@ func (c *capture) resend(at time.Duration, cport uint16, seq uint32, payload str
 	c.segment(at, false, cport, seq, payload)
 }
 
+// segment writes one TCP segment: the server's at seq, or the client's
+// acknowledging every byte before seq.
 func (c *capture) segment(at time.Duration, toServer bool, cport uint16, seq uint32, payload string) {
 	c.t.Helper()
 	eth := &layers.Ethernet{SrcMAC: srvMAC, DstMAC: vmMAC, EthernetType: layers.EthernetTypeIPv4}
 	ip := ip4(srvIP, vmIP, layers.IPProtocolTCP)
 	tcp := &layers.TCP{SrcPort: 8080, DstPort: layers.TCPPort(cport), Seq: seq, ACK: true, Window: 1000}
 	if toServer {
+		tcp.Seq, tcp.Ack = 1, seq
 		eth.SrcMAC, eth.DstMAC = vmMAC, srvMAC
 		ip.SrcIP, ip.DstIP = vmIP, srvIP
 		tcp.SrcPort, tcp.DstPort = tcp.DstPort, tcp.SrcPort
@@ -214,15 +217,17 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(750), false, 3000, "HTTP/1.1 200 OK\r\n\r\n#!ipxe")
 				c.tcp(ms(800), true, 3000, "GET /ipxe?mac=52-54-00-00-00-01 HTTP/1.1\r\n\r\n")
 				c.tcp(ms(900), false, 3000, "HTTP/1.1 200 OK\r\n\r\nkernel …")
-				c.tcp(ms(905), true, 3000, "") // the client's ack: not an answer
+				c.tcp(ms(905), true, 3000, "") // the client's ack of the whole answer: the script is done
 				c.tcp(ms(1000), true, 3001, "GET /assets/x/v/kernel-amd64 HTTP/1.1\r\n\r\n")
 				c.tcp(ms(1500), false, 3001, "body")
 				c.tcp(ms(1600), false, 3001, "0123456789")   // crosses the wrap
 				c.resend(ms(1700), 3001, 0xfffffffc, "0123") // lost, re-sent: before the wrap
 				c.resend(ms(1800), 3001, 0, "456789")        // and after it
 				c.tcp(ms(2000), false, 3001, "body")
+				c.tcp(ms(2010), true, 3001, "")
 				c.tcp(ms(2100), true, 3001, "GET /assets/x/v/initramfs-amd64.xz HTTP/1.1\r\n\r\n")
 				c.tcp(ms(3100), false, 3001, "body")
+				c.resend(ms(3150), 3001, 6+4, "body")         // never acknowledged (iPXE booted the kernel): the first sending counts
 				c.udp(ms(3200), true, 2003, 69, rrq("later")) // after HTTP began: not the iPXE binary
 				c.udp(ms(3210), false, 50002, 2003, data(1))
 				c.udp(ms(3220), false, 50002, 2003, data(2))
@@ -231,12 +236,13 @@ func TestRead(t *testing.T) {
 				c.dhcp(ms(3300), routerMAC, router, vmMAC, rep, layers.DHCPMsgTypeAck, false) // the kernel's DHCP: not iPXE's
 				c.tcp(ms(4000), true, 3002, "GET /config/52:54:00:00:00:01?token=t HTTP/1.1\r\n\r\n")
 				c.tcp(ms(4100), false, 3002, "HTTP/1.1 200 OK\r\n\r\nversion: v1alpha1")
+				c.tcp(ms(4150), true, 3002, "")
 				c.tcp(ms(4200), true, 3003, "GET /config/52:54:00:00:00:01?token=t HTTP/1.1\r\n\r\n")
 				c.tcp(ms(4300), false, 3003, "a second fetch is not the first")
 			},
-			want: map[string]string{"offer": "100.0", "rrq": "300.0", "tftp": "340.0", "ipxedhcp": "550.0", "script": "800.0",
-				"kernel": "1900.0", "initramfs": "3000.0", "config": "4000.0",
-				"tftpdata": "3", "blksize": "1468", "windowsize": "4", "retrans": "2"},
+			want: map[string]string{"offer": "100.0", "rrq": "300.0", "tftp": "340.0", "ipxe": "500.0", "ipxedhcp": "550.0",
+				"script": "805.0", "kernel": "1910.0", "initramfs": "3000.0", "config": "4050.0",
+				"tftpdata": "3", "blksize": "1468", "windowsize": "4", "retrans": "3"},
 		},
 		{
 			name: "TFTP without options: the protocol's defaults",
@@ -251,7 +257,7 @@ func TestRead(t *testing.T) {
 				c.udp(ms(150), true, 2002, 69, rrq("autoexec.ipxe"))
 				c.udp(ms(160), false, 50001, 2002, "\x00\x05\x00\x01not found\x00") // iPXE's look for a file not there
 			},
-			want: map[string]string{"offer": "10.0", "rrq": "100.0", "tftp": "130.0", "ipxedhcp": "-", "script": "-",
+			want: map[string]string{"offer": "10.0", "rrq": "100.0", "tftp": "130.0", "ipxe": "-", "ipxedhcp": "-", "script": "-",
 				"kernel": "-", "initramfs": "-", "config": "-",
 				"tftpdata": "2", "blksize": "512", "windowsize": "1", "retrans": "-"},
 		},
@@ -270,7 +276,7 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(2210), true, 3000, "GET /kernel-amd64 HTTP/1.1\r\n\r\n")
 				c.tcp(ms(2510), false, 3000, "body")
 			},
-			want: map[string]string{"offer": "1000.0", "rrq": "-", "tftp": "-", "ipxedhcp": "1100.0", "script": "2100.0",
+			want: map[string]string{"offer": "1000.0", "rrq": "-", "tftp": "-", "ipxe": "0.0", "ipxedhcp": "1100.0", "script": "2200.0",
 				"kernel": "2500.0", "initramfs": "-", "config": "-",
 				"tftpdata": "-", "blksize": "-", "windowsize": "-", "retrans": "0"},
 		},
@@ -283,7 +289,7 @@ func TestRead(t *testing.T) {
 				c.tcp(ms(20), true, 3000, "GET /boot.ipxe HTTP/1.1\r\n\r\n")
 				c.tcp(ms(30), false, 3000, "#!ipxe")
 			},
-			want: map[string]string{"offer": "-", "rrq": "-", "tftp": "-", "ipxedhcp": "-", "script": "-",
+			want: map[string]string{"offer": "-", "rrq": "-", "tftp": "-", "ipxe": "-", "ipxedhcp": "-", "script": "-",
 				"kernel": "-", "initramfs": "-", "config": "-",
 				"tftpdata": "-", "blksize": "-", "windowsize": "-", "retrans": "-"},
 		},
