@@ -225,6 +225,19 @@ boot_round() {
 		"$work/bootstages" -server "$NET.2" -port 8080 "$work/round$r-$who-$i.pcap" "${macs[$i]}" >>"$work/stages-$who-$r"
 		rm -f "$work/round$r-$who-$i.pcap"
 	done
+	# Each stage's own time, "d" before its name: from the end of the
+	# stage before it (the offer: from the DISCOVER), when both were seen.
+	awk '
+	BEGIN { split("offer:start rrq:offer tftp:rrq ipxe:tftp ipxedhcp:ipxe script:ipxedhcp kernel:script initramfs:kernel config:initramfs", p, " ")
+		for (i in p) { split(p[i], x, ":"); prev[x[1]] = x[2] } }
+	{ v[$1 " " $2] = $3; v[$1 " start"] = 0; order[++n] = $1 " " $2 }
+	END { for (i = 1; i <= n; i++) { split(order[i], k, " ")
+		if (!(k[2] in prev)) continue
+		a = v[order[i]]; b = v[k[1] " " prev[k[2]]]
+		print k[1], "d" k[2], (a != "-" && b != "-" && b != "") ? sprintf("%.1f", a - b) : "-" } }
+	' "$work/stages-$who-$r" >"$work/stages-$who-$r.d"
+	cat "$work/stages-$who-$r.d" >>"$work/stages-$who-$r"
+	rm -f "$work/stages-$who-$r.d"
 	awk -v who="$who" '$3 != "-" { print $2 "/" who, $3 }' "$work/stages-$who-$r" >>"$rec"
 }
 
@@ -269,6 +282,26 @@ for s in offer rrq tftp ipxe ipxedhcp script kernel initramfs config; do
 	kernel) name="kernel" ;;
 	initramfs) name="initramfs" ;;
 	config) name="config fetched" ;;
+	esac
+	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
+		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
+done
+echo
+echo "Each stage's own time: ms from the end of the stage before it (the offer: from the DISCOVER)"
+echo
+echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
+echo "|---|---|---|---|"
+for s in doffer drrq dtftp dipxe dipxedhcp dscript dkernel dinitramfs dconfig; do
+	case $s in
+	doffer) name="proxy DHCP offer" ;;
+	drrq) name="firmware: DHCP, PXE, to its TFTP request" ;;
+	dtftp) name="TFTP transfer of iPXE" ;;
+	dipxe) name="iPXE starting, to its DISCOVER" ;;
+	dipxedhcp) name="iPXE's DHCP exchange" ;;
+	dscript) name="iPXE script(s)" ;;
+	dkernel) name="kernel" ;;
+	dinitramfs) name="initramfs" ;;
+	dconfig) name="kernel boot, to config fetched" ;;
 	esac
 	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
 		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
