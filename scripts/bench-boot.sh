@@ -210,7 +210,9 @@ boot_round() {
 	done
 	for ((i = 0; i < N; i++)); do
 		if ! fetched "$i"; then
-			e2e_log "round $r ($who): vm$i did not fetch its config in ${TIMEOUT}s (serial log: $work/vm$i.serial)"
+			# The next round starts a fresh serial log: keep this one.
+			cp "$work/vm$i.serial" "$work/vm$i-$who-$r.serial" 2>/dev/null || true
+			e2e_log "round $r ($who): vm$i did not fetch its config in ${TIMEOUT}s (serial log: $work/vm$i-$who-$r.serial)"
 			fails=$((fails + 1))
 		fi
 	done
