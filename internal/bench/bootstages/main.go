@@ -282,6 +282,10 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 	case dst == server && uint16(tcp.DstPort) == port:
 		m := get(eth.SrcMAC.String())
 		c := uint16(tcp.SrcPort)
+		if tcp.SYN {
+			m.connect(c)
+			return
+		}
 		// The acknowledgement first: a GET on a kept-alive connection
 		// acknowledges the answer before it.
 		if i, ok := m.conns[c]; ok && tcp.ACK {
@@ -295,9 +299,13 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 			m.conns[c] = len(m.reqs)
 			m.reqs = append(m.reqs, request{path: path})
 		}
-	case src == server && uint16(tcp.SrcPort) == port && len(tcp.Payload) > 0:
+	case src == server && uint16(tcp.SrcPort) == port && (len(tcp.Payload) > 0 || tcp.SYN):
 		m := get(eth.DstMAC.String())
 		c := uint16(tcp.DstPort)
+		if tcp.SYN {
+			m.connect(c)
+			return
+		}
 		// Sequence numbers wrap (RFC 793 §3.3): compare by difference.
 		end := tcp.Seq + uint32(len(tcp.Payload))
 		if top, ok := m.sent[c]; ok && int32(end-top) <= 0 {
@@ -310,6 +318,13 @@ func frame(p gopacket.Packet, t time.Time, server netip.Addr, port uint16, get f
 			r.last, r.end, r.acked = t, end, time.Time{}
 		}
 	}
+}
+
+// connect forgets what was seen on the client port cport: a SYN starts a
+// new connection there, with sequence numbers of its own.
+func (m *machine) connect(cport uint16) {
+	delete(m.conns, cport)
+	delete(m.sent, cport)
 }
 
 // dhcp reads one DHCP or PXE boot-server message (gopacket decodes only

@@ -26,13 +26,13 @@ var (
 
 // capture writes frames to a pcap in memory, each at t0 plus its offset.
 type capture struct {
-	t    *testing.T
+	t    testing.TB
 	buf  bytes.Buffer
 	w    *pcapgo.Writer
 	next map[uint16]uint32 // client port → the server's next sequence number
 }
 
-func newCapture(t *testing.T) *capture {
+func newCapture(t testing.TB) *capture {
 	t.Helper()
 	c := &capture{t: t, next: map[uint16]uint32{}}
 	c.w = pcapgo.NewWriter(&c.buf)
@@ -139,6 +139,15 @@ func (c *capture) tcp(at time.Duration, toServer bool, cport uint16, payload str
 		c.next[cport] = seq + uint32(len(payload))
 	}
 	c.segment(at, toServer, cport, seq, payload)
+}
+
+// syn writes the client's SYN opening a connection from cport, whose
+// server segments then start again from 0xfffffff8.
+func (c *capture) syn(at time.Duration, cport uint16) {
+	c.t.Helper()
+	delete(c.next, cport)
+	eth := &layers.Ethernet{SrcMAC: vmMAC, DstMAC: srvMAC, EthernetType: layers.EthernetTypeIPv4}
+	c.frame(at, eth, ip4(vmIP, srvIP, layers.IPProtocolTCP), &layers.TCP{SrcPort: layers.TCPPort(cport), DstPort: 8080, SYN: true, Window: 1000})
 }
 
 // resend writes the server's segment at seq again.
@@ -329,4 +338,61 @@ func TestReadNotACapture(t *testing.T) {
 	if _, err := Read(bytes.NewReader([]byte("not a pcap file at all")), netip.MustParseAddr("10.9.0.2"), 8080); err == nil {
 		t.Fatal("got no error for a file that is not a capture")
 	}
+}
+
+// FuzzRead feeds one arbitrary frame, between a machine's DISCOVER and
+// its whole UEFI boot, to Read: it must read the capture, and no stage may
+// end before the boot started or before the stage it follows in a
+// transfer (the TFTP request before its last DATA packet), whatever the
+// frame holds.
+func FuzzRead(f *testing.F) {
+	seed := newCapture(f)
+	seed.udp(0, false, 50000, 2001, oack("blksize", "1468", "windowsize", "4"))
+	seed.dhcp(0, vmMAC, net.IPv4zero, vmMAC, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover, true, layers.NewDHCPOption(optIPXE, []byte{1}))
+	seed.tcp(0, false, 3000, "HTTP/1.1 200 OK\r\n\r\n")
+	r, err := pcapgo.NewReader(&seed.buf)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		f.Add(data)
+	}
+	server := netip.MustParseAddr("10.9.0.2")
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		c := newCapture(t)
+		c.dhcp(ms(10), vmMAC, net.IPv4zero, vmMAC, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover, false)
+		ci := gopacket.CaptureInfo{Timestamp: t0.Add(ms(20)), CaptureLength: len(frame), Length: len(frame)}
+		if err := c.w.WritePacket(ci, frame); err != nil {
+			t.Fatal(err)
+		}
+		c.udp(ms(30), true, 2001, 69, rrq("snponly.efi"))
+		c.udp(ms(40), false, 50000, 2001, data(1))
+		c.dhcp(ms(50), vmMAC, net.IPv4zero, vmMAC, layers.DHCPOpRequest, layers.DHCPMsgTypeDiscover, false, layers.NewDHCPOption(optIPXE, []byte{1}))
+		c.syn(ms(55), 3000)
+		c.tcp(ms(60), true, 3000, "GET /kernel HTTP/1.1\r\n\r\n")
+		c.tcp(ms(70), false, 3000, "body")
+		got, err := Read(&c.buf, server, 8080)
+		if err != nil {
+			t.Fatalf("got %v reading a valid capture", err)
+		}
+		for mac, b := range got {
+			for _, s := range Stages {
+				if d, ok := b.End(s); ok && d < 0 {
+					t.Errorf("%s %s: got %v, before the boot started", mac, s, d)
+				}
+			}
+			rrq, ok1 := b.End("rrq")
+			last, ok2 := b.End("tftp")
+			if ok1 != ok2 || last < rrq {
+				t.Errorf("%s: TFTP request at %v (%v), last DATA at %v (%v)", mac, rrq, ok1, last, ok2)
+			}
+		}
+		if _, ok := got[vmMAC.String()].End("kernel"); !ok {
+			t.Errorf("the kernel stage is gone")
+		}
+	})
 }
