@@ -32,9 +32,7 @@
 // MAC's HTTP connections (a segment ending at or before the highest
 // sequence number it had sent there), over the whole boot:
 //
-//	MAC retrans N      segments re-sent: a loss the client's TCP did not
-//	                   recover from before the server's retransmission
-//	                   timer (iPXE does not use SACK)
+//	MAC retrans N      segments re-sent: losses the server repaired
 //
 // A value is "-" when the capture does not show it (SeaBIOS with QEMU's
 // iPXE ROM has no TFTP stage: the ROM is iPXE already, and its first DHCP
@@ -43,10 +41,10 @@
 // connection until the connection's next GET, and its "last byte" is
 // the client's first acknowledgement of the answer's end (else, when the
 // client never acknowledged it, the server's first sending of it:
-// retransmissions after the client has gone do not stretch a stage). The kernel is the request
-// whose path contains "kernel", the initramfs the one whose path contains
-// "initramfs", the config the first one after the kernel whose path
-// contains "config". The same reading serves tinderbox and the anchor
+// retransmissions after the client has gone do not stretch a stage). The
+// kernel is the request whose path contains "kernel", the initramfs the
+// one whose path contains "initramfs", the config the first one after the
+// kernel whose path contains "config". The same reading serves tinderbox and the anchor
 // stack (dnsmasq + nginx), so scripts/bench-boot.sh compares them by one
 // method.
 //
