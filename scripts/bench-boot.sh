@@ -172,11 +172,14 @@ anchor_stop() {
 	e2e_forget "$anchor_dnsmasq" "$anchor_nginx"
 }
 
+# fetched I: VM I's stand-in Talos has fetched its config (it prints its
+# hash on the serial console).
+fetched() { grep -aq "TINDERBOX-E2E: config sha256:" "$work/vm$1.serial" 2>/dev/null; }
+
 # boot_round WHO R: every VM boots at once under a capture; the VMs stop
 # once they have fetched their configs; the capture's stages and counts
 # are recorded as NAME/WHO, one value per VM, and kept in
 # $work/stages-WHO-R.
-fetched() { grep -aq "TINDERBOX-E2E: config sha256:" "$work/vm$1.serial" 2>/dev/null; }
 boot_round() {
 	local who=$1 r=$2 i caps=()
 	# --immediate-mode: otherwise the packets still in the kernel's capture
