@@ -99,7 +99,7 @@ bench: ## Go benchmarks with allocations, the 500-node Talos report storm, then 
 	scripts/bench-storm.sh
 
 .PHONY: bench-boot
-bench-boot: ## boot stages of QEMU VMs (SeaBIOS, TCG) through tinderbox and through dnsmasq + nginx, paired rounds (root; minutes, not part of bench or CI)
+bench-boot: ## boot stages of QEMU VMs (SeaBIOS, or FIRMWARE=ovmf for UEFI, TCG) to config fetched, through tinderbox and through dnsmasq + nginx, paired rounds (root; minutes, not part of bench or CI)
 	scripts/bench-boot.sh
 
 .PHONY: capture-dhcp

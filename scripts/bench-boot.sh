@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # Boot stages on emulated firmware (issue 20, `make bench-boot`; not part of
-# `make bench` or CI: it takes minutes). N QEMU VMs (SeaBIOS with QEMU's
-# iPXE ROM, TCG) PXE-boot at once, in paired rounds: through tinderbox, and
-# through the anchor stack, dnsmasq (proxyDHCP + TFTP, the usual iPXE
-# recipe: a user-class tag sends iPXE to the script) + nginx serving a
-# static boot script, the kernel and the initramfs. A capture on the boot
-# server's link to the LAN (tcpdump) is read the same way for both by
-# internal/bench/bootstages: per stage (proxy DHCP offer, TFTP of iPXE,
-# the iPXE script(s), the kernel, the initramfs), the time in ms from the
-# VM's first DHCPDISCOVER to the stage's last byte. Prints median
-# (min–max) over ROUNDS rounds × N VMs, tinderbox beside the anchor, and
-# the median of the per-VM ratios (the same VM in the same round).
+# `make bench` or CI: it takes minutes). N QEMU VMs (TCG) PXE-boot at once,
+# in paired rounds: through tinderbox, and through the anchor stack,
+# dnsmasq (proxyDHCP + TFTP, the usual iPXE recipe: a user-class tag sends
+# iPXE to the script, the firmware to iPXE) + nginx serving a static boot
+# script, the kernel, the initramfs and one static machine config per MAC.
+# FIRMWARE picks the VMs' firmware: seabios (QEMU's iPXE ROM: no TFTP
+# stage) or ovmf (UEFI x86-64: EDK2's own PXE client loads iPXE's
+# snponly.efi by TFTP, from either stack, and iPXE does its own DHCP). A
+# capture on each VM's tap (tcpdump: all of the VM's traffic, the router's
+# unicast DHCP answers included) is read the same way for both by
+# internal/bench/bootstages: per stage (proxy DHCP offer, the firmware's
+# TFTP request, TFTP of iPXE, iPXE's first DISCOVER, iPXE's DHCP, the
+# iPXE script(s), the kernel, the initramfs, the config; an HTTP stage
+# ends when the VM acknowledges the answer's last byte), the time in ms
+# from the VM's first DHCPDISCOVER to the stage's end; what each TFTP
+# server granted (DATA packets, blksize, windowsize) and how many TCP
+# segments each HTTP server re-sent. Prints median (min–max) over ROUNDS
+# rounds × N VMs, tinderbox beside the anchor, and the median of the
+# per-VM ratios (the same VM in the same round).
 #
-# A round ends when every VM's kernel has started (its serial console shows
-# "Linux version"): after that neither stack is involved. tinderbox gets a
-# fresh state directory per round (each VM is a machine that netboots:
-# install: once, never installed) and a cache warmed before the first round,
-# as nginx's files are on disk.
+# A round ends when every VM has fetched its config (the stand-in Talos
+# prints "config sha256:" on the serial console): the point where a real
+# Talos leaves the boot server's path. tinderbox gets a fresh state
+# directory per round (each VM is a machine that netboots: install: once,
+# never installed) and a cache warmed before the first round, as nginx's
+# files are on disk; each VM a fresh disk and OVMF variable store.
 #
 # Topology: scripts/e2e/lib.sh's (a LAN namespace with a bridge, a router's
 # plain DHCP and one tap per VM; a boot namespace on a veth where tinderbox,
@@ -24,16 +33,28 @@
 # QEMU under TCG spends seconds in firmware that KVM would not: read the
 # stages' differences, not their totals.
 #
-# Needs root, QEMU, SeaBIOS and QEMU's iPXE ROMs, dnsmasq, nginx, tcpdump,
-# and what scripts/e2e/assets.sh needs (scripts/deps.sh e2e). Environment:
-# N (VMs per round, default 3), ROUNDS (default 3), TIMEOUT (seconds a
-# round may take, default 300), STRICT=1 to exit 1 when a VM did not reach
-# its kernel in a round. E2E_ACCEL=kvm as in scripts/e2e/lib.sh.
+# Needs root, QEMU, SeaBIOS and QEMU's iPXE ROMs, OVMF, dnsmasq, nginx,
+# tcpdump, and what scripts/e2e/assets.sh needs (scripts/deps.sh e2e).
+# Environment: FIRMWARE (seabios, the default, or ovmf), N (VMs per round,
+# default 3), ROUNDS (default 3), TIMEOUT (seconds a round may take,
+# default 300), STRICT=1 to exit 1 when a VM did not fetch its config in a
+# round. E2E_ACCEL=kvm as in scripts/e2e/lib.sh.
 set -euo pipefail
 N=${N:-3}
 ROUNDS=${ROUNDS:-3}
 TIMEOUT=${TIMEOUT:-300}
 STRICT=${STRICT:-0}
+FIRMWARE=${FIRMWARE:-seabios}
+case $FIRMWARE in
+seabios) fwname="SeaBIOS VMs (QEMU's iPXE ROM" ;;
+ovmf) fwname="OVMF VMs (EDK2's PXE, then iPXE's snponly.efi by TFTP" ;;
+*)
+	echo "bench-boot: FIRMWARE=$FIRMWARE: want seabios or ovmf" >&2
+	exit 2
+	;;
+esac
+# The iPXE build both stacks hand to UEFI firmware (tinderbox's default).
+efi=snponly.efi
 E2E=tbxb NET=10.82.0 TAPS=$N
 # shellcheck source=e2e/lib.sh
 . "$(dirname "$0")/e2e/lib.sh"
@@ -71,7 +92,7 @@ http: {listen: ":8080"}
 admin: {listen: "127.0.0.1:8081"}
 dhcp: {interface: ${E2E}boot0}
 tftp: {listen: ":69"}
-ipxe: {dir: /usr/lib/ipxe}
+ipxe: {dir: /usr/lib/ipxe, efiX64: $efi}
 factory: {url: "$factory"}
 cache: {dir: $work/cache}
 state: {dir: $work/state}
@@ -80,19 +101,26 @@ reports: {enabled: false}
 log: {level: info}
 YAML
 
-# The anchor's files: the same kernel and initramfs, and the script a
-# static setup would hold (kernel, initrd, boot; the same command line).
+# The anchor's files: the same kernel and initramfs, the script a static
+# setup would hold (kernel, initrd, boot; the same command line, with
+# talos.config naming the machine's own file by iPXE's ${mac:hexhyp}, and
+# initrd=NAME, which the kernel's EFI stub needs under the 2019 UEFI iPXE
+# to find the initramfs and BIOS ignores, as in tinderbox's script), and
+# each machine's config as tinderbox renders it.
 www=$work/anchor/www
 tftproot=$work/anchor/tftp
-mkdir -p "$www" "$tftproot" "$work/anchor/nginx"
+mkdir -p "$www/config" "$tftproot" "$work/anchor/nginx"
 cp "${E2E_ASSETS:-$repo/.run/e2e-assets}/kernel-amd64" "${E2E_ASSETS:-$repo/.run/e2e-assets}/initramfs-amd64.xz" "$www/"
-cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi "$tftproot/"
+cp /usr/lib/ipxe/undionly.kpxe "/usr/lib/ipxe/$efi" "$tftproot/"
 cat >"$www/boot.ipxe" <<IPXE
 #!ipxe
-kernel http://$NET.2:8080/kernel-amd64 $(cat "$work/cmdline-metal-amd64")
+kernel http://$NET.2:8080/kernel-amd64 initrd=initramfs-amd64.xz $(cat "$work/cmdline-metal-amd64") talos.config=http://$NET.2:8080/config/\${mac:hexhyp}.yaml
 initrd http://$NET.2:8080/initramfs-amd64.xz
 boot
 IPXE
+for mac in "${macs[@]}"; do
+	inboot "$work/tinderbox" render "$mac" --config "$work/tinderbox.yaml" >"$www/config/${mac//:/-}.yaml"
+done
 chmod -R a+rX "$work/anchor"
 bench_nginx_conf "$work/anchor/nginx" "$NET.2:8080" "$www"
 
@@ -120,7 +148,7 @@ anchor_start() {
 	# to iPXE by TFTP, iPXE (user class "iPXE") to the script over HTTP.
 	ip netns exec "$boot" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="${E2E}boot0" --bind-interfaces \
 		--dhcp-range="$NET.0,proxy,255.255.255.0" --dhcp-userclass=set:ipxe,iPXE \
-		--pxe-service=tag:!ipxe,x86PC,PXE,undionly.kpxe --pxe-service=tag:!ipxe,X86-64_EFI,PXE,snponly.efi \
+		--pxe-service=tag:!ipxe,x86PC,PXE,undionly.kpxe --pxe-service=tag:!ipxe,X86-64_EFI,PXE,"$efi" \
 		--pxe-service="tag:ipxe,x86PC,iPXE,http://$NET.2:8080/boot.ipxe" \
 		--pxe-service="tag:ipxe,X86-64_EFI,iPXE,http://$NET.2:8080/boot.ipxe" \
 		--enable-tftp --tftp-root="$tftproot" --log-dhcp --log-facility=- \
@@ -144,47 +172,77 @@ anchor_stop() {
 	e2e_forget "$anchor_dnsmasq" "$anchor_nginx"
 }
 
+# fetched I: VM I's stand-in Talos has fetched its config (it prints its
+# hash on the serial console).
+fetched() { grep -aq "TINDERBOX-E2E: config sha256:" "$work/vm$1.serial" 2>/dev/null; }
+
 # boot_round WHO R: every VM boots at once under a capture; the VMs stop
-# once their kernels start; the capture's stages are recorded as
-# STAGE/WHO, one value per VM, and kept in $work/stages-WHO-R.
+# once they have fetched their configs; the capture's stages and counts
+# are recorded as NAME/WHO, one value per VM, and kept in
+# $work/stages-WHO-R.
 boot_round() {
-	local who=$1 r=$2 i pcap=$work/round$2-$1.pcap
-	ip netns exec "$lan" tcpdump -i "${E2E}veth0" -s 1600 -B 32768 -U -w "$pcap" 2>"$work/tcpdump-$who-$r.log" &
-	local cap=$!
-	pids+=("$cap")
-	for _ in $(seq 100); do
-		grep -q "listening on" "$work/tcpdump-$who-$r.log" 2>/dev/null && break
-		sleep 0.1
+	local who=$1 r=$2 i caps=()
+	# --immediate-mode: otherwise the packets still in the kernel's capture
+	# ring when tcpdump is stopped are lost (seen here: the last 2 s of a
+	# boot, the config's fetch among them).
+	for ((i = 0; i < N; i++)); do
+		ip netns exec "$lan" tcpdump -i "${E2E}tap$i" -s 1600 -B 32768 --immediate-mode -U -w "$work/round$r-$who-$i.pcap" 2>"$work/tcpdump-$who-$r-$i.log" &
+		caps+=($!)
+		pids+=($!)
+	done
+	for ((i = 0; i < N; i++)); do
+		for _ in $(seq 100); do
+			grep -q "listening on" "$work/tcpdump-$who-$r-$i.log" 2>/dev/null && break
+			sleep 0.1
+		done
 	done
 	local vms=()
 	for ((i = 0; i < N; i++)); do
-		rm -f "$work/vm$i.serial" "$work/vm$i.disk"
-		vm_start "vm$i" "${E2E}tap$i" "${macs[$i]}" "$(printf '11111111-2222-4333-8444-5555558200%02x' "$i")" seabios
+		rm -f "$work/vm$i.serial" "$work/vm$i.disk" "$work/vm$i.vars.fd"
+		vm_start "vm$i" "${E2E}tap$i" "${macs[$i]}" "$(printf '11111111-2222-4333-8444-5555558200%02x' "$i")" "$FIRMWARE"
 		vms+=("$vm_pid")
 	done
 	local deadline=$((SECONDS + TIMEOUT)) started
 	while [ $SECONDS -lt $deadline ]; do
 		started=0
 		for ((i = 0; i < N; i++)); do
-			grep -aq "Linux version" "$work/vm$i.serial" 2>/dev/null && started=$((started + 1))
+			fetched "$i" && started=$((started + 1))
 		done
 		[ "$started" -eq "$N" ] && break
 		sleep 0.5
 	done
 	for ((i = 0; i < N; i++)); do
-		if ! grep -aq "Linux version" "$work/vm$i.serial" 2>/dev/null; then
-			e2e_log "round $r ($who): vm$i did not reach its kernel in ${TIMEOUT}s (serial log: $work/vm$i.serial)"
+		if ! fetched "$i"; then
+			# The next round starts a fresh serial log: keep this one.
+			cp "$work/vm$i.serial" "$work/vm$i-$who-$r.serial" 2>/dev/null || true
+			e2e_log "round $r ($who): vm$i did not fetch its config in ${TIMEOUT}s (serial log: $work/vm$i-$who-$r.serial)"
 			fails=$((fails + 1))
 		fi
 	done
 	kill "${vms[@]}" 2>/dev/null || true
 	wait "${vms[@]}" 2>/dev/null || true
 	e2e_forget "${vms[@]}"
-	kill -INT "$cap" 2>/dev/null || true
-	wait "$cap" 2>/dev/null || true
-	e2e_forget "$cap"
-	"$work/bootstages" -server "$NET.2" -port 8080 "$pcap" "${macs[@]}" >"$work/stages-$who-$r"
-	rm -f "$pcap"
+	kill -INT "${caps[@]}" 2>/dev/null || true
+	wait "${caps[@]}" 2>/dev/null || true
+	e2e_forget "${caps[@]}"
+	: >"$work/stages-$who-$r"
+	for ((i = 0; i < N; i++)); do
+		"$work/bootstages" -server "$NET.2" -port 8080 "$work/round$r-$who-$i.pcap" "${macs[$i]}" >>"$work/stages-$who-$r"
+		rm -f "$work/round$r-$who-$i.pcap"
+	done
+	# Each stage's own time, "d" before its name: from the end of the
+	# stage before it (the offer: from the DISCOVER), when both were seen.
+	awk '
+	BEGIN { split("offer:start rrq:offer tftp:rrq ipxe:tftp ipxedhcp:ipxe script:ipxedhcp kernel:script initramfs:kernel config:initramfs", p, " ")
+		for (i in p) { split(p[i], x, ":"); prev[x[1]] = x[2] } }
+	{ v[$1 " " $2] = $3; v[$1 " start"] = 0; order[++n] = $1 " " $2 }
+	END { for (i = 1; i <= n; i++) { split(order[i], k, " ")
+		if (!(k[2] in prev)) continue
+		a = v[order[i]]; b = v[k[1] " " prev[k[2]]]
+		print k[1], "d" k[2], (a != "-" && b != "-" && b != "") ? sprintf("%.1f", a - b) : "-" } }
+	' "$work/stages-$who-$r" >"$work/stages-$who-$r.d"
+	cat "$work/stages-$who-$r.d" >>"$work/stages-$who-$r"
+	rm -f "$work/stages-$who-$r.d"
 	awk -v who="$who" '$3 != "-" { print $2 "/" who, $3 }' "$work/stages-$who-$r" >>"$rec"
 }
 
@@ -204,32 +262,72 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			anchor_stop
 		fi
 	done
-	# The paired ratio: the same VM (MAC), the same stage, in this round.
+	# The paired ratio: the same VM (MAC), the same stage, in this round
+	# (stages only: the counts are compared side by side).
 	awk '
+	$2 == "tftpdata" || $2 == "blksize" || $2 == "windowsize" || $2 == "retrans" { next }
 	FNR == NR { if ($3 != "-") a[$1 " " $2] = $3; next }
 	$3 != "-" && ($1 " " $2) in a && $3 > 0 { print $2 "/ratio", a[$1 " " $2] / $3 }
 	' "$work/stages-tinderbox-$r" "$work/stages-anchor-$r" >>"$rec"
 done
 
 echo
-echo "boot stages: $N SeaBIOS VMs (QEMU's iPXE ROM, $(e2e_accel)) at once, $ROUNDS paired rounds; ms from the VM's first DHCPDISCOVER to the end of each stage; median (min–max) over rounds × VMs"
+echo "boot stages: $N $fwname, $(e2e_accel)) at once, $ROUNDS paired rounds; ms from the VM's first DHCPDISCOVER to the end of each stage; median (min–max) over rounds × VMs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
 echo "|---|---|---|---|"
-for s in offer tftp script kernel initramfs; do
+for s in offer rrq tftp ipxe ipxedhcp script kernel initramfs config; do
 	case $s in
 	offer) name="proxy DHCP offer" ;;
-	tftp) name="TFTP of iPXE" ;;
+	rrq) name="firmware's TFTP request of iPXE" ;;
+	tftp) name="TFTP of iPXE (last DATA)" ;;
+	ipxe) name="iPXE's first DISCOVER" ;;
+	ipxedhcp) name="iPXE's DHCP (last ACK)" ;;
 	script) name="iPXE script" ;;
 	kernel) name="kernel" ;;
 	initramfs) name="initramfs" ;;
+	config) name="config fetched" ;;
 	esac
 	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
 		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
 done
 echo
-echo "VM boots that did not reach their kernel: $fails"
-echo "(\"-\": the stage does not occur: QEMU's iPXE ROM is iPXE already, so neither stack sends it iPXE by TFTP)"
+echo "Each stage's own time: ms from the end of the stage before it (the offer: from the DISCOVER)"
+echo
+echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
+echo "|---|---|---|---|"
+for s in doffer drrq dtftp dipxe dipxedhcp dscript dkernel dinitramfs dconfig; do
+	case $s in
+	doffer) name="proxy DHCP offer" ;;
+	drrq) name="firmware: DHCP, PXE, to its TFTP request" ;;
+	dtftp) name="TFTP transfer of iPXE" ;;
+	dipxe) name="iPXE starting, to its DISCOVER" ;;
+	dipxedhcp) name="iPXE's DHCP exchange" ;;
+	dscript) name="iPXE script(s)" ;;
+	dkernel) name="kernel" ;;
+	dinitramfs) name="initramfs" ;;
+	dconfig) name="kernel boot, to config fetched" ;;
+	esac
+	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
+		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
+done
+echo
+echo "| per VM boot | tinderbox | anchor (dnsmasq + nginx) |"
+echo "|---|---|---|"
+for s in tftpdata blksize windowsize retrans; do
+	case $s in
+	tftpdata) name="TFTP of iPXE: DATA packets sent" ;;
+	blksize) name="TFTP of iPXE: blksize granted (bytes)" ;;
+	windowsize) name="TFTP of iPXE: windowsize granted (blocks per ACK)" ;;
+	retrans) name="HTTP: TCP segments re-sent" ;;
+	esac
+	printf '| %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.0f)" "$(bench_cell "$rec" "$s/anchor" %.0f)"
+done
+echo
+echo "VM boots that did not fetch their config: $fails"
+if [ "$FIRMWARE" = seabios ]; then
+	echo "(\"-\": the stage does not occur: QEMU's iPXE ROM is iPXE already, so neither stack sends it iPXE by TFTP)"
+fi
 if [ "$fails" -ne 0 ] && [ "$STRICT" = 1 ]; then
 	exit 1
 fi
