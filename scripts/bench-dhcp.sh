@@ -7,7 +7,10 @@
 # other (tinderbox and dnsmasq alternate, which goes first alternates too),
 # and records each server's highest rate with no drop (every DISCOVER
 # answered within WAIT; the stepping stops at the first rate that drops),
-# then the p99 reply latency and the CPU per offer at 5000/s (utime+stime
+# then the p50 and p99 reply latency (to the kernel's receive timestamp
+# of the reply in the generator's namespace; the p99 to the generator's
+# read of it is printed beside, to show the generator is not the tail)
+# and the CPU per offer at 5000/s (utime+stime
 # of the server process from /proc/PID/stat over the step, divided by the
 # replies). Figures are the median (min–max) of ROUNDS rounds; the ratio is
 # the median of the per-round ratios. The kernel's UDP receive-buffer drop
@@ -184,7 +187,9 @@ measure() { # measure NAME: one round of one server
 	e1=$(rcvbuf_errors)
 	printf '%s %s rate=5000 %s\n' "$round" "$name" "$line" >>"$step_log"
 	answered=$(field "$line" answered)
+	bench_record "$rec" "$name/p50" "$(field "$line" p50_ms)"
 	bench_record "$rec" "$name/p99" "$(field "$line" p99_ms)"
+	bench_record "$rec" "$name/p99read" "$(field "$line" p99_read_ms)"
 	bench_record "$rec" "$name/drop5000" "$(field "$line" drop_pct)"
 	bench_record "$rec" "$name/rcvbuferrors" "$((e1 - e0))"
 	if [ "${answered:-0}" -gt 0 ]; then
@@ -212,8 +217,12 @@ printf 'load average (1, 5, 15 min) at the start: %s; at the end: %s; %s CPUs\n\
 printf '| figure | tinderbox | dnsmasq (proxy) | tinderbox / dnsmasq |\n|---|---|---|---|\n'
 printf '| highest rate with no drop (/s; steps %s) | %s | %s | %s |\n' "${RATES// /, }" \
 	"$(bench_cell "$rec" tinderbox/nodrop %.0f)" "$(bench_cell "$rec" dnsmasq/nodrop %.0f)" "$(bench_cell "$rec" ratio/nodrop %.2f)"
+printf '| p50 reply latency at 5000/s (ms) | %s | %s | |\n' \
+	"$(bench_cell "$rec" tinderbox/p50 %.2f)" "$(bench_cell "$rec" dnsmasq/p50 %.2f)"
 printf '| p99 reply latency at 5000/s (ms) | %s | %s | |\n' \
 	"$(bench_cell "$rec" tinderbox/p99 %.2f)" "$(bench_cell "$rec" dnsmasq/p99 %.2f)"
+printf '| p99 to the generator'"'"'s read of the reply, for comparison (ms) | %s | %s | |\n' \
+	"$(bench_cell "$rec" tinderbox/p99read %.2f)" "$(bench_cell "$rec" dnsmasq/p99read %.2f)"
 printf '| drops at 5000/s (%%) | %s | %s | |\n' \
 	"$(bench_cell "$rec" tinderbox/drop5000 %.2f)" "$(bench_cell "$rec" dnsmasq/drop5000 %.2f)"
 printf '| CPU per offer at 5000/s (ms) | %s | %s | %s |\n' \

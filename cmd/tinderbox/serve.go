@@ -58,8 +58,11 @@ privileged fails at start, naming the port.`,
 				printProblems(cmd, err)
 				return errReported
 			}
-			log := newLogger(cfg.Log, cmd.ErrOrStderr())
-			return run(cmd.Context(), cfg, log)
+			// The daemon's log lines are written by a goroutine of their
+			// own: the proxyDHCP responder logs one per reply.
+			lw := newLogWriter(cmd.ErrOrStderr())
+			defer lw.Close()
+			return run(cmd.Context(), cfg, newLogger(cfg.Log, lw))
 		},
 	}
 }

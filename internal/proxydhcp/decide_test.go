@@ -379,14 +379,15 @@ func TestReplyAddr(t *testing.T) {
 	tests := []struct {
 		name string
 		mods []dhcpv4.Modifier
-		peer *net.UDPAddr
+		peer netip.AddrPort
 		want string
 	}{
-		{"broadcast from a client with no address", nil, &net.UDPAddr{IP: net.IPv4zero, Port: 68}, "255.255.255.255:68"},
-		{"client without peer port", nil, &net.UDPAddr{IP: net.IPv4zero}, "255.255.255.255:68"},
-		{"EDK2 on port 4011 with an address", nil, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 50), Port: 4011}, "192.0.2.50:4011"},
-		{"relayed", []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 9, 8, 1))}, &net.UDPAddr{IP: net.IPv4(10, 9, 8, 1), Port: 67}, "10.9.8.1:67"},
-		{"relayed, relay sends from another address", []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 9, 8, 1))}, &net.UDPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 67}, "10.9.8.1:67"},
+		{"broadcast from a client with no address", nil, netip.MustParseAddrPort("0.0.0.0:68"), "255.255.255.255:68"},
+		{"client without peer port", nil, netip.MustParseAddrPort("0.0.0.0:0"), "255.255.255.255:68"},
+		{"EDK2 on port 4011 with an address", nil, netip.MustParseAddrPort("192.0.2.50:4011"), "192.0.2.50:4011"},
+		{"relayed", []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 9, 8, 1))}, netip.MustParseAddrPort("10.9.8.1:67"), "10.9.8.1:67"},
+		{"IPv4-mapped client address", nil, netip.MustParseAddrPort("[::ffff:192.0.2.51]:68"), "192.0.2.51:68"},
+		{"relayed, relay sends from another address", []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 9, 8, 1))}, netip.MustParseAddrPort("10.0.0.1:67"), "10.9.8.1:67"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,9 @@
 //   - Optional behaviour is an explicit Options field, nil when unused:
 //     Policy, Recorder (DHCPSent) and Observer (DHCPObserved). Hooks are
 //     named after the protocol and what happened, take the packet's
-//     context first, and are called from the packet's goroutine.
+//     context first, and are called from the reader that took the
+//     packet (one of Serve's maxInFlight readers), before it reads
+//     another.
 //
 // Listen, which opens the socket Serve expects, needs Linux
 // (SO_BINDTODEVICE, IP_PKTINFO, sock_diag); elsewhere it returns an error

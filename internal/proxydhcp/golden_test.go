@@ -60,7 +60,7 @@ func TestGolden(t *testing.T) {
 				checkReply(t, req, d.Reply, captureServer)
 				fmt.Fprintf(&out, "client: arch %d class %s uuid %s ipxe %v\nreply to %s:\n%s\n%s\n",
 					uint16(d.Client.ClientArch), d.Client.Firmware.Label(d.Client.HTTPBoot), d.Client.UUID, d.Client.IPXE,
-					replyAddr(req, &net.UDPAddr{IP: u.src, Port: u.srcPort}), hex.Dump(d.Reply.ToBytes()), d.Reply.Summary())
+					replyAddr(req, udpPeer(u.src, u.srcPort)), hex.Dump(d.Reply.ToBytes()), d.Reply.Summary())
 			}
 			if replies == 0 {
 				t.Error("no captured packet got a reply")
@@ -204,4 +204,10 @@ func parseFrame(f []byte) (udpPacket, bool) {
 		dstPort: int(binary.BigEndian.Uint16(udp[2:])),
 		payload: udp[8:],
 	}, true
+}
+
+// udpPeer is a captured packet's source as Serve reads it.
+func udpPeer(ip net.IP, port int) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(ip)
+	return netip.AddrPortFrom(a.Unmap(), uint16(port))
 }

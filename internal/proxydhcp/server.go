@@ -31,8 +31,9 @@ type Sent struct {
 
 // Recorder is told of every reply sent; the machine-state layer implements
 // it to record the "proxy offer sent" event, firmware, UUID and IP of the
-// MAC. DHCPSent is called after the send, from the packet's goroutine: it
-// must be safe for concurrent use and should not block for long.
+// MAC. DHCPSent is called after the send, from the reader that took the
+// packet, before it reads another: it must be safe for concurrent use and
+// should not block for long.
 type Recorder interface {
 	DHCPSent(ctx context.Context, s Sent)
 }
@@ -89,7 +90,8 @@ type Options struct {
 	// ReplyDelay holds each reply back this long (config dhcp.replyDelay;
 	// 0 sends at once): some firmware misses a proxy offer that arrives
 	// before the router's (dnsmasq's --dhcp-reply-delay is the known cure).
-	// A delayed reply keeps its packet's in-flight slot while it waits.
+	// A delayed reply keeps the reader that took its packet while it
+	// waits (Serve runs maxInFlight of them).
 	ReplyDelay time.Duration
 	// Interfaces tells the receiving interface's addresses; share one
 	// ifaddr.Table between servers. nil asks the kernel for every packet.
@@ -97,7 +99,8 @@ type Options struct {
 }
 
 // Server answers PXE clients on one socket. Its methods are safe for
-// concurrent use; each packet is handled in its own goroutine.
+// concurrent use; each packet is answered by the reader goroutine that
+// took it from the socket (Serve).
 type Server struct {
 	o      Options
 	quiet  quietSet
@@ -130,9 +133,15 @@ func (q *quietSet) first(key string) bool {
 	return true
 }
 
-// maxInFlight bounds the packets handled at once: past it, reading waits and
-// the kernel's socket buffer absorbs (or drops) a burst.
+// maxInFlight bounds the packets handled at once: Serve runs this many
+// readers, each answering the packet it read before it reads the next;
+// with every one of them busy (stuck in a hook, or holding a delayed
+// reply), the kernel's socket buffer absorbs (or drops) a burst.
 const maxInFlight = 64
+
+// maxPacket is a reader's buffer: the largest UDP payload, so no request
+// is cut short. Only the bytes a packet fills are ever touched.
+const maxPacket = 1 << 16
 
 // New returns a server; it opens nothing: Serve is handed the socket.
 func New(o Options) *Server {
@@ -149,32 +158,69 @@ func New(o Options) *Server {
 	return s
 }
 
+// udpConn is the part of *net.UDPConn Serve uses: reads and writes that
+// carry control messages (IP_PKTINFO) and a netip.AddrPort, neither of
+// which allocates.
+type udpConn interface {
+	net.PacketConn
+	ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error)
+	WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error)
+}
+
 // Serve answers the packets arriving on conn until ctx is cancelled, then
-// waits for the packets in hand and returns nil. It blocks. conn should
-// come from Listen (replies need IP_PKTINFO); Serve closes it before it
-// returns, before it waits for the packets in hand: a handler stuck in a
-// hook must not keep the port held, where a restarted instance sharing it
-// (SO_REUSEPORT) would lose packets to it. A bad packet is counted and
-// logged, and a handler's panic is recovered, counted
-// (tinderbox_panics_total{where="dhcp"}) and logged; only a closed socket
-// or one without IP_PKTINFO ends Serve early, with an error.
+// waits for the packets in hand and returns nil. It blocks. conn must be
+// a *net.UDPConn and should come from Listen (replies need IP_PKTINFO);
+// Serve closes it before it returns, before it waits for the packets in
+// hand: a handler stuck in a hook must not keep the port held, where a
+// restarted instance sharing it (SO_REUSEPORT) would lose packets to it.
+// A bad packet is counted and logged, and a handler's panic is recovered,
+// counted (tinderbox_panics_total{where="dhcp"}) and logged; only a closed
+// socket or one without IP_PKTINFO ends Serve early, with an error.
+//
+// maxInFlight readers share the socket, each reading a packet and
+// answering it itself: packets are taken in the order they arrived, and
+// no packet waits for a goroutine to be started or scheduled for it.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
-	var wg sync.WaitGroup
-	defer func() {
+	uc, ok := conn.(udpConn)
+	if !ok {
 		_ = conn.Close()
-		wg.Wait()
-	}()
-	pc := ipv4.NewPacketConn(conn)
-	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+		return fmt.Errorf("proxydhcp: serve %s: not a UDP socket", conn.LocalAddr())
+	}
+	if err := ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+		_ = conn.Close()
 		return fmt.Errorf("proxydhcp: enable IP_PKTINFO on %s: %w", conn.LocalAddr(), err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
+	var (
+		wg     sync.WaitGroup
+		once   sync.Once
+		failed error
+	)
+	for range maxInFlight {
+		wg.Go(func() {
+			if err := s.read(ctx, uc); err != nil {
+				once.Do(func() {
+					failed = err
+					_ = conn.Close() // the other readers stop too
+				})
+			}
+		})
+	}
+	wg.Wait()
+	_ = conn.Close()
+	return failed
+}
 
-	slots := make(chan struct{}, maxInFlight)
-	buf := make([]byte, 1<<16)
+// read is one of Serve's readers: it answers packet after packet until
+// the socket is closed, and returns nil when ctx is done, else the error
+// that closed it.
+func (s *Server) read(ctx context.Context, conn udpConn) error {
+	buf := make([]byte, maxPacket)
+	oob := ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst)
+	var out sendInfo
 	for {
-		n, cm, peer, err := pc.ReadFrom(buf)
+		n, oobn, _, peer, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -192,31 +238,74 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			continue
 		}
-		pkt := append([]byte(nil), buf[:n]...)
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil // every slot is held by a stuck handler: stop anyway
+		in := arrival{peer: netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())}
+		var cm ipv4.ControlMessage
+		if cm.Parse(oob[:oobn]) == nil && cm.IfIndex != 0 {
+			in.ifIndex = cm.IfIndex
+			in.dst, _ = netip.AddrFromSlice(cm.Dst)
+			in.dst = in.dst.Unmap()
+			in.pktinfo = true
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			defer s.panics.Recover(s.o.Logger, slog.String("remote", peer.String()))
-			s.handle(ctx, pc, pkt, cm, peer)
-		})
+		s.answer(ctx, conn, buf[:n], in, &out)
 	}
 }
 
+// arrival is how a packet came in: from whom, and (IP_PKTINFO) on which
+// interface and to which address.
+type arrival struct {
+	peer    netip.AddrPort
+	pktinfo bool // ifIndex and dst are known
+	ifIndex int
+	dst     netip.Addr
+}
+
+// sendInfo is a reader's IP_PKTINFO control message for its replies,
+// kept while they leave from the same interface and address (as they do,
+// but for a server on several LANs), so that it is built once.
+type sendInfo struct {
+	ifIndex int
+	src     netip.Addr
+	oob     []byte
+}
+
+// controlMessage returns the IP_PKTINFO control message that sends a
+// reply out of interface ifIndex (0: as routed) from src.
+func (o *sendInfo) controlMessage(ifIndex int, src netip.Addr) []byte {
+	if o.oob == nil || o.ifIndex != ifIndex || o.src != src {
+		cm := ipv4.ControlMessage{IfIndex: ifIndex}
+		if src.IsValid() {
+			cm.Src = src.AsSlice()
+		}
+		o.ifIndex, o.src, o.oob = ifIndex, src, cm.Marshal()
+	}
+	return o.oob
+}
+
+// answer handles one packet, recovering a panic of its hooks.
+func (s *Server) answer(ctx context.Context, conn udpConn, pkt []byte, in arrival, out *sendInfo) {
+	defer func() {
+		if v := recover(); v != nil {
+			_ = s.panics.Caught(v, s.o.Logger, slog.String("remote", in.peer.String()))
+		}
+	}()
+	s.handle(ctx, conn, pkt, in, out)
+}
+
 // handle answers one packet.
-func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm *ipv4.ControlMessage, peer net.Addr) {
+func (s *Server) handle(ctx context.Context, conn udpConn, pkt []byte, in arrival, out *sendInfo) {
 	log := s.o.Logger
 	p, err := dhcpv4.FromBytes(pkt)
 	if err != nil {
 		s.count("malformed", "none", "error", ReasonMalformed)
-		log.Debug("proxydhcp: malformed packet", "remote", peer.String(), "len", len(pkt), "err", err)
+		log.Debug("proxydhcp: malformed packet", "remote", in.peer.String(), "len", len(pkt), "err", err)
 		return
 	}
-	local, ifIndex := s.localAddr(cm, pc)
-	d := Decide(ctx, Request{Packet: p, ServerIP: local, PXEPort: s.o.PXEPort}, s.o.Config, s.o.Policy)
+	local := s.localAddr(in, conn)
+	var serverIP net.IP
+	if local.IsValid() {
+		serverIP = local.AsSlice()
+	}
+	d := Decide(ctx, Request{Packet: p, ServerIP: serverIP, PXEPort: s.o.PXEPort}, s.o.Config, s.o.Policy)
 	typ := typeLabel(p.MessageType())
 	arch := "none"
 	if d.Client != nil {
@@ -225,7 +314,7 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	// attrs are the packet's log attributes and more, formatted only for
 	// a line that is written (a reply's path logs none of them).
 	attrs := func(more ...any) []any {
-		return append([]any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", peer.String()}, more...)
+		return append([]any{"mac", p.ClientHWAddr.String(), "xid", p.TransactionID.String(), "type", typ, "remote", in.peer.String()}, more...)
 	}
 	switch {
 	case d.Err != nil:
@@ -256,8 +345,8 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 			return
 		}
 	}
-	dst := replyAddr(p, peer)
-	if _, err := pc.WriteTo(d.Reply.ToBytes(), &ipv4.ControlMessage{IfIndex: ifIndex, Src: local}, dst); err != nil {
+	dst := replyAddr(p, in.peer)
+	if _, _, err := conn.WriteMsgUDPAddrPort(d.Reply.ToBytes(), out.controlMessage(in.ifIndex, local), dst); err != nil {
 		s.count(typ, arch, "error", ReasonSend)
 		log.Warn("proxydhcp: send reply", attrs("to", dst.String(), "err", err)...)
 		return
@@ -267,7 +356,10 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 		result, what = "acked", "proxy ack sent"
 	}
 	s.count(typ, arch, result, "")
-	log.Info(what, "mac", p.ClientHWAddr.String(), "arch", arch, "file", d.File, "uuid", d.Client.UUID, "ipxe", d.Client.IPXE, "to", dst.String())
+	if log.Enabled(ctx, slog.LevelInfo) {
+		log.LogAttrs(ctx, slog.LevelInfo, what, slog.String("mac", p.ClientHWAddr.String()), slog.String("arch", arch),
+			slog.String("file", d.File), slog.String("uuid", d.Client.UUID), slog.Bool("ipxe", d.Client.IPXE), slog.String("to", dst.String()))
+	}
 	if log.Enabled(ctx, slog.LevelDebug) {
 		log.Debug("proxydhcp: reply", "xid", p.TransactionID.String(), "server", local.String(),
 			"vendor", p.ClassIdentifier(), "arch_code", uint16(d.Client.ClientArch), "ciaddr", p.ClientIPAddr.String(),
@@ -275,8 +367,8 @@ func (s *Server) handle(ctx context.Context, pc *ipv4.PacketConn, pkt []byte, cm
 	}
 	if s.o.Recorder != nil {
 		c := *d.Client
-		if up, ok := peer.(*net.UDPAddr); ok && c.IP == nil && p.GatewayIPAddr.IsUnspecified() && !up.IP.IsUnspecified() {
-			c.IP = up.IP
+		if c.IP == nil && p.GatewayIPAddr.IsUnspecified() && in.peer.Addr().Is4() && !in.peer.Addr().IsUnspecified() {
+			c.IP = in.peer.Addr().AsSlice()
 		}
 		s.o.Recorder.DHCPSent(ctx, Sent{Client: c, Type: d.Reply.MessageType(), File: d.File})
 	}
@@ -306,29 +398,29 @@ func typeLabel(t dhcpv4.MessageType) string {
 // 54 and, unless advertise is pinned (Config.Advertise), in its URLs: the
 // packet's destination when it was sent to one of the interface's
 // addresses, else (a broadcast) the advertised address if the interface has
-// it, else the interface's first IPv4 address. It returns nil when the
-// interface has no IPv4 address.
-func (s *Server) localAddr(cm *ipv4.ControlMessage, pc *ipv4.PacketConn) (net.IP, int) {
-	if cm == nil {
-		if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
-			return ua.IP.To4(), 0
+// it, else the interface's first IPv4 address. Without IP_PKTINFO it is
+// the socket's own address when it is bound to one. It is the zero Addr
+// when the interface has no IPv4 address.
+func (s *Server) localAddr(in arrival, conn udpConn) netip.Addr {
+	if !in.pktinfo {
+		if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
+			a, _ := netip.AddrFromSlice(ua.IP.To4())
+			return a
 		}
-		return nil, 0
+		return netip.Addr{}
 	}
-	ifc, ok := s.o.Interfaces.ByIndex(cm.IfIndex)
+	ifc, ok := s.o.Interfaces.ByIndex(in.ifIndex)
 	if !ok {
-		return nil, cm.IfIndex
+		return netip.Addr{}
 	}
-	dst, _ := netip.AddrFromSlice(cm.Dst)
-	dst = dst.Unmap()
 	adv := s.o.Config.Advertise.Unmap()
 	var first, advertised netip.Addr
 	for _, p := range ifc.Addrs {
 		ip := p.Addr()
 		switch {
 		case !ip.Is4():
-		case ip == dst:
-			return ip.AsSlice(), cm.IfIndex
+		case ip == in.dst:
+			return ip
 		case ip == adv:
 			advertised = ip
 		case !first.IsValid():
@@ -336,29 +428,25 @@ func (s *Server) localAddr(cm *ipv4.ControlMessage, pc *ipv4.PacketConn) (net.IP
 		}
 	}
 	if advertised.IsValid() {
-		return advertised.AsSlice(), cm.IfIndex
+		return advertised
 	}
-	if !first.IsValid() {
-		return nil, cm.IfIndex
-	}
-	return first.AsSlice(), cm.IfIndex
+	return first
 }
 
 // replyAddr is where a reply goes: the relay agent (giaddr) on the server
 // port; else the client's own address and port when it has one (EDK2 waits
 // for its port-4011 ACK there); else broadcast to the client port, since the
 // client has no address yet and a proxy offers none (RFC 2131 §4.1).
-func replyAddr(p *dhcpv4.DHCPv4, peer net.Addr) *net.UDPAddr {
-	if gw := p.GatewayIPAddr.To4(); gw != nil && !gw.IsUnspecified() {
-		return &net.UDPAddr{IP: gw, Port: dhcpv4.ServerPort}
+func replyAddr(p *dhcpv4.DHCPv4, peer netip.AddrPort) netip.AddrPort {
+	if gw, ok := netip.AddrFromSlice(p.GatewayIPAddr.To4()); ok && !gw.IsUnspecified() {
+		return netip.AddrPortFrom(gw, dhcpv4.ServerPort)
 	}
-	up, _ := peer.(*net.UDPAddr)
-	if up != nil && up.IP.To4() != nil && !up.IP.IsUnspecified() {
-		return up
+	if ip := peer.Addr().Unmap(); ip.Is4() && !ip.IsUnspecified() {
+		return netip.AddrPortFrom(ip, peer.Port())
 	}
-	port := dhcpv4.ClientPort
-	if up != nil && up.Port != 0 {
-		port = up.Port
+	port := uint16(dhcpv4.ClientPort)
+	if peer.Port() != 0 {
+		port = peer.Port()
 	}
-	return &net.UDPAddr{IP: net.IPv4bcast, Port: port}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port)
 }

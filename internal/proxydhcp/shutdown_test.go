@@ -4,8 +4,11 @@ package proxydhcp
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,3 +78,44 @@ func TestServeClosesSocketBeforeWaiting(t *testing.T) {
 	}
 	done <- nil // for the deferred wait
 }
+
+// TestStuckHookHoldsOneReader: a Recorder stuck on one reply holds only
+// the reader that sent it; the next client is still answered.
+func TestStuckHookHoldsOneReader(t *testing.T) {
+	rec := &stuckRecorder{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	conn, _ := serveOn(t, Options{Recorder: rec})
+	t.Cleanup(func() { close(rec.release) }) // runs before serveOn's stop, which waits for the readers
+	first := exchange(t, conn.LocalAddr(), packet(t, dhcpv4.MessageTypeDiscover, firmware(7)...))
+	select {
+	case <-rec.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first DISCOVER never reached the recorder")
+	}
+	second := exchange(t, conn.LocalAddr(), packet(t, dhcpv4.MessageTypeDiscover, append(firmware(0), dhcpv4.WithHwAddr(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}))...))
+	if first.BootFileName != "snponly.efi" || second.BootFileName != "undionly.kpxe" {
+		t.Errorf("got files %q and %q, want snponly.efi and undionly.kpxe", first.BootFileName, second.BootFileName)
+	}
+}
+
+// TestServeNeedsUDP: Serve refuses a socket that is not UDP, and closes it.
+func TestServeNeedsUDP(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	pc := pipePacketConn{c1}
+	if err := New(Options{}).Serve(t.Context(), pc); err == nil || !strings.Contains(err.Error(), "not a UDP socket") {
+		t.Errorf("got %v, want an error saying it is not a UDP socket", err)
+	}
+	if _, err := c1.Write([]byte{1}); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("writing to the socket after Serve: got %v, want io.ErrClosedPipe (Serve closes it)", err)
+	}
+}
+
+// pipePacketConn is a net.PacketConn that is not a UDP socket.
+type pipePacketConn struct{ net.Conn }
+
+func (p pipePacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, err := p.Read(b)
+	return n, p.RemoteAddr(), err
+}
+
+func (p pipePacketConn) WriteTo(b []byte, _ net.Addr) (int, error) { return p.Write(b) }

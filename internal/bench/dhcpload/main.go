@@ -6,7 +6,11 @@
 // rate for a while, matches the replies to what it sent by transaction ID,
 // and prints one line of key=value figures: packets sent, answered,
 // dropped (in percent), the rate it managed to send at, and the p50 and
-// p99 reply latency in milliseconds.
+// p99 reply latency in milliseconds: from just before a DISCOVER is sent to
+// the kernel's receive timestamp of its reply (SO_TIMESTAMPNS), so that
+// the generator's own scheduling after the reply arrived is not counted;
+// p99_read_ms is the p99 to when the generator read the reply, for
+// comparison.
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
@@ -57,7 +62,8 @@ type config struct {
 type result struct {
 	sent, answered int
 	elapsed        time.Duration // from the first DISCOVER to the last
-	p50, p99       time.Duration // of the answered
+	p50, p99       time.Duration // of the answered, to the kernel's receive timestamp
+	p99Read        time.Duration // of the answered, to the generator's read
 }
 
 func (r result) String() string {
@@ -69,8 +75,8 @@ func (r result) String() string {
 	if r.elapsed > 0 && r.sent > 1 {
 		rate = float64(r.sent-1) / r.elapsed.Seconds()
 	}
-	return fmt.Sprintf("sent=%d answered=%d drop_pct=%.3f send_rate=%.0f p50_ms=%.3f p99_ms=%.3f",
-		r.sent, r.answered, drop, rate, ms(r.p50), ms(r.p99))
+	return fmt.Sprintf("sent=%d answered=%d drop_pct=%.3f send_rate=%.0f p50_ms=%.3f p99_ms=%.3f p99_read_ms=%.3f",
+		r.sent, r.answered, drop, rate, ms(r.p50), ms(r.p99), ms(r.p99Read))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -93,6 +99,10 @@ func run(ctx context.Context, c config) (result, error) {
 				if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o, 1); serr != nil {
 					return
 				}
+			}
+			// The kernel stamps each reply as it arrives (CLOCK_REALTIME).
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); serr != nil {
+				return
 			}
 			// Replies must not be lost here, or they count against the server.
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20) != nil {
@@ -122,20 +132,23 @@ func run(ctx context.Context, c config) (result, error) {
 	if total < 1 {
 		total = 1
 	}
-	sentAt := make([]atomic.Int64, total)   // ns since start; 0: not sent
-	gotAfter := make([]atomic.Int64, total) // reply latency in ns; 0: none
+	// Times are Unix nanoseconds, as the kernel's receive timestamps are.
+	sentAt := make([]atomic.Int64, total)   // 0: not sent
+	gotAfter := make([]atomic.Int64, total) // reply latency to the kernel's stamp; 0: none
+	readAfter := make([]int64, total)       // reply latency to the read; the receiver's only
 
 	start := time.Now()
 	recvDone := make(chan struct{})
 	go func() {
 		defer close(recvDone)
 		buf := make([]byte, 2048)
+		oob := make([]byte, unix.CmsgSpace(sizeofTimespec))
 		for {
-			n, err := conn.Read(buf)
+			n, oobn, _, _, err := conn.ReadMsgUDPAddrPort(buf, oob)
 			if err != nil {
 				return // closed at the end of the wait
 			}
-			now := time.Since(start).Nanoseconds()
+			read := time.Now().UnixNano()
 			if n < 240 || buf[0] != byte(dhcpv4.OpcodeBootReply) {
 				continue
 			}
@@ -147,7 +160,13 @@ func run(ctx context.Context, c config) (result, error) {
 			if at == 0 {
 				continue
 			}
-			gotAfter[seq].CompareAndSwap(0, max(now-at, 1))
+			arrived, ok := receiveStamp(oob[:oobn])
+			if !ok {
+				arrived = read
+			}
+			if gotAfter[seq].CompareAndSwap(0, max(arrived-at, 1)) {
+				readAfter[seq] = max(read-at, 1)
+			}
 		}
 	}()
 
@@ -162,7 +181,7 @@ func run(ctx context.Context, c config) (result, error) {
 		tmpl := templates[seq%len(templates)]
 		pkt = append(pkt[:0], tmpl...)
 		binary.BigEndian.PutUint32(pkt[4:8], uint32(seq))
-		sentAt[seq].Store(max(time.Since(start).Nanoseconds(), 1))
+		sentAt[seq].Store(time.Now().UnixNano())
 		if _, err := conn.WriteTo(pkt, to); err != nil {
 			return result{}, fmt.Errorf("send DISCOVER %d: %w", seq, err)
 		}
@@ -173,19 +192,43 @@ func run(ctx context.Context, c config) (result, error) {
 	conn.Close()
 	<-recvDone
 
-	var lat []time.Duration
+	var lat, latRead []time.Duration
 	for i := range gotAfter {
 		if v := gotAfter[i].Load(); v > 0 {
 			lat = append(lat, time.Duration(v))
+			latRead = append(latRead, time.Duration(readAfter[i]))
 		}
 	}
 	r.answered = len(lat)
 	if len(lat) > 0 {
 		slices.Sort(lat)
+		slices.Sort(latRead)
 		r.p50 = lat[(len(lat)-1)*50/100]
 		r.p99 = lat[(len(lat)-1)*99/100]
+		r.p99Read = latRead[(len(latRead)-1)*99/100]
 	}
 	return r, nil
+}
+
+// sizeofTimespec is the size of struct timespec, the payload of
+// SCM_TIMESTAMPNS.
+const sizeofTimespec = int(unsafe.Sizeof(unix.Timespec{}))
+
+// receiveStamp is the kernel's receive timestamp (SCM_TIMESTAMPNS) among
+// a packet's control messages, in Unix nanoseconds.
+func receiveStamp(oob []byte) (int64, bool) {
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			return 0, false
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= sizeofTimespec {
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+			return ts.Nano(), true
+		}
+		oob = rest
+	}
+	return 0, false
 }
 
 // discovers builds one PXE DISCOVER per client MAC, as EDK2's UEFI PXE

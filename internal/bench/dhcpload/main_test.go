@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
 )
 
 // TestRunCounts runs the generator against a responder on loopback that
@@ -55,6 +56,45 @@ func TestRunCounts(t *testing.T) {
 	}
 	if r.p50 <= 0 || r.p99 < r.p50 {
 		t.Errorf("got p50 %v p99 %v, want 0 < p50 <= p99", r.p50, r.p99)
+	}
+	// Each reply's kernel stamp comes before the generator reads it.
+	if r.p99Read < r.p99 {
+		t.Errorf("got p99 %v to the kernel's stamp, %v to the read, want the stamp's no later", r.p99, r.p99Read)
+	}
+}
+
+// TestReceiveStamp: a socket with SO_TIMESTAMPNS on hands each packet's
+// kernel receive time, between the send and the read, to receiveStamp.
+func TestReceiveStamp(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	before := time.Now().UnixNano()
+	if _, err := conn.WriteTo([]byte("x"), conn.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	oob := make([]byte, unix.CmsgSpace(sizeofTimespec))
+	_, oobn, _, _, err := conn.ReadMsgUDPAddrPort(make([]byte, 16), oob)
+	after := time.Now().UnixNano()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := receiveStamp(oob[:oobn])
+	if !ok || got < before || got > after {
+		t.Errorf("got stamp %d (found %v), want one between %d and %d", got, ok, before, after)
+	}
+	if _, ok := receiveStamp(nil); ok {
+		t.Error("receiveStamp found a stamp in no control message")
 	}
 }
 
