@@ -167,3 +167,56 @@ func BenchmarkApplyWrite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDrainFullLogs is the write queue's drain in a storm: one
+// Apply of 1000 machines whose logs are full (DefaultMaxEvents events),
+// each getting 3 new events, so every change appends 3 and drops the 3
+// oldest. It reports the drain's time, bytes and allocations (one op is
+// one drain of 1000 changes), as the daemon commits it (synced).
+func BenchmarkDrainFullLogs(b *testing.B) {
+	const machines, added = 1000, 3
+	s, err := Open(b.TempDir(), Options{BackupKeep: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	s.db.NoSync = true // filling only
+	fill := make([]Change, machines)
+	for i := range fill {
+		fill[i] = Change{MAC: macN(i), Fn: func(m *Machine, _ bool) error {
+			m.State = machine.Pending
+			m.UUID, m.IP, m.Arch = "8d5ae0f7-0000-4000-8000-000000000001", "192.0.2.50", machine.ArchAMD64
+			for range DefaultMaxEvents {
+				m.Events = append(m.Events, s.Event(machine.EventScript, "ipxe", 949))
+			}
+			return nil
+		}}
+	}
+	for _, r := range s.Apply(fill...) {
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	s.db.NoSync = false
+	changes := make([]Change, machines)
+	for i := range changes {
+		changes[i] = Change{MAC: macN(i), Fn: func(m *Machine, _ bool) error {
+			for range added {
+				m.Events = append(m.Events, s.Event(machine.EventScript, "ipxe", 949))
+			}
+			return nil
+		}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, r := range s.Apply(changes...) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	b.StopTimer()
+	if m, ok, err := s.Get(macN(machines - 1)); err != nil || !ok || len(m.Events) != DefaultMaxEvents {
+		b.Fatalf("after the drains: ok=%v err=%v, %d events, want %d", ok, err, len(m.Events), DefaultMaxEvents)
+	}
+}
