@@ -552,7 +552,8 @@ func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
 	return true, nil
 }
 
-// put stores m under key: its summary, and its event log apart.
+// put stores m under key: its summary, and its event log apart (in
+// encodeLog's layout, so a later append finds its last element at once).
 func put(sb, eb *bolt.Bucket, key []byte, m *Machine) error {
 	v, err := json.Marshal(m.Summary())
 	if err != nil {
@@ -564,7 +565,7 @@ func put(sb, eb *bolt.Bucket, key []byte, m *Machine) error {
 	if len(m.Events) == 0 {
 		return eb.Delete(key)
 	}
-	if v, err = json.Marshal(m.Events); err != nil {
+	if v, err = encodeLog(m.Events); err != nil {
 		return err
 	}
 	return eb.Put(key, v)
