@@ -343,9 +343,12 @@ var errBadLog = errors.New("event log does not decode")
 // they are newer than it; else the log decoded, merged in time order,
 // its runs folded (machine.CoalesceLog) and stored whole. An added event
 // that repeats stored (machine.Coalesce, against the summary's copy of
-// it) replaces the log's last element with the run of both, and m.Events
-// then holds that run, with its count. It stores nothing when the stored
-// log does not decode (errBadLog).
+// it) makes the run of both, which m.Events then holds, with its count:
+// when it is the only event added, the summary alone is written, its
+// Last the run, and the log keeps the run as it was (withLast reads it
+// back); else the run replaces the log's last element, as stored does
+// when it is a run and the added events follow it. It stores nothing
+// when the stored log does not decode (errBadLog).
 func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machine, stored *machine.Event) error {
 	added := m.Events
 	if len(added) > 0 {
@@ -359,6 +362,7 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 				return fmt.Errorf("%w: %w", errBadLog, err)
 			}
 		}
+		withLast(log, stored)
 		full := *m
 		full.Events = machine.CoalesceLog(slices.SortedStableFunc(slices.Values(append(log, added...)), byTime))
 		s.trim(&full)
@@ -375,20 +379,37 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 				added[0], replace = merged, true
 			}
 		}
-		enc := make([][]byte, len(added))
-		for i := range added {
-			var err error
-			if enc[i], err = json.Marshal(added[i]); err != nil {
+		if logv = eb.Get(key); replace && len(added) == 1 && logv != nil {
+			// Only the run's count and time change: the summary's Last
+			// holds them, and the log (13 KB when full) is not rewritten.
+			logv = nil
+			goto summary
+		}
+		enc := make([][]byte, 0, len(added)+1)
+		if !replace && stored != nil && stored.Times() > 1 {
+			// The log's last element may be an earlier state of the
+			// run stored is: it is written as it is now.
+			v, err := json.Marshal(stored)
+			if err != nil {
 				return err
 			}
+			enc, replace = append(enc, v), true
+		}
+		for i := range added {
+			v, err := json.Marshal(added[i])
+			if err != nil {
+				return err
+			}
+			enc = append(enc, v)
 		}
 		var n int
 		var ok bool
-		if logv, n, ok = appendLog(eb.Get(key), st.count(m.MAC), enc, replace, s.maxEvents); !ok {
+		if logv, n, ok = appendLog(logv, st.count(m.MAC), enc, replace, s.maxEvents); !ok {
 			return fmt.Errorf("%w: not a JSON array", errBadLog)
 		}
 		st.counts[m.MAC] = n
 	}
+summary:
 	v, err := json.Marshal(m.summaryAfter(stored))
 	if err != nil {
 		return err
@@ -403,6 +424,26 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 }
 
 func byTime(a, b machine.Event) int { return a.Time.Compare(b.Time) }
+
+// withLast brings log, a stored event log, up to date with last, the
+// newest event its summary holds: a repeat folded into the newest event
+// rewrites only the summary (putAppend), so the log's last element may
+// be an earlier state of the run last is. It is when both have the same
+// Kind, Detail, Bytes and first occurrence, and last is no older and
+// counts no fewer: then log's last element is replaced by last. An event
+// appended to the log is its last element and last both, so this changes
+// nothing for it.
+func withLast(log []machine.Event, last *machine.Event) {
+	n := len(log)
+	if last == nil || n == 0 {
+		return
+	}
+	e := &log[n-1]
+	if e.Kind == last.Kind && e.Detail == last.Detail && e.Bytes == last.Bytes && e.First().Equal(last.First()) &&
+		!last.Time.Before(e.Time) && last.Times() >= e.Times() {
+		*e = *last
+	}
+}
 
 // summaryAfter is m's summary when m.Events are only the events added
 // after a stored log whose newest event is stored.

@@ -357,16 +357,16 @@ func TestApplyAfterClose(t *testing.T) {
 	}
 }
 
-// TestRepeatOnOldLayout: a repeat folds into the last event of a log
-// written before each element followed a '\n' (as one json.Marshal), with
-// the log's length known and after a reopen (unknown), and the log is
-// then in the layout whose last element is found from the end.
+// TestRepeatOnOldLayout: repeats fold into the last event of a log
+// written before each element followed a '\n' (as one json.Marshal),
+// with the log's length known and after a reopen (unknown); a lone
+// repeat rewrites only the summary, and a log rewritten is in the layout
+// whose last element is found from the end.
 func TestRepeatOnOldLayout(t *testing.T) {
 	dir := t.TempDir()
 	clock := fakeClock()
 	s := openStore(t, dir, Options{Now: clock, BackupKeep: -1})
 	mac := macN(7)
-	script := func() machine.Event { return s.Event(machine.EventScript, "netboot", 0) }
 	apply := func(evs ...machine.Event) {
 		t.Helper()
 		if r := s.Apply(Change{MAC: mac, Fn: func(m *Machine, _ bool) error {
@@ -377,9 +377,18 @@ func TestRepeatOnOldLayout(t *testing.T) {
 			t.Fatal(r.Err)
 		}
 	}
-	first := script()
-	apply(s.Event(machine.EventDHCPOffer, "offer", 0), first)
-	// Rewrite the log as a tinderbox before the layout stored it.
+	raw := func() string {
+		t.Helper()
+		var v []byte
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			v = slices.Clone(tx.Bucket(eventsBucket).Get([]byte(mac.String())))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	// oldLayout rewrites the log as a tinderbox before the layout did.
 	oldLayout := func() {
 		t.Helper()
 		m, _, err := s.Get(mac)
@@ -395,42 +404,68 @@ func TestRepeatOnOldLayout(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		if strings.Contains(raw(), "\n") {
+			t.Fatalf("the old layout holds a newline: %q", raw())
+		}
 	}
-	raw := func() string {
+	type entry struct {
+		kind  machine.EventKind
+		count int
+	}
+	check := func(want ...entry) machine.Event {
 		t.Helper()
-		var v []byte
-		if err := s.db.View(func(tx *bolt.Tx) error {
-			v = slices.Clone(tx.Bucket(eventsBucket).Get([]byte(mac.String())))
-			return nil
-		}); err != nil {
+		m, _, err := s.Get(mac)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return string(v)
+		var got []entry
+		for _, e := range m.Events {
+			got = append(got, entry{e.Kind, e.Times()})
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("events %+v, want %+v", got, want)
+		}
+		return m.Events[len(m.Events)-1]
 	}
+	offer := func() machine.Event { return s.Event(machine.EventDHCPOffer, "offer", 0) }
+	script := func() machine.Event { return s.Event(machine.EventScript, "netboot", 0) }
+	kernel := func() machine.Event { return s.Event(machine.EventKernel, "kernel-amd64", 9) }
+
+	first := offer()
+	apply(first, script())
 	oldLayout()
-	if strings.Contains(raw(), "\n") {
-		t.Fatalf("the old layout holds a newline: %q", raw())
+	before := raw()
+	apply(script())
+	if raw() != before {
+		t.Errorf("a lone repeat rewrote the log: %q, was %q", raw(), before)
 	}
-	apply(script()) // length known, no '\n'
+	check(entry{machine.EventDHCPOffer, 1}, entry{machine.EventScript, 2})
+	apply(script(), kernel()) // length known, no '\n'
+	check(entry{machine.EventDHCPOffer, 1}, entry{machine.EventScript, 3}, entry{machine.EventKernel, 1})
+	apply(kernel()) // a lone repeat: the log's kernel is stale
 	oldLayout()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = openStore(t, dir, Options{Now: clock, BackupKeep: -1})
-	apply(script()) // length unknown
-	last := script()
-	apply(last) // length known, the new layout
-	m, _, err := s.Get(mac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Events) != 2 || m.Events[1].Count != 4 || !m.Events[1].Since.Equal(first.Time) || !m.Events[1].Time.Equal(last.Time) {
-		t.Fatalf("events %+v; want the offer and a run of 4 scripts since %s at %s", m.Events, first.Time, last.Time)
+	apply(kernel())                                                    // length unknown: the summary alone
+	apply(kernel(), offer())                                           // length unknown: scanned
+	apply(offer(), script())                                           // length known, the new layout
+	apply(script())                                                    // the summary alone
+	apply(s.Event(machine.EventTransition, "pending → installing", 0)) // after a run the log holds stale
+	last := check(entry{machine.EventDHCPOffer, 1}, entry{machine.EventScript, 3}, entry{machine.EventKernel, 4},
+		entry{machine.EventDHCPOffer, 2}, entry{machine.EventScript, 2}, entry{machine.EventTransition, 1})
+	if m, _, _ := s.Get(mac); !m.Events[0].Time.Equal(first.Time) || m.Events[0].Count != 0 {
+		t.Errorf("the first event: %+v, want %+v", m.Events[0], first)
 	}
 	v := raw()
 	i := strings.LastIndexByte(v, '\n')
 	var e machine.Event
-	if i < 0 || json.Unmarshal([]byte(strings.TrimSuffix(v[i+1:], "]")), &e) != nil || e != m.Events[1] {
+	if i < 0 || json.Unmarshal([]byte(strings.TrimSuffix(v[i+1:], "]")), &e) != nil || e != last {
 		t.Errorf("the log %q: want its last element after its last newline", v)
+	}
+	var stored []machine.Event
+	if err := json.Unmarshal([]byte(v), &stored); err != nil || len(stored) != 6 || stored[4].Count != 2 {
+		t.Errorf("the log as stored: %+v, %v; want 6 events, the run of scripts up to date", stored, err)
 	}
 }

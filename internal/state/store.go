@@ -530,7 +530,8 @@ func (s *Store) CountByState() map[machine.State]int {
 	return out
 }
 
-// load reads the record under key into m; ok is false when there is none.
+// load reads the record under key into m, its log's newest run as the
+// summary holds it (withLast); ok is false when there is none.
 func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
 	v := sb.Get(key)
 	if v == nil {
@@ -548,6 +549,7 @@ func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
 		if err := json.Unmarshal(v, &m.Events); err != nil {
 			return false, fmt.Errorf("events of %s: %w", key, err)
 		}
+		withLast(m.Events, sum.Last)
 	}
 	return true, nil
 }
