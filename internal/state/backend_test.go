@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -366,6 +367,28 @@ func TestBackendConformance(t *testing.T) {
 				}
 				if l, err := s.List(); err != nil || len(l) != 1 || l[0].Last == nil || l[0].Last.Detail != "local" {
 					t.Errorf("List: %+v %v; want the newest event as the machine's last", l, err)
+				}
+			})
+			t.Run("clipped repeats fold", func(t *testing.T) {
+				s := kind.open(t)(t, Options{Now: fakeClock()})
+				long := strings.Repeat("refused: ", MaxDetail/4)
+				for i := range 3 {
+					fn := func(m *Machine, _ bool) error {
+						m.State = machine.Discovered
+						m.Events = append(m.Events, s.Event(machine.EventRefused, long, 0))
+						return nil
+					}
+					if i == 1 {
+						if r := s.Apply(Change{MAC: mac, Fn: fn})[0]; r.Err != nil {
+							t.Fatal(r.Err)
+						}
+					} else if _, err := s.Update(mac, fn); err != nil {
+						t.Fatal(err)
+					}
+				}
+				m, _, err := s.Get(mac)
+				if err != nil || len(m.Events) != 1 || m.Events[0].Count != 3 || len(m.Events[0].Detail) > MaxDetail {
+					t.Fatalf("events %+v, %v; want one run of 3, its detail clipped", m.Events, err)
 				}
 			})
 			t.Run("a loop keeps the history", func(t *testing.T) {

@@ -288,7 +288,9 @@ func (s *Store) apply(sb, eb, vb *bolt.Bucket, st *staged, o *op) error {
 		return nil
 	}
 	grew := len(m.Events) != before
-	// Repeats fold before the log is bounded, so a run costs one entry.
+	// Repeats fold before the log is bounded, so a run costs one entry,
+	// and after the details are clipped, as the stored ones were.
+	m.bound()
 	m.Events = machine.CoalesceLog(m.Events)
 	now := s.now()
 	if !exists {

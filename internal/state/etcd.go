@@ -948,6 +948,7 @@ func (s *EtcdStore) edit(mac machine.MAC, fn func(*Machine, bool) error, m *Mach
 		now := s.now()
 		m.FirstSeen, m.LastSeen = now, now
 	}
+	m.bound() // details clipped as the stored ones were, then compared
 	m.Events = machine.CoalesceLog(m.Events)
 	trimTo(m, s.maxEvents)
 	return grew, nil
