@@ -381,37 +381,15 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 				added[0], replace = merged, true
 			}
 		}
-		if logv = eb.Get(key); replace && len(added) == 1 && logv != nil {
-			// Only the run's count and time change: the summary's Last
-			// holds them, and the log (13 KB when full) is not rewritten.
-			logv = nil
-			goto summary
-		}
-		enc := make([][]byte, 0, len(added)+1)
-		if !replace && stored != nil && stored.Times() > 1 {
-			// The log's last element may be an earlier state of the
-			// run stored is: it is written as it is now.
-			v, err := json.Marshal(stored)
-			if err != nil {
+		// With only the run's count and time changed, the summary's Last
+		// holds them, and the log (up to 64 events) is not rewritten.
+		if old := eb.Get(key); !replace || len(added) > 1 || old == nil {
+			var err error
+			if logv, err = s.appendEvents(old, st, m.MAC, stored, added, replace); err != nil {
 				return err
 			}
-			enc, replace = append(enc, v), true
 		}
-		for i := range added {
-			v, err := json.Marshal(added[i])
-			if err != nil {
-				return err
-			}
-			enc = append(enc, v)
-		}
-		var n int
-		var ok bool
-		if logv, n, ok = appendLog(logv, st.count(m.MAC), enc, replace, s.maxEvents); !ok {
-			return fmt.Errorf("%w: not a JSON array", errBadLog)
-		}
-		st.counts[m.MAC] = n
 	}
-summary:
 	v, err := json.Marshal(m.summaryAfter(stored))
 	if err != nil {
 		return err
@@ -423,6 +401,36 @@ summary:
 		return nil
 	}
 	return eb.Put(key, logv)
+}
+
+// appendEvents returns the stored log old with added appended
+// (appendLog), the first of them replacing its last element when replace
+// is set, and records its length in st. When stored, the log's newest
+// event as the summary holds it, is a run that added does not continue,
+// the log's last element may be an earlier state of it (putAppend): it
+// is written as stored is.
+func (s *Store) appendEvents(old []byte, st *staged, mac machine.MAC, stored *machine.Event, added []machine.Event, replace bool) ([]byte, error) {
+	enc := make([][]byte, 0, len(added)+1)
+	if !replace && stored != nil && stored.Times() > 1 {
+		v, err := json.Marshal(stored)
+		if err != nil {
+			return nil, err
+		}
+		enc, replace = append(enc, v), true
+	}
+	for i := range added {
+		v, err := json.Marshal(added[i])
+		if err != nil {
+			return nil, err
+		}
+		enc = append(enc, v)
+	}
+	out, n, ok := appendLog(old, st.count(mac), enc, replace, s.maxEvents)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a JSON array", errBadLog)
+	}
+	st.counts[mac] = n
+	return out, nil
 }
 
 func byTime(a, b machine.Event) int { return a.Time.Compare(b.Time) }
