@@ -351,7 +351,10 @@ func printMachine(w io.Writer, m api.Machine) error {
 		if e.Bytes > 0 {
 			size = fmt.Sprintf("%d bytes", e.Bytes)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Kind, e.Detail, size)
+		if e.Times() > 1 {
+			size += fmt.Sprintf(" ×%d since %s", e.Times(), e.First().Local().Format(time.DateTime))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Kind, e.Detail, strings.TrimSpace(size))
 	}
 	return tw.Flush()
 }

@@ -261,7 +261,7 @@ func (m machineRecord) count(k machine.EventKind) int {
 	n := 0
 	for _, e := range m.Events {
 		if e.Kind == k {
-			n++
+			n += e.Times()
 		}
 	}
 	return n

@@ -21,14 +21,14 @@ import (
 // "State writes: what waits and what does not").
 const (
 	// maxQueued bounds the records (events and served configs) waiting
-	// in all: a boot storm of a thousand machines queues a few thousand,
-	// and at a few hundred bytes each the queue stays within a few MiB
-	// while the disk is stuck.
+	// in all, a run of repeated events counting once: a boot storm of a
+	// thousand machines queues a few thousand, and at a few hundred bytes
+	// each the queue stays within a few MiB while the disk is stuck.
 	maxQueued = 4096
-	// maxQueuedPerMachine bounds one machine's waiting events, the oldest
-	// dropped first: the store keeps no more of a log than this
-	// (state.DefaultMaxEvents), and one chatty host must not fill the
-	// queue for the others.
+	// maxQueuedPerMachine bounds one machine's waiting events (a run of
+	// repeats counting once), the oldest dropped first: the store keeps
+	// no more of a log than this (state.DefaultMaxEvents), and one chatty
+	// host must not fill the queue for the others.
 	maxQueuedPerMachine = state.DefaultMaxEvents
 )
 
@@ -58,8 +58,9 @@ type queuedEvent struct {
 }
 
 // pendingWrite is what waits to be written for one machine: its newest
-// sighting (the newest wins) and its events (appended in order), then
-// the config it was last served (the newest wins).
+// sighting (the newest wins) and its events (appended in order, a repeat
+// of the one before folded into it: machine.Coalesce), then the config
+// it was last served (the newest wins).
 type pendingWrite struct {
 	// create makes the record when there is none: a DHCP reply or a
 	// transfer vouches for the machine. Without it the events are only
@@ -123,7 +124,7 @@ func (p *pendingWrite) apply(m *state.Machine, exists bool) error {
 		m.IP = p.ip
 	}
 	for _, q := range p.events {
-		m.Events = append(m.Events, q.ev)
+		m.Events = machine.AppendEvent(m.Events, q.ev)
 	}
 	if !slices.IsSortedFunc(m.Events, byTime) {
 		slices.SortStableFunc(m.Events, byTime)
@@ -142,10 +143,26 @@ func (p *pendingWrite) merge(newer *pendingWrite) {
 	p.arch = cmp.Or(newer.arch, p.arch)
 	p.uuid = cmp.Or(newer.uuid, p.uuid)
 	p.ip = cmp.Or(newer.ip, p.ip)
-	p.events = append(p.events, newer.events...)
+	for _, e := range newer.events {
+		p.addEvent(e)
+	}
 	if newer.served != nil {
 		p.served = newer.served
 	}
+}
+
+// addEvent appends e to p's events, folded into the newest when it
+// repeats it (machine.Coalesce): a machine fetching its script again and
+// again between two drains waits as one event with its count, and
+// counts as one against maxQueued and maxQueuedPerMachine.
+func (p *pendingWrite) addEvent(e queuedEvent) {
+	if n := len(p.events); n > 0 {
+		if run, ok := machine.Coalesce(p.events[n-1].ev, e.ev); ok {
+			p.events[n-1].ev = run
+			return
+		}
+	}
+	p.events = append(p.events, e)
 }
 
 // writeQueue holds the state writes that no answer waits for (DHCP
@@ -233,11 +250,11 @@ func (q *writeQueue) add(mac machine.MAC, p *pendingWrite, evs ...machine.Event)
 	q.n -= cur.size()
 	cur.merge(p)
 	for _, ev := range evs {
-		cur.events = append(cur.events, queuedEvent{ev: ev, what: whatEvent})
+		cur.addEvent(queuedEvent{ev: ev, what: whatEvent})
 	}
 	if over := len(cur.events) - maxQueuedPerMachine; over > 0 {
 		for _, e := range cur.events[:over] {
-			q.dropped.WithLabelValues(whatNames[e.what], reasonFull).Inc()
+			q.dropped.WithLabelValues(whatNames[e.what], reasonFull).Add(float64(e.ev.Times()))
 		}
 		cur.events = slices.Delete(cur.events, 0, over)
 	}
@@ -252,7 +269,7 @@ func (q *writeQueue) add(mac machine.MAC, p *pendingWrite, evs ...machine.Event)
 // drop counts p's records as dropped for reason.
 func (q *writeQueue) drop(p *pendingWrite, reason string) {
 	for _, e := range p.events {
-		q.dropped.WithLabelValues(whatNames[e.what], reason).Inc()
+		q.dropped.WithLabelValues(whatNames[e.what], reason).Add(float64(e.ev.Times()))
 	}
 	if p.served != nil {
 		q.dropped.WithLabelValues(whatNames[whatConfig], reason).Inc()
@@ -304,8 +321,10 @@ const maxDrain = 1024
 // drainEvery is the least time from one drain's start to the next's
 // while records keep arriving: a machine's records of that time (its
 // DHCP offer and ack, transfers, script, and in a load test its requests
-// again and again) are merged into one write of its record, whose event
-// log is rewritten whole by each write. A writer with nothing waiting
+// again and again, folded into one event with its count) are merged into
+// one write of its record, whose event log is rewritten by each write
+// unless all it adds is a repeat of its newest event (then only the
+// record's summary is). A writer with nothing waiting
 // stops at once, and one that starts drains at once, so a record waits
 // at most drainEvery plus the commit in progress and its own.
 const drainEvery = 100 * time.Millisecond

@@ -3,8 +3,10 @@ package bootflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,8 +196,8 @@ func TestQueueBounds(t *testing.T) {
 	sent(stormMAC(0), "first")
 	<-fs.stuck
 	chatty := stormMAC(1)
-	for range maxQueuedPerMachine + 10 {
-		sent(chatty, "old")
+	for i := range maxQueuedPerMachine + 10 {
+		sent(chatty, fmt.Sprint("old ", i)) // not repeats, which fold
 	}
 	sent(chatty, "newest")
 	if got := testutil.ToFloat64(f.q.dropped.WithLabelValues("dhcp", reasonFull)); got != 11 {
@@ -224,6 +226,57 @@ func TestQueueBounds(t *testing.T) {
 	}
 	if _, ok, _ := fs.Get(stormMAC(2 + room)); ok {
 		t.Error("a machine dropped from the full queue was recorded")
+	}
+}
+
+// TestQueueFoldsRepeats: with the disk stuck, a machine repeating one
+// DHCP offer a thousand times waits as one record (none dropped, the
+// queue's count one), a different offer in between starts a new one,
+// and the record written once the disk thaws holds each run with its
+// count, first and last time.
+func TestQueueFoldsRepeats(t *testing.T) {
+	fs := newFrozenStore(t)
+	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
+	sent := func(mac machine.MAC, file string) {
+		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: mac}, Type: dhcpv4.MessageTypeOffer, File: file})
+	}
+	fs.frozen.Store(true)
+	sent(stormMAC(0), "first")
+	<-fs.stuck
+	loop := stormMAC(1)
+	start := time.Now()
+	for range 1000 {
+		sent(loop, "snponly.efi")
+	}
+	sent(loop, "ipxe.efi")
+	sent(loop, "snponly.efi")
+	sent(loop, "snponly.efi")
+	f.q.mu.Lock()
+	queued := f.q.n
+	f.q.mu.Unlock()
+	if queued != 3 {
+		t.Errorf("records queued for the looping machine: got %d, want 3 (two runs and the offer between)", queued)
+	}
+	if got := testutil.ToFloat64(f.q.dropped.WithLabelValues("dhcp", reasonFull)); got != 0 {
+		t.Errorf("records dropped: got %v, want 0", got)
+	}
+	fs.thaw()
+	if err := f.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := fs.Get(loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range m.Events {
+		got = append(got, fmt.Sprintf("%s×%d", e.Detail, e.Times()))
+	}
+	if want := []string{"offer snponly.efi×1000", "offer ipxe.efi×1", "offer snponly.efi×2"}; !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if run := m.Events[0]; run.Since.Before(start) || run.Time.Before(run.Since) || run.Time.After(m.Events[1].Time) {
+		t.Errorf("the run of 1000: since %s, at %s; want since the first offer, at the last (before the next event at %s)", run.Since, run.Time, m.Events[1].Time)
 	}
 }
 

@@ -114,7 +114,7 @@ func sessionStart(m *state.Machine) time.Time {
 			start = time.Time{}
 		case machine.EventDHCPOffer:
 			if start.IsZero() {
-				start = e.Time
+				start = e.First() // a run of offers began at its first
 			}
 		}
 	}

@@ -76,6 +76,12 @@ func TestTimeline(t *testing.T) {
 			t.Errorf("step %s: got done=%v at %v %d bytes, want done=%v at %ds %d bytes", s.Name, s.Done, s.Time, s.Bytes, w.done, w.sec, w.n)
 		}
 	}
+	// A run of script requests: the step is at its latest, with its count.
+	run := append(events[:0:0], ev(20, machine.EventDHCPOffer, "offer", 0),
+		machine.Event{Time: at(30), Since: at(21), Count: 9, Kind: machine.EventScript, Detail: "netboot"})
+	if s := Timeline(run)[machine.StageScript]; !s.Done || !s.Time.Equal(at(30)) || s.Count != 9 {
+		t.Errorf("a run of scripts: got %+v, want done at 30s, count 9", s)
+	}
 	if got := Timeline(nil); len(got) != 7 || got[0].Done {
 		t.Errorf("no events: got %+v", got)
 	}

@@ -10,10 +10,12 @@ import (
 type Step struct {
 	// Name is the stage's name (machine.Stage.String).
 	Name string
-	// Detail, Time and Bytes are those of the stage's newest event.
+	// Detail, Time and Bytes are those of the stage's newest event; Count
+	// is how many times in a row it happened (machine.Event.Times).
 	Detail string
 	Time   time.Time
 	Bytes  int64
+	Count  int
 	// Done says whether the current boot reached the stage.
 	Done bool
 }
@@ -34,7 +36,7 @@ func Timeline(events []machine.Event) []Step {
 	}
 	for _, e := range events[start:] {
 		if i := e.Kind.Stage(); i != machine.StageNone {
-			steps[i] = Step{Name: steps[i].Name, Detail: e.Detail, Time: e.Time, Bytes: e.Bytes, Done: true}
+			steps[i] = Step{Name: steps[i].Name, Detail: e.Detail, Time: e.Time, Bytes: e.Bytes, Count: e.Times(), Done: true}
 		}
 	}
 	return steps

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,6 +284,146 @@ func TestBackendConformance(t *testing.T) {
 				}
 				if _, ok, _ := s.Peek(macN(2)); !ok {
 					t.Error("the fresh record was swept")
+				}
+			})
+			t.Run("repeats folded", func(t *testing.T) {
+				open := kind.open(t)
+				clock := fakeClock()
+				s := open(t, Options{Now: clock})
+				add := func(full bool, evs ...machine.Event) Machine {
+					t.Helper()
+					fn := func(m *Machine, _ bool) error {
+						m.State = machine.Pending
+						m.Events = append(m.Events, evs...)
+						return nil
+					}
+					if full {
+						m, err := s.Update(mac, fn)
+						if err != nil {
+							t.Fatal(err)
+						}
+						return m
+					}
+					r := s.Apply(Change{MAC: mac, Fn: fn})[0]
+					if r.Err != nil {
+						t.Fatal(r.Err)
+					}
+					return r.Machine
+				}
+				script := func() machine.Event { return s.Event(machine.EventScript, "netboot", 0) }
+				add(true, s.Event(machine.EventTransition, "discovered → pending", 0))
+				first := script()
+				add(false, first)
+				add(false, script())
+				// What Apply returns (and OnChange is told) is the run so far.
+				r := add(false, script())
+				if len(r.Events) != 1 || r.Events[0].Count != 3 || !r.Events[0].Since.Equal(first.Time) {
+					t.Errorf("Apply returned %+v, want the run of 3 since %s", r.Events, first.Time)
+				}
+				add(true, script())            // Update's whole-log path
+				add(false, script(), script()) // two repeats in one change
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = open(t, Options{Now: clock})
+				last := script()
+				add(false, last) // after a reopen
+				add(false, s.Event(machine.EventKernel, "kernel-amd64", 10), s.Event(machine.EventKernel, "kernel-amd64", 11))
+				add(false, s.Event(machine.EventTransition, "pending → installing", 0))
+				add(true, s.Event(machine.EventTransition, "pending → installing", 0))
+				after := script()
+				add(false, after)
+				add(false, s.Event(machine.EventScript, "local", 0))
+				m, _, err := s.Get(mac)
+				if err != nil {
+					t.Fatal(err)
+				}
+				type entry struct {
+					kind   machine.EventKind
+					detail string
+					count  int
+				}
+				var got []entry
+				for _, e := range m.Events {
+					got = append(got, entry{e.Kind, e.Detail, e.Times()})
+				}
+				want := []entry{
+					{machine.EventTransition, "discovered → pending", 1},
+					{machine.EventScript, "netboot", 7},
+					{machine.EventKernel, "kernel-amd64", 1}, {machine.EventKernel, "kernel-amd64", 1},
+					{machine.EventTransition, "pending → installing", 1}, {machine.EventTransition, "pending → installing", 1},
+					{machine.EventScript, "netboot", 1},
+					{machine.EventScript, "local", 1},
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("events %+v\nwant %+v", got, want)
+				}
+				run := m.Events[1]
+				if !run.Since.Equal(first.Time) || !run.Time.Equal(last.Time) {
+					t.Errorf("the run: since %s at %s, want since %s at %s", run.Since, run.Time, first.Time, last.Time)
+				}
+				if e := m.Events[6]; e.Count != 0 || !e.Since.IsZero() || !e.Time.Equal(after.Time) {
+					t.Errorf("a lone event: %+v, want no count or since, at %s", e, after.Time)
+				}
+				if l, err := s.List(); err != nil || len(l) != 1 || l[0].Last == nil || l[0].Last.Detail != "local" {
+					t.Errorf("List: %+v %v; want the newest event as the machine's last", l, err)
+				}
+			})
+			t.Run("clipped repeats fold", func(t *testing.T) {
+				s := kind.open(t)(t, Options{Now: fakeClock()})
+				long := strings.Repeat("refused: ", MaxDetail/4)
+				for i := range 3 {
+					fn := func(m *Machine, _ bool) error {
+						m.State = machine.Discovered
+						m.Events = append(m.Events, s.Event(machine.EventRefused, long, 0))
+						return nil
+					}
+					if i == 1 {
+						if r := s.Apply(Change{MAC: mac, Fn: fn})[0]; r.Err != nil {
+							t.Fatal(r.Err)
+						}
+					} else if _, err := s.Update(mac, fn); err != nil {
+						t.Fatal(err)
+					}
+				}
+				m, _, err := s.Get(mac)
+				if err != nil || len(m.Events) != 1 || m.Events[0].Count != 3 || len(m.Events[0].Detail) > MaxDetail {
+					t.Fatalf("events %+v, %v; want one run of 3, its detail clipped", m.Events, err)
+				}
+			})
+			t.Run("a loop keeps the history", func(t *testing.T) {
+				s := kind.open(t)(t, Options{Now: fakeClock()})
+				failed := s.Event(machine.EventTalos, "install sequence failed: no disk", 0)
+				if _, err := s.Update(mac, func(m *Machine, _ bool) error {
+					m.State = machine.Failed
+					m.Events = append(m.Events, failed, s.Event(machine.EventTransition, "installing → failed", 0))
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				// 1000 script requests of a machine in a boot loop, as the
+				// write queue's drains and a few synchronous writes store them.
+				for i := range 100 {
+					fn := func(m *Machine, _ bool) error {
+						for range 10 {
+							m.Events = append(m.Events, s.Event(machine.EventScript, "netboot", 0))
+						}
+						return nil
+					}
+					if i%10 == 9 {
+						if _, err := s.Update(mac, fn); err != nil {
+							t.Fatal(err)
+						}
+					} else if r := s.Apply(Change{MAC: mac, Fn: fn})[0]; r.Err != nil {
+						t.Fatal(r.Err)
+					}
+				}
+				m, _, err := s.Get(mac)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(m.Events) != 3 || m.Events[0] != failed || m.Events[2].Kind != machine.EventScript || m.Events[2].Count != 1000 {
+					t.Fatalf("events %+v; want the failure, its transition and one run of 1000 scripts", m.Events)
 				}
 			})
 			t.Run("tokens stable across reopen", func(t *testing.T) {

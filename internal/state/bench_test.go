@@ -9,6 +9,10 @@ import (
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
+// bootKinds are the kinds cycled through to fill a log with events no two
+// neighbours of which are repeats (machine.Coalesce merges those).
+var bootKinds = []machine.EventKind{machine.EventDHCPOffer, machine.EventTFTP, machine.EventScript}
+
 // benchStore is a store of 5000 machines in every state, each with a full
 // event log of 64 events; the discovered bound is lifted to hold them.
 func benchStore(b *testing.B) *Store {
@@ -24,8 +28,8 @@ func benchStore(b *testing.B) *Store {
 		if _, err := s.Update(mac, func(m *Machine, _ bool) error {
 			m.State = machine.States[i%len(machine.States)]
 			m.UUID, m.IP, m.Arch = "8d5ae0f7-0000-4000-8000-000000000001", "192.0.2.50", machine.ArchAMD64
-			for range 64 {
-				m.Events = append(m.Events, s.Event(machine.EventTFTP, "ipxe.efi", 1000))
+			for j := range 64 {
+				m.Events = append(m.Events, s.Event(bootKinds[j%len(bootKinds)], "ipxe.efi", 1000))
 			}
 			return nil
 		}); err != nil {
@@ -165,5 +169,75 @@ func BenchmarkApplyWrite(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
 		})
+	}
+}
+
+// BenchmarkDrainFullLogs is the write queue's drain in a storm: one
+// Apply of 1000 machines whose logs are full (DefaultMaxEvents events,
+// the newest a script event), each getting 3 new events. In distinct they
+// are a DHCP offer, a TFTP transfer and a script, none a repeat of the
+// one before, so every change appends 3 and drops the 3 oldest; in repeat
+// they repeat the log's newest event (a machine fetching its script again
+// and again), the case machine.Coalesce folds into that event. It reports
+// the drain's time, bytes and allocations (one op is one drain of 1000
+// changes), as the daemon commits it (synced).
+func BenchmarkDrainFullLogs(b *testing.B) {
+	for _, tt := range []struct {
+		name  string
+		added []machine.EventKind
+	}{
+		{"distinct", bootKinds},
+		{"repeat", []machine.EventKind{machine.EventScript, machine.EventScript, machine.EventScript}},
+	} {
+		b.Run(tt.name, func(b *testing.B) { benchDrain(b, tt.added) })
+	}
+}
+
+func benchDrain(b *testing.B, added []machine.EventKind) {
+	const machines = 1000
+	s, err := Open(b.TempDir(), Options{BackupKeep: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	s.db.NoSync = true // filling only
+	fill := make([]Change, machines)
+	for i := range fill {
+		fill[i] = Change{MAC: macN(i), Fn: func(m *Machine, _ bool) error {
+			m.State = machine.Pending
+			m.UUID, m.IP, m.Arch = "8d5ae0f7-0000-4000-8000-000000000001", "192.0.2.50", machine.ArchAMD64
+			// The newest (j = 63) is a script event.
+			for j := range DefaultMaxEvents {
+				m.Events = append(m.Events, s.Event(bootKinds[(j+2)%len(bootKinds)], "ipxe", 949))
+			}
+			return nil
+		}}
+	}
+	for _, r := range s.Apply(fill...) {
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	s.db.NoSync = false
+	changes := make([]Change, machines)
+	for i := range changes {
+		changes[i] = Change{MAC: macN(i), Fn: func(m *Machine, _ bool) error {
+			for _, k := range added {
+				m.Events = append(m.Events, s.Event(k, "ipxe", 949))
+			}
+			return nil
+		}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, r := range s.Apply(changes...) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	b.StopTimer()
+	if m, ok, err := s.Get(macN(machines - 1)); err != nil || !ok || len(m.Events) != DefaultMaxEvents {
+		b.Fatalf("after the drains: ok=%v err=%v, %d events, want %d", ok, err, len(m.Events), DefaultMaxEvents)
 	}
 }

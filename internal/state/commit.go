@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,13 +287,18 @@ func (s *Store) apply(sb, eb, vb *bolt.Bucket, st *staged, o *op) error {
 		o.err = fmt.Errorf("state: update %s: %w", key, err)
 		return nil
 	}
+	grew := len(m.Events) != before
+	// Repeats fold before the log is bounded, so a run costs one entry,
+	// and after the details are clipped, as the stored ones were.
+	m.bound()
+	m.Events = machine.CoalesceLog(m.Events)
 	now := s.now()
 	if !exists {
 		m.FirstSeen, m.LastSeen = now, now
 	}
 	s.trim(&m)
 	if o.full {
-		if len(m.Events) != before && len(m.Events) > 0 {
+		if grew && len(m.Events) > 0 {
 			m.LastSeen = m.Events[len(m.Events)-1].Time
 		}
 		if err := put(sb, eb, key, &m); err != nil {
@@ -336,9 +342,15 @@ var errBadLog = errors.New("event log does not decode")
 // the stored log (whose newest event is stored, nil when it is empty):
 // the summary, and the log with the new events appended to it as JSON
 // bytes (appendLog), with no decoding of the events already stored, when
-// they are newer than it; else the log decoded, merged in time order and
-// stored whole. It stores nothing when the stored log does not decode
-// (errBadLog).
+// they are newer than it; else the log decoded, merged in time order,
+// its runs folded (machine.CoalesceLog) and stored whole. An added event
+// that repeats stored (machine.Coalesce, against the summary's copy of
+// it) makes the run of both, which m.Events then holds, with its count:
+// when it is the only event added, the summary alone is written, its
+// Last the run, and the log keeps the run as it was (withLast reads it
+// back); else the run replaces the log's last element, as stored does
+// when it is a run and the added events follow it. It stores nothing
+// when the stored log does not decode (errBadLog).
 func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machine, stored *machine.Event) error {
 	added := m.Events
 	if len(added) > 0 {
@@ -352,8 +364,9 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 				return fmt.Errorf("%w: %w", errBadLog, err)
 			}
 		}
+		withLast(log, stored)
 		full := *m
-		full.Events = slices.SortedStableFunc(slices.Values(append(log, added...)), byTime)
+		full.Events = machine.CoalesceLog(slices.SortedStableFunc(slices.Values(append(log, added...)), byTime))
 		s.trim(&full)
 		full.LastSeen = full.Events[len(full.Events)-1].Time
 		m.LastSeen = full.LastSeen
@@ -362,19 +375,20 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 	}
 	var logv []byte
 	if len(added) > 0 {
-		enc := make([][]byte, len(added))
-		for i := range added {
+		replace := false
+		if stored != nil {
+			if merged, ok := machine.Coalesce(*stored, added[0]); ok {
+				added[0], replace = merged, true
+			}
+		}
+		// With only the run's count and time changed, the summary's Last
+		// holds them, and the log (up to 64 events) is not rewritten.
+		if old := eb.Get(key); !replace || len(added) > 1 || old == nil {
 			var err error
-			if enc[i], err = json.Marshal(added[i]); err != nil {
+			if logv, err = s.appendEvents(old, st, m.MAC, stored, added, replace); err != nil {
 				return err
 			}
 		}
-		var n int
-		var ok bool
-		if logv, n, ok = appendLog(eb.Get(key), st.count(m.MAC), enc, s.maxEvents); !ok {
-			return fmt.Errorf("%w: not a JSON array", errBadLog)
-		}
-		st.counts[m.MAC] = n
 	}
 	v, err := json.Marshal(m.summaryAfter(stored))
 	if err != nil {
@@ -389,7 +403,57 @@ func (s *Store) putAppend(sb, eb *bolt.Bucket, st *staged, key []byte, m *Machin
 	return eb.Put(key, logv)
 }
 
+// appendEvents returns the stored log old with added appended
+// (appendLog), the first of them replacing its last element when replace
+// is set, and records its length in st. When stored, the log's newest
+// event as the summary holds it, is a run that added does not continue,
+// the log's last element may be an earlier state of it (putAppend): it
+// is written as stored is.
+func (s *Store) appendEvents(old []byte, st *staged, mac machine.MAC, stored *machine.Event, added []machine.Event, replace bool) ([]byte, error) {
+	enc := make([][]byte, 0, len(added)+1)
+	if !replace && stored != nil && stored.Times() > 1 {
+		v, err := json.Marshal(stored)
+		if err != nil {
+			return nil, err
+		}
+		enc, replace = append(enc, v), true
+	}
+	for i := range added {
+		v, err := json.Marshal(added[i])
+		if err != nil {
+			return nil, err
+		}
+		enc = append(enc, v)
+	}
+	out, n, ok := appendLog(old, st.count(mac), enc, replace, s.maxEvents)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a JSON array", errBadLog)
+	}
+	st.counts[mac] = n
+	return out, nil
+}
+
 func byTime(a, b machine.Event) int { return a.Time.Compare(b.Time) }
+
+// withLast brings log, a stored event log, up to date with last, the
+// newest event its summary holds: a repeat folded into the newest event
+// rewrites only the summary (putAppend), so the log's last element may
+// be an earlier state of the run last is. It is when both have the same
+// Kind, Detail, Bytes and first occurrence, and last is no older and
+// counts no fewer: then log's last element is replaced by last. An event
+// appended to the log is its last element and last both, so this changes
+// nothing for it.
+func withLast(log []machine.Event, last *machine.Event) {
+	n := len(log)
+	if last == nil || n == 0 {
+		return
+	}
+	e := &log[n-1]
+	if e.Kind == last.Kind && e.Detail == last.Detail && e.Bytes == last.Bytes && e.First().Equal(last.First()) &&
+		!last.Time.Before(e.Time) && last.Times() >= e.Times() {
+		*e = *last
+	}
+}
 
 // summaryAfter is m's summary when m.Events are only the events added
 // after a stored log whose newest event is stored.
@@ -432,13 +496,17 @@ func putServed(vb *bolt.Bucket, key []byte, sv *Served) error {
 
 // appendLog returns the JSON array log (nil: an empty one) with the
 // encoded values add appended, keeping only the newest limit elements,
-// and how many it holds; ok is false when log is not a JSON array. n is
-// how many elements log holds, or -1 when that is not known. The
-// elements already in log are not decoded: with n known, only those
-// dropped are scanned for their bounds, else the whole array is; so
-// appending an event to a full log costs a copy of its bytes, not a
-// decode and encode of every event in it.
-func appendLog(log []byte, n int, add [][]byte, limit int) (out []byte, count int, ok bool) {
+// and how many it holds; ok is false when log is not a JSON array. With
+// replace (and something to add), the first of add replaces log's last
+// element (a run it continues) instead of following it. n is how many elements log holds,
+// or -1 when that is not known. The elements already in log are not
+// decoded: with n known, only those dropped are scanned for their
+// bounds, and the last element is found from the end (lastElement),
+// else the whole array is scanned; so appending an event to a full log,
+// or folding a repeat into its last, costs a copy of its bytes, not a
+// decode and encode of every event in it. Each element it writes
+// follows a '\n' (encodeLog's layout).
+func appendLog(log []byte, n int, add [][]byte, replace bool, limit int) (out []byte, count int, ok bool) {
 	var starts []int
 	end := 0
 	if n < 0 || log == nil {
@@ -453,10 +521,28 @@ func appendLog(log []byte, n int, add [][]byte, limit int) (out []byte, count in
 			end--
 		}
 		if end == 0 || log[end-1] != ']' {
-			return appendLog(log, -1, add, limit)
+			return appendLog(log, -1, add, replace, limit)
 		}
 		end--
 		for end > 0 && isSpace(log[end-1]) {
+			end--
+		}
+	}
+	if replace && n > 0 && len(add) > 0 {
+		var last int
+		if starts != nil {
+			last = starts[n-1]
+			starts = starts[:n-1]
+		} else if last = lastElement(log, end); last < 0 {
+			return appendLog(log, -1, add, replace, limit)
+		}
+		n--
+		// The content now ends before the separator ahead of last.
+		end = last
+		for end > 0 && isSpace(log[end-1]) {
+			end--
+		}
+		if end > 0 && log[end-1] == ',' {
 			end--
 		}
 	}
@@ -467,22 +553,97 @@ func appendLog(log []byte, n int, add [][]byte, limit int) (out []byte, count in
 	case drop >= n:
 		add = add[drop-n:]
 	case starts != nil:
+		out = append(out, '\n')
 		out = append(out, log[starts[drop]:end]...)
 	default:
 		s, _, _ := arrayElements(log, drop)
 		if len(s) <= drop {
 			// n was wrong: count them.
-			return appendLog(log, -1, add, limit)
+			return appendLog(log, -1, add, replace, limit)
 		}
+		out = append(out, '\n')
 		out = append(out, log[s[drop]:end]...)
 	}
 	for _, v := range add {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
+		out = append(out, '\n')
 		out = append(out, v...)
 	}
 	return append(out, ']'), count, true
+}
+
+// lastElement returns the offset of the last element of the JSON array
+// log whose content ends at end, found from the '\n' before it (the
+// layout of encodeLog), or -1 when log does not have that layout there:
+// no '\n' (a log written before the layout), or what follows the last
+// one up to end is not one JSON object (a log an older tinderbox appended
+// to without a '\n').
+func lastElement(log []byte, end int) int {
+	i := bytes.LastIndexByte(log[:end], '\n')
+	if i < 0 {
+		return -1
+	}
+	j := skipSpace(log, i+1)
+	if j >= end || log[j] != '{' || objectEnd(log, j) != end {
+		return -1
+	}
+	return j
+}
+
+// objectEnd returns the offset just past the JSON object that starts at
+// a[i] ('{'), tracking strings and nesting only, or -1 when it does not
+// end within a.
+func objectEnd(a []byte, i int) int {
+	depth, inString, escaped := 0, false, false
+	for ; i < len(a); i++ {
+		c := a[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
+}
+
+// encodeLog encodes events as a JSON array with a '\n' before each
+// element ("[\n{…},\n{…}]"), the layout appendLog keeps. encoding/json
+// never writes a raw newline inside a value (it escapes one in a string
+// as \n), so in such a log the last '\n' is the one before the last
+// element: lastElement finds it from the end, without scanning the
+// array. Decoders take the '\n's as white space.
+func encodeLog(events []machine.Event) ([]byte, error) {
+	out := make([]byte, 0, len(events)*160)
+	out = append(out, '[')
+	for i, e := range events {
+		v, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '\n')
+		out = append(out, v...)
+	}
+	return append(out, ']'), nil
 }
 
 // arrayElements scans the JSON array a (nil: an empty one) and returns

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
 
@@ -43,24 +45,34 @@ func crashCopy(t *testing.T, dir string) *Store {
 	return openStore(t, to, Options{BackupKeep: -1})
 }
 
+// TestAppendLog: appendLog's result, as bytes (each element it writes
+// after a '\n'), for logs of either layout, with and without the last
+// element replaced.
 func TestAppendLog(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		log   string
-		add   []string
-		limit int
-		want  string
-		ok    bool
+		name    string
+		log     string
+		add     []string
+		replace bool
+		limit   int
+		want    string
+		ok      bool
 	}{
-		{name: "no log", log: "", add: []string{`{"a":1}`}, limit: 3, want: `[{"a":1}]`, ok: true},
-		{name: "empty", log: `[]`, add: []string{`1`, `2`}, limit: 3, want: `[1,2]`, ok: true},
-		{name: "appended", log: `[1,2]`, add: []string{`3`}, limit: 3, want: `[1,2,3]`, ok: true},
-		{name: "oldest dropped", log: `[1,2,3]`, add: []string{`4`}, limit: 3, want: `[2,3,4]`, ok: true},
-		{name: "more added than the bound", log: `[1,2]`, add: []string{`3`, `4`, `5`, `6`}, limit: 3, want: `[4,5,6]`, ok: true},
-		{name: "nothing added", log: `[1,2]`, add: nil, limit: 3, want: `[1,2]`, ok: true},
-		{name: "white space", log: " [ 1 ,\n 2 ] ", add: []string{`3`}, limit: 2, want: `[2,3]`, ok: true},
-		{name: "strings with delimiters", log: `[{"d":"a],{\"b"},{"d":"c,\\"},{"d":"[x"}]`, add: []string{`{"d":"y"}`}, limit: 3, want: `[{"d":"c,\\"},{"d":"[x"},{"d":"y"}]`, ok: true},
-		{name: "nested", log: `[[1,[2]],{"a":[3,4]}]`, add: []string{`5`}, limit: 2, want: `[{"a":[3,4]},5]`, ok: true},
+		{name: "no log", log: "", add: []string{`{"a":1}`}, limit: 3, want: "[\n{\"a\":1}]", ok: true},
+		{name: "empty", log: `[]`, add: []string{`1`, `2`}, limit: 3, want: "[\n1,\n2]", ok: true},
+		{name: "appended", log: `[1,2]`, add: []string{`3`}, limit: 3, want: "[\n1,2,\n3]", ok: true},
+		{name: "oldest dropped", log: `[1,2,3]`, add: []string{`4`}, limit: 3, want: "[\n2,3,\n4]", ok: true},
+		{name: "more added than the bound", log: `[1,2]`, add: []string{`3`, `4`, `5`, `6`}, limit: 3, want: "[\n4,\n5,\n6]", ok: true},
+		{name: "nothing added", log: `[1,2]`, add: nil, limit: 3, want: "[\n1,2]", ok: true},
+		{name: "white space", log: " [ 1 ,\n 2 ] ", add: []string{`3`}, limit: 2, want: "[\n2,\n3]", ok: true},
+		{name: "strings with delimiters", log: `[{"d":"a],{\"b"},{"d":"c,\\"},{"d":"[x"}]`, add: []string{`{"d":"y"}`}, limit: 3, want: "[\n{\"d\":\"c,\\\\\"},{\"d\":\"[x\"},\n{\"d\":\"y\"}]", ok: true},
+		{name: "nested", log: `[[1,[2]],{"a":[3,4]}]`, add: []string{`5`}, limit: 2, want: "[\n{\"a\":[3,4]},\n5]", ok: true},
+		{name: "last replaced, old layout", log: `[{"a":1},{"a":2}]`, add: []string{`{"a":3}`}, replace: true, limit: 3, want: "[\n{\"a\":1},\n{\"a\":3}]", ok: true},
+		{name: "last replaced, new layout", log: "[\n{\"a\":1},\n{\"a\":\"x,}\\\"\"}]", add: []string{`{"a":3}`, `{"a":4}`}, replace: true, limit: 3, want: "[\n{\"a\":1},\n{\"a\":3},\n{\"a\":4}]", ok: true},
+		{name: "the only one replaced", log: "[\n{\"a\":1}]", add: []string{`{"a":2}`}, replace: true, limit: 3, want: "[\n{\"a\":2}]", ok: true},
+		{name: "replaced in a full log", log: "[\n{\"a\":1},\n{\"a\":2},\n{\"a\":3}]", add: []string{`{"a":4}`, `{"a":5}`}, replace: true, limit: 3, want: "[\n{\"a\":2},\n{\"a\":4},\n{\"a\":5}]", ok: true},
+		{name: "a newline not before the last", log: "[\n{\"a\":1},{\"a\":2}]", add: []string{`{"a":3}`}, replace: true, limit: 3, want: "[\n{\"a\":1},\n{\"a\":3}]", ok: true},
+		{name: "nothing to replace", log: `[]`, add: []string{`{"a":3}`}, replace: true, limit: 3, want: "[\n{\"a\":3}]", ok: true},
 		{name: "an object", log: `{"a":1}`, add: []string{`1`}, limit: 3},
 		{name: "not closed", log: `[1,2`, add: []string{`1`}, limit: 3},
 		{name: "empty element", log: `[1,,2]`, add: []string{`1`}, limit: 3},
@@ -77,7 +89,7 @@ func TestAppendLog(t *testing.T) {
 			for _, a := range tc.add {
 				add = append(add, []byte(a))
 			}
-			got, n, ok := appendLog(log, -1, add, tc.limit)
+			got, n, ok := appendLog(log, -1, add, tc.replace, tc.limit)
 			if ok != tc.ok || string(got) != tc.want {
 				t.Errorf("got %q, %v; want %q, %v", got, ok, tc.want, tc.ok)
 			}
@@ -85,14 +97,15 @@ func TestAppendLog(t *testing.T) {
 				return
 			}
 			// Told how many elements the log holds, it scans only those
-			// it drops, with the same result.
+			// it drops (and finds the last from the end), with the same
+			// result.
 			var held []json.RawMessage
 			if log != nil {
 				if err := json.Unmarshal(log, &held); err != nil {
 					t.Fatal(err)
 				}
 			}
-			known, kn, kok := appendLog(log, len(held), add, tc.limit)
+			known, kn, kok := appendLog(log, len(held), add, tc.replace, tc.limit)
 			if !kok || string(known) != tc.want || kn != n {
 				t.Errorf("with the count: got %q, %d, %v; want %q, %d", known, kn, kok, tc.want, n)
 			}
@@ -101,13 +114,16 @@ func TestAppendLog(t *testing.T) {
 }
 
 // FuzzAppendLog: for any JSON array, appendLog's result is the array of
-// its elements and the added ones, the newest limit of them, as decoding
-// and encoding would make it.
+// its elements (the last left out when replaced) and the added ones, the
+// newest limit of them, as decoding and encoding would make it; so is
+// appending to that result, with or without its count (its last element
+// then found from the end).
 func FuzzAppendLog(f *testing.F) {
-	f.Add([]byte(`[{"time":"2026-11-24T12:00:00Z","kind":"dhcp","detail":"a,]\"}"}]`), "x", uint8(3), uint8(2))
-	f.Add([]byte(` [ 1 , "2" , [3] , {"4":[5]} ] `), "", uint8(1), uint8(1))
-	f.Add([]byte(`[]`), `"]`, uint8(4), uint8(0))
-	f.Fuzz(func(t *testing.T, log []byte, detail string, limit, n uint8) {
+	f.Add([]byte(`[{"time":"2026-11-24T12:00:00Z","kind":"dhcp","detail":"a,]\"}"}]`), "x", uint8(3), uint8(2), false)
+	f.Add([]byte(` [ 1 , "2" , [3] , {"4":[5]} ] `), "", uint8(1), uint8(1), true)
+	f.Add([]byte(`[]`), `"]`, uint8(4), uint8(0), true)
+	f.Add([]byte("[\n{\"a\":\"\\n\"},{\"b\":1}]"), "\n", uint8(4), uint8(2), true)
+	f.Fuzz(func(t *testing.T, log []byte, detail string, limit, n uint8, replace bool) {
 		var old []json.RawMessage
 		if json.Unmarshal(log, &old) != nil || old == nil {
 			t.Skip("not a JSON array")
@@ -123,30 +139,38 @@ func FuzzAppendLog(f *testing.F) {
 			}
 			add = append(add, v)
 		}
-		got, count, ok := appendLog(log, -1, add, int(limit))
-		if !ok {
-			t.Fatalf("appendLog(%q): not ok, yet it is a JSON array", log)
-		}
-		if known, kc, kok := appendLog(log, len(old), add, int(limit)); !kok || string(known) != string(got) || kc != count {
-			t.Fatalf("appendLog(%q) with its count: %q, %d, %v; without: %q, %d", log, known, kc, kok, got, count)
-		}
-		var elems []json.RawMessage
-		if err := json.Unmarshal(got, &elems); err != nil {
-			t.Fatalf("appendLog(%q) = %q: %v", log, got, err)
-		}
-		want := append(slices.Clone(old), nil)[:len(old)]
-		for _, a := range add {
-			want = append(want, a)
-		}
-		want = want[max(0, len(want)-int(limit)):]
-		if len(elems) != len(want) || count != len(want) {
-			t.Fatalf("appendLog(%q) = %q: %d elements, want %d", log, got, len(elems), len(want))
-		}
-		for i := range want {
-			if !jsonEqual(t, elems[i], want[i]) {
-				t.Fatalf("appendLog(%q) = %q: element %d is %s, want %s", log, got, i, elems[i], want[i])
+		check := func(log []byte, old []json.RawMessage) ([]byte, []json.RawMessage) {
+			t.Helper()
+			got, count, ok := appendLog(log, -1, add, replace, int(limit))
+			if !ok {
+				t.Fatalf("appendLog(%q): not ok, yet it is a JSON array", log)
 			}
+			if known, kc, kok := appendLog(log, len(old), add, replace, int(limit)); !kok || string(known) != string(got) || kc != count {
+				t.Fatalf("appendLog(%q) with its count: %q, %d, %v; without: %q, %d", log, known, kc, kok, got, count)
+			}
+			var elems []json.RawMessage
+			if err := json.Unmarshal(got, &elems); err != nil {
+				t.Fatalf("appendLog(%q) = %q: %v", log, got, err)
+			}
+			want := slices.Clone(old)
+			if replace && len(want) > 0 && len(add) > 0 {
+				want = want[:len(want)-1]
+			}
+			for _, a := range add {
+				want = append(want, a)
+			}
+			want = want[max(0, len(want)-int(limit)):]
+			if len(elems) != len(want) || count != len(want) {
+				t.Fatalf("appendLog(%q) = %q: %d elements, want %d", log, got, len(elems), len(want))
+			}
+			for i := range want {
+				if !jsonEqual(t, elems[i], want[i]) {
+					t.Fatalf("appendLog(%q) = %q: element %d is %s, want %s", log, got, i, elems[i], want[i])
+				}
+			}
+			return got, elems
 		}
+		check(check(log, old))
 	})
 }
 
@@ -330,5 +354,118 @@ func TestApplyAfterClose(t *testing.T) {
 	}
 	if r := s.Apply(Change{MAC: macN(1), Fn: func(*Machine, bool) error { return nil }}); r[0].Err == nil {
 		t.Error("Apply after Close: no error")
+	}
+}
+
+// TestRepeatOnOldLayout: repeats fold into the last event of a log
+// written before each element followed a '\n' (as one json.Marshal),
+// with the log's length known and after a reopen (unknown); a lone
+// repeat rewrites only the summary, and a log rewritten is in the layout
+// whose last element is found from the end.
+func TestRepeatOnOldLayout(t *testing.T) {
+	dir := t.TempDir()
+	clock := fakeClock()
+	s := openStore(t, dir, Options{Now: clock, BackupKeep: -1})
+	mac := macN(7)
+	apply := func(evs ...machine.Event) {
+		t.Helper()
+		if r := s.Apply(Change{MAC: mac, Fn: func(m *Machine, _ bool) error {
+			m.State = machine.Pending
+			m.Events = append(m.Events, evs...)
+			return nil
+		}})[0]; r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	raw := func() string {
+		t.Helper()
+		var v []byte
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			v = slices.Clone(tx.Bucket(eventsBucket).Get([]byte(mac.String())))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	// oldLayout rewrites the log as a tinderbox before the layout did.
+	oldLayout := func() {
+		t.Helper()
+		m, _, err := s.Get(mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			v, err := json.Marshal(m.Events)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(eventsBucket).Put([]byte(mac.String()), v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(raw(), "\n") {
+			t.Fatalf("the old layout holds a newline: %q", raw())
+		}
+	}
+	type entry struct {
+		kind  machine.EventKind
+		count int
+	}
+	check := func(want ...entry) machine.Event {
+		t.Helper()
+		m, _, err := s.Get(mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []entry
+		for _, e := range m.Events {
+			got = append(got, entry{e.Kind, e.Times()})
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("events %+v, want %+v", got, want)
+		}
+		return m.Events[len(m.Events)-1]
+	}
+	offer := func() machine.Event { return s.Event(machine.EventDHCPOffer, "offer", 0) }
+	script := func() machine.Event { return s.Event(machine.EventScript, "netboot", 0) }
+	kernel := func() machine.Event { return s.Event(machine.EventKernel, "kernel-amd64", 9) }
+
+	first := offer()
+	apply(first, script())
+	oldLayout()
+	before := raw()
+	apply(script())
+	if raw() != before {
+		t.Errorf("a lone repeat rewrote the log: %q, was %q", raw(), before)
+	}
+	check(entry{machine.EventDHCPOffer, 1}, entry{machine.EventScript, 2})
+	apply(script(), kernel()) // length known, no '\n'
+	check(entry{machine.EventDHCPOffer, 1}, entry{machine.EventScript, 3}, entry{machine.EventKernel, 1})
+	apply(kernel()) // a lone repeat: the log's kernel is stale
+	oldLayout()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, Options{Now: clock, BackupKeep: -1})
+	apply(kernel())                                                    // length unknown: the summary alone
+	apply(kernel(), offer())                                           // length unknown: scanned
+	apply(offer(), script())                                           // length known, the new layout
+	apply(script())                                                    // the summary alone
+	apply(s.Event(machine.EventTransition, "pending → installing", 0)) // after a run the log holds stale
+	last := check(entry{machine.EventDHCPOffer, 1}, entry{machine.EventScript, 3}, entry{machine.EventKernel, 4},
+		entry{machine.EventDHCPOffer, 2}, entry{machine.EventScript, 2}, entry{machine.EventTransition, 1})
+	if m, _, _ := s.Get(mac); !m.Events[0].Time.Equal(first.Time) || m.Events[0].Count != 0 {
+		t.Errorf("the first event: %+v, want %+v", m.Events[0], first)
+	}
+	v := raw()
+	i := strings.LastIndexByte(v, '\n')
+	var e machine.Event
+	if i < 0 || json.Unmarshal([]byte(strings.TrimSuffix(v[i+1:], "]")), &e) != nil || e != last {
+		t.Errorf("the log %q: want its last element after its last newline", v)
+	}
+	var stored []machine.Event
+	if err := json.Unmarshal([]byte(v), &stored); err != nil || len(stored) != 6 || stored[4].Count != 2 {
+		t.Errorf("the log as stored: %+v, %v; want 6 events, the run of scripts up to date", stored, err)
 	}
 }

@@ -920,11 +920,11 @@ func (s *EtcdStore) updatePlan(mac machine.MAC, fn func(*Machine, bool) error) p
 	return func(cur Machine, exists bool) (*Machine, Machine, error) {
 		m := cur
 		m.Events = slices.Clone(cur.Events)
-		before := len(m.Events)
-		if err := s.edit(mac, fn, &m, exists); err != nil {
+		grew, err := s.edit(mac, fn, &m, exists)
+		if err != nil {
 			return nil, Machine{}, err
 		}
-		if len(m.Events) != before && len(m.Events) > 0 {
+		if grew && len(m.Events) > 0 {
 			m.LastSeen = m.Events[len(m.Events)-1].Time
 		}
 		return &m, m, nil
@@ -932,38 +932,52 @@ func (s *EtcdStore) updatePlan(mac machine.MAC, fn func(*Machine, bool) error) p
 }
 
 // edit runs fn on m, mac's record (a new one when exists is false,
-// whose FirstSeen and LastSeen it sets to now), then trims its log to
-// Options.MaxEvents and clips its text fields. fn's error, or its
-// recovered panic, is returned and m is then not to be stored.
-func (s *EtcdStore) edit(mac machine.MAC, fn func(*Machine, bool) error, m *Machine, exists bool) error {
+// whose FirstSeen and LastSeen it sets to now), then folds the runs of
+// repeated events in its log (machine.CoalesceLog), trims the log to
+// Options.MaxEvents and clips its text fields; grew says whether fn
+// changed the log's length. fn's error, or its recovered panic, is
+// returned and m is then not to be stored.
+func (s *EtcdStore) edit(mac machine.MAC, fn func(*Machine, bool) error, m *Machine, exists bool) (grew bool, err error) {
 	m.MAC = mac
+	before := len(m.Events)
 	if err := callFn(fn, m, exists); err != nil {
-		return err
+		return false, err
 	}
+	grew = len(m.Events) != before
 	if !exists {
 		now := s.now()
 		m.FirstSeen, m.LastSeen = now, now
 	}
+	m.bound() // details clipped as the stored ones were, then compared
+	m.Events = machine.CoalesceLog(m.Events)
 	trimTo(m, s.maxEvents)
-	return nil
+	return grew, nil
 }
 
 // applyPlan is a Change's plan: Fn sees the record without its log, the
-// events it appends are added to the stored log (merged in time order
-// when older than its newest), and the result carries only them.
+// events it appends are added to the stored log (merged in time order,
+// and the runs of repeats folded, when older than its newest), and the
+// result carries only them; the first of them, when it repeats the
+// stored newest (machine.Coalesce), replaces it with the run of both,
+// which the result then carries, with its count.
 func (s *EtcdStore) applyPlan(mac machine.MAC, fn func(*Machine, bool) error) plan {
 	return func(cur Machine, exists bool) (*Machine, Machine, error) {
 		stored := cur.Events
 		m := cur
 		m.Events = nil
-		if err := s.edit(mac, fn, &m, exists); err != nil {
+		if _, err := s.edit(mac, fn, &m, exists); err != nil {
 			return nil, Machine{}, err
 		}
 		added := m.Events
 		full := m
 		full.Events = append(slices.Clone(stored), added...)
-		if len(stored) > 0 && len(added) > 0 && (!slices.IsSortedFunc(added, byTime) || added[0].Time.Before(stored[len(stored)-1].Time)) {
-			full.Events = slices.SortedStableFunc(slices.Values(full.Events), byTime)
+		if n := len(stored); n > 0 && len(added) > 0 {
+			if !slices.IsSortedFunc(added, byTime) || added[0].Time.Before(stored[n-1].Time) {
+				full.Events = machine.CoalesceLog(slices.SortedStableFunc(slices.Values(full.Events), byTime))
+			} else if run, ok := machine.Coalesce(stored[n-1], added[0]); ok {
+				added[0] = run
+				full.Events = append(full.Events[:n-1], added...)
+			}
 		}
 		trimTo(&full, s.maxEvents)
 		if len(added) > 0 {

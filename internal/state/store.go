@@ -530,7 +530,8 @@ func (s *Store) CountByState() map[machine.State]int {
 	return out
 }
 
-// load reads the record under key into m; ok is false when there is none.
+// load reads the record under key into m, its log's newest run as the
+// summary holds it (withLast); ok is false when there is none.
 func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
 	v := sb.Get(key)
 	if v == nil {
@@ -548,11 +549,13 @@ func load(sb, eb *bolt.Bucket, key []byte, m *Machine) (ok bool, err error) {
 		if err := json.Unmarshal(v, &m.Events); err != nil {
 			return false, fmt.Errorf("events of %s: %w", key, err)
 		}
+		withLast(m.Events, sum.Last)
 	}
 	return true, nil
 }
 
-// put stores m under key: its summary, and its event log apart.
+// put stores m under key: its summary, and its event log apart (in
+// encodeLog's layout, so a later append finds its last element at once).
 func put(sb, eb *bolt.Bucket, key []byte, m *Machine) error {
 	v, err := json.Marshal(m.Summary())
 	if err != nil {
@@ -564,7 +567,7 @@ func put(sb, eb *bolt.Bucket, key []byte, m *Machine) error {
 	if len(m.Events) == 0 {
 		return eb.Delete(key)
 	}
-	if v, err = json.Marshal(m.Events); err != nil {
+	if v, err = encodeLog(m.Events); err != nil {
 		return err
 	}
 	return eb.Put(key, v)

@@ -3,7 +3,9 @@ package machine
 import (
 	"encoding/json"
 	"net"
+	"slices"
 	"testing"
+	"time"
 )
 
 func TestParseMAC(t *testing.T) {
@@ -189,5 +191,77 @@ func TestStages(t *testing.T) {
 	}
 	if StageNone.String() != "" {
 		t.Errorf("StageNone.String() = %q", StageNone.String())
+	}
+}
+
+func TestCoalesce(t *testing.T) {
+	at := func(s int) time.Time { return time.Date(2026, 12, 1, 5, 0, s, 0, time.UTC) }
+	ev := func(k EventKind, s int) Event { return Event{Time: at(s), Kind: k, Detail: "d", Bytes: 7} }
+	run := func(k EventKind, since, s, n int) Event {
+		e := ev(k, s)
+		e.Since, e.Count = at(since), n
+		return e
+	}
+	tests := []struct {
+		name       string
+		last, next Event
+		want       Event
+		ok         bool
+	}{
+		{name: "script repeated", last: ev(EventScript, 1), next: ev(EventScript, 2), want: run(EventScript, 1, 2, 2), ok: true},
+		{name: "at the same time", last: ev(EventTFTP, 1), next: ev(EventTFTP, 1), want: run(EventTFTP, 1, 1, 2), ok: true},
+		{name: "a run grows", last: run(EventConfig, 1, 5, 9), next: ev(EventConfig, 6), want: run(EventConfig, 1, 6, 10), ok: true},
+		{name: "two runs", last: run(EventRefused, 1, 5, 3), next: run(EventRefused, 6, 8, 4), want: run(EventRefused, 1, 8, 7), ok: true},
+		{name: "different kind", last: ev(EventKernel, 1), next: ev(EventInitramfs, 2)},
+		{name: "different detail", last: ev(EventAsset, 1), next: Event{Time: at(2), Kind: EventAsset, Detail: "e", Bytes: 7}},
+		{name: "different bytes", last: ev(EventAsset, 1), next: Event{Time: at(2), Kind: EventAsset, Detail: "d", Bytes: 8}},
+		{name: "older", last: ev(EventScript, 2), next: ev(EventScript, 1)},
+		{name: "a run that began before the last", last: ev(EventScript, 3), next: run(EventScript, 2, 4, 2)},
+		{name: "transition", last: ev(EventTransition, 1), next: ev(EventTransition, 2)},
+		{name: "reinstall", last: ev(EventReinstall, 1), next: ev(EventReinstall, 2)},
+		{name: "talos", last: ev(EventTalos, 1), next: ev(EventTalos, 2)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Coalesce(tt.last, tt.next)
+			if ok != tt.ok || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	for _, k := range []EventKind{EventDHCPOffer, EventTFTP, EventScript, EventKernel, EventInitramfs, EventAsset, EventConfig, EventLocalBoot, EventDenied, EventRefused} {
+		if !k.Repeats() {
+			t.Errorf("%s: Repeats false, want true", k)
+		}
+	}
+}
+
+func TestCoalesceLog(t *testing.T) {
+	at := func(s int) time.Time { return time.Date(2026, 12, 1, 5, 0, s, 0, time.UTC) }
+	log := []Event{
+		{Time: at(1), Kind: EventDHCPOffer, Detail: "offer"},
+		{Time: at(2), Kind: EventScript, Detail: "netboot"},
+		{Time: at(3), Kind: EventScript, Detail: "netboot"},
+		{Time: at(4), Kind: EventScript, Detail: "netboot"},
+		{Time: at(5), Kind: EventTransition, Detail: "a → b"},
+		{Time: at(6), Kind: EventTransition, Detail: "a → b"},
+		{Time: at(7), Kind: EventScript, Detail: "netboot"},
+	}
+	got := CoalesceLog(log)
+	want := []Event{
+		{Time: at(1), Kind: EventDHCPOffer, Detail: "offer"},
+		{Time: at(4), Kind: EventScript, Detail: "netboot", Count: 3, Since: at(2)},
+		{Time: at(5), Kind: EventTransition, Detail: "a → b"},
+		{Time: at(6), Kind: EventTransition, Detail: "a → b"},
+		{Time: at(7), Kind: EventScript, Detail: "netboot"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if n := got[1].Times() + got[4].Times(); n != 4 {
+		t.Errorf("Times: %d script requests, want 4", n)
+	}
+	if got[0].First() != at(1) || got[1].First() != at(2) {
+		t.Errorf("First: %s and %s, want %s and %s", got[0].First(), got[1].First(), at(1), at(2))
 	}
 }

@@ -194,12 +194,89 @@ const (
 	EventTalos      EventKind = "talos"         // Talos reported a sequence or a status
 )
 
-// Event is one timestamped entry of a machine's log.
+// Event is one timestamped entry of a machine's log: one occurrence, or
+// a run of identical ones folded together (Coalesce).
 type Event struct {
+	// Time is when it happened; for a run, its latest occurrence.
 	Time   time.Time `json:"time"`
 	Kind   EventKind `json:"kind"`
 	Detail string    `json:"detail,omitempty"`
 	Bytes  int64     `json:"bytes,omitempty"`
+	// Count is how many times it happened in a row: 0 (absent in JSON)
+	// and 1 both mean once (Times).
+	Count int `json:"count,omitempty"`
+	// Since is the time of the first occurrence of a run; zero (absent
+	// in JSON) for a single occurrence (First).
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Times is how many occurrences e stands for: Count, at least 1.
+func (e Event) Times() int { return max(e.Count, 1) }
+
+// First is the time of e's first occurrence: Since, or Time when e is
+// a single occurrence.
+func (e Event) First() time.Time {
+	if e.Since.IsZero() {
+		return e.Time
+	}
+	return e.Since
+}
+
+// Repeats reports whether events of kind k fold into a run when they
+// repeat (Coalesce): the boot-path steps, which a machine in a boot loop
+// or a client retrying a request repeats hundreds of times, and the
+// refusals. Transitions, reinstalls and Talos' reports never fold: each
+// is history of its own.
+func (k EventKind) Repeats() bool {
+	switch k {
+	case EventDHCPOffer, EventTFTP, EventScript, EventKernel, EventInitramfs, EventAsset,
+		EventConfig, EventLocalBoot, EventDenied, EventRefused:
+		return true
+	}
+	return false
+}
+
+// Coalesce folds next, an event to append to a log, into last, the log's
+// newest event, as syslog's "last message repeated N times" does: ok is
+// true when both are of a kind that Repeats, with the same Kind, Detail
+// and Bytes, and next (its first occurrence) is not older than last.
+// Then merged is the run of both: Count the sum of their Times, Since
+// last's First, Time next's Time. Otherwise merged is the zero Event and
+// next is to be appended as it is. Every event log of a machine is
+// appended to through this rule (AppendEvent), so a machine repeating one
+// step keeps one entry for the run, not one per repeat pushing its
+// earlier history out of the bounded log.
+func Coalesce(last, next Event) (merged Event, ok bool) {
+	if !last.Kind.Repeats() || last.Kind != next.Kind || last.Detail != next.Detail || last.Bytes != next.Bytes ||
+		next.First().Before(last.Time) {
+		return Event{}, false
+	}
+	merged = next
+	merged.Count = last.Times() + next.Times()
+	merged.Since = last.First()
+	return merged, true
+}
+
+// AppendEvent appends e to log, folded into log's newest event when
+// Coalesce allows, and returns the log.
+func AppendEvent(log []Event, e Event) []Event {
+	if n := len(log); n > 0 {
+		if merged, ok := Coalesce(log[n-1], e); ok {
+			log[n-1] = merged
+			return log
+		}
+	}
+	return append(log, e)
+}
+
+// CoalesceLog folds every run of events in log that Coalesce allows, in
+// place, and returns the shortened log.
+func CoalesceLog(log []Event) []Event {
+	out := log[:0]
+	for _, e := range log {
+		out = AppendEvent(out, e)
+	}
+	return out
 }
 
 // Stage is one step of a network boot, in boot order, as the web UI's

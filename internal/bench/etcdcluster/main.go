@@ -118,6 +118,8 @@ type record struct {
 	State  string `json:"state"`
 	Events []struct {
 		Kind string `json:"kind"`
+		// Count is how many times in a row it happened; 0 means once.
+		Count int `json:"count"`
 	} `json:"events"`
 }
 
@@ -161,7 +163,7 @@ func check(args []string, w io.Writer) (bool, error) {
 		h := &history{}
 		for _, e := range r.Events {
 			if e.Kind == "config" {
-				h.configEvent++
+				h.configEvent += max(e.Count, 1)
 			}
 		}
 		if r.State == "installing" {

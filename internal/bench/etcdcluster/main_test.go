@@ -29,6 +29,12 @@ func TestCheck(t *testing.T) {
 			want:    []string{"2 machines, 2 installing, 2 with one config served", "once for 2 machines, more than once for 0, never for 0; 6 record writes (3.0 per machine)", "raft proposals committed"},
 		},
 		{
+			name:    "a config served twice, folded into one event",
+			history: map[string][]string{"a": {pending, installing}, "b": {pending, `{"state":"installing","events":[{"kind":"config","count":2}]}`}},
+			ok:      false,
+			want:    []string{"2 machines, 2 installing, 1 with one config served"},
+		},
+		{
 			name:    "twice and never",
 			history: map[string][]string{"a": {pending, installing, pending, installing}, "b": {pending}},
 			ok:      false,
