@@ -304,3 +304,41 @@ func TestFlushBounded(t *testing.T) {
 		t.Errorf("got %q, want it to say %q", err, want)
 	}
 }
+
+// TestQueueDrainsSoonWhenFull: while records keep arriving the writer
+// waits between drains (drainEvery, an hour here), but not once
+// drainSoon records wait: a storm of distinct machines is written
+// without a Flush, none dropped.
+func TestQueueDrainsSoonWhenFull(t *testing.T) {
+	fs := newFrozenStore(t)
+	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
+	f.q.every = time.Hour
+	sent := func(i int) {
+		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: stormMAC(i)}, Type: dhcpv4.MessageTypeOffer, File: "x"})
+	}
+	fs.frozen.Store(true)
+	sent(0)
+	<-fs.stuck
+	sent(1) // waits behind the stuck drain, then an hour
+	fs.thaw()
+	for i := 2; i < 1+drainSoon; i++ {
+		sent(i)
+	}
+	deadline := time.Now().Add(time.Minute) // a hang guard: the writer would wait an hour
+	for _, i := range []int{1, drainSoon} {
+		for {
+			if _, ok, err := fs.Get(stormMAC(i)); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("machine %d of %d not written without a flush", i, drainSoon)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if got := testutil.ToFloat64(f.q.dropped.WithLabelValues("dhcp", reasonFull)); got != 0 {
+		t.Errorf("records dropped: got %v, want 0", got)
+	}
+}
