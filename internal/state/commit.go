@@ -586,41 +586,11 @@ func lastElement(log []byte, end int) int {
 		return -1
 	}
 	j := skipSpace(log, i+1)
-	if j >= end || log[j] != '{' || objectEnd(log, j) != end {
+	// json.Valid takes the whole of log[j:end] as one value or fails.
+	if j >= end || log[j] != '{' || !json.Valid(log[j:end]) {
 		return -1
 	}
 	return j
-}
-
-// objectEnd returns the offset just past the JSON object that starts at
-// a[i] ('{'), tracking strings and nesting only, or -1 when it does not
-// end within a.
-func objectEnd(a []byte, i int) int {
-	depth, inString, escaped := 0, false, false
-	for ; i < len(a); i++ {
-		c := a[i]
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	return -1
 }
 
 // encodeLog encodes events as a JSON array with a '\n' before each
