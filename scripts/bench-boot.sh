@@ -274,43 +274,26 @@ done
 echo
 echo "boot stages: $N $fwname, $(e2e_accel)) at once, $ROUNDS paired rounds; ms from the VM's first DHCPDISCOVER to the end of each stage; median (min–max) over rounds × VMs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
-echo "|---|---|---|---|"
-for s in offer rrq tftp ipxe ipxedhcp script kernel initramfs config; do
-	case $s in
-	offer) name="proxy DHCP offer" ;;
-	rrq) name="firmware's TFTP request of iPXE" ;;
-	tftp) name="TFTP of iPXE (last DATA)" ;;
-	ipxe) name="iPXE's first DISCOVER" ;;
-	ipxedhcp) name="iPXE's DHCP (last ACK)" ;;
-	script) name="iPXE script" ;;
-	kernel) name="kernel" ;;
-	initramfs) name="initramfs" ;;
-	config) name="config fetched" ;;
-	esac
-	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
-		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
-done
+# stage_table KEY=NAME...: one row per stage, tinderbox beside the anchor
+# and the median of the per-VM ratios.
+stage_table() {
+	local kv
+	echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
+	echo "|---|---|---|---|"
+	for kv in "$@"; do
+		printf '| %s | %s | %s | %s |\n' "${kv#*=}" "$(bench_cell "$rec" "${kv%%=*}/tinderbox" %.1f)" \
+			"$(bench_cell "$rec" "${kv%%=*}/anchor" %.1f)" "$(bench_cell "$rec" "${kv%%=*}/ratio" %.2f)"
+	done
+}
+stage_table "offer=proxy DHCP offer" "rrq=firmware's TFTP request of iPXE" "tftp=TFTP of iPXE (last DATA)" \
+	"ipxe=iPXE's first DISCOVER" "ipxedhcp=iPXE's DHCP (last ACK)" "script=iPXE script" "kernel=kernel" \
+	"initramfs=initramfs" "config=config fetched"
 echo
 echo "Each stage's own time: ms from the end of the stage before it (the offer: from the DISCOVER)"
 echo
-echo "| stage | tinderbox ms | anchor (dnsmasq + nginx) ms | tinderbox/anchor |"
-echo "|---|---|---|---|"
-for s in doffer drrq dtftp dipxe dipxedhcp dscript dkernel dinitramfs dconfig; do
-	case $s in
-	doffer) name="proxy DHCP offer" ;;
-	drrq) name="firmware: DHCP, PXE, to its TFTP request" ;;
-	dtftp) name="TFTP transfer of iPXE" ;;
-	dipxe) name="iPXE starting, to its DISCOVER" ;;
-	dipxedhcp) name="iPXE's DHCP exchange" ;;
-	dscript) name="iPXE script(s)" ;;
-	dkernel) name="kernel" ;;
-	dinitramfs) name="initramfs" ;;
-	dconfig) name="kernel boot, to config fetched" ;;
-	esac
-	printf '| %s | %s | %s | %s |\n' "$name" "$(bench_cell "$rec" "$s/tinderbox" %.1f)" \
-		"$(bench_cell "$rec" "$s/anchor" %.1f)" "$(bench_cell "$rec" "$s/ratio" %.2f)"
-done
+stage_table "doffer=proxy DHCP offer" "drrq=firmware: DHCP, PXE, to its TFTP request" "dtftp=TFTP transfer of iPXE" \
+	"dipxe=iPXE starting, to its DISCOVER" "dipxedhcp=iPXE's DHCP exchange" "dscript=iPXE script(s)" \
+	"dkernel=kernel" "dinitramfs=initramfs" "dconfig=kernel boot, to config fetched"
 echo
 echo "| per VM boot | tinderbox | anchor (dnsmasq + nginx) |"
 echo "|---|---|---|"

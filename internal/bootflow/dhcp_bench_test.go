@@ -13,6 +13,7 @@ import (
 	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
 	"github.com/tinderbox-boot/tinderbox/internal/profiles"
 	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp"
+	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp/proxydhcptest"
 	"github.com/tinderbox-boot/tinderbox/internal/state"
 	"github.com/tinderbox-boot/tinderbox/pkg/machine"
 )
@@ -108,19 +109,7 @@ func benchDiscover(b *testing.B, table bool) {
 	buf := make([]byte, 1500)
 	i := 0
 	for b.Loop() {
-		if _, err := cli.WriteTo(pkts[i%macs], to); err != nil {
-			b.Fatal(err)
-		}
-		if err := cli.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-			b.Fatal(err)
-		}
-		n, err := cli.Read(buf)
-		if err != nil {
-			b.Fatalf("DISCOVER %d: no reply: %v", i, err)
-		}
-		if n < 240 || buf[0] != 2 {
-			b.Fatalf("DISCOVER %d: got %d bytes, op %d, want a BOOTREPLY", i, n, buf[0])
-		}
+		proxydhcptest.Exchange(b, cli, to, pkts[i%macs], buf, i)
 		i++
 	}
 }

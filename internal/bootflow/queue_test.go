@@ -73,6 +73,19 @@ func stormMAC(i int) machine.MAC {
 	return machine.MAC{0x02, 0x5b, 0, 0, byte(i >> 8), byte(i)}
 }
 
+// frozenFlow is a boot flow on a frozenStore, answering unknown machines
+// for maintenance, and offered, which records that the proxyDHCP server
+// offered file to mac.
+func frozenFlow(t *testing.T) (fs *frozenStore, f *Flow, offered func(mac machine.MAC, file string)) {
+	t.Helper()
+	fs = newFrozenStore(t)
+	f = New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
+	offered = func(mac machine.MAC, file string) {
+		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: mac}, Type: dhcpv4.MessageTypeOffer, File: file})
+	}
+	return fs, f, offered
+}
+
 // TestStuckStateDoesNotBlockDHCP: with the state disk frozen, a proxy
 // DHCP server recording into the boot flow still answers every one of
 // 200 PXE DISCOVERs (the old synchronous recording stopped after 64, one
@@ -187,11 +200,7 @@ func waitAnswered(t *testing.T, client *net.UDPConn, want map[dhcpv4.Transaction
 // queue from the others, and what was kept is written once the disk
 // thaws.
 func TestQueueBounds(t *testing.T) {
-	fs := newFrozenStore(t)
-	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
-	sent := func(mac machine.MAC, file string) {
-		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: mac}, Type: dhcpv4.MessageTypeOffer, File: file})
-	}
+	fs, f, sent := frozenFlow(t)
 	fs.frozen.Store(true)
 	sent(stormMAC(0), "first")
 	<-fs.stuck
@@ -235,11 +244,7 @@ func TestQueueBounds(t *testing.T) {
 // and the record written once the disk thaws holds each run with its
 // count, first and last time.
 func TestQueueFoldsRepeats(t *testing.T) {
-	fs := newFrozenStore(t)
-	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
-	sent := func(mac machine.MAC, file string) {
-		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: mac}, Type: dhcpv4.MessageTypeOffer, File: file})
-	}
+	fs, f, sent := frozenFlow(t)
 	fs.frozen.Store(true)
 	sent(stormMAC(0), "first")
 	<-fs.stuck
@@ -284,12 +289,9 @@ func TestQueueFoldsRepeats(t *testing.T) {
 // disk stuck, saying how many records were not written: the one whose
 // drain is stuck and the two queued behind it.
 func TestFlushBounded(t *testing.T) {
-	fs := newFrozenStore(t)
-	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
+	fs, f, offered := frozenFlow(t)
 	fs.frozen.Store(true)
-	sent := func(i int) {
-		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: stormMAC(i)}, Type: dhcpv4.MessageTypeOffer, File: "x"})
-	}
+	sent := func(i int) { offered(stormMAC(i), "x") }
 	sent(0)
 	<-fs.stuck
 	sent(1)
@@ -310,12 +312,9 @@ func TestFlushBounded(t *testing.T) {
 // drainSoon records wait: a storm of distinct machines is written
 // without a Flush, none dropped.
 func TestQueueDrainsSoonWhenFull(t *testing.T) {
-	fs := newFrozenStore(t)
-	f := New(Options{BaseURL: "http://127.0.0.1:8080", Store: fs.Store, Profiles: &fakeProfiles{policy: machine.UnknownMaintenance}, Cmdlines: fakeCmdlines{}})
+	fs, f, offered := frozenFlow(t)
 	f.q.every = time.Hour
-	sent := func(i int) {
-		f.DHCPSent(t.Context(), proxydhcp.Sent{Client: proxydhcp.Client{MAC: stormMAC(i)}, Type: dhcpv4.MessageTypeOffer, File: "x"})
-	}
+	sent := func(i int) { offered(stormMAC(i), "x") }
 	fs.frozen.Store(true)
 	sent(0)
 	<-fs.stuck

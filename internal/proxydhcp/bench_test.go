@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tinderbox-boot/tinderbox/internal/ifaddr"
+	"github.com/tinderbox-boot/tinderbox/internal/proxydhcp/proxydhcptest"
 )
 
 // nopRecorder takes every reply and keeps nothing.
@@ -70,19 +70,7 @@ func BenchmarkServeDiscover(b *testing.B) {
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := cli.WriteTo(pkts[i%macs], to); err != nil {
-			b.Fatal(err)
-		}
-		if err := cli.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-			b.Fatal(err)
-		}
-		n, err := cli.Read(buf)
-		if err != nil {
-			b.Fatalf("DISCOVER %d: no reply: %v", i, err)
-		}
-		if n < 240 || buf[0] != byte(dhcpv4.OpcodeBootReply) {
-			b.Fatalf("DISCOVER %d: got %d bytes, op %d, want a BOOTREPLY", i, n, buf[0])
-		}
+		proxydhcptest.Exchange(b, cli, to, pkts[i%macs], buf, i)
 		i++
 	}
 }
