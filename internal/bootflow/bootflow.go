@@ -331,7 +331,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 	if known && prof.Talos.Arch != "" {
 		arch = prof.Talos.Arch
 	}
-	sight := scriptSighting{known: known, install: prof.Install, arch: arch}
+	sight := scriptSighting{known: known, install: prof.Install, seen: sighted{arch: arch}}
 
 	record := req.record && (known || policy != machine.UnknownIgnore) // ignored machines leave no trace, as with DHCP
 	// The script is decided on the record as it is on disk (Peek, from
@@ -343,9 +343,9 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 	if err != nil {
 		return ScriptResult{Status: http.StatusInternalServerError}, pendingWrite{}, err
 	}
-	sight.uuid = canonicalUUIDAs(req.uuid, cur.UUID)
-	if sight.ip = req.ip; req.src.IsValid() {
-		sight.ip = addrStringAs(req.src, cur.IP)
+	sight.seen.uuid = canonicalUUIDAs(req.uuid, cur.UUID)
+	if sight.seen.ip = req.ip; req.src.IsValid() {
+		sight.seen.ip = addrStringAs(req.src, cur.IP)
 	}
 	m := cur
 	m.MAC = mac
@@ -374,7 +374,7 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 			return ScriptResult{Status: http.StatusInternalServerError}, pendingWrite{}, err
 		}
 	default:
-		sighting = pendingWrite{arch: m.Arch, uuid: m.UUID, ip: sight.ip}
+		sighting = pendingWrite{seen: sighted{arch: m.Arch, uuid: m.UUID, ip: sight.seen.ip}}
 	}
 
 	res = ScriptResult{Action: boot.Decide(m.State, known, policy), State: m.State, Status: http.StatusOK}
@@ -448,25 +448,16 @@ func (f *Flow) script(ctx context.Context, req scriptRequest) (res ScriptResult,
 // record: the state its profile asks for, the script served, and the
 // arch, UUID and address seen (each when not empty).
 type scriptSighting struct {
-	known    bool
-	install  machine.Install
-	arch     machine.Arch
-	uuid, ip string
+	known   bool
+	install machine.Install
+	seen    sighted
 }
 
 // apply makes s's changes in m.
 func (s scriptSighting) apply(m *state.Machine) {
 	m.State = state.Reconcile(m.State, s.known, s.install)
 	m.ScriptServed()
-	if s.arch != "" {
-		m.Arch = s.arch
-	}
-	if s.uuid != "" {
-		m.UUID = s.uuid
-	}
-	if s.ip != "" {
-		m.IP = s.ip
-	}
+	s.seen.apply(m)
 }
 
 // ConfigURL returns the talos.config URL of the machine at BaseURL, token
@@ -708,7 +699,7 @@ func (f *Flow) serveConfig(w http.ResponseWriter, r *http.Request) {
 	if next.ConfigServed(); next.State == m.State {
 		// No transition (installing already, or netboot): the event, the
 		// address and the served config wait in the queue.
-		f.q.add(mac, &pendingWrite{ip: ip, events: []queuedEvent{{ev: ev, what: whatEvent}}, served: &pendingConfig{ev: ev, body: body, set: set}})
+		f.q.add(mac, &pendingWrite{seen: sighted{ip: ip}, events: []queuedEvent{{ev: ev, what: whatEvent}}, served: &pendingConfig{ev: ev, body: body, set: set}})
 	} else {
 		// pending or failed → installing is on disk before the config
 		// leaves: were it lost, the machine's next network boot would

@@ -55,7 +55,7 @@ func (f *Flow) DHCPSent(_ context.Context, s proxydhcp.Sent) {
 	}
 	f.q.add(mac, &pendingWrite{
 		create: true, reconcile: true, known: known, install: prof.Install,
-		arch: s.Client.Firmware.Arch(), uuid: canonicalUUID(s.Client.UUID), ip: ip,
+		seen:   sighted{arch: s.Client.Firmware.Arch(), uuid: canonicalUUID(s.Client.UUID), ip: ip},
 		events: []queuedEvent{{ev: f.opts.Store.Event(machine.EventDHCPOffer, detail, 0), what: whatDHCP}},
 	})
 	f.steps.WithLabelValues("dhcp", kind).Inc()

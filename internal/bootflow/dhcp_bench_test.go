@@ -77,15 +77,7 @@ func benchDiscover(b *testing.B, table bool) {
 	srv := proxydhcp.New(proxydhcp.Options{
 		Config: proxydhcp.Config{HTTPPort: 8080, EFIx64: "snponly.efi"}, Policy: f, Recorder: f, Observer: f, Interfaces: tbl,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, conn) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	})
+	proxydhcptest.Serve(b, func(ctx context.Context) error { return srv.Serve(ctx, conn) })
 
 	cli, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -71,11 +71,38 @@ type pendingWrite struct {
 	reconcile bool
 	known     bool
 	install   machine.Install
-	// arch, uuid and ip are the newest non-empty ones seen.
+	// seen holds the newest non-empty arch, UUID and address seen.
+	seen   sighted
+	events []queuedEvent
+	served *pendingConfig
+}
+
+// sighted is what a sighting tells of a machine: the arch its firmware
+// runs, its SMBIOS UUID and its address, each empty when not told.
+type sighted struct {
 	arch     machine.Arch
 	uuid, ip string
-	events   []queuedEvent
-	served   *pendingConfig
+}
+
+// any reports whether s tells anything.
+func (s sighted) any() bool { return s.arch != "" || s.uuid != "" || s.ip != "" }
+
+// apply sets in m what s tells.
+func (s sighted) apply(m *state.Machine) {
+	if s.arch != "" {
+		m.Arch = s.arch
+	}
+	if s.uuid != "" {
+		m.UUID = s.uuid
+	}
+	if s.ip != "" {
+		m.IP = s.ip
+	}
+}
+
+// merge is s with what newer tells in place of what it tells too.
+func (s sighted) merge(newer sighted) sighted {
+	return sighted{arch: cmp.Or(newer.arch, s.arch), uuid: cmp.Or(newer.uuid, s.uuid), ip: cmp.Or(newer.ip, s.ip)}
 }
 
 // pendingConfig is a served config waiting to be kept.
@@ -88,7 +115,7 @@ type pendingConfig struct {
 // record reports whether p changes the machine record (as opposed to
 // only keeping a served config).
 func (p *pendingWrite) record() bool {
-	return p.create || p.reconcile || p.arch != "" || p.uuid != "" || p.ip != "" || len(p.events) > 0
+	return p.create || p.reconcile || p.seen.any() || len(p.events) > 0
 }
 
 // size is how many records p counts for against maxQueued.
@@ -114,15 +141,7 @@ func (p *pendingWrite) apply(m *state.Machine, exists bool) error {
 	if p.reconcile {
 		m.State = state.Reconcile(m.State, p.known, p.install)
 	}
-	if p.arch != "" {
-		m.Arch = p.arch
-	}
-	if p.uuid != "" {
-		m.UUID = p.uuid
-	}
-	if p.ip != "" {
-		m.IP = p.ip
-	}
+	p.seen.apply(m)
 	for _, q := range p.events {
 		m.Events = machine.AppendEvent(m.Events, q.ev)
 	}
@@ -140,9 +159,7 @@ func (p *pendingWrite) merge(newer *pendingWrite) {
 	if newer.reconcile {
 		p.reconcile, p.known, p.install = true, newer.known, newer.install
 	}
-	p.arch = cmp.Or(newer.arch, p.arch)
-	p.uuid = cmp.Or(newer.uuid, p.uuid)
-	p.ip = cmp.Or(newer.ip, p.ip)
+	p.seen = p.seen.merge(newer.seen)
 	for _, e := range newer.events {
 		p.addEvent(e)
 	}

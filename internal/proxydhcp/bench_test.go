@@ -45,15 +45,7 @@ func BenchmarkServeDiscover(b *testing.B) {
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics:    NewMetrics(prometheus.NewRegistry()),
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, conn) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	})
+	proxydhcptest.Serve(b, func(ctx context.Context) error { return srv.Serve(ctx, conn) })
 	cli, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback})
 	if err != nil {
 		b.Fatal(err)

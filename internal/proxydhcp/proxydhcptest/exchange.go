@@ -3,6 +3,7 @@
 package proxydhcptest
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -30,4 +31,20 @@ func Exchange(tb testing.TB, cli net.PacketConn, to net.Addr, pkt, buf []byte, n
 	if got < 240 || buf[0] != byte(dhcpv4.OpcodeBootReply) {
 		tb.Fatalf("DISCOVER %d: got %d bytes, op %d, want a BOOTREPLY", n, got, buf[0])
 	}
+}
+
+// Serve runs serve (a server's Serve on its socket) on a goroutine of its
+// own until tb's cleanup, which cancels serve's context, waits for it to
+// return and fails tb with what it returned when that is an error.
+func Serve(tb testing.TB, serve func(context.Context) error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	})
 }
