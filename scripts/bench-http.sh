@@ -246,12 +246,15 @@ printf '\nbench-http: %d paired rounds, %ss each; median (min–max); load avera
 printf '\nclosed loop (saturation; the ratio goal):\n'
 printf '| %-30s | %-24s | %-24s | %-18s | %-20s | %-20s | %-6s |\n' answer "tinderbox req/s" "nginx req/s" ratio "tinderbox p99 ms" "nginx p99 ms" errors
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(dashes 32)" "$(dashes 26)" "$(dashes 26)" "$(dashes 20)" "$(dashes 22)" "$(dashes 22)" "$(dashes 8)"
-for row in "${closed[@]}"; do
-	c=${row#*/c}
-	case $row in
-	ipxe/*) what="/ipxe, $MACHINES MACs, $c conn" ;;
-	config/*) what="/config?token=, $c conn" ;;
+# answer ROW CONNS: the table's name of ROW's answer.
+answer() {
+	case $1 in
+	ipxe/*) echo "/ipxe, $MACHINES MACs, $2 conn" ;;
+	config/*) echo "/config?token=, $2 conn" ;;
 	esac
+}
+for row in "${closed[@]}"; do
+	what=$(answer "$row" "${row#*/c}")
 	printf '| %-30s | %-24s | %-24s | %-18s | %-20s | %-20s | %-6s |\n' "$what" \
 		"$(bench_cell "$rec" "$row/tinderbox/rps" %.0f)" "$(bench_cell "$rec" "$row/nginx/rps" %.0f)" \
 		"$(bench_cell "$rec" "$row/ratio" %.2f)" \
@@ -267,10 +270,7 @@ printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(dashes 32)" "$(dashes 22)" "$(dash
 	"$(dashes 22)" "$(dashes 22)" "$(dashes 24)" "$(dashes 24)" "$(dashes 8)"
 short=() late=()
 for row in "${open[@]}"; do
-	case $row in
-	ipxe/*) what="/ipxe, $MACHINES MACs, 32 conn" ;;
-	config/*) what="/config?token=, 32 conn" ;;
-	esac
+	what=$(answer "$row" 32)
 	printf '| %-30s | %-20s | %-20s | %-20s | %-20s | %-20s | %-20s | %-22s | %-22s | %-6s |\n' "$what" \
 		"$(bench_cell "$rec" "$row/tinderbox/p50" %.2f)" "$(bench_cell "$rec" "$row/tinderbox/p99" %.2f)" \
 		"$(bench_cell "$rec" "$row/tinderbox/max" %.1f)" \

@@ -68,6 +68,21 @@ func (fs *frozenStore) thaw() {
 	}
 }
 
+// thawed thaws fs, waits until f has written what it queued, and returns
+// mac's record.
+func (fs *frozenStore) thawed(t *testing.T, f *Flow, mac machine.MAC) state.Machine {
+	t.Helper()
+	fs.thaw()
+	if err := f.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := fs.Get(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // stormMAC is the i-th MAC of a boot storm.
 func stormMAC(i int) machine.MAC {
 	return machine.MAC{0x02, 0x5b, 0, 0, byte(i >> 8), byte(i)}
@@ -219,14 +234,7 @@ func TestQueueBounds(t *testing.T) {
 	if got := testutil.ToFloat64(f.q.dropped.WithLabelValues("dhcp", reasonFull)); got != 11+5 {
 		t.Errorf("records dropped with the queue full: got %v, want %d", got, 11+5)
 	}
-	fs.thaw()
-	if err := f.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	m, _, err := fs.Get(chatty)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := fs.thawed(t, f, chatty)
 	if ev, _ := m.LastEvent(machine.EventDHCPOffer); len(m.Events) != maxQueuedPerMachine || ev.Detail != "offer newest" {
 		t.Errorf("chatty machine: got %d events, newest %q; want %d, newest \"offer newest\"", len(m.Events), ev.Detail, maxQueuedPerMachine)
 	}
@@ -265,14 +273,7 @@ func TestQueueFoldsRepeats(t *testing.T) {
 	if got := testutil.ToFloat64(f.q.dropped.WithLabelValues("dhcp", reasonFull)); got != 0 {
 		t.Errorf("records dropped: got %v, want 0", got)
 	}
-	fs.thaw()
-	if err := f.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	m, _, err := fs.Get(loop)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := fs.thawed(t, f, loop)
 	var got []string
 	for _, e := range m.Events {
 		got = append(got, fmt.Sprintf("%s×%d", e.Detail, e.Times()))
